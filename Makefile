@@ -1,0 +1,41 @@
+# zeroops — `make run` and `make test` work on a fresh clone.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= out
+
+.PHONY: run test test-slow test-live bench lint venv clean devcloud-up devcloud-down help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install zeroops with its test extras
+
+run: $(STAMP)  ## run the standard scenario suite, results in $(OUT)/
+	$(BIN)/zeroops suite scenarios/standard --out $(OUT)
+
+lint: $(STAMP)  ## ruff and the import contracts
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint  ## ruff, import contracts and pytest (fast suites)
+	$(BIN)/pytest -q
+
+test-slow: $(STAMP)  ## the slow suites too
+	$(BIN)/pytest -q -m 'slow'
+
+test-live: $(STAMP)  ## live tests against the local cloud (make devcloud-up first)
+	$(BIN)/pytest -q -m openstack
+
+bench: $(STAMP)  ## pytest-benchmark performance cases; figures belong in README
+	$(BIN)/pytest -q -m benchmark_suite benchmarks --benchmark-only -p no:cacheprovider -o addopts=''
+
+clean:  ## remove the virtualenv and outputs
+	rm -rf $(VENV) $(OUT) .pytest_cache .benchmarks
