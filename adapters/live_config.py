@@ -1,0 +1,189 @@
+"""The live-mode configuration file (YAML), validated with pydantic.
+
+A service of the protocol is a set of servers carrying the metadata
+``zeroops_service=<name>``; this file says which services exist and how to
+build their servers.  Errors name the file, the field and the allowed values::
+
+    cloud: mycloud                 # clouds.yaml entry (``--cloud`` overrides)
+    network: none                  # 'none', 'auto' or a network name/id for new servers
+    services:
+      - name: web
+        flavor: m1.small
+        image: ubuntu-24.04
+        min_servers: 2
+        max_servers: 10
+        dependencies: [db]
+    prometheus:
+      url: http://127.0.0.1:9090
+      queries: {cpu_util: 'avg by (service) (rate(...))'}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from adapters.prometheus import PrometheusConfig
+
+
+class ConfigError(ValueError):
+    """The live configuration is invalid; the message names file, field and allowed values."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServiceSpec(_Strict):
+    """One service: servers built from ``flavor`` and ``image``, kept between min and max."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    flavor: str
+    image: str
+    project: str | None = None  # None: the project of the cloud entry
+    zone: str | None = None
+    min_servers: int = Field(0, ge=0)
+    max_servers: int = Field(1_000_000, ge=0)
+    dependencies: list[str] = Field(default_factory=list)
+    key_name: str | None = None
+    network: str | None = None  # None: the file-wide ``network``
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ServiceSpec:
+        if self.max_servers < self.min_servers:
+            raise ValueError(f"max_servers ({self.max_servers}) must be >= min_servers ({self.min_servers})")
+        return self
+
+
+class RetryConfig(_Strict):
+    """Retries of API calls that failed with a 5xx, a 429 or a time-out."""
+
+    attempts: int = Field(5, ge=1, le=20)
+    base_delay: float = Field(0.5, ge=0)
+    max_delay: float = Field(8.0, ge=0)
+    jitter: float = Field(0.5, ge=0, le=1, description="fraction of each delay drawn at random")
+
+
+class WaitConfig(_Strict):
+    """Seconds an action waits for the cloud to settle (0: do not wait)."""
+
+    create: float = Field(120.0, ge=0)
+    resize: float = Field(300.0, ge=0)
+    poll: float = Field(0.5, gt=0)
+
+
+class EngineSpec(_Strict):
+    """One engine of the live runtime: a class in ``engines`` and its keyword arguments."""
+
+    kind: Literal["reactive_scaler", "crash_restarter"]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LiveConfig(_Strict):
+    """The whole live configuration file."""
+
+    cloud: str | None = None
+    network: str = "none"
+    api_timeout: float = Field(30.0, gt=0, description="seconds per API request")
+    services: list[ServiceSpec] = Field(default_factory=list)
+    prometheus: PrometheusConfig | None = None
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    wait: WaitConfig = Field(default_factory=WaitConfig)
+    prices: dict[str, float] = Field(default_factory=dict, description="flavor name -> price per hour")
+    engines: list[EngineSpec] = Field(
+        default_factory=lambda: [EngineSpec(kind="reactive_scaler"), EngineSpec(kind="crash_restarter")]
+    )
+    journal: str = Field(".zeroops/live-journal.sqlite", description="SQLite journal of in-flight actions")
+    decisions: str = Field(".zeroops/live-decisions.jsonl", description="JSON lines record of every decision")
+
+    @field_validator("services")
+    @classmethod
+    def _unique(cls, v: list[ServiceSpec]) -> list[ServiceSpec]:
+        names = [s.name for s in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"service names must be unique; repeated: {dup}")
+        known = set(names)
+        for s in v:
+            missing = [d for d in s.dependencies if d not in known]
+            if missing:
+                raise ValueError(f"service {s.name!r} depends on unknown {missing}; known services: {sorted(known)}")
+        return v
+
+    def service(self, name: str) -> ServiceSpec | None:
+        return next((s for s in self.services if s.name == name), None)
+
+
+def _loc(loc: tuple[Any, ...], data: Any) -> str:
+    """``services[0](web).flavor`` style location of a validation error."""
+    out, node = "", data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and "name" in node:
+                out += f"({node['name']})"
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top level)"
+
+
+def parse_config(data: Any, source: str = "<config>") -> LiveConfig:
+    """Validate already-parsed YAML; raise :class:`ConfigError` naming ``source`` and each bad field."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
+    try:
+        return LiveConfig.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            where = _loc(tuple(err["loc"]), data)
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                model = _model_at(tuple(err["loc"][:-1]))
+                allowed = sorted(model.model_fields) if model else []
+                msg = f"unknown field; allowed fields: {', '.join(allowed)}"
+            elif err["type"] == "literal_error":
+                msg = f"{msg} (got {err.get('input')!r})"
+            lines.append(f"{source}: {where}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: Any = LiveConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if model else None
+        if field is None:
+            return None
+        ann = field.annotation
+        nxt = None
+        for cand in (ann, *getattr(ann, "__args__", ())):
+            for c in (cand, *getattr(cand, "__args__", ())):
+                if isinstance(c, type) and issubclass(c, BaseModel):
+                    nxt = c
+        model = nxt
+    return model
+
+
+def load_config(path: str | Path | None) -> LiveConfig:
+    """Read and validate a live configuration file (None: defaults, no services)."""
+    if path is None:
+        return LiveConfig()
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    return parse_config(data, str(p))

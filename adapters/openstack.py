@@ -1,0 +1,996 @@
+"""The live adapter: the adapter protocol on a real OpenStack cloud, through openstacksdk.
+
+Observe: servers, flavors, hypervisors (capacity from Placement inventories,
+since compute microversion 2.88 hides hypervisor sizes), images, compute
+quotas and usage, server actions/faults; metrics and alerts from Prometheus
+(:mod:`adapters.prometheus`).  Act: create (idempotent through a request id
+in server metadata), delete, reboot, start, resize with confirm, migrate,
+metadata, quotas.  Every API call goes through :class:`adapters.retry.Retry`;
+every attempt lands in the ``ActionResult`` (``attempts``, ``detail``).
+
+A protocol *service* is the set of servers carrying ``zeroops_service=<name>``
+in their metadata; the services themselves come from the live configuration
+(:mod:`adapters.live_config`).  Actions without a Nova equivalent are mapped
+onto server metadata and reboots; see ``docs/adapter-mapping.md``.
+No credentials are logged: :meth:`OpenStackAdapter.describe` is what may be shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from adapters.base import (
+    Action,
+    ActionResult,
+    AdapterError,
+    Alert,
+    Conflict,
+    CreateServer,
+    DeleteServer,
+    Flavor,
+    Hypervisor,
+    MetricWindow,
+    MigrateServer,
+    NotFound,
+    Notify,
+    NoValidHost,
+    Price,
+    Quota,
+    QuotaExceeded,
+    RebootServer,
+    ResizeServer,
+    RestartService,
+    RollbackDeploy,
+    Server,
+    ServerStatus,
+    ServiceState,
+    SetLBWeights,
+    SetMetadata,
+    SetServiceSetting,
+    Spend,
+    StartServer,
+    TransientAPIError,
+    UpdateQuota,
+)
+from adapters.journal import Journal, JournalEntry
+from adapters.live_config import ConfigError, LiveConfig, ServiceSpec
+from adapters.prometheus import Prometheus
+from adapters.retry import Retry, Trail, classify, fail
+
+# metadata keys zeroops writes on servers
+META_SERVICE = "zeroops_service"
+META_REQUEST = "zeroops_request_id"
+META_INDEX = "zeroops_index"
+META_VERSION = "zeroops_version"
+META_PREV_VERSION = "zeroops_prev_version"
+META_SETTING = "zeroops_setting_"
+META_WEIGHT = "zeroops_lb_weight"
+META_PRICING = "zeroops_pricing"
+
+# Nova task states during which a server is on its way somewhere: engines must not act again.
+_TRANSIT_TASKS = {
+    "rebooting",
+    "reboot_pending",
+    "reboot_started",
+    "rebooting_hard",
+    "reboot_pending_hard",
+    "reboot_started_hard",
+    "powering-on",
+    "powering-off",
+    "spawning",
+    "scheduling",
+    "block_device_mapping",
+    "networking",
+    "rebuilding",
+}
+
+
+def map_status(status: str | None, task_state: str | None) -> ServerStatus:
+    """Nova's status and task state, as the protocol's five server statuses."""
+    st = (status or "").upper()
+    task = (task_state or "").lower()
+    if task == "deleting" or st in ("DELETED", "SOFT_DELETED"):
+        return "DELETED"
+    if st in ("BUILD", "REBUILD", "REBOOT", "HARD_REBOOT") or task in _TRANSIT_TASKS:
+        return "BUILD"
+    if st == "ERROR" or st == "UNKNOWN":
+        return "ERROR"
+    if st in ("SHUTOFF", "STOPPED", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED"):
+        return "SHUTOFF"
+    return "ACTIVE"  # ACTIVE, RESIZE, VERIFY_RESIZE, REVERT_RESIZE, MIGRATING, PASSWORD, RESCUE
+
+
+def _epoch(s: str | None) -> float:
+    if not s:
+        return 0.0
+    try:
+        return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _int(s: Any, default: int = 0) -> int:
+    try:
+        return int(s)
+    except (TypeError, ValueError):
+        return default
+
+
+class OpenStackAdapter:
+    """The adapter protocol over an ``openstack.connection.Connection`` (or anything shaped like it)."""
+
+    name = "openstack"
+
+    def __init__(
+        self,
+        conn: Any,
+        config: LiveConfig | None = None,
+        *,
+        prometheus: Prometheus | None = None,
+        journal: Journal | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        cache_ttl: float = 1.0,
+    ) -> None:
+        self.conn = conn
+        self.config = config or LiveConfig()
+        self.prometheus = (
+            prometheus
+            if prometheus is not None
+            else (Prometheus(self.config.prometheus, clock) if self.config.prometheus else None)
+        )
+        self.journal = journal
+        self._sleep = sleep
+        self._clock = clock
+        r = self.config.retry
+        self.retry = Retry(r.attempts, r.base_delay, r.max_delay, r.jitter, sleep=sleep)
+        self._cache_ttl = cache_ttl
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.RLock()
+        self._flavor_ids: dict[str, str] = {}
+        self._project_names: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- setup
+    @classmethod
+    def connect(cls, cloud: str | None = None, config: LiveConfig | None = None, **kwargs: Any) -> OpenStackAdapter:
+        """Connect with a clouds.yaml entry (``cloud``) or, without one, the ``OS_*`` environment."""
+        import openstack  # local: engines and the twin never pay for it
+
+        config = config or LiveConfig()
+        name = cloud or config.cloud
+        conn = (
+            openstack.connect(cloud=name, api_timeout=config.api_timeout)
+            if name
+            else openstack.connect(api_timeout=config.api_timeout)
+        )
+        return cls(conn, config, **kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        """Where this adapter points, safe to print (no password, no token)."""
+        cfg = getattr(self.conn, "config", None)
+        auth = dict(getattr(cfg, "config", {}).get("auth", {})) if cfg is not None else {}
+        return {
+            "cloud": getattr(cfg, "name", None),
+            "auth_url": auth.get("auth_url"),
+            "username": auth.get("username"),
+            "project": self.project_name,
+            "region": getattr(cfg, "region_name", None),
+            "prometheus": self.prometheus.config.url if self.prometheus else None,
+        }
+
+    def validate(self) -> list[str]:
+        """Check the configuration against the cloud; return problems (flavor/image unknown, ...)."""
+        problems = []
+        flavors = sorted(f.name for f in self.flavors())
+        images = sorted(i["name"] for i in self.images())
+        for s in self.config.services:
+            where = f"services[{s.name}]"
+            if s.flavor not in flavors:
+                problems.append(f"{where}.flavor: {s.flavor!r} is not a flavor of this cloud; allowed: {flavors}")
+            if s.image not in images:
+                problems.append(f"{where}.image: {s.image!r} is not an image of this cloud; allowed: {images}")
+            if s.project and s.project not in (self.project_name, self.project_id):
+                problems.append(
+                    f"{where}.project: {s.project!r} differs from the cloud entry's project {self.project_name!r}; "
+                    "use one cloud entry (and one zeroops live) per project"
+                )
+        return problems
+
+    @property
+    def project_id(self) -> str:
+        return str(self.conn.current_project_id)
+
+    @property
+    def project_name(self) -> str:
+        return self._project_name(self.project_id)
+
+    def _project_name(self, pid: str) -> str:
+        if pid not in self._project_names:
+            name = pid
+            try:
+                if pid == self.conn.current_project_id:
+                    name = self.conn.current_project.name or pid
+                else:
+                    name = self.conn.identity.get_project(pid).name or pid
+            except Exception:  # non-admin users may not read other projects: keep the id
+                name = pid
+            self._project_names[pid] = name
+        return self._project_names[pid]
+
+    def _project_id(self, project: str) -> str:
+        if project in (self.project_name, self.project_id):
+            return self.project_id
+        try:
+            p = self.conn.identity.find_project(project, ignore_missing=True)
+        except Exception as e:
+            raise classify(e) from e
+        if p is None:
+            raise NotFound(f"project {project!r} not found")
+        return str(p.id)
+
+    # ---------------------------------------------------------------- cache
+    def _cached(self, key: str, fn: Callable[[], Any], ttl: float | None = None) -> Any:
+        ttl = self._cache_ttl if ttl is None else ttl
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit and now - hit[0] < ttl:
+                return hit[1]
+        val = fn()
+        with self._lock:
+            self._cache[key] = (now, val)
+        return val
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def _read(self, what: str, fn: Callable[[], Any]) -> Any:
+        """A read call with retries (no trail kept)."""
+        return self.retry.call(Trail(), what, fn)
+
+    # -------------------------------------------------------------- observe
+    def now(self) -> float:
+        return self._clock()
+
+    def _raw_flavors(self) -> list[Any]:
+        return self._cached(
+            "flavors", lambda: self._read("list flavors", lambda: list(self.conn.compute.flavors())), 60
+        )
+
+    def flavors(self) -> Sequence[Flavor]:
+        out = []
+        for f in self._raw_flavors():
+            extra = getattr(f, "extra_specs", None) or {}
+            gpus = sum(_int(v) for k, v in extra.items() if k.startswith("resources:") and "GPU" in k.upper())
+            out.append(Flavor(f.name, int(f.vcpus or 0), int(f.ram or 0), int(f.disk or 0), gpus))
+            self._flavor_ids[f.name] = f.id
+        return out
+
+    def _flavor_id(self, name: str) -> str:
+        if name not in self._flavor_ids:
+            self.flavors()
+        if name not in self._flavor_ids:
+            raise NotFound(f"flavor {name!r} not found; flavors: {sorted(self._flavor_ids)}")
+        return self._flavor_ids[name]
+
+    def images(self) -> list[dict[str, Any]]:
+        """Images visible to the project: id, name, status, size."""
+
+        def fetch() -> list[dict[str, Any]]:
+            imgs = self._read("list images", lambda: list(self.conn.image.images()))
+            return [{"id": i.id, "name": i.name, "status": i.status, "size": i.size} for i in imgs]
+
+        return self._cached("images", fetch, 60)
+
+    def _image_id(self, name: str) -> str:
+        for i in self.images():
+            if name in (i["name"], i["id"]) and i["status"] == "active":
+                return str(i["id"])
+        raise NotFound(
+            f"image {name!r} not found or not active; images: {sorted(str(i['name']) for i in self.images())}"
+        )
+
+    def _placement(self) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+        """Resource provider name -> (inventories, usages), read from Placement."""
+        out: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        rps = self._read("placement providers", lambda: self.conn.placement.get("/resource_providers").json())
+        for rp in rps.get("resource_providers", []):
+            u = rp["uuid"]
+            inv = self._read(
+                "placement inventories",
+                lambda u=u: self.conn.placement.get(f"/resource_providers/{u}/inventories").json(),
+            )
+            use = self._read(
+                "placement usages", lambda u=u: self.conn.placement.get(f"/resource_providers/{u}/usages").json()
+            )
+            out[rp["name"]] = (inv.get("inventories", {}), use.get("usages", {}))
+        return out
+
+    def hypervisors(self) -> Sequence[Hypervisor]:
+        return self._cached("hypervisors", self._hypervisors, 5)
+
+    def _hypervisors(self) -> list[Hypervisor]:
+        hyps = self._read("list hypervisors", lambda: list(self.conn.compute.hypervisors(details=True)))
+        zones: dict[str, str] = {}
+        try:
+            for z in self._read("availability zones", lambda: list(self.conn.compute.availability_zones(details=True))):
+                for host, svcs in (z.hosts or {}).items():
+                    if "nova-compute" in svcs:
+                        zones[host] = z.name
+        except AdapterError:
+            pass
+        try:
+            placement = self._placement()
+        except AdapterError:
+            placement = {}
+        legacy: dict[str, dict[str, Any]] = {}
+        if not placement:  # no Placement access: sizes from the compute API before 2.88
+            try:
+                body = self._read(
+                    "hypervisors@2.87",
+                    lambda: self.conn.compute.get("/os-hypervisors/detail", microversion="2.87").json(),
+                )
+                legacy = {h["hypervisor_hostname"]: h for h in body.get("hypervisors", [])}
+            except AdapterError:
+                legacy = {}
+        region = getattr(getattr(self.conn, "config", None), "region_name", None) or ""
+        out = []
+        for h in hyps:
+            inv, use = placement.get(h.name, ({}, {}))
+
+            def cap(rc: str, inv: dict[str, Any] = inv) -> int:
+                i = inv.get(rc)
+                return int((i["total"] - i.get("reserved", 0)) * i.get("allocation_ratio", 1.0)) if i else 0
+
+            gpu_rc = [rc for rc in inv if "GPU" in rc]
+            lg = legacy.get(h.name, {})
+            host = (getattr(h, "service_details", None) or {}).get("host", h.name)
+            out.append(
+                Hypervisor(
+                    id=str(h.id),
+                    name=h.name,
+                    region=region,
+                    zone=zones.get(host, "nova"),
+                    state="up" if (h.state or "up") == "up" and (h.status or "enabled") == "enabled" else "down",
+                    vcpus=cap("VCPU") if inv else _int(lg.get("vcpus")),
+                    vcpus_used=_int(use.get("VCPU")) if inv else _int(lg.get("vcpus_used")),
+                    memory_mb=cap("MEMORY_MB") if inv else _int(lg.get("memory_mb")),
+                    memory_mb_used=_int(use.get("MEMORY_MB")) if inv else _int(lg.get("memory_mb_used")),
+                    disk_gb=cap("DISK_GB") if inv else _int(lg.get("local_gb")),
+                    disk_gb_used=_int(use.get("DISK_GB")) if inv else _int(lg.get("local_gb_used")),
+                    gpus=sum(cap(rc) for rc in gpu_rc),
+                    gpus_used=sum(_int(use.get(rc)) for rc in gpu_rc),
+                )
+            )
+        return out
+
+    def _raw_servers(self) -> list[Any]:
+        return self._cached(
+            "servers", lambda: self._read("list servers", lambda: list(self.conn.compute.servers(details=True)))
+        )
+
+    def _to_server(self, s: Any) -> Server:
+        meta = dict(s.metadata or {})
+        flavor = getattr(s, "flavor", None)
+        fname = (getattr(flavor, "original_name", None) or getattr(flavor, "name", None) or "") if flavor else ""
+        pricing = meta.get(META_PRICING, "on_demand")
+        return Server(
+            id=str(s.id),
+            name=s.name or "",
+            flavor=fname,
+            project=self._project_name(s.project_id) if s.project_id else "",
+            status=map_status(s.status, getattr(s, "task_state", None)),
+            zone=getattr(s, "availability_zone", None) or "",
+            hypervisor=getattr(s, "hypervisor_hostname", None) or getattr(s, "compute_host", None),
+            service=meta.get(META_SERVICE),
+            pricing=pricing if pricing in ("on_demand", "spot", "reserved") else "on_demand",  # type: ignore[arg-type]
+            created_at=_epoch(getattr(s, "created_at", None)),
+            metadata=meta,
+        )
+
+    def servers(self, *, service: str | None = None, status: str | None = None) -> Sequence[Server]:
+        out = [self._to_server(s) for s in self._raw_servers()]
+        return [
+            s
+            for s in out
+            if (service is None or s.service == service)
+            and (status is None or s.status == status)
+            and s.status != "DELETED"
+        ]
+
+    def services(self) -> Sequence[ServiceState]:
+        all_servers = self.servers()
+        out = []
+        for spec in self.config.services:
+            mine = [s for s in all_servers if s.service == spec.name]
+            version = max((_int(s.metadata.get(META_VERSION)) for s in mine), default=0)
+            settings: dict[str, float] = {}
+            for s in sorted(mine, key=lambda s: s.created_at):
+                for k, v in s.metadata.items():
+                    if k.startswith(META_SETTING):
+                        with contextlib.suppress(ValueError):
+                            settings[k[len(META_SETTING) :]] = float(v)
+            out.append(
+                ServiceState(
+                    name=spec.name,
+                    project=spec.project or self.project_name,
+                    flavor=spec.flavor,
+                    dependencies=tuple(spec.dependencies),
+                    active=sum(s.status == "ACTIVE" for s in mine),
+                    building=sum(s.status == "BUILD" for s in mine),
+                    failed=sum(s.status in ("ERROR", "SHUTOFF") for s in mine),
+                    version=version,
+                    settings=settings,
+                    min_servers=spec.min_servers,
+                    max_servers=spec.max_servers,
+                )
+            )
+        return out
+
+    def metric_window(self, metric: str, labels: Mapping[str, str], seconds: float) -> MetricWindow:
+        if self.prometheus is None:
+            import numpy as np
+
+            return MetricWindow(metric, dict(labels), np.array([]), np.array([]))
+        return self.prometheus.metric_window(metric, labels, seconds)
+
+    def latest(self, metric: str) -> Mapping[str, float]:
+        if metric == "active_servers" and not (self.prometheus and metric in self.prometheus.config.queries):
+            return {s.name: float(s.active) for s in self.services()}
+        if self.prometheus is None:
+            return {}
+        return self.prometheus.latest(metric)
+
+    def alerts(self, since: float) -> Sequence[Alert]:
+        return self.prometheus.alerts(since) if self.prometheus else []
+
+    def prices(self) -> Sequence[Price]:
+        return [Price(f, "on_demand", p) for f, p in sorted(self.config.prices.items())]
+
+    def spend(self) -> Spend:
+        now = self.now()
+        total = rate = 0.0
+        per: dict[str, float] = {}
+        for s in self.servers():
+            p = self.config.prices.get(s.flavor, 0.0)
+            cost = p * max(0.0, now - s.created_at) / 3600.0 if s.created_at else 0.0
+            total += cost
+            rate += p
+            per[s.project] = per.get(s.project, 0.0) + cost
+        return Spend(total, rate, per)
+
+    def quotas(self) -> Sequence[Quota]:
+        def fetch() -> list[Quota]:
+            projects = {self.project_id} | {self._project_id(s.project) for s in self.config.services if s.project}
+            out = []
+            for pid in sorted(projects):
+                qs = self._read("quota set", lambda pid=pid: self.conn.compute.get_quota_set(pid, usage=True))
+                use = qs.usage or {}
+                out.append(
+                    Quota(
+                        project=self._project_name(pid),
+                        instances=_int(qs.instances, -1),
+                        cores=_int(qs.cores, -1),
+                        ram_mb=_int(qs.ram, -1),
+                        instances_used=_int(use.get("instances")),
+                        cores_used=_int(use.get("cores")),
+                        ram_mb_used=_int(use.get("ram")),
+                    )
+                )
+            return out
+
+        return self._cached("quotas", fetch, 5)
+
+    def server_events(self, server_id: str) -> dict[str, Any]:
+        """Status, fault and instance actions (with their events) of one server."""
+        s = self._get_server(server_id)
+        actions = self._read("server actions", lambda: list(self.conn.compute.server_actions(server_id)))
+        return {
+            "status": s.status,
+            "task_state": getattr(s, "task_state", None),
+            "fault": getattr(s, "fault", None),
+            "actions": [
+                {
+                    "action": a.action,
+                    "request_id": a.request_id,
+                    "start_time": a.start_time,
+                    "message": getattr(a, "message", None),
+                }
+                for a in actions
+            ],
+        }
+
+    # ------------------------------------------------------------------ act
+    def execute(self, action: Action) -> ActionResult:
+        """Carry out one action; journal it while in flight; raise adapter errors with the attempt trail."""
+        handler = self._HANDLERS.get(type(action))
+        if handler is None:
+            raise AdapterError(f"{type(action).__name__} is not supported by the OpenStack adapter")
+        if isinstance(action, Notify):
+            return ActionResult(True, f"notified ({action.severity}): {action.message}")
+        rid = (action.request_id if isinstance(action, CreateServer) else None) or uuid.uuid4().hex
+        trail = Trail()
+        if self.journal:
+            self.journal.begin(rid, action.kind, action.target(), action.params() | {"request_id": rid})
+        try:
+            result = handler(self, action, rid, trail)
+        except AdapterError as e:
+            if self.journal:
+                self.journal.finish(rid, "failed", f"{type(e).__name__}: {e}")
+            self.invalidate()
+            if not hasattr(e, "attempts"):
+                raise fail(e, trail) from e
+            raise
+        if self.journal:
+            self.journal.finish(rid, "done" if result.ok else "failed", result.detail)
+        self.invalidate()
+        return result
+
+    def _result(self, ok: bool, msg: str, trail: Trail, server_ids: Sequence[str] = ()) -> ActionResult:
+        retries = [ln for ln in trail.lines]
+        detail = msg if not retries else f"{msg} [attempts: {trail.attempts}; {trail.text()}]"
+        return ActionResult(ok, detail, tuple(server_ids), max(1, trail.attempts))
+
+    def _get_server(self, server_id: str, trail: Trail | None = None) -> Any:
+        """Read one server (retried); retries are noted in ``trail`` but do not count as attempts of the action."""
+        reads = Trail()
+        try:
+            s = self.retry.call(reads, f"get {server_id[:8]}", lambda: self.conn.compute.get_server(server_id))
+        finally:
+            if trail is not None and reads.lines:
+                trail.lines.extend(reads.lines)
+        if s is None:
+            raise NotFound(f"server {server_id} not found")
+        return s
+
+    def _wait(self, server_id: str, until: Callable[[Any], bool], timeout: float, trail: Trail, what: str) -> Any:
+        """Poll a server until ``until(server)``; ERROR ends the wait early. Returns the last server seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self._get_server(server_id, trail)
+            if until(s) or s.status == "ERROR" or time.monotonic() >= deadline:
+                if not until(s) and s.status != "ERROR":
+                    trail.note(f"{what}: still {s.status}/{getattr(s, 'task_state', None)} after {timeout:.0f}s")
+                return s
+            self._sleep(self.config.wait.poll)
+
+    @staticmethod
+    def _fault(s: Any) -> str:
+        f = getattr(s, "fault", None) or {}
+        return f"{f.get('code', '')} {f.get('message', '')}".strip() if isinstance(f, dict) else str(f)
+
+    # -- create
+    def _spec(self, service: str) -> ServiceSpec:
+        spec = self.config.service(service)
+        if spec is None:
+            raise NotFound(
+                f"service {service!r} is not in the live config; services: {[s.name for s in self.config.services]}"
+            )
+        return spec
+
+    def find_request(self, request_id: str, index: int | None = None) -> list[Any]:
+        """Servers (any status but deleted) created under ``request_id`` (and ``index``), straight from Nova."""
+        prefix = request_id[:8]
+        found = self._read(
+            "find by request id", lambda: list(self.conn.compute.servers(details=True, name=f"-{prefix}-"))
+        )
+        out = [
+            s
+            for s in found
+            if (s.metadata or {}).get(META_REQUEST) == request_id
+            and map_status(s.status, getattr(s, "task_state", None)) != "DELETED"
+        ]
+        if index is not None:
+            out = [s for s in out if (s.metadata or {}).get(META_INDEX) == str(index)]
+        return out
+
+    def _service_meta(self, service: str) -> dict[str, str]:
+        """Version and settings the service's newest servers carry, for a new member to inherit."""
+        mine = sorted(self.servers(service=service), key=lambda s: s.created_at)
+        meta: dict[str, str] = {}
+        for s in mine:
+            for k, v in s.metadata.items():
+                if k == META_VERSION or k.startswith(META_SETTING):
+                    meta[k] = v
+        return meta
+
+    def _create(self, a: CreateServer, rid: str, trail: Trail) -> ActionResult:
+        spec = self._spec(a.service)
+        flavor_id = self._flavor_id(a.flavor or spec.flavor)
+        image_id = self._image_id(spec.image)
+        network = spec.network or self.config.network
+        inherited = self._service_meta(spec.name)
+        ids: list[str] = []
+        reused = 0
+        err: AdapterError | None = None
+        for i in range(a.count):
+            existing = self.find_request(rid, i)
+            if existing:
+                ids.append(str(existing[0].id))
+                reused += 1
+                trail.note(f"create #{i}: exists already as {existing[0].id} (request {rid[:8]})")
+                continue
+            name = f"{spec.name}-{rid[:8]}-{i}"
+            meta = inherited | {META_SERVICE: spec.name, META_REQUEST: rid, META_INDEX: str(i), META_PRICING: a.pricing}
+            attrs: dict[str, Any] = {"name": name, "flavor_id": flavor_id, "image_id": image_id, "metadata": meta}
+            attrs["networks"] = network if network in ("none", "auto") else [{"uuid": self._network_id(network)}]
+            if a.zone or spec.zone:
+                attrs["availability_zone"] = a.zone or spec.zone
+            if spec.key_name:
+                attrs["key_name"] = spec.key_name
+
+            def recover(i: int = i) -> Any:
+                found = self.find_request(rid, i)
+                return found[0] if found else None
+
+            try:
+                s = self.retry.call(
+                    trail,
+                    f"create {name}",
+                    lambda attrs=attrs: self.conn.compute.create_server(**attrs),
+                    recover=recover,
+                )
+            except AdapterError as e:
+                err = e
+                break
+            ids.append(str(s.id))
+        if ids and self.config.wait.create > 0:
+            ids, werr = self._wait_active(ids, trail)
+            err = err or werr
+        if err is not None and not ids:
+            raise err
+        msg = f"created {len(ids)} of {a.count} server(s) for {spec.name} (request {rid[:8]}"
+        msg += f", {reused} found from an earlier attempt)" if reused else ")"
+        if err is not None:
+            msg += f"; stopped by {type(err).__name__}: {err}"
+        return self._result(err is None, msg, trail, ids)
+
+    def _network_id(self, network: str) -> str:
+        net = self._read("find network", lambda: self.conn.network.find_network(network, ignore_missing=True))
+        if net is None:
+            raise NotFound(f"network {network!r} not found")
+        return str(net.id)
+
+    def _wait_active(self, ids: list[str], trail: Trail) -> tuple[list[str], AdapterError | None]:
+        """Wait for new servers to leave BUILD; servers that failed to schedule are deleted and reported."""
+        deadline = time.monotonic() + self.config.wait.create
+        pending = set(ids)
+        failed: dict[str, str] = {}
+        while pending and time.monotonic() < deadline:
+            for sid in sorted(pending):
+                s = self._get_server(sid, trail)
+                if s.status == "ACTIVE" and not getattr(s, "task_state", None):
+                    pending.discard(sid)
+                elif s.status == "ERROR":
+                    pending.discard(sid)
+                    failed[sid] = self._fault(s)
+            if pending:
+                self._sleep(self.config.wait.poll)
+        if pending:
+            trail.note(f"{len(pending)} server(s) still building after {self.config.wait.create:.0f}s")
+        if not failed:
+            return ids, None
+        for sid, fault in failed.items():
+            trail.note(f"server {sid[:8]} went to ERROR ({fault}); deleting it")
+            with contextlib.suppress(AdapterError):
+                self.retry.call(trail, f"delete failed {sid[:8]}", lambda sid=sid: self.conn.compute.delete_server(sid))
+        faults = "; ".join(sorted(set(failed.values())))
+        cls = NoValidHost if "no valid host" in faults.lower() else AdapterError
+        return [i for i in ids if i not in failed], cls(f"{len(failed)} new server(s) went to ERROR: {faults}")
+
+    # -- delete / reboot / start
+    def _delete(self, a: DeleteServer, rid: str, trail: Trail) -> ActionResult:
+        self._get_server(a.server_id, trail)  # NotFound for an unknown id; a retry below tolerates 404
+        self.retry.call(
+            trail,
+            f"delete {a.server_id[:8]}",
+            lambda: self.conn.compute.delete_server(a.server_id, ignore_missing=True),
+        )
+        return self._result(True, f"deleted {a.server_id}", trail, ())
+
+    def _reboot_one(self, server_id: str, hard: bool, trail: Trail) -> str:
+        s = self._get_server(server_id, trail)
+        if s.status == "SHUTOFF":
+            self.retry.call(trail, f"start {server_id[:8]}", lambda: self.conn.compute.start_server(server_id))
+            return f"started {server_id} (was SHUTOFF)"
+        kind = "HARD" if hard or s.status != "ACTIVE" else "SOFT"
+        self.retry.call(
+            trail, f"reboot {server_id[:8]} {kind}", lambda: self.conn.compute.reboot_server(server_id, kind)
+        )
+        note = f" (was {s.status}: {self._fault(s)})" if s.status == "ERROR" else ""
+        return f"rebooted {server_id} {kind}{note}"
+
+    def _reboot(self, a: RebootServer, rid: str, trail: Trail) -> ActionResult:
+        return self._result(True, self._reboot_one(a.server_id, a.hard, trail), trail)
+
+    def _start(self, a: StartServer, rid: str, trail: Trail) -> ActionResult:
+        s = self._get_server(a.server_id, trail)
+        if s.status == "ACTIVE":
+            return self._result(True, f"{a.server_id} is ACTIVE already", trail)
+        return self._result(True, self._reboot_one(a.server_id, True, trail), trail)
+
+    # -- resize / migrate
+    def _resize(self, a: ResizeServer, rid: str, trail: Trail) -> ActionResult:
+        flavor_id = self._flavor_id(a.flavor)
+        s = self._get_server(a.server_id, trail)
+        current = getattr(s.flavor, "original_name", None) or getattr(s.flavor, "name", None)
+        if current == a.flavor and s.status == "ACTIVE":
+            return self._result(True, f"{a.server_id} has flavor {a.flavor} already", trail)
+        if s.status == "VERIFY_RESIZE":  # a resize of ours was cut short: finish it first
+            trail.note("server was in VERIFY_RESIZE: confirming the earlier resize")
+            self._confirm(a.server_id, trail)
+            s = self._get_server(a.server_id, trail)
+            current = getattr(s.flavor, "original_name", None)
+            if current == a.flavor:
+                return self._result(True, f"confirmed earlier resize of {a.server_id} to {a.flavor}", trail)
+        if s.status != "ACTIVE" and s.status != "SHUTOFF":
+            raise Conflict(f"cannot resize {a.server_id} in status {s.status} ({self._fault(s)})")
+        self.retry.call(
+            trail, f"resize {a.server_id[:8]}", lambda: self.conn.compute.resize_server(a.server_id, flavor_id)
+        )
+        s = self._wait(
+            a.server_id,
+            lambda s: (
+                s.status == "VERIFY_RESIZE"
+                or (
+                    s.status in ("ACTIVE", "SHUTOFF")
+                    and not getattr(s, "task_state", None)
+                    and getattr(s.flavor, "original_name", None) != current
+                )
+            ),
+            self.config.wait.resize,
+            trail,
+            "resize",
+        )
+        if s.status == "VERIFY_RESIZE":
+            self._confirm(a.server_id, trail)
+            return self._result(True, f"resized {a.server_id} {current} -> {a.flavor}, confirmed", trail)
+        if s.status == "ERROR":
+            raise fail(AdapterError(f"resize put {a.server_id} in ERROR: {self._fault(s)}"), trail)
+        reason = self._last_action_message(a.server_id)
+        err: AdapterError = (
+            NoValidHost(reason)
+            if "no valid host" in reason.lower()
+            else AdapterError(f"resize of {a.server_id} did not happen: {reason or s.status}")
+        )
+        raise fail(err, trail)
+
+    def _confirm(self, server_id: str, trail: Trail) -> None:
+        self.retry.call(
+            trail, f"confirm resize {server_id[:8]}", lambda: self.conn.compute.confirm_server_resize(server_id)
+        )
+        self._wait(
+            server_id,
+            lambda s: s.status in ("ACTIVE", "SHUTOFF") and not getattr(s, "task_state", None),
+            self.config.wait.resize,
+            trail,
+            "confirm",
+        )
+
+    def _last_action_message(self, server_id: str) -> str:
+        try:
+            ev = self.server_events(server_id)
+        except AdapterError:
+            return ""
+        msgs = [a["message"] for a in ev["actions"] if a.get("message")]
+        return (msgs[0] if msgs else "") or self._fault_text(ev.get("fault"))
+
+    @staticmethod
+    def _fault_text(f: Any) -> str:
+        return f.get("message", "") if isinstance(f, dict) else ""
+
+    def _migrate(self, a: MigrateServer, rid: str, trail: Trail) -> ActionResult:
+        s = self._get_server(a.server_id, trail)
+        src = getattr(s, "hypervisor_hostname", None) or getattr(s, "compute_host", None)
+        if a.hypervisor:
+            self.retry.call(
+                trail,
+                f"live-migrate {a.server_id[:8]}",
+                lambda: self.conn.compute.live_migrate_server(a.server_id, host=a.hypervisor, block_migration="auto"),
+            )
+        else:
+            self.retry.call(trail, f"migrate {a.server_id[:8]}", lambda: self.conn.compute.migrate_server(a.server_id))
+        s = self._wait(
+            a.server_id,
+            lambda s: (
+                s.status == "VERIFY_RESIZE"
+                or (s.status in ("ACTIVE", "SHUTOFF") and not getattr(s, "task_state", None))
+            ),
+            self.config.wait.resize,
+            trail,
+            "migrate",
+        )
+        if s.status == "VERIFY_RESIZE":
+            self._confirm(a.server_id, trail)
+            s = self._get_server(a.server_id, trail)
+        dst = getattr(s, "hypervisor_hostname", None) or getattr(s, "compute_host", None)
+        if dst == src:
+            reason = self._last_action_message(a.server_id)
+            err: AdapterError = (
+                NoValidHost(reason)
+                if "no valid host" in reason.lower()
+                else AdapterError(f"{a.server_id} is still on {src}: {reason or s.status}")
+            )
+            raise fail(err, trail)
+        return self._result(True, f"migrated {a.server_id} {src} -> {dst}", trail)
+
+    # -- metadata-mapped actions
+    def _set_meta(self, server_id: str, meta: Mapping[str, str], trail: Trail) -> None:
+        self.retry.call(
+            trail,
+            f"set metadata {server_id[:8]}",
+            lambda: self.conn.compute.set_server_metadata(server_id, **dict(meta)),
+        )
+
+    def _set_metadata(self, a: SetMetadata, rid: str, trail: Trail) -> ActionResult:
+        self._set_meta(a.server_id, {k: str(v) for k, v in a.metadata.items()}, trail)
+        return self._result(True, f"metadata of {a.server_id} set: {sorted(a.metadata)}", trail)
+
+    def _members(self, service: str) -> list[Server]:
+        self._spec(service)
+        self.invalidate()
+        return [s for s in self.servers(service=service) if s.status != "DELETED"]
+
+    def _restart_service(self, a: RestartService, rid: str, trail: Trail) -> ActionResult:
+        done, errors = [], []
+        for s in self._members(a.service):
+            try:
+                done.append(self._reboot_one(s.id, False, trail))
+            except AdapterError as e:
+                errors.append(f"{s.id}: {type(e).__name__}")
+        return self._result(
+            not errors, f"restart {a.service}: {len(done)} rebooted" + (f", failed: {errors}" if errors else ""), trail
+        )
+
+    def _set_setting(self, a: SetServiceSetting, rid: str, trail: Trail) -> ActionResult:
+        members = self._members(a.service)
+        for s in members:
+            self._set_meta(s.id, {META_SETTING + a.key: repr(float(a.value))}, trail)
+        return self._result(True, f"{a.service}: {a.key}={a.value} on {len(members)} server(s)", trail)
+
+    def _rollback(self, a: RollbackDeploy, rid: str, trail: Trail) -> ActionResult:
+        members = self._members(a.service)
+        version = max((_int(s.metadata.get(META_VERSION)) for s in members), default=0)
+        if version <= 0:
+            raise Conflict(f"{a.service} is at version {version}: nothing to roll back")
+        prev = min((_int(s.metadata.get(META_PREV_VERSION), version - 1) for s in members), default=version - 1)
+        prev = max(0, min(prev, version - 1))
+        for s in members:
+            self._set_meta(s.id, {META_VERSION: str(prev), META_PREV_VERSION: str(max(0, prev - 1))}, trail)
+        return self._result(True, f"{a.service}: version {version} -> {prev} on {len(members)} server(s)", trail)
+
+    def _lb_weights(self, a: SetLBWeights, rid: str, trail: Trail) -> ActionResult:
+        members = {s.id for s in self._members(a.service)}
+        unknown = sorted(set(a.weights) - members)
+        if unknown:
+            raise NotFound(f"servers {unknown} are not members of {a.service}")
+        for sid, w in a.weights.items():
+            self._set_meta(sid, {META_WEIGHT: repr(float(w))}, trail)
+        return self._result(True, f"{a.service}: weights set on {len(a.weights)} server(s)", trail)
+
+    def _update_quota(self, a: UpdateQuota, rid: str, trail: Trail) -> ActionResult:
+        pid = self._project_id(a.project)
+        attrs = {k: v for k, v in (("instances", a.instances), ("cores", a.cores), ("ram", a.ram_mb)) if v is not None}
+        if not attrs:
+            return self._result(True, "nothing to change", trail)
+        self.retry.call(trail, f"update quota {a.project}", lambda: self.conn.compute.update_quota_set(pid, **attrs))
+        return self._result(True, f"quota of {a.project}: {attrs}", trail)
+
+    _HANDLERS: dict[type, Callable[..., ActionResult]] = {
+        CreateServer: _create,
+        DeleteServer: _delete,
+        RebootServer: _reboot,
+        StartServer: _start,
+        ResizeServer: _resize,
+        MigrateServer: _migrate,
+        SetMetadata: _set_metadata,
+        RestartService: _restart_service,
+        SetServiceSetting: _set_setting,
+        RollbackDeploy: _rollback,
+        SetLBWeights: _lb_weights,
+        UpdateQuota: _update_quota,
+        Notify: lambda self, a, rid, trail: ActionResult(True, "recorded"),
+    }
+
+    # -------------------------------------------------------- reconciliation
+    def reconcile(self, act: bool = True) -> list[str]:
+        """Finish or abandon actions a previous controller left open, then sweep half-done resizes.
+
+        Policy (level-triggered: the engines re-decide on the fresh view):
+        create — servers found under the request id are adopted, the rest abandoned;
+        delete — finished if the server still exists; resize/migrate — a server in
+        VERIFY_RESIZE is confirmed; metadata, settings, quotas — re-applied (idempotent);
+        reboot/start/restart/rollback — abandoned.  With ``act=False`` nothing is changed.
+        """
+        notes: list[str] = []
+        entries: list[JournalEntry] = self.journal.open_entries() if self.journal else []
+        for e in entries:
+            try:
+                notes.append(self._reconcile_one(e, act))
+            except AdapterError as err:
+                notes.append(f"{e.kind} {e.target} ({e.request_id[:8]}): reconcile failed: {type(err).__name__}: {err}")
+                if act and self.journal:
+                    self.journal.finish(e.request_id, "abandoned", f"reconcile failed: {err}")
+        for s in self._raw_servers():
+            meta = s.metadata or {}
+            if s.status == "VERIFY_RESIZE" and META_SERVICE in meta:
+                if act:
+                    self._confirm(str(s.id), Trail())
+                notes.append(
+                    f"{'confirmed' if act else 'would confirm'} pending resize of {s.id} ({meta[META_SERVICE]})"
+                )
+        self.invalidate()
+        return notes
+
+    def _reconcile_one(self, e: JournalEntry, act: bool) -> str:
+        tag = f"{e.kind} {e.target} ({e.request_id[:8]})"
+        verb = "" if act else "would "
+        p = e.params
+        state, msg = "abandoned", "abandoned"
+        if e.kind == "create_server":
+            found = self.find_request(e.request_id)
+            state = "adopted" if found else "abandoned"
+            msg = f"{verb}adopt {len(found)} of {p.get('count', 1)} server(s): {[str(s.id) for s in found]}"
+        elif e.kind == "delete_server":
+            try:
+                s = self._get_server(str(p["server_id"]))
+            except NotFound:
+                s = None
+            if s is not None and map_status(s.status, getattr(s, "task_state", None)) != "DELETED":
+                if act:
+                    self.retry.call(
+                        Trail(), "delete", lambda: self.conn.compute.delete_server(s.id, ignore_missing=True)
+                    )
+                state, msg = "finished", f"{verb}finish delete of {s.id}"
+            else:
+                state, msg = "finished", "server already gone"
+        elif e.kind in ("resize_server", "migrate_server"):
+            try:
+                s = self._get_server(str(p["server_id"]))
+            except NotFound:
+                s = None
+            if s is not None and s.status == "VERIFY_RESIZE":
+                if act:
+                    self._confirm(str(s.id), Trail())
+                state, msg = "finished", f"{verb}confirm resize of {s.id}"
+            else:
+                msg = f"abandoned (server {'gone' if s is None else s.status})"
+        elif e.kind in ("set_metadata", "set_service_setting", "set_lb_weights", "update_quota"):
+            if act:
+                action = _rebuild(e)
+                if action is not None:
+                    self._HANDLERS[type(action)](self, action, e.request_id, Trail())
+            state, msg = "finished", f"{verb}re-apply"
+        if act and self.journal:
+            self.journal.finish(e.request_id, state, msg)
+        return f"{tag}: {msg}"
+
+
+def _rebuild(e: JournalEntry) -> Action | None:
+    """The action a journal entry recorded (only for the idempotent kinds that are re-applied)."""
+    from adapters.base import ACTION_TYPES
+
+    cls = ACTION_TYPES.get(e.kind)
+    if cls is None:
+        return None
+    fields = {k: v for k, v in e.params.items() if k in cls.__dataclass_fields__ and k != "kind"}
+    try:
+        return cls(**fields)
+    except TypeError:
+        return None
+
+
+__all__ = [
+    "ConfigError",
+    "OpenStackAdapter",
+    "QuotaExceeded",
+    "TransientAPIError",
+    "map_status",
+]
