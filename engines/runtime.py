@@ -74,6 +74,7 @@ class ActionRecord:
     outcome: Outcome
     result: ActionResult | None = None
     error: str | None = None  # exception class name when the adapter raised
+    audit_id: int | None = None  # set by an ActionLog that assigns durable ids (engines.audit)
 
     @property
     def kind(self) -> str:
@@ -154,6 +155,14 @@ class ChokePoint:
     def execute_approved(self, now: float, engine: str, action: Action, verdict: Verdict) -> ActionRecord:
         """Run an action whose approval arrived later; logged like any other."""
         rec = self._execute(now, engine, action, verdict)
+        self.log.record(rec)
+        for fn in self.listeners:
+            fn(rec)
+        return rec
+
+    def note(self, now: float, engine: str, action: Action, verdict: Verdict, outcome: Outcome) -> ActionRecord:
+        """Log a decision taken outside ``submit`` (a human denied or a proposal expired); nothing executes."""
+        rec = ActionRecord(next(self._seq), now, engine, action, verdict, outcome)
         self.log.record(rec)
         for fn in self.listeners:
             fn(rec)
