@@ -32,10 +32,22 @@ test-slow: $(STAMP)  ## the slow suites too
 	$(BIN)/pytest -q -m 'slow'
 
 test-live: $(STAMP)  ## live tests against the local cloud (make devcloud-up first)
-	$(BIN)/pytest -q -m openstack
+	ZEROOPS_TEST_CLOUD=$${ZEROOPS_TEST_CLOUD:-devcloud} OS_CLIENT_CONFIG_FILE=$${OS_CLIENT_CONFIG_FILE:-$(DEVCLOUD_CLOUDS)} \
+		$(BIN)/pytest -q -m openstack
 
 bench: $(STAMP)  ## pytest-benchmark performance cases; figures belong in README
 	$(BIN)/pytest -q -m benchmark_suite benchmarks --benchmark-only -p no:cacheprovider -o addopts=''
 
 clean:  ## remove the virtualenv and outputs
 	rm -rf $(VENV) $(OUT) .pytest_cache .benchmarks
+
+DEVCLOUD_CLOUDS := $(CURDIR)/.devcloud/run/etc/openstack/clouds.yaml
+
+devcloud-up:  ## start the local OpenStack (Keystone, Placement, Nova fake driver, Glance) and Prometheus
+	devcloud/up.sh
+	devcloud/prom_up.sh
+	@echo "export ZEROOPS_TEST_CLOUD=devcloud OS_CLIENT_CONFIG_FILE=$(DEVCLOUD_CLOUDS) ZEROOPS_TEST_PROMETHEUS=http://127.0.0.1:9090"
+
+devcloud-down:  ## stop the local OpenStack and Prometheus (data stays in .devcloud/)
+	devcloud/prom_down.sh
+	devcloud/down.sh
