@@ -1,0 +1,193 @@
+"""The adapter protocol on the SimPy twin, with the twin's latencies and failure modes.
+
+Engines call this exactly as they would call :mod:`adapters.openstack`: the
+twin's ground truth (faults, SLO breaches) is not reachable from here.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from adapters import base
+from adapters.base import Action, ActionResult
+from twin import errors
+from twin.world import PRICING, SERVER_METRICS, SERVICE_METRICS, STATUS, World, server_id
+
+_ERRORS: dict[type[errors.TwinError], type[base.AdapterError]] = {
+    errors.QuotaExceeded: base.QuotaExceeded,
+    errors.NoValidHost: base.NoValidHost,
+    errors.Conflict: base.Conflict,
+    errors.NotFound: base.NotFound,
+    errors.TransientAPIError: base.TransientAPIError,
+}
+
+
+class SimAdapter:
+    """One world behind the seam. ``actor`` names who acts, for the ground truth."""
+
+    name = "sim"
+
+    def __init__(self, world: World, actor: str = "automation") -> None:
+        self.w = world
+        self.actor = actor
+
+    def now(self) -> float:
+        return self.w.now()
+
+    # ------------------------------------------------------------- observe
+    def flavors(self) -> Sequence[base.Flavor]:
+        return [base.Flavor(f.name, f.vcpus, f.ram_mb, f.disk_gb, f.gpus) for f in self.w.cfg.flavors]
+
+    def hypervisors(self) -> Sequence[base.Hypervisor]:
+        w = self.w
+        out = []
+        for h in range(w.n_hv):
+            z = int(w.hv_zone[h])
+            u = w.hv_used[h]
+            out.append(base.Hypervisor(
+                id=f"hv-{h:04d}", name=w.hv_names[h], region=w.zone_region[z], zone=w.zone_names[z],
+                state="up" if w.hv_up[h] else "down", vcpus=int(w.hv_vcpus[h]), vcpus_used=int(u[0]),
+                memory_mb=int(w.hv_ram[h]), memory_mb_used=int(u[1]), disk_gb=int(w.hv_disk[h]),
+                disk_gb_used=int(u[2]), gpus=int(w.hv_gpus[h]), gpus_used=int(u[3])))
+        return out
+
+    def servers(self, *, service: str | None = None, status: str | None = None) -> Sequence[base.Server]:
+        w = self.w
+        n = w.n
+        mask = w.alive() & ~w.deleting[:n]
+        if service is not None:
+            if service not in w.svc_index:
+                return []
+            mask &= w.svc[:n] == w.svc_index[service]
+        if status is not None:
+            if status not in STATUS:
+                raise ValueError(f"status must be one of {STATUS}, got {status!r}")
+            mask &= w.status[:n] == STATUS.index(status)
+        return [self._server(int(i)) for i in np.flatnonzero(mask)]
+
+    def _server(self, i: int) -> base.Server:
+        w = self.w
+        h = int(w.hv[i])
+        s = int(w.svc[i])
+        return base.Server(
+            id=server_id(i), name=f"{w.svc_names[s] if s >= 0 else 'server'}-{i}", flavor=w.flavor_names[w.flavor[i]],
+            project=w.proj_names[w.svc_project[s]] if s >= 0 else w.proj_names[0], status=STATUS[w.status[i]],
+            zone=w.zone_names[w.hv_zone[h]], hypervisor=w.hv_names[h], service=w.svc_names[s] if s >= 0 else None,
+            pricing=PRICING[w.pricing[i]], created_at=float(w.created_at[i]), metadata=dict(w.metadata[i]))
+
+    def services(self) -> Sequence[base.ServiceState]:
+        w = self.w
+        n = w.n
+        live = ~w.deleting[:n] & (w.svc[:n] >= 0)
+        svc = np.maximum(w.svc[:n], 0)
+        st = w.status[:n]
+
+        def count(mask: np.ndarray) -> np.ndarray:
+            return np.bincount(svc[mask & live], minlength=w.n_svc)
+
+        active, building, failed = count(st == 1), count(st == 0), count((st == 2) | (st == 3))
+        out = []
+        for i, s in enumerate(w.cfg.services):
+            out.append(base.ServiceState(
+                name=s.name, project=s.project, flavor=s.flavor, dependencies=tuple(d.service for d in s.dependencies),
+                active=int(active[i]), building=int(building[i]), failed=int(failed[i]),
+                version=int(w.svc_version[i]), settings=dict(w.svc_settings[i]), min_servers=s.min_servers,
+                max_servers=s.max_servers))
+        return out
+
+    def metric_window(self, metric: str, labels: Mapping[str, str], seconds: float) -> base.MetricWindow:
+        w = self.w
+        if metric in SERVICE_METRICS:
+            name = labels.get("service")
+            if name not in w.svc_index:
+                raise ValueError(f"metric {metric} needs a label service=<one of {', '.join(w.svc_names)}>")
+            t, v = w.metrics.svc[metric].window(seconds, w.svc_index[name])
+        elif metric in SERVER_METRICS:
+            sid = labels.get("server", "")
+            i = int(sid[4:]) if sid.startswith("srv-") and sid[4:].isdigit() else -1
+            if not 0 <= i < w.n:
+                raise ValueError(f"metric {metric} needs a label server=<server id>, got {sid!r}")
+            t, v = w.metrics.srv[metric].window(seconds, i)
+        else:
+            raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(SERVICE_METRICS + SERVER_METRICS)}")
+        return base.MetricWindow(metric, dict(labels), t, v)
+
+    def latest(self, metric: str) -> Mapping[str, float]:
+        if metric not in SERVICE_METRICS:
+            raise ValueError(f"unknown per-service metric {metric!r}; allowed: {', '.join(SERVICE_METRICS)}")
+        row = self.w.metrics.svc[metric].last()
+        return dict(zip(self.w.svc_names, row.tolist(), strict=True))
+
+    def alerts(self, since: float) -> Sequence[base.Alert]:
+        ev = self.w.alerting
+        k = bisect.bisect_right(ev.times, since)
+        return [base.Alert(a.name, a.severity, a.labels, a.state, a.starts_at, a.at, a.value, a.fingerprint)  # type: ignore[arg-type]
+                for a in ev.alerts[k:]]
+
+    def prices(self) -> Sequence[base.Price]:
+        w = self.w
+        out = []
+        for f, name in enumerate(w.flavor_names):
+            out.append(base.Price(name, "on_demand", float(w.f_od[f] * 3600)))
+            out.append(base.Price(name, "spot", float(w.f_spot[f] * 3600)))
+            out.append(base.Price(name, "reserved", float(w.f_reserved_rate[f] * 3600)))
+        return out
+
+    def spend(self) -> base.Spend:
+        w = self.w
+        return base.Spend(w.spend_total, w.spend_rate, dict(zip(w.proj_names, w.spend_project.tolist(), strict=True)))
+
+    def quotas(self) -> Sequence[base.Quota]:
+        w = self.w
+        return [base.Quota(p, *map(int, w.quota[i]), *map(int, w.proj_used[i])) for i, p in enumerate(w.proj_names)]
+
+    # ---------------------------------------------------------------- act
+    def execute(self, action: Action) -> ActionResult:
+        try:
+            return self._execute(action)
+        except errors.TwinError as e:
+            raise _ERRORS[type(e)](str(e)) from None
+
+    def _execute(self, a: Action) -> ActionResult:
+        w, actor = self.w, self.actor
+        match a:
+            case base.CreateServer():
+                if a.request_id:
+                    found = [server_id(i) for i in range(w.n)
+                             if w.metadata[i].get("zeroops_request_id") == a.request_id and w.status[i] != 4]
+                    if found:
+                        return ActionResult(True, "found by request id", tuple(found))
+                md = {"zeroops_request_id": a.request_id} if a.request_id else None
+                ids = w.create_servers(a.service, a.count, a.flavor, a.zone, a.pricing, md, actor=actor)
+                return ActionResult(True, f"created {len(ids)}", tuple(ids))
+            case base.DeleteServer():
+                w.delete_server(a.server_id, actor=actor)
+            case base.RebootServer():
+                w.reboot_server(a.server_id, a.hard, actor=actor)
+            case base.StartServer():
+                w.start_server(a.server_id, actor=actor)
+            case base.ResizeServer():
+                w.resize_server(a.server_id, a.flavor, actor=actor)
+            case base.MigrateServer():
+                w.migrate_server(a.server_id, a.hypervisor, actor=actor)
+            case base.RestartService():
+                w.restart_service(a.service, actor=actor)
+            case base.SetServiceSetting():
+                w.set_service_setting(a.service, a.key, a.value, actor=actor)
+            case base.RollbackDeploy():
+                w.rollback_deploy(a.service, actor=actor)
+            case base.SetLBWeights():
+                w.set_lb_weights(a.service, dict(a.weights), actor=actor)
+            case base.SetMetadata():
+                w.set_metadata(a.server_id, dict(a.metadata))
+            case base.UpdateQuota():
+                w.update_quota(a.project, a.instances, a.cores, a.ram_mb)
+            case base.Notify():
+                if a.page_human:
+                    w.operator.page(f"notify:{a.component}", {a.component})
+            case _:
+                raise base.Conflict(f"the simulated adapter does not support {type(a).__name__}")
+        return ActionResult(True, "accepted")

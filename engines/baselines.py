@@ -1,0 +1,133 @@
+"""Baseline engine sets every later engine is compared against.
+
+``static``: nothing automated.  The fleet is provisioned for peak by the
+scenario, and each incident waits for the human operator (part of the world).
+
+``reactive``: threshold autoscaling like Kubernetes' HPA
+(``desired = ceil(current × metric / target)``, 10 % tolerance, 5-minute
+scale-down stabilisation) plus a restarter of crashed servers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+
+from adapters.base import (
+    Action,
+    Conflict,
+    CreateServer,
+    DeleteServer,
+    NoValidHost,
+    Observation,
+    RebootServer,
+    StartServer,
+)
+from engines.runtime import ActionRecord, Engine
+
+
+class ReactiveScaler:
+    """HPA's algorithm over every service, on mean CPU utilisation."""
+
+    name = "reactive-scaler"
+
+    def __init__(self, target: float = 0.6, tolerance: float = 0.1, stabilisation_s: float = 300.0,
+                 cadence: float = 15.0, min_floor: int = 1) -> None:
+        if not 0 < target <= 1:
+            raise ValueError(f"target utilisation must be in (0, 1], got {target}")
+        self.cadence = cadence
+        self.target = target
+        self.tolerance = tolerance
+        self.stabilisation = stabilisation_s
+        self.min_floor = min_floor  # an HPA never scales below one replica
+        self.history: dict[str, deque[tuple[float, int]]] = {}
+
+    def step(self, now: float, obs: Observation) -> Iterable[Action]:
+        cpu = obs.latest("cpu_util")
+        actions: list[Action] = []
+        for name, svc in obs.services.items():
+            u = cpu.get(name, float("nan"))
+            current = svc.active
+            if math.isnan(u) or current + svc.building == 0:
+                continue
+            ratio = u / self.target
+            desired = current if abs(ratio - 1.0) <= self.tolerance else math.ceil(current * ratio)
+            lo, hi = max(svc.min_servers, self.min_floor), svc.max_servers
+            desired = min(max(desired, lo), hi)
+            hist = self.history.setdefault(name, deque())
+            hist.append((now, desired))
+            while hist and hist[0][0] < now - self.stabilisation:
+                hist.popleft()
+            have = current + svc.building
+            if desired > have:
+                actions.append(CreateServer(
+                    service=name, count=desired - have,
+                    reason=f"cpu_util {u:.2f} vs target {self.target:.2f}: {current} -> {desired} servers",
+                    evidence={"cpu_util": u, "active": current, "building": svc.building, "desired": desired}))
+            else:
+                # scale down only to the highest recommendation of the stabilisation window
+                stable = max(d for _, d in hist)
+                if stable < current and svc.building == 0:
+                    newest = sorted(obs.servers(service=name, status="ACTIVE"), key=lambda s: -s.created_at)
+                    for s in newest[: current - stable]:
+                        actions.append(DeleteServer(
+                            server_id=s.id, reason=f"cpu_util {u:.2f} below target for "
+                            f"{self.stabilisation:.0f} s: {current} -> {stable} servers",
+                            evidence={"cpu_util": u, "active": current, "desired": stable}))
+        return actions
+
+
+class CrashRestarter:
+    """Restarts crashed servers: start SHUTOFF, hard-reboot ERROR, replace those on a dead host."""
+
+    name = "crash-restarter"
+
+    def __init__(self, cadence: float = 30.0, retry_s: float = 120.0) -> None:
+        self.cadence = cadence
+        self.retry = retry_s
+        self.tried: dict[str, float] = {}
+        self.replace: dict[str, str] = {}  # server id -> its service, after a reboot conflict
+        self.service_of: dict[str, str] = {}
+
+    def step(self, now: float, obs: Observation) -> Iterable[Action]:
+        actions: list[Action] = []
+        for sid, service in list(self.replace.items()):
+            del self.replace[sid]
+            actions.append(DeleteServer(server_id=sid, reason="crashed server on a dead host: replace it"))
+            actions.append(CreateServer(service=service, reason=f"replacement for {sid}"))
+        for status in ("ERROR", "SHUTOFF"):
+            for s in obs.servers(status=status):
+                if now - self.tried.get(s.id, -math.inf) < self.retry:
+                    continue
+                self.tried[s.id] = now
+                if s.service:
+                    self.service_of[s.id] = s.service
+                if status == "ERROR":
+                    actions.append(RebootServer(server_id=s.id, hard=True, reason="server in ERROR",
+                                                evidence={"status": s.status}))
+                else:
+                    actions.append(StartServer(server_id=s.id, reason="server stopped unexpectedly"))
+        return actions
+
+    def on_result(self, rec: ActionRecord) -> None:
+        a = rec.action
+        detail = rec.result.detail if rec.result else ""
+        if isinstance(a, RebootServer) and rec.error == Conflict.__name__ and "down" in detail:
+            service = self.service_of.get(a.server_id)
+            if service:
+                self.replace[a.server_id] = service
+        if isinstance(a, CreateServer) and rec.error == NoValidHost.__name__:
+            self.tried.clear()
+
+
+ENGINE_SETS = ("static", "reactive")
+
+
+def engine_set(name: str) -> list[Engine]:
+    """The engines of a named set. Raises ValueError naming the allowed sets."""
+    if name == "static":
+        return []
+    if name == "reactive":
+        return [ReactiveScaler(), CrashRestarter()]
+    raise ValueError(f"unknown engine set {name!r}; allowed: {', '.join(ENGINE_SETS)}")

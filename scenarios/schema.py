@@ -1,0 +1,68 @@
+"""The scenario file format: a world, the engine sets to run on it, and its targets."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from twin.config import Model, WorldConfig
+
+SCHEMA_VERSION = 1
+
+TargetMetric = Literal[
+    "mttd_s", "mttr_s", "availability", "slo_violation_minutes", "cost", "cost_savings", "human_interventions",
+    "automation_rate", "incidents_auto_resolved", "incidents_unresolved", "actions_taken", "alerts_raw",
+]
+
+ENGINE_SETS = ("static", "reactive")
+
+
+class Target(Model):
+    """A bound on one result metric: ``min`` (at least) and/or ``max`` (at most)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    def check(self, value: float | None) -> str:
+        if value is None:
+            return "n/a"
+        if self.min is not None and value < self.min:
+            return "missed"
+        if self.max is not None and value > self.max:
+            return "missed"
+        return "met"
+
+    def describe(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f">= {self.min:g}")
+        if self.max is not None:
+            parts.append(f"<= {self.max:g}")
+        return " and ".join(parts) or "any"
+
+
+class Scenario(WorldConfig):
+    """One scenario: the world (see :class:`twin.config.WorldConfig`) plus what to run and expect."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="used in output paths")
+    description: str = ""
+    engines: list[str] = Field(default_factory=lambda: list(ENGINE_SETS), min_length=1)
+    targets: dict[TargetMetric, Target] = Field(default_factory=dict)
+    safety: dict[str, Any] | None = Field(None, description="safety constraints (see docs/safety.md)")
+
+    @field_validator("engines")
+    @classmethod
+    def _known_engines(cls, v: list[str]) -> list[str]:
+        for e in v:
+            if e not in ENGINE_SETS:
+                raise ValueError(f"unknown engine set {e!r}; allowed: {', '.join(ENGINE_SETS)}")
+        return v
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of scenario files, for editors (``zeroops schema``)."""
+    schema = Scenario.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "zeroops scenario"
+    return schema

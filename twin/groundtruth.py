@@ -1,0 +1,75 @@
+"""Ground truth of a run: what really happened. Kept out of the engines' reach;
+only the scorer reads it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FaultRecord:
+    id: str
+    type: str
+    start: float
+    root_cause: str
+    services: list[str]
+    servers: list[str]
+    hypervisors: list[str] = field(default_factory=list)
+    zones: list[str] = field(default_factory=list)
+    end: float | None = None
+    resolved_by: str | None = None  # "automation", "human" or "self"
+    human_started: float | None = None  # when the paged operator took over
+    relieved: list[tuple[float, str]] = field(default_factory=list)  # (time, action kind) that only relieved
+
+    def components(self) -> set[str]:
+        return set(self.services) | set(self.servers) | set(self.hypervisors) | set(self.zones)
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id, "type": self.type, "start": self.start, "end": self.end,
+            "root_cause": self.root_cause, "services": self.services, "servers": self.servers,
+            "hypervisors": self.hypervisors, "zones": self.zones, "resolved_by": self.resolved_by,
+            "human_started": self.human_started,
+        }
+
+
+@dataclass
+class HumanAction:
+    at: float
+    fault: str
+    kind: str
+    target: str
+
+
+class GroundTruth:
+    """Faults, SLO-breach intervals, request totals, human work and spend."""
+
+    def __init__(self, services: list[str]) -> None:
+        self.services = services
+        n = len(services)
+        self.faults: list[FaultRecord] = []
+        self.offered = np.zeros(n)
+        self.good = np.zeros(n)
+        self.breach_seconds = np.zeros(n)
+        self.breach_open = np.full(n, np.nan)
+        self.breaches: list[tuple[str, float, float]] = []  # (service, start, end)
+        self.human_actions: list[HumanAction] = []
+        self.pages: list[tuple[float, str]] = []  # (time, alert fingerprint) that paged the operator
+        self.oom_kills = 0
+        self.preemptions = 0
+
+    def slo_step(self, t: float, dt: float, breach: np.ndarray) -> None:
+        self.breach_seconds += breach * dt
+        opening = breach & np.isnan(self.breach_open)
+        self.breach_open[opening] = t - dt
+        closing = ~breach & ~np.isnan(self.breach_open)
+        for i in np.flatnonzero(closing):
+            self.breaches.append((self.services[i], float(self.breach_open[i]), t - dt))
+        self.breach_open[closing] = np.nan
+
+    def close(self, t: float) -> None:
+        for i in np.flatnonzero(~np.isnan(self.breach_open)):
+            self.breaches.append((self.services[i], float(self.breach_open[i]), t))
+        self.breach_open[:] = np.nan

@@ -1,0 +1,51 @@
+"""The human on call: part of the simulated world, not an engine.
+
+Paged by alerts, the operator takes ``response_delay`` to get to a keyboard,
+then finds the root cause (a human investigates with full knowledge) and
+applies the right fix through the same control API, with the same latencies.
+Every such fix is a human intervention in the ground truth.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twin.telemetry import RawAlert
+
+if TYPE_CHECKING:
+    from twin.faults import Fault
+    from twin.world import World
+
+RETRY_S = 300.0
+
+
+class HumanOperator:
+    def __init__(self, world: World) -> None:
+        self.w = world
+        self.cfg = world.cfg.operator
+        self.assigned: set[str] = set()
+
+    def on_alerts(self, alerts: list[RawAlert]) -> None:
+        if not self.cfg.enabled:
+            return
+        for a in alerts:
+            if a.state != "firing" or (self.cfg.paged_by == "critical_alerts" and a.severity != "critical"):
+                continue
+            self.page(a.fingerprint, {a.labels.get("service", ""), a.labels.get("server", "")})
+
+    def page(self, reason: str, components: set[str]) -> None:
+        """Page the operator about ``components``; each matching open fault gets one responder."""
+        self.w.truth.pages.append((self.w.now(), reason))
+        for f in self.w.faults.active:
+            if f.rec.id in self.assigned or not (f.rec.components() & components):
+                continue
+            self.assigned.add(f.rec.id)
+            self.w.later(self.cfg.response_delay, lambda f=f: self._respond(f))
+
+    def _respond(self, f: Fault) -> None:
+        if f not in self.w.faults.active:
+            return  # fixed before the human got there
+        if f.rec.human_started is None:
+            f.rec.human_started = self.w.now()
+        if not self.w.faults.human_fix(f):
+            self.w.later(RETRY_S, lambda: self._respond(f))

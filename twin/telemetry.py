@@ -1,0 +1,233 @@
+"""Scraped metrics in a columnar in-memory store, and Prometheus-style alerting rules.
+
+Each metric family is one numpy ring buffer of shape ``(window, entities)``;
+rollups keep per-minute and per-five-minute means for long runs and reports.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from twin.config import AlertRule
+
+
+class Ring:
+    """A ring buffer of snapshots: ``push(t, row)``, ``window(seconds)``."""
+
+    def __init__(self, length: int, width: int, dtype: type = np.float32) -> None:
+        self.length = length
+        self.t = np.full(length, np.nan)
+        self.v = np.full((length, width), np.nan, dtype=dtype)
+        self.n = 0  # snapshots pushed so far
+
+    @property
+    def width(self) -> int:
+        return self.v.shape[1]
+
+    def grow(self, width: int) -> None:
+        if width > self.width:
+            v = np.full((self.length, width), np.nan, dtype=self.v.dtype)
+            v[:, : self.width] = self.v
+            self.v = v
+
+    def push(self, t: float, row: np.ndarray) -> None:
+        i = self.n % self.length
+        self.t[i] = t
+        self.v[i, : len(row)] = row
+        if len(row) < self.width:
+            self.v[i, len(row) :] = np.nan
+        self.n += 1
+
+    def last(self) -> np.ndarray:
+        return self.v[(self.n - 1) % self.length] if self.n else np.full(self.width, np.nan)
+
+    def window(self, seconds: float, col: int) -> tuple[np.ndarray, np.ndarray]:
+        """Times and values of column ``col`` within the last ``seconds``, oldest first."""
+        k = min(self.n, self.length)
+        if k == 0:
+            return np.empty(0), np.empty(0)
+        idx = (np.arange(self.n - k, self.n)) % self.length
+        t = self.t[idx]
+        keep = t > t[-1] - seconds - 1e-9
+        return t[keep], self.v[idx[keep], col].astype(np.float64)
+
+
+class Rollup:
+    """Means over fixed periods (e.g. 60 s), appended as each period closes."""
+
+    def __init__(self, period: float, width: int) -> None:
+        self.period = period
+        self.sum = np.zeros(width)
+        self.count = 0
+        self.start = 0.0
+        self.t: list[float] = []
+        self.rows: list[np.ndarray] = []
+
+    def add(self, t: float, row: np.ndarray) -> None:
+        if t >= self.start + self.period and self.count:
+            self.flush()
+            self.start = np.floor(t / self.period) * self.period
+        self.sum += np.nan_to_num(row)
+        self.count += 1
+
+    def flush(self) -> None:
+        if self.count:
+            self.t.append(self.start)
+            self.rows.append(self.sum / self.count)
+            self.sum = np.zeros_like(self.sum)
+            self.count = 0
+
+    def frame(self, columns: list[str]) -> pd.DataFrame:
+        data = np.vstack(self.rows) if self.rows else np.empty((0, len(columns)))
+        return pd.DataFrame(data, index=pd.Index(self.t, name="t"), columns=columns)
+
+
+class MetricStore:
+    """Named families: per-service (fixed width) and per-server (growing width)."""
+
+    def __init__(self, window_s: float, interval: float, service_names: list[str], service_metrics: list[str],
+                 server_metrics: list[str], server_capacity: int) -> None:
+        length = max(2, int(round(window_s / interval)) + 1)
+        self.interval = interval
+        self.service_names = service_names
+        self.service_metrics = list(service_metrics)
+        self.server_metrics = list(server_metrics)
+        self.svc = {m: Ring(length, len(service_names), np.float64) for m in service_metrics}
+        self.srv = {m: Ring(length, server_capacity) for m in server_metrics}
+        ncols = len(service_metrics) * len(service_names)
+        self.rollups = {60: Rollup(60.0, ncols), 300: Rollup(300.0, ncols)}
+
+    def grow_servers(self, capacity: int) -> None:
+        for r in self.srv.values():
+            r.grow(capacity)
+
+    def scrape(self, t: float, services: dict[str, np.ndarray], servers: dict[str, np.ndarray]) -> None:
+        for m, row in services.items():
+            self.svc[m].push(t, row)
+        for m, row in servers.items():
+            self.srv[m].push(t, row)
+        flat = np.concatenate([services[m] for m in self.service_metrics])
+        for r in self.rollups.values():
+            r.add(t, flat)
+
+    def close(self) -> None:
+        for r in self.rollups.values():
+            r.flush()
+
+    def to_pandas(self, period: int = 60) -> pd.DataFrame:
+        """Rollup means as a frame with (metric, service) columns, indexed by time in seconds."""
+        cols = pd.MultiIndex.from_product([self.service_metrics, self.service_names], names=["metric", "service"])
+        df = self.rollups[period].frame([f"{m}|{s}" for m, s in cols])
+        df.columns = cols
+        return df
+
+    def recent_pandas(self, metric: str) -> pd.DataFrame:
+        """The raw ring of one per-service metric as a frame."""
+        ring = self.svc[metric]
+        k = min(ring.n, ring.length)
+        idx = (np.arange(ring.n - k, ring.n)) % ring.length
+        return pd.DataFrame(ring.v[idx], index=pd.Index(ring.t[idx], name="t"), columns=self.service_names)
+
+
+# ------------------------------------------------------------------ alerting
+_EXPR = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*$")
+_OPS = {">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
+
+
+def parse_expr(expr: str, known: set[str]) -> tuple[str, str, float]:
+    """``'error_ratio > 0.05'`` → (metric, op, threshold); errors say what is allowed."""
+    m = _EXPR.match(expr)
+    if not m:
+        raise ValueError(f"invalid alert expr {expr!r}: use '<metric> <op> <number>' with op one of > < >= <= == !=")
+    metric, op, thr = m.group(1), m.group(2), float(m.group(3))
+    if metric not in known:
+        raise ValueError(f"alert expr {expr!r}: unknown metric {metric!r}; allowed: {', '.join(sorted(known))}")
+    return metric, op, thr
+
+
+@dataclass(slots=True)
+class RawAlert:
+    name: str
+    severity: str
+    labels: dict[str, str]
+    state: str  # firing | resolved
+    starts_at: float
+    at: float
+    value: float
+    fingerprint: str
+
+
+@dataclass
+class RuleState:
+    rule: AlertRule
+    metric: str
+    op: str
+    threshold: float
+    per_server: bool
+    pending: np.ndarray = field(default_factory=lambda: np.empty(0))  # since when the condition holds
+    firing: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    last_sent: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def ensure(self, width: int) -> None:
+        if len(self.pending) < width:
+            extra = width - len(self.pending)
+            self.pending = np.concatenate([self.pending, np.full(extra, np.nan)])
+            self.firing = np.concatenate([self.firing, np.zeros(extra, bool)])
+            self.last_sent = np.concatenate([self.last_sent, np.full(extra, -np.inf)])
+
+
+class AlertEvaluator:
+    """Evaluates rules at each scrape, like Prometheus with Alertmanager's repeat_interval.
+
+    No hysteresis: a noisy metric near its threshold flaps, and a firing alert
+    is re-sent every ``repeat_interval`` — the noise that smart alerting must
+    later suppress.
+    """
+
+    def __init__(self, rules: list[AlertRule], service_metrics: set[str], server_metrics: set[str],
+                 repeat_interval: float) -> None:
+        self.repeat = repeat_interval
+        self.states: list[RuleState] = []
+        for r in rules:
+            metric, op, thr = parse_expr(r.expr, service_metrics | server_metrics)
+            self.states.append(RuleState(r, metric, op, thr, metric in server_metrics))
+        self.alerts: list[RawAlert] = []
+        self.times: list[float] = []  # parallel to alerts, for bisecting
+
+    def evaluate(self, t: float, services: dict[str, np.ndarray], servers: dict[str, np.ndarray],
+                 service_labels: list[dict[str, str]], server_labels: callable) -> None:
+        for s in self.states:
+            values = servers[s.metric] if s.per_server else services[s.metric]
+            s.ensure(len(values))
+            with np.errstate(invalid="ignore"):
+                cond = _OPS[s.op](values, s.threshold) & ~np.isnan(values)
+            n = len(values)
+            pending, firing, last = s.pending[:n], s.firing[:n], s.last_sent[:n]
+            starting = cond & np.isnan(pending)
+            pending[starting] = t
+            ready = cond & (t - pending >= s.rule.for_ - 1e-9)
+            new = ready & ~firing
+            repeat = ready & firing & (t - last >= self.repeat - 1e-9)
+            resolved = firing & ~cond
+            pending[~cond] = np.nan
+            for idx, state in ((np.flatnonzero(new), "firing"), (np.flatnonzero(repeat), "firing"),
+                               (np.flatnonzero(resolved), "resolved")):
+                for i in idx:
+                    labels = dict(server_labels(int(i)) if s.per_server else service_labels[i])
+                    labels.update(s.rule.labels)
+                    labels["alertname"] = s.rule.name
+                    fp = f"{s.rule.name}:{labels.get('server') or labels.get('service')}"
+                    start = float(pending[i]) if state == "firing" else float(t)
+                    self._emit(RawAlert(s.rule.name, s.rule.severity, labels, state, start, t, float(values[i]), fp))
+            firing[new] = True
+            firing[resolved] = False
+            last[new | repeat] = t
+
+    def _emit(self, a: RawAlert) -> None:
+        self.alerts.append(a)
+        self.times.append(a.at)

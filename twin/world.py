@@ -1,0 +1,742 @@
+"""The simulated cloud: topology, servers, services, physics, billing and control API.
+
+Per-tick physics is vectorised with numpy over the whole fleet; SimPy carries
+the discrete events (boots, deletions, migrations, faults).  Every random draw
+comes from a named stream of one seed, so a run is deterministic for a seed,
+and traffic and faults are identical across the engine sets compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import simpy
+
+from twin import errors
+from twin.config import Distribution, WorldConfig
+from twin.groundtruth import GroundTruth
+from twin.telemetry import AlertEvaluator, MetricStore
+from twin.traffic import rate_series
+
+BUILD, ACTIVE, SHUTOFF, ERROR, DELETED = range(5)
+STATUS = ("BUILD", "ACTIVE", "SHUTOFF", "ERROR", "DELETED")
+PRICING = ("on_demand", "spot", "reserved")
+SERVICE_METRICS = ["request_rate", "served_rate", "error_ratio", "latency_p95_ms", "cpu_util", "memory_util",
+                   "disk_util", "pool_util", "active_servers"]
+SERVER_METRICS = ["server_cpu_util", "server_memory_util", "server_disk_util", "server_up"]
+TIMEOUT_MS = 10_000.0
+P95_OVER_MEAN = float(np.log(20.0))  # p95 of an exponential response time
+
+
+def server_id(i: int) -> str:
+    return f"srv-{i:06d}"
+
+
+def server_index(sid: str) -> int:
+    if not sid.startswith("srv-") or not sid[4:].isdigit():
+        raise errors.NotFound(f"no server {sid!r}")
+    return int(sid[4:])
+
+
+class World:
+    """One simulated cloud. Build from a :class:`WorldConfig`, then ``run()``."""
+
+    def __init__(self, cfg: WorldConfig, base_dir: Path | None = None, env: simpy.Environment | None = None) -> None:
+        self.cfg = cfg
+        self.env = env or simpy.Environment()
+        seq = np.random.SeedSequence(cfg.seed)
+        (self.rng_traffic, self.rng_noise, self.rng_lat, self.rng_faults, self.rng_api, self.rng_spot) = (
+            np.random.default_rng(s) for s in seq.spawn(6)
+        )
+        self.dt = cfg.tick
+        self.ticks = 0
+        self.listeners: list[Callable[[str, int, int, str], None]] = []  # (kind, server, service, actor)
+        self._build_topology()
+        self._build_services(base_dir)
+        self._build_servers()
+        self.truth = GroundTruth(self.svc_names)
+        scrape = cfg.telemetry.scrape_interval
+        self.scrape_every = max(1, int(round(scrape / self.dt)))
+        self.metrics = MetricStore(cfg.telemetry.window, self.dt * self.scrape_every, self.svc_names, SERVICE_METRICS,
+                                   SERVER_METRICS, self.cap)
+        self.alerting = AlertEvaluator(cfg.alert_rules, set(SERVICE_METRICS), set(SERVER_METRICS),
+                                       cfg.telemetry.repeat_interval)
+        self.spend_total = 0.0
+        self.spend_project = np.zeros(len(self.proj_names))
+        self.spend_rate = 0.0  # per hour, last tick
+        self.spend_series: list[tuple[float, float]] = []  # (t, cumulative) per minute
+        self.last = {m: np.zeros(self.n_svc) for m in SERVICE_METRICS}
+        self.last_actor: dict[int, str] = {}  # service -> actor of the last completed action on it
+        from twin.faults import FaultManager  # late import: faults need World's names
+        from twin.operator import HumanOperator
+
+        self.faults = FaultManager(self)
+        self.operator = HumanOperator(self)
+        self.env.process(self._physics())
+
+    # ------------------------------------------------------------ building
+    def _build_topology(self) -> None:
+        cfg = self.cfg
+        self.zone_names: list[str] = []
+        self.zone_region: list[str] = []
+        rows = []
+        for r in cfg.regions:
+            for z in r.zones:
+                zi = len(self.zone_names)
+                self.zone_names.append(z.name)
+                self.zone_region.append(r.name)
+                for g in z.hypervisors:
+                    for _ in range(g.count):
+                        rows.append((zi, g.vcpus, g.ram_mb, g.disk_gb, g.gpus))
+        self.n_hv = len(rows)
+        arr = np.array(rows, dtype=np.int64)
+        self.hv_zone = arr[:, 0]
+        self.hv_vcpus, self.hv_ram, self.hv_disk, self.hv_gpus = arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4]
+        self.hv_used = np.zeros((self.n_hv, 4), dtype=np.int64)  # vcpus, ram, disk, gpus
+        self.hv_up = np.ones(self.n_hv, dtype=bool)
+        self.hv_throttle = np.ones(self.n_hv)
+        counters: dict[int, int] = {}
+        self.hv_names = []
+        for h in range(self.n_hv):
+            zi = int(self.hv_zone[h])
+            j = counters.get(zi, 0)
+            counters[zi] = j + 1
+            self.hv_names.append(f"{self.zone_names[zi]}-hv{j:03d}")
+        self.hv_index = {n: i for i, n in enumerate(self.hv_names)}
+        self.zone_partitioned = np.zeros(len(self.zone_names), dtype=bool)
+
+        self.flavor_names = [f.name for f in cfg.flavors]
+        self.flavor_index = {n: i for i, n in enumerate(self.flavor_names)}
+        self.f_res = np.array([[f.vcpus, f.ram_mb, f.disk_gb, f.gpus] for f in cfg.flavors], dtype=np.int64)
+        self.f_od = np.array([cfg.prices.on_demand[f.name] for f in cfg.flavors]) / 3600.0  # per second
+        spot = cfg.prices.spot
+        self.f_spot_mean = self.f_od * (1.0 - spot.discount)
+        self.f_spot = self.f_spot_mean.copy()
+        self._spot_x = np.zeros(len(self.flavor_names))
+        res = cfg.prices.reserved
+        self.f_reserved_rate = self.f_od * (1.0 - res.discount)
+        self.f_commit = np.array([res.commitments.get(f, 0) for f in self.flavor_names], dtype=np.int64)
+
+        self.proj_names = [p.name for p in cfg.projects]
+        self.proj_index = {n: i for i, n in enumerate(self.proj_names)}
+        self.quota = np.array([[p.quota.instances, p.quota.cores, p.quota.ram_mb] for p in cfg.projects], dtype=np.int64)
+        self.proj_used = np.zeros((len(self.proj_names), 3), dtype=np.int64)
+
+    def _build_services(self, base_dir: Path | None) -> None:
+        svcs = self.cfg.services
+        self.n_svc = len(svcs)
+        self.svc_names = [s.name for s in svcs]
+        self.svc_index = {n: i for i, n in enumerate(self.svc_names)}
+        self.svc_project = np.array([self.proj_index[s.project] for s in svcs], dtype=np.int64)
+        self.svc_flavor = np.array([self.flavor_index[s.flavor] for s in svcs], dtype=np.int64)
+        self.svc_cpv = np.array([s.capacity_per_vcpu for s in svcs], dtype=float)
+        self.svc_lat = np.array([s.base_latency_ms for s in svcs], dtype=float)
+        self.svc_err = np.array([s.base_error_ratio for s in svcs], dtype=float)
+        self.svc_mem = np.array([s.memory_base for s in svcs], dtype=float)
+        self.svc_disk = np.array([s.disk_base for s in svcs], dtype=float)
+        self.svc_slo_lat = np.array([s.slo.latency_p95_ms for s in svcs], dtype=float)
+        self.svc_slo_err = np.array([s.slo.error_ratio for s in svcs], dtype=float)
+        self.svc_settings = [dict(s.settings) for s in svcs]
+        self.svc_pool = np.array([s.settings.get("pool_size", 0.0) for s in svcs], dtype=float)
+        self.svc_version = np.ones(self.n_svc, dtype=np.int64)
+        # fault-driven state, per service
+        self.svc_deploy_err = np.zeros(self.n_svc)  # error ratio added by a bad release
+        self.svc_lat_mult = np.ones(self.n_svc)
+        self.svc_leak_rate = np.zeros(self.n_svc)  # memory fraction per second per server
+        self.svc_conn_leak = np.zeros(self.n_svc)  # leaked connections per second
+        self.svc_leaked = np.zeros(self.n_svc)  # leaked connections held
+        self.svc_bad_versions: list[set[int]] = [set() for _ in svcs]
+        edges = [(i, self.svc_index[d.service], d.calls_per_request) for i, s in enumerate(svcs) for d in s.dependencies]
+        self.e_src = np.array([e[0] for e in edges], dtype=np.int64)
+        self.e_dst = np.array([e[1] for e in edges], dtype=np.int64)
+        self.e_ratio = np.array([e[2] for e in edges], dtype=float)
+        n_ticks = int(np.ceil(self.cfg.duration / self.dt)) + 1
+        times = np.arange(n_ticks) * self.dt
+        self.traffic = np.zeros((n_ticks, self.n_svc))
+        for i, s in enumerate(svcs):
+            if s.traffic is not None:
+                self.traffic[:, i] = rate_series(s.traffic, times, self.rng_traffic, base_dir)
+        self.prev_good = np.zeros(self.n_svc)
+        self.prev_lat = self.svc_lat.copy()
+        self.prev_err = np.zeros(self.n_svc)
+
+    def _build_servers(self) -> None:
+        total = sum(s.servers for s in self.cfg.services)
+        self.cap = 0
+        self.n = 0
+        self._alloc(max(64, 2 * total))
+        for i, s in enumerate(self.cfg.services):
+            zones = [self.zone_names.index(z) for z in s.zones] if s.zones else list(range(len(self.zone_names)))
+            for k in range(s.servers):
+                try:
+                    (idx,) = self._create(i, int(self.svc_flavor[i]), 1, zones[k % len(zones)], PRICING.index(s.pricing),
+                                          check_quota=False)
+                except errors.NoValidHost:
+                    raise ValueError(f"services[{i}] ({s.name}): the topology has no room for its {s.servers} "
+                                     f"initial servers; add hypervisors") from None
+                self.status[idx] = ACTIVE
+                self.created_at[idx] = 0.0
+
+    def _alloc(self, cap: int) -> None:
+        def grow(name: str, fill: object, dtype: object) -> None:
+            new = np.full(cap, fill, dtype=dtype)
+            if self.cap:
+                new[: self.cap] = getattr(self, name)
+            setattr(self, name, new)
+
+        grow("status", DELETED, np.int8)
+        grow("svc", -1, np.int64)
+        grow("flavor", 0, np.int64)
+        grow("hv", 0, np.int64)
+        grow("pricing", 0, np.int8)
+        grow("created_at", np.inf, float)
+        grow("deleted_at", np.inf, float)
+        grow("weight", 0.0, float)
+        grow("down_until", 0.0, float)  # process not serving until (reboot, OOM, restart)
+        grow("busy_until", 0.0, float)  # a task (resize, migrate, delete) is running until
+        grow("deleting", False, bool)
+        grow("leak", 0.0, float)
+        grow("disk_extra", 0.0, float)
+        grow("disk_rate", 0.0, float)
+        grow("billed", 0.0, float)
+        grow("vcpus", 0.0, float)
+        if not hasattr(self, "metadata"):
+            self.metadata: list[dict[str, str]] = []
+        self.cap = cap
+        if hasattr(self, "metrics"):
+            self.metrics.grow_servers(cap)
+
+    # ------------------------------------------------------------- helpers
+    def now(self) -> float:
+        return float(self.env.now)
+
+    def draw(self, d: Distribution) -> float:
+        if d.dist == "const" or d.sigma == 0:
+            return d.mean
+        if d.dist == "uniform":
+            return float(self.rng_lat.uniform(d.mean * (1 - d.sigma), d.mean * (1 + d.sigma)))
+        mu = np.log(d.mean) - d.sigma**2 / 2
+        return float(self.rng_lat.lognormal(mu, d.sigma))
+
+    def later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` after ``delay`` simulated seconds (a SimPy event)."""
+        ev = self.env.timeout(max(0.0, delay))
+        ev.callbacks.append(lambda _ev: fn())
+
+    def alive(self) -> np.ndarray:
+        return self.status[: self.n] != DELETED
+
+    def serving(self) -> np.ndarray:
+        """Servers that answer requests now."""
+        n, t = self.n, self.now()
+        return ((self.status[:n] == ACTIVE) & (self.down_until[:n] <= t) & self.hv_up[self.hv[:n]]
+                & (self.svc[:n] >= 0) & ~self.deleting[:n])
+
+    def servers_of(self, svc: int, statuses: tuple[int, ...] = (BUILD, ACTIVE, SHUTOFF, ERROR)) -> np.ndarray:
+        n = self.n
+        mask = (self.svc[:n] == svc) & np.isin(self.status[:n], statuses) & ~self.deleting[:n]
+        return np.flatnonzero(mask)
+
+    def _notify(self, kind: str, server: int, service: int, actor: str) -> None:
+        if service >= 0:
+            self.last_actor[service] = actor
+        for fn in self.listeners:
+            fn(kind, server, service, actor)
+
+    def _check_api(self) -> None:
+        rate = self.cfg.api.transient_error_rate
+        if rate and self.rng_api.random() < rate:
+            raise errors.TransientAPIError("503 Service Unavailable (simulated)")
+
+    def _server(self, sid: str | int) -> int:
+        i = server_index(sid) if isinstance(sid, str) else sid
+        if i < 0 or i >= self.n or self.status[i] == DELETED:
+            raise errors.NotFound(f"no server {server_id(i) if isinstance(sid, int) else sid!r}")
+        return i
+
+    def _idle(self, i: int) -> None:
+        if self.busy_until[i] > self.now() or self.deleting[i]:
+            raise errors.Conflict(f"server {server_id(i)} has a task in progress")
+
+    # ----------------------------------------------------------- scheduler
+    def place(self, flavor: int, zone: int | None = None, exclude: int | None = None) -> int:
+        """Pick a hypervisor with room (spread by free RAM); raises NoValidHost."""
+        need = self.f_res[flavor]
+        free = np.stack([self.hv_vcpus, self.hv_ram, self.hv_disk, self.hv_gpus], axis=1) - self.hv_used
+        ok = self.hv_up & np.all(free >= need, axis=1)
+        if zone is not None:
+            ok &= self.hv_zone == zone
+        if exclude is not None:
+            ok[exclude] = False
+        if not ok.any():
+            where = f" in zone {self.zone_names[zone]}" if zone is not None else ""
+            raise errors.NoValidHost(f"No valid host was found{where} for flavor {self.flavor_names[flavor]}")
+        score = np.where(ok, free[:, 1], -1)
+        return int(np.argmax(score))
+
+    # ---------------------------------------------------------- control API
+    def _create(self, svc: int, flavor: int, count: int, zone: int | None, pricing: int,
+                check_quota: bool = True, metadata: dict[str, str] | None = None) -> list[int]:
+        proj = int(self.svc_project[svc]) if svc >= 0 else 0
+        res = self.f_res[flavor]
+        if check_quota:
+            want = self.proj_used[proj] + np.array([count, count * res[0], count * res[1]])
+            over = [name for name, w, q in zip(("instances", "cores", "ram"), want, self.quota[proj], strict=True) if w > q]
+            if over:
+                raise errors.QuotaExceeded(f"Quota exceeded for {', '.join(over)} in project {self.proj_names[proj]}")
+        placed: list[int] = []
+        try:
+            for _ in range(count):
+                h = self.place(flavor, zone)
+                self.hv_used[h] += res
+                placed.append(h)
+        except errors.NoValidHost:
+            for h in placed:
+                self.hv_used[h] -= res
+            raise
+        if self.n + count > self.cap:
+            self._alloc(max(2 * self.cap, self.n + count))
+        ids = list(range(self.n, self.n + count))
+        self.n += count
+        for i, h in zip(ids, placed, strict=True):
+            self.status[i] = BUILD
+            self.svc[i] = svc
+            self.flavor[i] = flavor
+            self.hv[i] = h
+            self.pricing[i] = pricing
+            self.created_at[i] = self.now()
+            self.deleted_at[i] = np.inf
+            self.weight[i] = 1.0
+            self.vcpus[i] = res[0]
+            self.metadata.append(dict(metadata or {}))
+        self.proj_used[proj] += np.array([count, count * res[0], count * res[1]])
+        return ids
+
+    def create_servers(self, service: str, count: int = 1, flavor: str | None = None, zone: str | None = None,
+                       pricing: str = "on_demand", metadata: dict[str, str] | None = None,
+                       actor: str = "automation") -> list[str]:
+        self._check_api()
+        if service not in self.svc_index:
+            raise errors.NotFound(f"no service {service!r}")
+        if count < 1:
+            raise errors.Conflict(f"count must be >= 1, got {count}")
+        s = self.svc_index[service]
+        f = self.flavor_index.get(flavor or self.flavor_names[self.svc_flavor[s]])
+        if f is None:
+            raise errors.NotFound(f"no flavor {flavor!r}")
+        z = None
+        if zone is not None:
+            if zone not in self.zone_names:
+                raise errors.NotFound(f"no availability zone {zone!r}")
+            z = self.zone_names.index(zone)
+        if pricing not in PRICING:
+            raise errors.Conflict(f"pricing must be one of {PRICING}")
+        ids = self._create(s, f, count, z, PRICING.index(pricing), metadata=metadata)
+        for i in ids:
+            self.later(self.draw(self.cfg.latencies.boot), lambda i=i: self._booted(i, actor))
+        return [server_id(i) for i in ids]
+
+    def _booted(self, i: int, actor: str) -> None:
+        if self.status[i] != BUILD or self.deleting[i]:
+            return
+        self.status[i] = ACTIVE if self.hv_up[self.hv[i]] else ERROR
+        self._notify("create_server", i, int(self.svc[i]), actor)
+
+    def delete_server(self, sid: str, actor: str = "automation") -> None:
+        self._check_api()
+        i = self._server(sid)
+        if self.deleting[i]:
+            return
+        self.deleting[i] = True
+        self.later(self.draw(self.cfg.latencies.delete), lambda: self._deleted(i, actor))
+
+    def _deleted(self, i: int, actor: str) -> None:
+        self._release(i)
+        self._notify("delete_server", i, int(self.svc[i]), actor)
+
+    def _release(self, i: int) -> None:
+        """Mark a server DELETED now: billing stops, capacity and quota are freed."""
+        if self.status[i] == DELETED:
+            return
+        self.status[i] = DELETED
+        self.deleted_at[i] = self.now()
+        res = self.f_res[self.flavor[i]]
+        self.hv_used[self.hv[i]] -= res
+        proj = int(self.svc_project[self.svc[i]]) if self.svc[i] >= 0 else 0
+        self.proj_used[proj] -= np.array([1, res[0], res[1]])
+
+    def reboot_server(self, sid: str, hard: bool = False, actor: str = "automation") -> None:
+        self._check_api()
+        i = self._server(sid)
+        self._idle(i)
+        if self.status[i] == BUILD:
+            raise errors.Conflict(f"Cannot 'reboot' server {server_id(i)} while it is in vm_state building")
+        if not self.hv_up[self.hv[i]]:
+            raise errors.Conflict(f"Cannot 'reboot' server {server_id(i)}: compute host {self.hv_names[self.hv[i]]} "
+                                  "is down (evacuate it with migrate)")
+        if self.status[i] == ERROR and not hard:
+            raise errors.Conflict(f"Cannot soft 'reboot' server {server_id(i)} in ERROR; use a hard reboot")
+        d = self.draw(self.cfg.latencies.reboot)
+        self.busy_until[i] = self.down_until[i] = self.now() + d
+        self.later(d, lambda: self._rebooted(i, actor, "reboot_server"))
+
+    def start_server(self, sid: str, actor: str = "automation") -> None:
+        self._check_api()
+        i = self._server(sid)
+        self._idle(i)
+        if self.status[i] != SHUTOFF:
+            raise errors.Conflict(f"Cannot 'start' server {server_id(i)} while it is {STATUS[self.status[i]]}")
+        if not self.hv_up[self.hv[i]]:
+            raise errors.Conflict(f"Cannot 'start' server {server_id(i)}: its compute host is down")
+        d = self.draw(self.cfg.latencies.reboot)
+        self.busy_until[i] = self.down_until[i] = self.now() + d
+        self.later(d, lambda: self._rebooted(i, actor, "start_server"))
+
+    def stop_server(self, sid: str, actor: str = "automation") -> None:
+        i = self._server(sid)
+        self.status[i] = SHUTOFF
+        self._notify("stop_server", i, int(self.svc[i]), actor)
+
+    def _rebooted(self, i: int, actor: str, kind: str) -> None:
+        if self.status[i] == DELETED or self.deleting[i]:
+            return
+        if self.hv_up[self.hv[i]]:
+            self.status[i] = ACTIVE
+            self.leak[i] = 0.0
+            self.disk_extra[i] = 0.0
+        self._notify(kind, i, int(self.svc[i]), actor)
+
+    def resize_server(self, sid: str, flavor: str, actor: str = "automation") -> None:
+        self._check_api()
+        i = self._server(sid)
+        self._idle(i)
+        if flavor not in self.flavor_index:
+            raise errors.NotFound(f"no flavor {flavor!r}")
+        if self.status[i] not in (ACTIVE, SHUTOFF):
+            raise errors.Conflict(f"Cannot 'resize' server {server_id(i)} while it is {STATUS[self.status[i]]}")
+        f = self.flavor_index[flavor]
+        old = self.f_res[self.flavor[i]]
+        new = self.f_res[f]
+        h = int(self.hv[i])
+        free = np.array([self.hv_vcpus[h], self.hv_ram[h], self.hv_disk[h], self.hv_gpus[h]]) - self.hv_used[h] + old
+        target = h if np.all(free >= new) else self.place(f, exclude=h)
+        self.hv_used[target] += new  # both sizes are held until the resize is confirmed
+        d = self.draw(self.cfg.latencies.resize)
+        self.busy_until[i] = self.down_until[i] = self.now() + d
+
+        def done() -> None:
+            self.hv_used[h] -= old
+            if self.status[i] == DELETED:
+                self.hv_used[target] -= new
+                return
+            self.hv[i] = target
+            self.flavor[i] = f
+            self.vcpus[i] = new[0]
+            proj = int(self.svc_project[self.svc[i]])
+            self.proj_used[proj] += np.array([0, new[0] - old[0], new[1] - old[1]])
+            self.leak[i] = 0.0
+            self.disk_extra[i] = 0.0
+            self._notify("resize_server", i, int(self.svc[i]), actor)
+
+        self.later(d, done)
+
+    def migrate_server(self, sid: str, hypervisor: str | None = None, actor: str = "automation") -> None:
+        """Cold-migrate; from a host that is down this is an evacuation."""
+        self._check_api()
+        i = self._server(sid)
+        self._idle(i)
+        if self.status[i] == BUILD:
+            raise errors.Conflict(f"Cannot 'migrate' server {server_id(i)} while it is building")
+        h = int(self.hv[i])
+        f = int(self.flavor[i])
+        if hypervisor is not None:
+            if hypervisor not in self.hv_index:
+                raise errors.NotFound(f"no hypervisor {hypervisor!r}")
+            target = self.hv_index[hypervisor]
+            free = np.array([self.hv_vcpus[target], self.hv_ram[target], self.hv_disk[target],
+                             self.hv_gpus[target]]) - self.hv_used[target]
+            if target == h or not self.hv_up[target] or np.any(free < self.f_res[f]):
+                raise errors.NoValidHost(f"hypervisor {hypervisor} cannot take server {server_id(i)}")
+        else:
+            target = self.place(f, exclude=h)
+        self.hv_used[target] += self.f_res[f]
+        d = self.draw(self.cfg.latencies.migrate)
+        self.busy_until[i] = self.down_until[i] = self.now() + d
+
+        def done() -> None:
+            self.hv_used[h] -= self.f_res[f]
+            if self.status[i] == DELETED:
+                self.hv_used[target] -= self.f_res[f]
+                return
+            self.hv[i] = target
+            if self.status[i] == ERROR and self.hv_up[target]:
+                self.status[i] = ACTIVE
+            self.leak[i] = 0.0
+            self._notify("migrate_server", i, int(self.svc[i]), actor)
+
+        self.later(d, done)
+
+    def _rolling(self, s: int, d: float, kind: str, actor: str, effect: Callable[[], None]) -> None:
+        """Bounce the service's serving servers in two halves, then apply ``effect``."""
+        ids = self.servers_of(s, (ACTIVE,))
+        t = self.now()
+        for k, i in enumerate(ids):
+            start = t + (k % 2) * d
+            self.later(start - t, lambda i=i: self._bounce(i, d))
+        total = 2 * d if len(ids) > 1 else d
+
+        def done() -> None:
+            effect()
+            self._notify(kind, -1, s, actor)
+
+        self.later(total, done)
+
+    def _bounce(self, i: int, d: float) -> None:
+        self.down_until[i] = max(self.down_until[i], self.now() + d)
+        self.leak[i] = 0.0
+
+    def restart_service(self, service: str, actor: str = "automation") -> None:
+        self._check_api()
+        s = self._service(service)
+        self._rolling(s, self.draw(self.cfg.latencies.restart_service), "restart_service", actor,
+                      lambda: self.svc_leaked.__setitem__(s, 0.0))
+
+    def rollback_deploy(self, service: str, actor: str = "automation") -> None:
+        self._check_api()
+        s = self._service(service)
+        if self.svc_version[s] <= 1:
+            raise errors.Conflict(f"service {service} is at its first release; nothing to roll back")
+        self.svc_version[s] -= 1
+        self._rolling(s, self.draw(self.cfg.latencies.rollback), "rollback_deploy", actor, lambda: None)
+
+    def deploy(self, service: str) -> int:
+        """A new release (the world's developers ship it); returns the new version."""
+        s = self._service(service)
+        self.svc_version[s] += 1
+        return int(self.svc_version[s])
+
+    def set_service_setting(self, service: str, key: str, value: float, actor: str = "automation") -> None:
+        self._check_api()
+        s = self._service(service)
+        if not np.isfinite(value) or value < 0:
+            raise errors.Conflict(f"setting {key} must be a finite number >= 0")
+        self.svc_settings[s][key] = float(value)
+        if key == "pool_size":
+            self.svc_pool[s] = float(value)
+        self._notify("set_service_setting", -1, s, actor)
+
+    def set_lb_weights(self, service: str, weights: dict[str, float], actor: str = "automation") -> None:
+        self._check_api()
+        s = self._service(service)
+        idx = []
+        for sid, w in weights.items():
+            i = self._server(sid)
+            if self.svc[i] != s:
+                raise errors.Conflict(f"server {sid} is not behind service {service}")
+            if not np.isfinite(w) or w < 0:
+                raise errors.Conflict(f"weight for {sid} must be a finite number >= 0")
+            idx.append((i, w))
+        for i, w in idx:
+            self.weight[i] = w
+        self._notify("set_lb_weights", -1, s, actor)
+
+    def set_metadata(self, sid: str, metadata: dict[str, str]) -> None:
+        self._check_api()
+        i = self._server(sid)
+        self.metadata[i].update(metadata)
+
+    def update_quota(self, project: str, instances: int | None, cores: int | None, ram_mb: int | None) -> None:
+        self._check_api()
+        if project not in self.proj_index:
+            raise errors.NotFound(f"no project {project!r}")
+        p = self.proj_index[project]
+        for k, v in enumerate((instances, cores, ram_mb)):
+            if v is not None:
+                if v < 0:
+                    raise errors.Conflict("quota values must be >= 0")
+                self.quota[p, k] = v
+
+    def _service(self, name: str) -> int:
+        if name not in self.svc_index:
+            raise errors.NotFound(f"no service {name!r}")
+        return self.svc_index[name]
+
+    # ------------------------------------------------------------- physics
+    def _physics(self):  # type: ignore[no-untyped-def]
+        end = self.cfg.duration
+        while self.now() < end - 1e-9:
+            step = min(self.dt, end - self.now())
+            yield self.env.timeout(step)
+            self.tick(step)
+
+    def tick(self, dt: float) -> None:
+        """Advance the fleet by one physics step of ``dt`` seconds ending now."""
+        t = self.now()
+        k = min(int(round(t / self.dt)), len(self.traffic) - 1)
+        self.ticks += 1
+        n = self.n
+        nsvc = self.n_svc
+        ext = self.traffic[k]
+        offered = ext + np.bincount(self.e_dst, self.prev_good[self.e_src] * self.e_ratio, nsvc) if len(self.e_src) \
+            else ext.copy()
+        svc = self.svc[:n]
+        svc_c = np.maximum(svc, 0)
+        up = self.serving()
+        w = self.weight[:n] * up
+        wsum = np.bincount(svc_c, w, nsvc)
+        denom = wsum[svc_c]
+        share = np.divide(w, denom, out=np.zeros(n), where=denom > 0)
+        assigned = offered[svc_c] * share
+        cap = self.vcpus[:n] * self.svc_cpv[svc_c] * self.hv_throttle[self.hv[:n]]
+        util = np.divide(assigned, cap, out=np.zeros(n), where=cap > 0)
+        served = np.minimum(assigned, cap)
+        disk = self.svc_disk[svc_c] + self.disk_extra[:n]
+        bad = (self.zone_partitioned[self.hv_zone[self.hv[:n]]] | (disk >= 1.0)) & up
+        served_svc = np.bincount(svc_c, served, nsvc)
+        failed_svc = np.bincount(svc_c, served * bad, nsvc)
+        # latency: M/M/1-like growth with utilisation, plus what dependencies add
+        lat_srv = self.svc_lat[svc_c] * self.svc_lat_mult[svc_c] / (1.0 - np.minimum(util, 0.95))
+        lat_sum = np.bincount(svc_c, served * lat_srv, nsvc)
+        own_lat = np.divide(lat_sum, served_svc, out=self.svc_lat * self.svc_lat_mult, where=served_svc > 0)
+        dep_lat = np.bincount(self.e_src, self.e_ratio * self.prev_lat[self.e_dst], nsvc) if len(self.e_src) \
+            else np.zeros(nsvc)
+        mean_lat = own_lat + dep_lat
+        # connection pools (Little's law), with leaked connections held
+        self.svc_leaked += self.svc_conn_leak * dt
+        in_use = served_svc * mean_lat / 1000.0 + self.svc_leaked
+        has_pool = self.svc_pool > 0
+        pool_util = np.divide(in_use, self.svc_pool, out=np.zeros(nsvc), where=has_pool)
+        pool_fail = np.where(has_pool & (pool_util > 1.0), 1.0 - 1.0 / np.maximum(pool_util, 1.0), 0.0)
+        mean_lat = mean_lat * (1.0 + 4.0 * np.clip(pool_util - 0.8, 0.0, None) * has_pool)
+        # errors: own release, dependencies, pools, failing servers, drops
+        dep_err = np.minimum(1.0, np.bincount(self.e_src, np.minimum(self.e_ratio, 1.0) * self.prev_err[self.e_dst],
+                                              nsvc)) if len(self.e_src) else np.zeros(nsvc)
+        own_err = np.minimum(1.0, self.svc_err + self.svc_deploy_err)
+        ok = (1.0 - own_err) * (1.0 - dep_err) * (1.0 - pool_fail)
+        good = np.maximum(served_svc - failed_svc, 0.0) * ok
+        err = np.divide(offered - good, offered, out=np.zeros(nsvc), where=offered > 0)
+        p95 = np.where(served_svc > 0, mean_lat * P95_OVER_MEAN, np.where(offered > 0, TIMEOUT_MS, mean_lat * P95_OVER_MEAN))
+        p95 = np.minimum(p95, TIMEOUT_MS)
+        self.prev_good = np.maximum(served_svc - failed_svc, 0.0)
+        self.prev_lat = np.minimum(mean_lat, TIMEOUT_MS)
+        self.prev_err = err
+        # memory leaks and OOM kills, disk growth
+        if self.svc_leak_rate.any():
+            self.leak[:n] += self.svc_leak_rate[svc_c] * dt * up
+            mem = self.svc_mem[svc_c] + self.leak[:n]
+            oom = np.flatnonzero(up & (mem >= 1.0))
+            if len(oom):
+                self.truth.oom_kills += len(oom)
+                for i in oom:
+                    self.down_until[i] = t + self.draw(self.cfg.latencies.process_restart)
+                    self.leak[i] = 0.0
+        if self.disk_rate[:n].any():
+            self.disk_extra[:n] = np.minimum(self.disk_extra[:n] + self.disk_rate[:n] * dt, 1.0)
+        # ground truth
+        self.truth.offered += offered * dt
+        self.truth.good += good * dt
+        breach = (offered > 0) & ((p95 > self.svc_slo_lat) | (err > self.svc_slo_err))
+        self.truth.slo_step(t, dt, breach)
+        self._bill(t, dt)
+        if self.ticks % self.scrape_every == 0:
+            active = np.bincount(svc_c, up.astype(float), nsvc)
+            cpu_sum = np.bincount(svc_c, np.minimum(util, 1.0) * up, nsvc)
+            cpu = np.divide(cpu_sum, active, out=np.zeros(nsvc), where=active > 0)
+            mem_srv = self.svc_mem[svc_c] + self.leak[:n]
+            mem_max = np.zeros(nsvc)
+            np.maximum.at(mem_max, svc_c[up], mem_srv[up])
+            disk_max = np.zeros(nsvc)
+            np.maximum.at(disk_max, svc_c[up], np.minimum(disk[up], 1.0))
+            self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active, util, mem_srv, disk, up)
+        self.faults.tick(t)
+
+    def _bill(self, t: float, dt: float) -> None:
+        n = self.n
+        start = np.maximum(self.created_at[:n], t - dt)
+        end = np.minimum(self.deleted_at[:n], t)
+        overlap = np.maximum(end - start, 0.0)
+        if self.cfg.prices.spot.volatility > 0 and (self.pricing[:n] == 1).any():
+            theta, vol = dt / 3600.0, self.cfg.prices.spot.volatility
+            self._spot_x += -theta * self._spot_x + vol * np.sqrt(theta) * self.rng_spot.standard_normal(len(self._spot_x))
+            self.f_spot = self.f_spot_mean * np.exp(self._spot_x)
+        fl = self.flavor[:n]
+        pr = self.pricing[:n]
+        rate = np.where(pr == 1, self.f_spot[fl], self.f_od[fl])
+        res = pr == 2
+        if res.any():
+            # reserved servers are covered by commitments up to their count; the rest pay on-demand
+            alive_res = res & (overlap > 0)
+            covered_left = self.f_commit.copy()
+            for i in np.flatnonzero(alive_res):
+                if covered_left[fl[i]] > 0:
+                    covered_left[fl[i]] -= 1
+                    rate[i] = 0.0
+        cost = rate * overlap
+        self.billed[:n] += cost
+        svc_proj = np.where(self.svc[:n] >= 0, self.svc_project[np.maximum(self.svc[:n], 0)], 0)
+        per_proj = np.bincount(svc_proj, cost, len(self.proj_names))
+        commit = float((self.f_commit * self.f_reserved_rate).sum()) * dt
+        self.spend_project += per_proj
+        self.spend_project[0] += commit
+        total = float(per_proj.sum()) + commit
+        self.spend_total += total
+        self.spend_rate = total / dt * 3600.0 if dt > 0 else 0.0
+        if int(t) // 60 != int(t - dt) // 60 or not self.spend_series:
+            self.spend_series.append((t, self.spend_total))
+
+    def _scrape(self, t: float, offered: np.ndarray, good: np.ndarray, err: np.ndarray, p95: np.ndarray,
+                cpu: np.ndarray, mem: np.ndarray, disk: np.ndarray, pool: np.ndarray, active: np.ndarray,
+                util: np.ndarray, mem_srv: np.ndarray, disk_srv: np.ndarray, up: np.ndarray) -> None:
+        noise = self.cfg.telemetry.noise
+        z = 1.0 + noise * self.rng_noise.standard_normal((4, self.n_svc))
+        svc_vals = {
+            "request_rate": offered * z[0],
+            "served_rate": good * z[0],
+            "error_ratio": np.clip(err * z[1] + noise * 1e-3 * np.abs(z[1] - 1.0), 0.0, 1.0),
+            "latency_p95_ms": p95 * z[2],
+            "cpu_util": np.clip(cpu * z[3], 0.0, 1.0),
+            "memory_util": mem,
+            "disk_util": disk,
+            "pool_util": pool,
+            "active_servers": active,
+        }
+        n = self.n
+        st = self.status[:n]
+        tracked = (st != DELETED) & (st != BUILD)
+        srv_vals = {
+            "server_cpu_util": np.where(up, np.minimum(util, 1.0), np.where(tracked, 0.0, np.nan)),
+            "server_memory_util": np.where(tracked, mem_srv, np.nan),
+            "server_disk_util": np.where(tracked, np.minimum(disk_srv, 1.0), np.nan),
+            "server_up": np.where(tracked, up.astype(float), np.nan),
+        }
+        self.last = svc_vals
+        self.metrics.scrape(t, svc_vals, srv_vals)
+        before = len(self.alerting.alerts)
+        self.alerting.evaluate(t, svc_vals, srv_vals, self._svc_labels(), self._server_labels)
+        if len(self.alerting.alerts) > before:
+            self.operator.on_alerts(self.alerting.alerts[before:])
+
+    def _svc_labels(self) -> list[dict[str, str]]:
+        if not hasattr(self, "_svc_label_cache"):
+            self._svc_label_cache = [{"service": s, "project": self.proj_names[self.svc_project[i]]}
+                                     for i, s in enumerate(self.svc_names)]
+        return self._svc_label_cache
+
+    def _server_labels(self, i: int) -> dict[str, str]:
+        s = int(self.svc[i])
+        return {"server": server_id(i), "service": self.svc_names[s] if s >= 0 else "",
+                "hypervisor": self.hv_names[self.hv[i]], "zone": self.zone_names[self.hv_zone[self.hv[i]]]}
+
+    # ------------------------------------------------------------------ run
+    def run(self, until: float | None = None) -> None:
+        self.env.run(until=until if until is not None else self.cfg.duration + 1e-6)
+
+    def finish(self) -> None:
+        """Close open intervals and rollups at the end of a run."""
+        self.truth.close(self.now())
+        self.faults.finish(self.now())
+        self.metrics.close()
+        if not self.spend_series or self.spend_series[-1][0] != self.now():
+            self.spend_series.append((self.now(), self.spend_total))
