@@ -1,0 +1,374 @@
+"""The safety gate: one verdict (allow, deny, or approval by N people) per proposed action.
+
+Rules run in a fixed order; the first that fires decides, and the verdict
+carries the rule's name and the figures behind it.
+
+Deny rules (nobody can approve past them; re-checked when an approved action runs):
+``automation-disabled`` / ``emergency-override``, ``business-hours``,
+``rate-limit``, ``unverifiable`` (target unknown), ``max-scale-up``,
+``max-scale-down``, ``canary-first``, ``budget-hard-limit``.
+
+Approval rules (a human may approve): ``human-approval`` (observation mode),
+``kind-not-automated``, ``cost-unknown``, ``require-approval-above``,
+``max-automated-cost``, ``max-vms-auto-provisioned``, ``max-data-deleted``.
+
+The gate is clock-agnostic: ``now`` is passed in, assumed non-decreasing, and
+read as POSIX seconds only for business hours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from adapters.base import Action, ActionResult, Observation, Server
+from engines.runtime import Verdict
+from engines.safety.config import SafetyConfig
+from engines.safety.serialize import dumps
+from engines.safety.store import Pause, SafetyStore
+
+GIB = 1024**3
+RATE_WINDOW = 60.0
+COST_WINDOW = 3600.0
+_COST_KINDS = frozenset({"create_server", "resize_server", "start_server"})
+
+
+class BudgetGuard(Protocol):
+    """Hook for budget enforcement: return a deny verdict to stop an action, else ``None``."""
+
+    def check(self, now: float, action: Action, cost_per_hour: float | None, obs: Observation | None) -> Verdict | None:
+        ...
+
+
+class SpendRateLimit:
+    """A budget hard limit on the total spend rate: deny what would push it above ``limit`` per hour."""
+
+    def __init__(self, limit_per_hour: float) -> None:
+        self.limit = limit_per_hour
+
+    def check(self, now: float, action: Action, cost_per_hour: float | None, obs: Observation | None) -> Verdict | None:
+        if obs is None or not cost_per_hour or cost_per_hour <= 0:
+            return None
+        rate = obs.spend.rate_per_hour
+        if rate + cost_per_hour > self.limit:
+            return Verdict("deny", "budget-hard-limit",
+                           {"spend_per_hour": rate, "cost_per_hour": cost_per_hour, "limit_per_hour": self.limit})
+        return None
+
+
+@dataclass(slots=True)
+class Assessment:
+    """What an action would do, as far as the observation tells."""
+
+    cost_per_hour: float | None = 0.0  # signed change in hourly spend; None: no price known
+    created: int = 0
+    deleted_bytes: int = 0
+    service: str | None = None
+    scale_up: int = 0
+    scale_down: int = 0  # ACTIVE servers removed
+    region: str | None = None
+    change_key: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+class _Window:
+    """Sum of amounts admitted in the trailing ``span`` seconds: (now - span, now]."""
+
+    __slots__ = ("span", "items", "total")
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self.items: deque[tuple[float, float]] = deque()
+        self.total = 0.0
+
+    def sum(self, now: float) -> float:
+        items, cut = self.items, now - self.span
+        while items and items[0][0] <= cut:
+            self.total -= items.popleft()[1]
+        if not items:
+            self.total = 0.0
+        return self.total
+
+    def add(self, now: float, amount: float) -> None:
+        if amount:
+            self.items.append((now, amount))
+            self.total += amount
+
+
+def _obs_cache(obs: Observation, key: str, fn: Any) -> Any:
+    return obs._get(("safety", key), fn)  # noqa: SLF001 - the observation's own per-step cache
+
+
+class SafetyGate:
+    """Implements the runtime's ``Gate`` protocol from a :class:`SafetyConfig`.
+
+    ``store`` (shared with the CLI) supplies pauses and multi-approved limit
+    changes; it is re-read at most every ``state_poll_seconds`` of ``now``.
+    """
+
+    def __init__(self, config: SafetyConfig | None = None, store: SafetyStore | None = None,
+                 budget: BudgetGuard | None = None, state_poll_seconds: float = 1.0) -> None:
+        self.config = config or SafetyConfig()
+        self.store = store or SafetyStore(":memory:")
+        self.budget = budget
+        self.state_poll_seconds = state_poll_seconds
+        self._config_id = -1
+        self._pauses: list[Pause] = []
+        self._polled_at = -math.inf
+        self._rate = _Window(RATE_WINDOW)
+        self._cost = _Window(COST_WINDOW)
+        self._vms = _Window(self.config.accounting_window_seconds)
+        self._data = _Window(self.config.accounting_window_seconds)
+        self._step_now = -math.inf
+        self._step_base: dict[str, int] = {}
+        self._step_up: dict[str, int] = {}
+        self._step_down: dict[str, int] = {}
+        self._canary_done: dict[str, float] = {}
+        self._pending_canary: dict[int, tuple[str, str]] = {}
+        self.refresh(-math.inf, force=True)
+
+    # ----------------------------------------------------------------- state
+    def refresh(self, now: float, force: bool = False) -> None:
+        """Re-read pauses and applied limit changes from the store."""
+        if not force and self._polled_at <= now < self._polled_at + self.state_poll_seconds:
+            return
+        self._polled_at = now
+        self._pauses = [p for p in self.store.pauses() if p.ended_at is None or p.ended_at > p.start]
+        latest = self.store.latest_applied_config()
+        if latest is not None and latest[0] != self._config_id:
+            self._config_id = latest[0]
+            self.set_config(SafetyConfig.model_validate(latest[1]))
+
+    def set_config(self, config: SafetyConfig) -> None:
+        """Swap the limits (counters carry over). Use :meth:`Overrides.propose_limits` for multi-approval."""
+        self.config = config
+        self._vms.span = self._data.span = config.accounting_window_seconds
+
+    def paused(self, now: float) -> Pause | None:
+        """The pause in force at ``now``, overrides first."""
+        self.refresh(now)
+        active = [p for p in self._pauses if p.active(now)]
+        active.sort(key=lambda p: (p.kind != "override", p.start))
+        return active[0] if active else None
+
+    def in_business_hours(self, now: float) -> bool:
+        cfg = self.config
+        local = datetime.fromtimestamp(now, UTC) + timedelta(hours=cfg.utc_offset_hours)
+        start, end = cfg.business_hours
+        return local.weekday() in cfg.business_days and start <= local.hour + local.minute / 60 < end
+
+    # ------------------------------------------------------------ assessment
+    def assess(self, action: Action, obs: Observation | None) -> Assessment:
+        """Cost, servers created, data deleted, scale step and region of ``action``."""
+        a = Assessment()
+        kind = action.kind
+        server: Server | None = None
+        sid = getattr(action, "server_id", None)
+        if sid is not None:
+            server = self._servers(obs).get(sid)
+            if server is None:
+                a.problems.append(f"server {sid!r} not in the observation")
+                a.cost_per_hour = None
+                return a
+            a.service = server.service
+            a.region = self._region(obs, server.zone)
+        if kind == "create_server":
+            svc = self._services(obs).get(action.service)  # type: ignore[attr-defined]
+            a.service = action.service  # type: ignore[attr-defined]
+            count = int(action.count)  # type: ignore[attr-defined]
+            a.created = a.scale_up = count
+            flavor = action.flavor or (svc.flavor if svc else None)  # type: ignore[attr-defined]
+            if svc is None:
+                a.problems.append(f"service {a.service!r} not in the observation")
+            price = self._price(obs, flavor, action.pricing)  # type: ignore[attr-defined]
+            a.cost_per_hour = None if price is None else count * price
+            zone = action.zone  # type: ignore[attr-defined]
+            a.region = self._region(obs, zone) if zone else None
+        elif kind == "delete_server" and server is not None:
+            fl = self._flavors(obs).get(server.flavor)
+            if fl is None:
+                a.problems.append(f"flavor {server.flavor!r} of server {server.id!r} unknown: data size unknown")
+            else:
+                a.deleted_bytes = fl.disk_gb * GIB
+            price = self._price(obs, server.flavor, server.pricing)
+            a.cost_per_hour = None if price is None else -price
+            if server.status == "ACTIVE" and server.service:
+                a.scale_down = 1
+        elif kind == "resize_server" and server is not None:
+            new = self._price(obs, action.flavor, server.pricing)  # type: ignore[attr-defined]
+            old = self._price(obs, server.flavor, server.pricing)
+            a.cost_per_hour = None if new is None or old is None else new - old
+        elif kind == "start_server" and server is not None:
+            price = self._price(obs, server.flavor, server.pricing)
+            a.cost_per_hour = (None if price is None else price) if server.status == "SHUTOFF" else 0.0
+        if kind in self.config.canary_kinds:
+            params = {k: v for k, v in action.params().items() if k != "server_id"}
+            a.change_key = dumps([kind, a.service, params])
+        return a
+
+    def _servers(self, obs: Observation | None) -> dict[str, Server]:
+        if obs is None:
+            return {}
+        return _obs_cache(obs, "servers", lambda: {s.id: s for s in obs.servers()})
+
+    def _services(self, obs: Observation | None) -> dict[str, Any]:
+        return {} if obs is None else obs.services
+
+    def _flavors(self, obs: Observation | None) -> dict[str, Any]:
+        return {} if obs is None else obs.flavors
+
+    def _price(self, obs: Observation | None, flavor: str | None, pricing: str) -> float | None:
+        if obs is None or flavor is None:
+            return None
+        prices = _obs_cache(obs, "prices", lambda: {(p.flavor, p.pricing): p.per_hour for p in obs.prices})
+        p = prices.get((flavor, pricing))
+        return prices.get((flavor, "on_demand")) if p is None else p
+
+    def _region(self, obs: Observation | None, zone: str) -> str:
+        if obs is None:
+            return zone
+        zones = _obs_cache(obs, "zones", lambda: {h.zone: h.region for h in obs.hypervisors})
+        return zones.get(zone, zone)
+
+    # --------------------------------------------------------------- verdicts
+    def review(self, now: float, engine: str, action: Action, obs: Observation | None) -> Verdict:
+        """The verdict for a proposed action; an allowed action is counted as executed from here."""
+        return self._decide(now, action, obs, approved=None)
+
+    def recheck(self, now: float, engine: str, action: Action, obs: Observation | None,
+                approved_by: Iterable[str] = ()) -> Verdict:
+        """Deny rules again, for an approved action about to run (counted like an execution if allowed)."""
+        return self._decide(now, action, obs, approved=tuple(approved_by))
+
+    def executed(self, now: float, engine: str, action: Action, result: ActionResult) -> None:
+        pend = self._pending_canary.pop(id(action), None)
+        if pend is not None and result.ok and self._is_canary(pend[1]):
+            self._canary_done.setdefault(pend[0], now)
+
+    def _is_canary(self, region: str | None) -> bool:
+        return region is not None and region in self.config.canary_regions
+
+    def _decide(self, now: float, action: Action, obs: Observation | None,
+                approved: tuple[str, ...] | None) -> Verdict:
+        cfg = self.config
+        pause = self.paused(now)
+        if pause is not None:
+            rule = "emergency-override" if pause.kind == "override" else "automation-disabled"
+            return Verdict("deny", rule, {"pause": pause.id, "until": pause.until, "incident": pause.incident,
+                                          "operator": pause.operator})
+        if cfg.business_hours_only and not self.in_business_hours(now):
+            return Verdict("deny", "business-hours",
+                           {"business_hours": list(cfg.business_hours), "business_days": list(cfg.business_days),
+                            "utc_offset_hours": cfg.utc_offset_hours})
+        if cfg.rate_limit_actions is not None:
+            recent = self._rate.sum(now)
+            if recent + 1 > cfg.rate_limit_actions:
+                return Verdict("deny", "rate-limit", {"executed_last_60s": int(recent),
+                                                      "limit_per_minute": cfg.rate_limit_actions})
+        a = self.assess(action, obs)
+        detail: dict[str, Any] = {"cost_per_hour": a.cost_per_hour}
+        if a.problems:
+            return Verdict("deny", "unverifiable", {**detail, "problems": a.problems})
+        if now != self._step_now:
+            self._step_now = now
+            self._step_base.clear()
+            self._step_up.clear()
+            self._step_down.clear()
+        if (a.scale_up or a.scale_down) and a.service is not None:
+            base = self._step_base.get(a.service)
+            if base is None:
+                svc = self._services(obs).get(a.service)
+                base = self._step_base[a.service] = svc.active if svc is not None else 0
+            if a.scale_up and cfg.max_scale_up_percent is not None:
+                allowed = max(cfg.min_scale_step, math.floor(base * cfg.max_scale_up_percent / 100 + 1e-9))
+                done = self._step_up.get(a.service, 0)
+                if done + a.scale_up > allowed:
+                    return Verdict("deny", "max-scale-up", {**detail, "service": a.service, "active": base,
+                                                            "requested": a.scale_up, "already_this_step": done,
+                                                            "allowed_per_step": allowed,
+                                                            "max_percent": cfg.max_scale_up_percent})
+            if a.scale_down and cfg.max_scale_down_percent is not None:
+                allowed = math.floor(base * cfg.max_scale_down_percent / 100 + 1e-9)
+                done = self._step_down.get(a.service, 0)
+                if done + a.scale_down > allowed:
+                    return Verdict("deny", "max-scale-down", {**detail, "service": a.service, "active": base,
+                                                              "requested": a.scale_down, "already_this_step": done,
+                                                              "allowed_per_step": allowed,
+                                                              "max_percent": cfg.max_scale_down_percent})
+        canary_pending = False
+        if cfg.canary_regions_first and cfg.canary_regions and a.change_key is not None:
+            if a.region is None:
+                return Verdict("deny", "canary-first", {**detail, "problem": "region unknown"})
+            if not self._is_canary(a.region):
+                first = self._canary_done.get(a.change_key)
+                if first is None or now - first < cfg.canary_bake_seconds:
+                    return Verdict("deny", "canary-first", {
+                        **detail, "region": a.region, "canary_regions": list(cfg.canary_regions),
+                        "canary_succeeded_at": first, "bake_seconds": cfg.canary_bake_seconds})
+            else:
+                canary_pending = True
+        budget = self.budget
+        if budget is None and cfg.budget_hard_limit_per_hour is not None:
+            budget = SpendRateLimit(cfg.budget_hard_limit_per_hour)
+        if budget is not None:
+            v = budget.check(now, action, a.cost_per_hour, obs)
+            if v is not None and v.decision == "deny":
+                return v
+        if approved is None:
+            v = self._approval(now, action, a, detail)
+            if v is not None:
+                return v
+        # admitted: count it
+        self._rate.add(now, 1)
+        if a.service is not None:
+            if a.scale_up:
+                self._step_up[a.service] = self._step_up.get(a.service, 0) + a.scale_up
+            if a.scale_down:
+                self._step_down[a.service] = self._step_down.get(a.service, 0) + a.scale_down
+        if canary_pending:
+            self._pending_canary[id(action)] = (a.change_key or "", a.region or "")
+        if approved is not None:
+            return Verdict("allow", "approved", {**detail, "approved_by": list(approved)})
+        self._cost.add(now, max(a.cost_per_hour or 0.0, 0.0))
+        self._vms.add(now, a.created)
+        self._data.add(now, a.deleted_bytes)
+        return Verdict("allow", "within-limits", detail)
+
+    def _approval(self, now: float, action: Action, a: Assessment, detail: dict[str, Any]) -> Verdict | None:
+        cfg = self.config
+        rule: str | None = None
+        extra: dict[str, Any] = {}
+        cost = a.cost_per_hour
+        if cfg.observation_mode:
+            rule = "human-approval"
+        elif cfg.automated_kinds is not None and action.kind not in cfg.automated_kinds:
+            rule, extra = "kind-not-automated", {"automated_kinds": list(cfg.automated_kinds)}
+        elif cost is None and action.kind in _COST_KINDS and (
+                cfg.require_approval_above is not None or cfg.max_automated_cost is not None):
+            rule = "cost-unknown"
+        elif cfg.require_approval_above is not None and cost is not None and cost > cfg.require_approval_above:
+            rule, extra = "require-approval-above", {"limit": cfg.require_approval_above}
+        elif cfg.max_automated_cost is not None and cost is not None and cost > 0 and (
+                self._cost.sum(now) + cost > cfg.max_automated_cost + 1e-9):
+            rule, extra = "max-automated-cost", {"automated_cost_last_hour": self._cost.sum(now),
+                                                 "limit_per_hour": cfg.max_automated_cost}
+        elif cfg.max_vms_auto_provisioned is not None and a.created and (
+                self._vms.sum(now) + a.created > cfg.max_vms_auto_provisioned):
+            rule, extra = "max-vms-auto-provisioned", {"auto_provisioned_in_window": int(self._vms.sum(now)),
+                                                       "requested": a.created,
+                                                       "limit": cfg.max_vms_auto_provisioned,
+                                                       "window_seconds": cfg.accounting_window_seconds}
+        elif cfg.max_data_deleted is not None and a.deleted_bytes and (
+                self._data.sum(now) + a.deleted_bytes > cfg.max_data_deleted):
+            rule, extra = "max-data-deleted", {"deleted_in_window": int(self._data.sum(now)),
+                                               "requested_bytes": a.deleted_bytes, "limit": cfg.max_data_deleted,
+                                               "window_seconds": cfg.accounting_window_seconds}
+        if rule is None:
+            return None
+        high_risk = action.kind in cfg.high_risk_kinds or rule == "max-data-deleted"
+        needed = cfg.multi_approvers if cfg.require_multi_approval and high_risk else 1
+        return Verdict("approval", rule, {**detail, **extra, "high_risk": high_risk}, approvers=needed)

@@ -1,0 +1,136 @@
+"""The safety state shared between a running system and the CLI: one SQLite file.
+
+It holds the approval queue, pauses (automation disabled, emergency overrides),
+enrolled operators (TOTP secrets) and proposed safety-limit changes with their
+votes.  Rows are only inserted or moved forward in status, so the history stays.
+Times are whatever ``now`` the caller uses (sim seconds in the twin, POSIX
+seconds live).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pauses (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, start REAL NOT NULL, until REAL NOT NULL,
+    incident TEXT, operator TEXT, justification TEXT, ended_at REAL, ended_by TEXT);
+CREATE TABLE IF NOT EXISTS operators (
+    id TEXT PRIMARY KEY, secret TEXT NOT NULL, created_at REAL NOT NULL, last_step INTEGER NOT NULL DEFAULT -1);
+CREATE TABLE IF NOT EXISTS config_changes (
+    id INTEGER PRIMARY KEY, proposed_at REAL NOT NULL, proposed_by TEXT NOT NULL, justification TEXT,
+    config_json TEXT NOT NULL, needed INTEGER NOT NULL, status TEXT NOT NULL, applied_at REAL);
+CREATE TABLE IF NOT EXISTS config_votes (
+    change_id INTEGER NOT NULL, approver TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (change_id, approver));
+CREATE TABLE IF NOT EXISTS proposals (
+    id INTEGER PRIMARY KEY, created_at REAL NOT NULL, engine TEXT NOT NULL, kind TEXT NOT NULL, target TEXT,
+    action_json TEXT NOT NULL, verdict_json TEXT NOT NULL, needed INTEGER NOT NULL, status TEXT NOT NULL,
+    audit_id INTEGER, decided_at REAL, executed_at REAL, exec_audit_id INTEGER, note TEXT);
+CREATE INDEX IF NOT EXISTS proposals_status ON proposals(status);
+CREATE TABLE IF NOT EXISTS votes (
+    proposal_id INTEGER NOT NULL, approver TEXT NOT NULL, decision TEXT NOT NULL, at REAL NOT NULL, comment TEXT,
+    PRIMARY KEY (proposal_id, approver));
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Automation paused from ``start`` until ``until`` (or ``ended_at`` if ended early)."""
+
+    id: int
+    kind: str  # "disable" | "override"
+    start: float
+    until: float
+    incident: str | None
+    operator: str | None
+    justification: str | None
+    ended_at: float | None = None
+
+    def active(self, now: float) -> bool:
+        end = self.until if self.ended_at is None else min(self.until, self.ended_at)
+        return self.start <= now < end
+
+
+class SafetyStore:
+    """A thread-safe handle on the safety state file (``":memory:"`` for the twin)."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        self.db.row_factory = sqlite3.Row
+        if self.path != ":memory:":
+            self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self.db.execute(sql, args)
+
+    def transaction(self) -> _Tx:
+        """``with store.transaction() as db:`` — one IMMEDIATE transaction (serialises writers)."""
+        return _Tx(self)
+
+    # ------------------------------------------------------------------ pauses
+    def add_pause(self, kind: str, start: float, until: float, *, incident: str | None = None,
+                  operator: str | None = None, justification: str | None = None) -> Pause:
+        cur = self.execute(
+            "INSERT INTO pauses(kind, start, until, incident, operator, justification) VALUES (?,?,?,?,?,?)",
+            (kind, start, until, incident, operator, justification),
+        )
+        return Pause(int(cur.lastrowid or 0), kind, start, until, incident, operator, justification)
+
+    def end_pauses(self, now: float, by: str) -> int:
+        cur = self.execute(
+            "UPDATE pauses SET ended_at=?, ended_by=? WHERE ended_at IS NULL AND start<=? AND until>?",
+            (now, by, now, now),
+        )
+        return cur.rowcount
+
+    def pauses(self, *, since: float | None = None) -> list[Pause]:
+        rows = self.execute(
+            "SELECT id, kind, start, until, incident, operator, justification, ended_at FROM pauses"
+            + (" WHERE until > ?" if since is not None else "") + " ORDER BY id",
+            (since,) if since is not None else (),
+        ).fetchall()
+        return [Pause(*tuple(r)) for r in rows]
+
+    # --------------------------------------------------------- config changes
+    def latest_applied_config(self) -> tuple[int, dict[str, Any]] | None:
+        row = self.execute(
+            "SELECT id, config_json FROM config_changes WHERE status='applied'"
+            " ORDER BY applied_at DESC, id DESC LIMIT 1"
+        ).fetchone()
+        return (int(row[0]), json.loads(row[1])) if row else None
+
+
+class _Tx:
+    def __init__(self, store: SafetyStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.store._lock.acquire()
+        try:
+            self.store.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.store._lock.release()
+            raise
+        return self.store.db
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.store._lock.release()
