@@ -1,0 +1,342 @@
+"""``zeroops live``: the engines on the wall clock against a real OpenStack cloud.
+
+The same :class:`engines.runtime.Runtime` and :class:`~engines.runtime.ChokePoint`
+as in the twin drive the engines; only the adapter (:mod:`adapters.openstack`)
+and the clock (:class:`~engines.runtime.WallClock`) differ.
+
+* ``--mode observe`` (the default) turns every action into a proposal
+  (:class:`ObserveOnlyGate`): nothing in the cloud changes.
+* ``--mode act`` executes, through the safety gate when ``--safety FILE`` is given.
+
+Level-triggered reconciliation: on start the controller rebuilds its view from
+the cloud (servers carry ``zeroops_service`` and ``zeroops_request_id``
+metadata) and from its SQLite journal of in-flight actions, and finishes or
+abandons half-done work (:meth:`adapters.openstack.OpenStackAdapter.reconcile`).
+``zeroops live status`` prints what it sees and what it would do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from adapters.base import Action, ActionResult, AdapterError, Observation
+from adapters.journal import Journal
+from adapters.live_config import ConfigError, EngineSpec, LiveConfig, load_config
+from engines.runtime import ActionRecord, AllowAll, ChokePoint, Engine, Gate, Runtime, Verdict, WallClock
+
+MODES = ("observe", "act")
+
+
+class ObserveOnlyGate:
+    """A gate that lets nothing through: every action becomes a proposal (``Verdict("approval")``)."""
+
+    def review(self, now: float, engine: str, action: Action, obs: Observation | None) -> Verdict:
+        return Verdict("approval", rule="observe-only", detail={"mode": "observe"}, approvers=1)
+
+    def executed(self, now: float, engine: str, action: Action, result: ActionResult) -> None:
+        raise AssertionError("observe mode must never execute an action")
+
+
+class JsonlDecisionLog:
+    """Appends every decision (proposed, denied, executed, failed) as one JSON line, flushed at once."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f: TextIO = self.path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self.records: list[ActionRecord] = []
+
+    def record(self, rec: ActionRecord) -> None:
+        row = rec.as_row() | {"attempts": attempts_of(rec), "wall_time": time.time()}
+        with self._lock:
+            self.records.append(rec)
+            self._f.write(json.dumps(row, default=str, sort_keys=True) + "\n")
+            self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def attempts_of(rec: ActionRecord) -> int:
+    """API attempts behind a decision: from the result, or from the trail an adapter error carried."""
+    if rec.result is None:
+        return 0
+    m = re.search(r"\[attempts: (\d+);", rec.result.detail)
+    return max(rec.result.attempts, int(m.group(1))) if m else rec.result.attempts
+
+
+def read_decisions(path: str | Path) -> list[dict[str, Any]]:
+    """The rows a :class:`JsonlDecisionLog` wrote (an unfinished last line is skipped)."""
+    out = []
+    p = Path(path)
+    if not p.exists():
+        return out
+    for line in p.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+class LiveRuntime(Runtime):
+    """The twin's runtime, tolerant of a cloud that fails to answer: a failed observation skips one step."""
+
+    def __init__(self, *args: Any, on_error: Callable[[str], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_error = on_error or (lambda msg: print(msg, file=sys.stderr))
+        self.errors = 0
+
+    def step(self, engine: Engine, now: float) -> list[ActionRecord]:
+        try:
+            return super().step(engine, now)
+        except AdapterError as e:
+            self.errors += 1
+            self.on_error(f"[live] {engine.name}: step skipped: {type(e).__name__}: {str(e)[:300]}")
+            return []
+
+
+def make_engines(specs: Sequence[EngineSpec]) -> list[Engine]:
+    """Engines named in the live config, built with their parameters."""
+    from engines.baselines import CrashRestarter, ReactiveScaler
+
+    kinds: dict[str, Callable[..., Engine]] = {"reactive_scaler": ReactiveScaler, "crash_restarter": CrashRestarter}
+    return [kinds[s.kind](**s.params) for s in specs]
+
+
+def make_gate(mode: str, safety: str | None = None) -> Gate:
+    """Observe: :class:`ObserveOnlyGate`. Act: the safety gate of ``safety`` (a YAML file), else allow all."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+    if mode == "observe":
+        return ObserveOnlyGate()
+    if safety:
+        from engines.safety.config import load_safety_config
+        from engines.safety.gate import SafetyGate
+
+        return SafetyGate(load_safety_config(safety))
+    return AllowAll()
+
+
+class LiveController:
+    """Adapter + engines + gate + decision log + journal, on a wall clock."""
+
+    def __init__(
+        self,
+        adapter: Any,
+        config: LiveConfig,
+        mode: str = "observe",
+        *,
+        engines: Sequence[Engine] | None = None,
+        gate: Gate | None = None,
+        decisions: str | Path | None = None,
+        out: TextIO | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.config = config
+        self.mode = mode
+        self.out = out or sys.stdout
+        self.engines = list(engines) if engines is not None else make_engines(config.engines)
+        self.gate = gate or make_gate(mode)
+        self.log = JsonlDecisionLog(decisions or config.decisions)
+        self.choke = ChokePoint(adapter, self.gate, self.log)
+        self.runtime = LiveRuntime(adapter, self.engines, self.choke, on_error=self._say)
+        self.clock = WallClock()
+        self.runtime.attach(self.clock)
+        self.choke.listeners.append(self._print_record)
+
+    def _say(self, msg: str) -> None:
+        print(msg, file=self.out, flush=True)
+
+    def _print_record(self, rec: ActionRecord) -> None:
+        r = rec.result
+        self._say(
+            f"[live] {rec.outcome:8s} {rec.engine}: {rec.kind} {rec.target} — {rec.action.reason}"
+            + (f" → {r.detail[:200]} (attempts {r.attempts})" if r else "")
+        )
+
+    def reconcile(self) -> list[str]:
+        """Finish or abandon what a previous controller left in flight (only reports in observe mode)."""
+        notes = self.adapter.reconcile(act=self.mode == "act")
+        for n in notes:
+            self._say(f"[live] reconcile: {n}")
+        return notes
+
+    def run(self, duration: float | None = None) -> None:
+        """Reconcile, then run the engines until ``duration`` seconds pass or :meth:`stop`."""
+        self.reconcile()
+        self.clock.run(until=None if duration is None else self.clock.now() + duration)
+
+    def stop(self) -> None:
+        self.clock.stop()
+
+    def close(self) -> None:
+        self.log.close()
+
+
+# ------------------------------------------------------------------ status
+def status_report(adapter: Any, config: LiveConfig, engines: Sequence[Engine] | None = None) -> str:
+    """What the controller sees in the cloud and what its engines would do now (nothing is executed)."""
+    lines: list[str] = []
+    d = adapter.describe()
+    lines.append(
+        f"cloud {d.get('cloud') or '(OS_* environment)'}: project {d.get('project')} region {d.get('region')} "
+        f"at {d.get('auth_url')}; prometheus {d.get('prometheus') or '(none)'}"
+    )
+    for p in adapter.validate():
+        lines.append(f"  CONFIG PROBLEM: {p}")
+    now = adapter.now()
+    obs = Observation(adapter, now)
+    try:
+        cpu = obs.latest("cpu_util")
+    except AdapterError as e:
+        cpu = {}
+        lines.append(f"  metrics unavailable: {type(e).__name__}: {str(e)[:200]}")
+    lines.append("services:")
+    for s in obs.services.values():
+        u = cpu.get(s.name, math.nan)
+        lines.append(
+            f"  {s.name:20s} active {s.active:3d} building {s.building:3d} failed {s.failed:3d} "
+            f"(min {s.min_servers}, max {s.max_servers}) version {s.version} cpu_util "
+            + ("n/a" if math.isnan(u) else f"{u:.2f}")
+        )
+    if not obs.services:
+        lines.append("  (none configured: add services to the live config)")
+    lines.append("hypervisors:")
+    for h in obs.hypervisors:
+        lines.append(
+            f"  {h.name:20s} {h.state:4s} zone {h.zone}: vcpus {h.vcpus_used}/{h.vcpus} "
+            f"ram {h.memory_mb_used}/{h.memory_mb} MB disk {h.disk_gb_used}/{h.disk_gb} GB"
+        )
+    lines.append("quotas:")
+    for q in obs.quotas.values():
+        lines.append(
+            f"  {q.project:20s} instances {q.instances_used}/{q.instances} cores {q.cores_used}/{q.cores} "
+            f"ram {q.ram_mb_used}/{q.ram_mb} MB"
+        )
+    if adapter.journal is not None:
+        open_ = adapter.journal.open_entries()
+        lines.append(f"in flight (journal {adapter.journal.path}): {len(open_)}")
+        for e in open_:
+            lines.append(f"  {e.kind} {e.target} request {e.request_id[:8]} since {time.ctime(e.started_at)}")
+        for n in adapter.reconcile(act=False):
+            lines.append(f"  would reconcile: {n}")
+    lines.append("would do now:")
+    engines = list(engines) if engines is not None else make_engines(config.engines)
+    any_action = False
+    for eng in engines:
+        try:
+            actions = list(eng.step(now, obs) or ())
+        except AdapterError as e:
+            lines.append(f"  {eng.name}: cannot decide: {type(e).__name__}: {str(e)[:200]}")
+            continue
+        for a in actions:
+            any_action = True
+            lines.append(f"  {eng.name}: {a.kind} {a.target()} {a.params()} — {a.reason}")
+    if not any_action:
+        lines.append("  nothing")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------- CLI
+def add_live_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``zeroops live [run|status]`` to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "live",
+        help="run the engines against a real OpenStack cloud (observe first, then act)",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument(
+        "command",
+        nargs="?",
+        choices=("run", "status"),
+        default="run",
+        help="run the controller (default) or show what it sees and would do",
+    )
+    p.add_argument("--cloud", help="clouds.yaml entry (default: the config's 'cloud', else the OS_* environment)")
+    p.add_argument(
+        "--mode", choices=MODES, default="observe", help="observe: propose only (default); act: execute through the gate"
+    )
+    p.add_argument("--config", help="live config YAML (services, prometheus queries, retries)")
+    p.add_argument("--safety", help="safety-gate YAML for act mode (default: no limits)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until SIGTERM/^C)")
+    p.add_argument("--journal", help="SQLite journal of in-flight actions (default: from the config)")
+    p.add_argument("--decisions", help="JSON-lines decision record (default: from the config)")
+    p.add_argument("--prometheus", help="Prometheus base URL (overrides the config)")
+    p.set_defaults(func=live_main)
+    return p
+
+
+def _build(args: argparse.Namespace) -> tuple[Any, LiveConfig]:
+    from adapters.openstack import OpenStackAdapter
+    from adapters.prometheus import PrometheusConfig
+
+    config = load_config(args.config)
+    if args.prometheus:
+        base = config.prometheus or PrometheusConfig()
+        config = config.model_copy(update={"prometheus": base.model_copy(update={"url": args.prometheus})})
+    journal = Journal(args.journal or config.journal)
+    adapter = OpenStackAdapter.connect(args.cloud, config, journal=journal)
+    return adapter, config
+
+
+def live_main(args: argparse.Namespace) -> int:
+    """Handler of ``zeroops live``; returns the exit code."""
+    try:
+        adapter, config = _build(args)
+    except ConfigError as e:
+        print(f"zeroops live: invalid config:\n{e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # openstacksdk config/auth errors: show the class and message, never credentials
+        print(f"zeroops live: cannot connect: {type(e).__name__}: {e}", file=sys.stderr)
+        return 3
+    if args.command == "status":
+        print(status_report(adapter, config))
+        return 0
+    problems = adapter.validate()
+    if problems:
+        print("zeroops live: the config does not match the cloud:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+    gate = make_gate(args.mode, args.safety)
+    ctl = LiveController(adapter, config, args.mode, gate=gate, decisions=args.decisions)
+    d = adapter.describe()
+    ctl._say(
+        f"[live] mode {args.mode}: cloud {d['cloud'] or '(env)'} project {d['project']}; "
+        f"engines {[e.name for e in ctl.engines]}; decisions -> {ctl.log.path}"
+    )
+
+    def _stop(signum: int, frame: Any) -> None:
+        ctl._say(f"[live] signal {signum}: stopping after the current step")
+        ctl.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        ctl.run(args.duration)
+    finally:
+        ctl.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m zeroops.live ...`` without the main CLI."""
+    parser = argparse.ArgumentParser(prog="zeroops")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    add_live_parser(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
