@@ -57,7 +57,7 @@ class ReactiveScaler:
             desired = min(max(desired, lo), hi)
             hist = self.history.setdefault(name, deque())
             hist.append((now, desired))
-            while hist and hist[0][0] < now - self.stabilisation:
+            while len(hist) > 1 and hist[1][0] <= now - self.stabilisation:
                 hist.popleft()
             have = current + svc.building
             if desired > have:
@@ -68,7 +68,8 @@ class ReactiveScaler:
             else:
                 # scale down only to the highest recommendation of the stabilisation window
                 stable = max(d for _, d in hist)
-                if stable < current and svc.building == 0:
+                full = hist[0][0] <= now - self.stabilisation + self.cadence
+                if full and stable < current and svc.building == 0:
                     newest = sorted(obs.servers(service=name, status="ACTIVE"), key=lambda s: -s.created_at)
                     for s in newest[: current - stable]:
                         actions.append(DeleteServer(

@@ -1,0 +1,121 @@
+"""Writing results: a stable, documented schema (docs/results.md) that reports and tools read.
+
+Layout of an output folder::
+
+    summary.json            {"schema_version", "generated_by", "runs": [run summary, ...]}
+    summary.csv             one row per (scenario, engines): the metrics and target statuses
+    <scenario>/<engines>/result.json     run summary + incidents
+    <scenario>/<engines>/actions.csv     every decision that passed the choke point
+    <scenario>/<engines>/incidents.csv   ground-truth incidents with detection and resolution
+    <scenario>/<engines>/timeseries.csv  per-minute means of every service metric, and spend
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scenarios.runner import RunResult
+from scenarios.schema import SCHEMA_VERSION
+from scenarios.scoring import METRICS
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    return v
+
+
+def run_summary(r: RunResult) -> dict[str, Any]:
+    return {
+        "scenario": r.scenario.name,
+        "engines": r.engines,
+        "seed": r.seed,
+        "duration_s": r.scenario.duration,
+        "wall_s": round(r.wall_s, 3),
+        "realtime_factor": round(r.scenario.duration / r.wall_s, 1) if r.wall_s > 0 else None,
+        "metrics": {k: _clean(r.score.metrics.get(k)) for k in METRICS},
+        "targets": r.targets,
+    }
+
+
+def write_run(r: RunResult, out: Path) -> Path:
+    d = out / r.scenario.name / r.engines
+    d.mkdir(parents=True, exist_ok=True)
+    summary = run_summary(r) | {"schema_version": SCHEMA_VERSION,
+                                "incidents": [i.as_dict() for i in r.score.incidents]}
+    (d / "result.json").write_text(json.dumps(summary, indent=2, default=_clean) + "\n")
+    rows = [rec.as_row() for rec in r.records]
+    cols = ["seq", "at", "engine", "kind", "target", "params", "reason", "confidence", "incident", "verdict", "rule",
+            "outcome", "detail", "server_ids", "error"]
+    df = pd.DataFrame(rows, columns=cols)
+    if len(df):
+        df["params"] = df["params"].map(lambda p: json.dumps(p, default=str))
+        df["server_ids"] = df["server_ids"].map(lambda s: " ".join(s))
+    df.to_csv(d / "actions.csv", index=False)
+    pd.DataFrame([i.as_dict() for i in r.score.incidents],
+                 columns=["id", "type", "start", "end", "detected_at", "detected_by", "resolved_by", "ttd_s", "ttr_s",
+                          "services", "servers", "root_cause"]).to_csv(d / "incidents.csv", index=False)
+    ts = r.world.metrics.to_pandas(60)
+    ts.columns = [f"{m}:{s}" for m, s in ts.columns]
+    spend = pd.Series(dict(r.world.spend_series), name="spend_total")
+    ts = ts.join(spend.reindex(ts.index, method="ffill") if len(ts) else spend, how="left")
+    ts.to_csv(d / "timeseries.csv")
+    return d
+
+
+def write_summary(results: list[RunResult], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [run_summary(r) for r in results]
+    doc = {"schema_version": SCHEMA_VERSION, "generated_by": "zeroops", "runs": runs}
+    (out / "summary.json").write_text(json.dumps(doc, indent=2, default=_clean) + "\n")
+    rows = []
+    for s in runs:
+        row = {"scenario": s["scenario"], "engines": s["engines"], "seed": s["seed"], "wall_s": s["wall_s"]}
+        row.update(s["metrics"])
+        met = [t["status"] for t in s["targets"].values()]
+        row["targets_met"] = sum(1 for x in met if x == "met")
+        row["targets_missed"] = sum(1 for x in met if x == "missed")
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(out / "summary.csv", index=False)
+
+
+def fmt(v: Any, metric: str = "") -> str:
+    if v is None:
+        return "-"
+    if metric in ("availability", "automation_rate", "cost_savings"):
+        return f"{100 * v:.3f}%" if metric == "availability" else f"{100 * v:.1f}%"
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.2f}"
+    return str(v)
+
+
+TABLE_METRICS = ("incidents", "mttd_s", "mttr_s", "availability", "slo_violation_minutes", "cost", "cost_savings",
+                 "human_interventions", "automation_rate", "actions_taken")
+
+
+def table(results: list[RunResult]) -> str:
+    """A plain-text results table for the terminal, with target status marks."""
+    heads = ["scenario", "engines", *TABLE_METRICS, "targets"]
+    short = {"slo_violation_minutes": "slo_min", "human_interventions": "humans", "automation_rate": "automation",
+             "actions_taken": "actions", "availability": "avail", "cost_savings": "savings"}
+    rows = []
+    for r in results:
+        cells = [r.scenario.name, r.engines]
+        for m in TABLE_METRICS:
+            mark = {"met": " ✓", "missed": " ✗"}.get(r.targets.get(m, {}).get("status", ""), "")
+            cells.append(fmt(r.score.metrics.get(m), m) + mark)
+        st = [t["status"] for t in r.targets.values()]
+        cells.append(f"{st.count('met')}/{len(st) - st.count('n/a')} met" if st else "-")
+        rows.append(cells)
+    heads = [short.get(h, h) for h in heads]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(heads)] if rows else [len(h) for h in heads]
+    line = "  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True))
+    out = [line, "-" * len(line)]
+    for row in rows:
+        out.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(out)

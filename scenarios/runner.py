@@ -1,0 +1,84 @@
+"""Running a scenario: build the world, put engines behind the choke point, run, score."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters.sim import SimAdapter
+from engines.baselines import engine_set
+from engines.runtime import ActionLog, ChokePoint, Gate, MemoryActionLog, Runtime
+from scenarios.schema import Scenario
+from scenarios.scoring import Score, score_run
+from twin.clock import SimClock
+from twin.world import World
+
+Progress = Callable[[float, float], None]  # (simulated seconds done, total)
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    engines: str
+    seed: int
+    score: Score
+    records: list[Any]
+    world: World
+    wall_s: float
+    targets: dict[str, dict[str, Any]]
+
+
+def make_gate(scn: Scenario) -> Gate | None:
+    """The safety gate the scenario asks for, if the safety package is installed."""
+    if not scn.safety:
+        return None
+    from engines.safety import SafetyConfig, SafetyGate  # type: ignore[attr-defined]
+
+    return SafetyGate(SafetyConfig.model_validate(scn.safety))
+
+
+def run_scenario(scn: Scenario, engines: str, *, seed: int | None = None, base_dir: Path | None = None,
+                 progress: Progress | None = None, gate: Gate | None = None, log: ActionLog | None = None,
+                 chunks: int = 100) -> RunResult:
+    """Run one engine set on one scenario and score it (targets are checked by :func:`check_targets`)."""
+    import time
+
+    if seed is not None:
+        scn = scn.model_copy(update={"seed": seed})
+    t0 = time.perf_counter()
+    world = World(scn, base_dir=base_dir)
+    adapter = SimAdapter(world)
+    memlog = log or MemoryActionLog()
+    choke = ChokePoint(adapter, gate if gate is not None else make_gate(scn), memlog)
+    runtime = Runtime(adapter, engine_set(engines), choke)
+    runtime.attach(SimClock(world.env))
+    records: list[Any] = []
+    choke.listeners.append(records.append)
+    total = scn.duration
+    for k in range(1, chunks + 1):
+        world.run(until=total * k / chunks + (1e-6 if k == chunks else 0.0))
+        if progress:
+            progress(min(world.now(), total), total)
+    world.finish()
+    score = score_run(world, records)
+    return RunResult(scn, engines, scn.seed, score, records, world, time.perf_counter() - t0, {})
+
+
+def check_targets(result: RunResult) -> dict[str, dict[str, Any]]:
+    out = {}
+    for metric, target in result.scenario.targets.items():
+        value = result.score.metrics.get(metric)
+        out[metric] = {"target": target.describe(), "value": value, "status": target.check(value)}
+    result.targets = out
+    return out
+
+
+def compare_to_static(results: list[RunResult]) -> None:
+    """Fill ``cost_savings`` = 1 − cost / cost of the static baseline on the same seed."""
+    static = {(r.scenario.name, r.seed): r for r in results if r.engines == "static"}
+    for r in results:
+        base = static.get((r.scenario.name, r.seed))
+        if base is not None and base.score.metrics["cost"]:
+            r.score.metrics["cost_savings"] = 1.0 - r.score.metrics["cost"] / base.score.metrics["cost"]  # type: ignore[operator]
