@@ -117,6 +117,8 @@ class AuditLog:
             self.db.executescript(SCHEMA)
             row = self.db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         except sqlite3.DatabaseError as e:
+            if self._lockfile is not None:
+                self._lockfile.close()
             raise AuditError(f"{self.path}: not a usable audit database: {e}") from None
         self._seq, self._head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
         self.committed_seq = self._seq

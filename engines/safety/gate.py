@@ -40,7 +40,9 @@ _COST_KINDS = frozenset({"create_server", "resize_server", "start_server"})
 class BudgetGuard(Protocol):
     """Hook for budget enforcement: return a deny verdict to stop an action, else ``None``."""
 
-    def check(self, now: float, action: Action, cost_per_hour: float | None, obs: Observation | None) -> Verdict | None:
+    def check(self, now: float, action: Action, cost_per_hour: float | None, obs: Observation | None,
+              admitted_this_step: float) -> Verdict | None:
+        """``admitted_this_step``: cost per hour of actions already admitted at ``now`` (not yet in ``obs``)."""
         ...
 
 
@@ -50,11 +52,12 @@ class SpendRateLimit:
     def __init__(self, limit_per_hour: float) -> None:
         self.limit = limit_per_hour
 
-    def check(self, now: float, action: Action, cost_per_hour: float | None, obs: Observation | None) -> Verdict | None:
+    def check(self, now: float, action: Action, cost_per_hour: float | None, obs: Observation | None,
+              admitted_this_step: float) -> Verdict | None:
         if obs is None or not cost_per_hour or cost_per_hour <= 0:
             return None
-        rate = obs.spend.rate_per_hour
-        if rate + cost_per_hour > self.limit:
+        rate = obs.spend.rate_per_hour + admitted_this_step
+        if rate + cost_per_hour > self.limit + 1e-9:
             return Verdict("deny", "budget-hard-limit",
                            {"spend_per_hour": rate, "cost_per_hour": cost_per_hour, "limit_per_hour": self.limit})
         return None
@@ -127,6 +130,7 @@ class SafetyGate:
         self._step_base: dict[str, int] = {}
         self._step_up: dict[str, int] = {}
         self._step_down: dict[str, int] = {}
+        self._step_cost = 0.0
         self._canary_done: dict[str, float] = {}
         self._pending_canary: dict[int, tuple[str, str]] = {}
         self.refresh(-math.inf, force=True)
@@ -278,6 +282,7 @@ class SafetyGate:
             self._step_base.clear()
             self._step_up.clear()
             self._step_down.clear()
+            self._step_cost = 0.0
         if (a.scale_up or a.scale_down) and a.service is not None:
             base = self._step_base.get(a.service)
             if base is None:
@@ -315,7 +320,7 @@ class SafetyGate:
         if budget is None and cfg.budget_hard_limit_per_hour is not None:
             budget = SpendRateLimit(cfg.budget_hard_limit_per_hour)
         if budget is not None:
-            v = budget.check(now, action, a.cost_per_hour, obs)
+            v = budget.check(now, action, a.cost_per_hour, obs, self._step_cost)
             if v is not None and v.decision == "deny":
                 return v
         if approved is None:
@@ -324,6 +329,7 @@ class SafetyGate:
                 return v
         # admitted: count it
         self._rate.add(now, 1)
+        self._step_cost += a.cost_per_hour or 0.0
         if a.service is not None:
             if a.scale_up:
                 self._step_up[a.service] = self._step_up.get(a.service, 0) + a.scale_up

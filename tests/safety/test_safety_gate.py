@@ -1,0 +1,204 @@
+"""Each guardrail on explicit examples: the verdict, its rule and the figures behind it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from safety_fakes import FakeWorld
+
+from adapters.base import CreateServer, DeleteServer, Notify, Observation, RebootServer, ResizeServer, StartServer
+from engines.runtime import ChokePoint, MemoryActionLog
+from engines.safety import SafetyConfig, SafetyGate, SafetyStore
+from engines.safety.gate import GIB, SpendRateLimit
+from engines.safety.override import Overrides
+
+MONDAY_10H = datetime(2026, 11, 23, 10, 0, tzinfo=UTC).timestamp()
+NO_LIMITS = dict(max_automated_cost=None, require_approval_above=None, max_vms_auto_provisioned=None,
+                 max_data_deleted=None, rate_limit_actions=None, max_scale_up_percent=None,
+                 max_scale_down_percent=None, canary_regions_first=False)
+
+
+def cfg(**kw: object) -> SafetyConfig:
+    return SafetyConfig(**{**NO_LIMITS, **kw})
+
+
+def setup(config: SafetyConfig, **world_kw: object) -> tuple[FakeWorld, SafetyGate, ChokePoint]:
+    world = FakeWorld(**world_kw)  # type: ignore[arg-type]
+    gate = SafetyGate(config)
+    return world, gate, ChokePoint(world, gate, MemoryActionLog())
+
+
+def submit(choke: ChokePoint, world: FakeWorld, t: float, *actions: object) -> list:
+    world.t = t
+    obs = Observation(world, t)
+    return [choke.submit(t, "eng", a, obs) for a in actions]  # type: ignore[arg-type]
+
+
+def test_no_limits_allows_and_executes() -> None:
+    world, _, choke = setup(cfg())
+    (rec,) = submit(choke, world, 1.0, CreateServer(service="web", count=3))
+    assert rec.outcome == "executed" and rec.verdict.decision == "allow"
+    assert rec.verdict.detail["cost_per_hour"] == pytest.approx(0.15)
+    assert len(world.servers_by_id) == 7
+
+
+def test_rate_limit_counts_a_sliding_60s_window() -> None:
+    world, _, choke = setup(cfg(rate_limit_actions=3))
+    recs = submit(choke, world, 0.0, *[Notify(component="x") for _ in range(5)])
+    assert [r.outcome for r in recs] == ["executed"] * 3 + ["denied"] * 2
+    assert recs[3].verdict.rule == "rate-limit" and recs[3].verdict.detail["executed_last_60s"] == 3
+    assert submit(choke, world, 59.9, Notify(component="x"))[0].outcome == "denied"
+    assert submit(choke, world, 60.0, Notify(component="x"))[0].outcome == "executed"
+
+
+def test_scale_up_percent_groups_one_instant() -> None:
+    world, _, choke = setup(cfg(max_scale_up_percent=50))  # web has 4 active: 2 per step
+    recs = submit(choke, world, 1.0, CreateServer(service="web"), CreateServer(service="web"),
+                  CreateServer(service="web"))
+    assert [r.outcome for r in recs] == ["executed", "executed", "denied"]
+    d = recs[2].verdict.detail
+    assert recs[2].verdict.rule == "max-scale-up" and d["active"] == 4 and d["allowed_per_step"] == 2
+    assert d["already_this_step"] == 2
+    # next instant: 6 active -> 3 allowed
+    assert [r.outcome for r in submit(choke, world, 2.0, CreateServer(service="web", count=3))] == ["executed"]
+
+
+def test_scale_up_from_zero_uses_min_step() -> None:
+    world, _, choke = setup(cfg(max_scale_up_percent=100, min_scale_step=1), services={"web": ("small", 0)})
+    recs = submit(choke, world, 1.0, CreateServer(service="web", count=2))
+    assert recs[0].verdict.rule == "max-scale-up"
+    assert submit(choke, world, 1.0, CreateServer(service="web"))[0].outcome == "executed"
+
+
+def test_scale_down_percent_and_last_server() -> None:
+    world, _, choke = setup(cfg(max_scale_down_percent=50))
+    ids = sorted(world.servers_by_id)
+    recs = submit(choke, world, 1.0, *[DeleteServer(server_id=i) for i in ids])
+    assert [r.outcome for r in recs] == ["executed", "executed", "denied", "denied"]
+    assert recs[2].verdict.rule == "max-scale-down"
+    world2, _, choke2 = setup(cfg(max_scale_down_percent=50), services={"db": ("small", 1)})
+    (only,) = world2.servers_by_id
+    assert submit(choke2, world2, 1.0, DeleteServer(server_id=only))[0].verdict.rule == "max-scale-down"
+
+
+def test_require_approval_above_and_multi_approval_for_high_risk() -> None:
+    world, _, choke = setup(cfg(require_approval_above=1.0, require_multi_approval=True, multi_approvers=3))
+    (rec,) = submit(choke, world, 1.0, CreateServer(service="web", flavor="large"))
+    assert rec.outcome == "proposed" and rec.verdict.approvers == 1  # create_server is not high-risk by default
+    assert submit(choke, world, 1.0, CreateServer(service="web", flavor="medium"))[0].outcome == "executed"
+    world, _, choke = setup(cfg(require_approval_above=1.0, high_risk_kinds=("create_server",), multi_approvers=3))
+    (rec,) = submit(choke, world, 1.0, CreateServer(service="web", flavor="large"))
+    assert rec.outcome == "proposed" and rec.verdict.rule == "require-approval-above"
+    assert rec.verdict.approvers == 3 and rec.verdict.detail["limit"] == 1.0
+    assert rec.verdict.detail["cost_per_hour"] == pytest.approx(1.6)
+
+
+def test_max_automated_cost_per_hour_window() -> None:
+    world, _, choke = setup(cfg(max_automated_cost=1.0))  # 0.2/h per medium
+    recs = submit(choke, world, 0.0, *[CreateServer(service="web", flavor="medium") for _ in range(6)])
+    assert [r.outcome for r in recs] == ["executed"] * 5 + ["proposed"]
+    assert recs[5].verdict.rule == "max-automated-cost" and recs[5].verdict.approvers == 1
+    assert submit(choke, world, 3599.0, CreateServer(service="web", flavor="medium"))[0].outcome == "proposed"
+    assert submit(choke, world, 3600.0, CreateServer(service="web", flavor="medium"))[0].outcome == "executed"
+
+
+def test_max_vms_auto_provisioned() -> None:
+    world, _, choke = setup(cfg(max_vms_auto_provisioned=5))
+    recs = submit(choke, world, 0.0, CreateServer(service="web", count=4), CreateServer(service="web", count=2),
+                  CreateServer(service="web", count=1))
+    assert [r.outcome for r in recs] == ["executed", "proposed", "executed"]
+    assert recs[1].verdict.rule == "max-vms-auto-provisioned" and recs[1].verdict.detail["limit"] == 5
+
+
+def test_max_data_deleted_needs_multi_approval() -> None:
+    world, _, choke = setup(cfg(max_data_deleted=30 * GIB, multi_approvers=2), services={"web": ("small", 4)})
+    ids = sorted(world.servers_by_id)
+    recs = submit(choke, world, 0.0, *[DeleteServer(server_id=i) for i in ids[:2]])
+    assert [r.outcome for r in recs] == ["executed", "proposed"]
+    assert recs[1].verdict.rule == "max-data-deleted" and recs[1].verdict.approvers == 2
+    assert recs[1].verdict.detail["requested_bytes"] == 20 * GIB
+
+
+def test_unknown_server_is_denied_as_unverifiable() -> None:
+    world, _, choke = setup(cfg())
+    (rec,) = submit(choke, world, 0.0, RebootServer(server_id="nope"))
+    assert rec.outcome == "denied" and rec.verdict.rule == "unverifiable"
+
+
+def test_unknown_price_needs_approval() -> None:
+    world, _, choke = setup(cfg(require_approval_above=100.0), services={"gpu": ("xl", 1)})
+    (rec,) = submit(choke, world, 0.0, CreateServer(service="gpu"))
+    assert rec.outcome == "proposed" and rec.verdict.rule == "cost-unknown"
+
+
+def test_business_hours_only() -> None:
+    world, _, choke = setup(cfg(business_hours_only=True, business_hours=(9, 17), utc_offset_hours=0))
+    assert submit(choke, world, MONDAY_10H, Notify(component="x"))[0].outcome == "executed"
+    assert submit(choke, world, MONDAY_10H + 8 * 3600, Notify(component="x"))[0].verdict.rule == "business-hours"
+    saturday = MONDAY_10H + 5 * 86400
+    assert submit(choke, world, saturday, Notify(component="x"))[0].verdict.rule == "business-hours"
+    world, _, choke = setup(cfg(business_hours_only=True, utc_offset_hours=-9))  # 10:00 UTC = 01:00 local
+    assert submit(choke, world, MONDAY_10H, Notify(component="x"))[0].outcome == "denied"
+
+
+def test_canary_regions_first_with_bake_time() -> None:
+    world, gate, choke = setup(cfg(canary_regions_first=True, canary_regions=("canary",),
+                                      canary_bake_seconds=300))
+    by_zone = {s.zone: s.id for s in world.servers_by_id.values()}
+    east = ResizeServer(server_id=by_zone["az-east-1"], flavor="medium")
+    (rec,) = submit(choke, world, 0.0, east)
+    assert rec.outcome == "denied" and rec.verdict.rule == "canary-first" and rec.verdict.detail["region"] == "east"
+    assert submit(choke, world, 10.0, ResizeServer(server_id=by_zone["az-canary"], flavor="medium"))[0].outcome \
+        == "executed"
+    assert submit(choke, world, 309.0, east)[0].verdict.rule == "canary-first"
+    assert submit(choke, world, 310.0, east)[0].outcome == "executed"
+    # a different change (another flavor) is not covered by that canary
+    assert submit(choke, world, 400.0, ResizeServer(server_id=by_zone["az-west-1"], flavor="large"))[0] \
+        .verdict.rule == "canary-first"
+
+
+def test_observation_mode_proposes_everything() -> None:
+    world, _, choke = setup(cfg(human_approval=True))
+    recs = submit(choke, world, 0.0, Notify(component="x"), DeleteServer(server_id=sorted(world.servers_by_id)[0]))
+    assert [r.outcome for r in recs] == ["proposed", "proposed"]
+    assert recs[0].verdict.approvers == 1 and recs[1].verdict.approvers == 2  # delete is high-risk
+    assert world.executed == []
+
+
+def test_kind_not_automated() -> None:
+    world, _, choke = setup(cfg(automated_kinds=("notify",)))
+    recs = submit(choke, world, 0.0, Notify(component="x"), StartServer(server_id=sorted(world.servers_by_id)[0]))
+    assert [r.verdict.rule for r in recs] == ["within-limits", "kind-not-automated"]
+
+
+def test_disable_and_override_deny_everything() -> None:
+    store = SafetyStore()
+    gate = SafetyGate(cfg(), store)
+    world = FakeWorld()
+    choke = ChokePoint(world, gate)
+    ov = Overrides(store)
+    ov.disable_automation(100.0, 1800, operator="alice", reason="testing")
+    gate.refresh(0, force=True)
+    assert submit(choke, world, 99.0, Notify(component="x"))[0].outcome == "executed"
+    rec = submit(choke, world, 100.0, Notify(component="x"))[0]
+    assert rec.verdict.rule == "automation-disabled" and rec.verdict.detail["until"] == 1900.0
+    assert submit(choke, world, 1900.0, Notify(component="x"))[0].outcome == "executed"
+
+
+def test_budget_hard_limit_hook() -> None:
+    world, _, choke = setup(cfg(budget_hard_limit_per_hour=0.35))  # 4 small = 0.2/h
+    recs = submit(choke, world, 0.0, CreateServer(service="web", count=2), CreateServer(service="web", count=2))
+    assert [r.outcome for r in recs] == ["executed", "denied"]
+    assert recs[1].verdict.rule == "budget-hard-limit"
+    world = FakeWorld()
+    gate = SafetyGate(cfg(), budget=SpendRateLimit(0.21))
+    assert ChokePoint(world, gate).submit(0.0, "e", CreateServer(service="web", count=1),
+                                          Observation(world, 0.0)).outcome == "denied"
+
+
+def test_approved_actions_are_counted_by_the_rate_limit() -> None:
+    world, gate, choke = setup(cfg(rate_limit_actions=1))
+    obs = Observation(world, 0.0)
+    assert gate.recheck(0.0, "e", Notify(component="x"), obs, approved_by=["a"]).decision == "allow"
+    assert gate.review(1.0, "e", Notify(component="x"), obs).rule == "rate-limit"
