@@ -682,8 +682,8 @@ class OpenStackAdapter:
             with contextlib.suppress(AdapterError):
                 self.retry.call(trail, f"delete failed {sid[:8]}", lambda sid=sid: self.conn.compute.delete_server(sid))
         faults = "; ".join(sorted(set(failed.values())))
-        cls = NoValidHost if "no valid host" in faults.lower() else AdapterError
-        return [i for i in ids if i not in failed], cls(f"{len(failed)} new server(s) went to ERROR: {faults}")
+        err = classify(Exception(f"{len(failed)} new server(s) went to ERROR: {faults}"))  # quota / no valid host
+        return [i for i in ids if i not in failed], err
 
     # -- delete / reboot / start
     def _delete(self, a: DeleteServer, rid: str, trail: Trail) -> ActionResult:

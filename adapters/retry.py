@@ -100,7 +100,7 @@ class Trail:
 
 def fail(err: AdapterError, trail: Trail) -> AdapterError:
     """``err`` with the trail appended to its message and ``attempts`` set, ready to raise."""
-    out = type(err)(f"{err} [attempts: {trail.attempts}; {trail.text()}]")
+    out = type(err)(f"{err} [attempts: {trail.attempts}; {trail.text()}]" if trail.lines else str(err))
     out.attempts = trail.attempts  # type: ignore[attr-defined]
     out.trail = list(trail.lines)  # type: ignore[attr-defined]
     return out

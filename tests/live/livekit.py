@@ -1,0 +1,125 @@
+"""Helpers of the live tests (importable as ``livekit``; fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from adapters.live_config import LiveConfig, parse_config
+from adapters.openstack import META_SERVICE, map_status
+
+CLOUD = os.environ.get("ZEROOPS_TEST_CLOUD")
+PROM_URL = os.environ.get("ZEROOPS_TEST_PROMETHEUS", "http://127.0.0.1:9090")
+EXPORTER = os.environ.get("ZEROOPS_TEST_EXPORTER", "127.0.0.1:9477")
+FLAVOR, BIG, IMAGE = "zeroops.small", "zeroops.big", "zeroops-tiny"
+PREFIX = "zt" + secrets.token_hex(2)
+
+NO_CLOUD = (
+    "no OpenStack cloud configured for the live tests: run `make devcloud-up`, then set "
+    "ZEROOPS_TEST_CLOUD=devcloud and OS_CLIENT_CONFIG_FILE=.devcloud/run/etc/openstack/clouds.yaml "
+    "(or run `make test-live`)"
+)
+
+
+def live_config(services: list[dict[str, Any]], **extra: Any) -> LiveConfig:
+    """A live config for the test cloud, fast retries, Prometheus at PROM_URL."""
+    data: dict[str, Any] = {
+        "cloud": CLOUD,
+        "network": "none",
+        "services": [{"flavor": FLAVOR, "image": IMAGE} | s for s in services],
+        "prometheus": {"url": PROM_URL},
+        "retry": {"attempts": 6, "base_delay": 0.1, "max_delay": 1.0},
+        "wait": {"create": 60, "resize": 120, "poll": 0.3},
+        "prices": {FLAVOR: 0.02, BIG: 0.04},
+    }
+    data.update(extra)
+    return parse_config(data, "<test>")
+
+
+def servers_of(conn: Any, service: str) -> list[Any]:
+    """Servers of a service as Nova shows them, deleted ones left out."""
+    return [
+        s
+        for s in conn.compute.servers(details=True)
+        if (s.metadata or {}).get(META_SERVICE) == service and map_status(s.status, s.task_state) != "DELETED"
+    ]
+
+
+def wait_until(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    """Poll ``cond`` until truthy; fail the test naming ``what`` on time-out."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > end:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+# ------------------------------------------------------------ test exporter
+class LoadExporter:
+    """Publishes per-server CPU for the real servers of some services, for Prometheus to scrape.
+
+    A service's offered load is ``load[service]`` server-equivalents, shared
+    evenly by its ACTIVE servers in Nova: ``zeroops_server_cpu_util = min(1, load / n)``.
+    """
+
+    def __init__(self, conn: Any, address: str = EXPORTER) -> None:
+        self.conn = conn
+        self.load: dict[str, float] = {}
+        self.scrapes = 0
+        host, port = address.rsplit(":", 1)
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                body = exporter.render().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.httpd = ThreadingHTTPServer((host, int(port)), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self._cache: tuple[float, list[Any]] = (0.0, [])
+
+    def _servers(self) -> list[Any]:
+        t, cached = self._cache
+        if time.monotonic() - t > 0.5:
+            with contextlib.suppress(Exception):  # keep the last view: a scrape must not fail
+                cached = list(self.conn.compute.servers(details=True))
+            self._cache = (time.monotonic(), cached)
+        return cached
+
+    def render(self) -> str:
+        self.scrapes += 1
+        lines = ["# TYPE zeroops_server_cpu_util gauge"]
+        servers = self._servers()
+        for service, load in sorted(self.load.items()):
+            active = [
+                s
+                for s in servers
+                if (s.metadata or {}).get(META_SERVICE) == service and s.status == "ACTIVE" and not s.task_state
+            ]
+            for s in active:
+                u = min(1.0, load / len(active))
+                lines.append(f'zeroops_server_cpu_util{{service="{service}",server_id="{s.id}"}} {u:.4f}')
+        return "\n".join(lines) + "\n"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

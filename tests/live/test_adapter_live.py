@@ -1,0 +1,199 @@
+"""The OpenStack adapter against a real cloud: inventory, actions, errors, idempotency."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from livekit import BIG, FLAVOR, IMAGE, servers_of, wait_until
+
+from adapters.base import (
+    Conflict,
+    CreateServer,
+    DeleteServer,
+    NotFound,
+    Notify,
+    QuotaExceeded,
+    RebootServer,
+    ResizeServer,
+    RestartService,
+    RollbackDeploy,
+    SetLBWeights,
+    SetMetadata,
+    SetServiceSetting,
+    StartServer,
+    UpdateQuota,
+)
+from adapters.openstack import META_REQUEST, META_VERSION
+
+pytestmark = pytest.mark.openstack
+
+
+def test_connect_and_describe_without_secrets(make_adapter: Any) -> None:
+    a = make_adapter([])
+    d = a.describe()
+    assert d["auth_url"].startswith("http") and d["project"]
+    text = json.dumps(d)
+    auth = a.conn.config.config["auth"]
+    assert not {"password", "token", "auth"} & set(d)
+    assert a.conn.auth_token and a.conn.auth_token not in text
+    if auth.get("password") not in (auth.get("username"), auth.get("project_name")):
+        assert auth["password"] not in text
+    assert a.validate() == []
+
+
+def test_inventory(make_adapter: Any, svc: Any) -> None:
+    a = make_adapter([{"name": svc("inv"), "min_servers": 1, "max_servers": 3}])
+    flavors = {f.name: f for f in a.flavors()}
+    assert flavors[FLAVOR].vcpus == 1 and flavors[FLAVOR].ram_mb == 512 and flavors[BIG].vcpus == 2
+    hyps = a.hypervisors()
+    assert hyps, "the cloud has no hypervisor"
+    for h in hyps:  # sizes come from Placement: the compute API (>= 2.88) hides them
+        assert h.state == "up" and h.vcpus > 0 and h.memory_mb > 0 and h.disk_gb > 0
+        assert 0 <= h.vcpus_used <= h.vcpus
+    assert IMAGE in {i["name"] for i in a.images()}
+    (q,) = [q for q in a.quotas() if q.project == a.project_name]
+    assert q.instances >= q.instances_used >= 0 and q.cores > 0
+    (s,) = a.services()
+    assert (s.min_servers, s.max_servers, s.active, s.building, s.failed) == (1, 3, 0, 0, 0)
+
+
+def test_validate_names_unknown_flavor_and_image(make_adapter: Any, svc: Any) -> None:
+    a = make_adapter([{"name": svc("bad"), "flavor": "no.such.flavor", "image": "no-such-image"}])
+    problems = "\n".join(a.validate())
+    assert "no.such.flavor" in problems and FLAVOR in problems  # names the allowed values
+    assert "no-such-image" in problems and IMAGE in problems
+
+
+def test_create_resize_reboot_delete(make_adapter: Any, conn: Any, svc: Any) -> None:
+    name = svc("crud")
+    a = make_adapter([{"name": name, "max_servers": 3}])
+    t0 = time.monotonic()
+    r = a.execute(CreateServer(service=name, reason="test"))
+    create_s = time.monotonic() - t0
+    assert r.ok and len(r.server_ids) == 1, r
+    (sid,) = r.server_ids
+    assert conn.compute.get_server(sid).status == "ACTIVE"
+    assert create_s < 60
+    (st,) = a.services()
+    assert st.active == 1 and st.failed == 0
+    server = a.servers(service=name)[0]
+    assert server.flavor == FLAVOR and server.service == name and server.hypervisor
+
+    r = a.execute(ResizeServer(server_id=sid, flavor=BIG))
+    assert r.ok, r
+    s = conn.compute.get_server(sid)
+    assert s.status == "ACTIVE" and s.flavor.original_name == BIG  # confirmed, not left in VERIFY_RESIZE
+    assert a.execute(ResizeServer(server_id=sid, flavor=BIG)).ok  # already there: no-op
+
+    r = a.execute(RebootServer(server_id=sid))
+    assert r.ok and "SOFT" in r.detail
+    wait_until(
+        lambda: conn.compute.get_server(sid).status == "ACTIVE" and not conn.compute.get_server(sid).task_state,
+        60,
+        "reboot to finish",
+    )
+
+    assert a.execute(DeleteServer(server_id=sid)).ok
+    wait_until(lambda: not servers_of(conn, name), 60, "the server to disappear")
+    assert a.services()[0].active == 0
+    wait_until(lambda: conn.compute.find_server(sid) is None, 60, "Nova to forget the server")
+    with pytest.raises(NotFound):
+        a.execute(DeleteServer(server_id=sid))
+
+
+def test_unknown_targets_raise_not_found(make_adapter: Any, svc: Any) -> None:
+    a = make_adapter([{"name": svc("nf")}])
+    missing = "00000000-0000-0000-0000-000000000000"
+    for action in (
+        DeleteServer(server_id=missing),
+        RebootServer(server_id=missing),
+        ResizeServer(server_id=missing, flavor=BIG),
+        CreateServer(service="no-such-service"),
+    ):
+        with pytest.raises(NotFound) as ei:
+            a.execute(action)
+        assert hasattr(ei.value, "attempts") and "not" in str(ei.value)
+
+
+def test_create_with_request_id_is_idempotent(make_adapter: Any, conn: Any, svc: Any) -> None:
+    name = svc("idem")
+    a = make_adapter([{"name": name}])
+    r1 = a.execute(CreateServer(service=name, count=2, request_id="req-idem-" + name))
+    r2 = a.execute(CreateServer(service=name, count=2, request_id="req-idem-" + name))
+    assert r1.ok and r2.ok and set(r1.server_ids) == set(r2.server_ids) and len(r1.server_ids) == 2
+    assert "found from an earlier attempt" in r2.detail
+    assert len(servers_of(conn, name)) == 2
+    assert {s.metadata[META_REQUEST] for s in servers_of(conn, name)} == {"req-idem-" + name}
+
+
+def test_quota_exceeded_is_clear_and_not_retried(make_adapter: Any, conn: Any, svc: Any) -> None:
+    name = svc("quota")
+    a = make_adapter([{"name": name}])
+    pid = a.project_id
+    before = conn.compute.get_quota_set(pid, usage=True)
+    used = int(before.usage["instances"])
+    try:
+        assert a.execute(UpdateQuota(project=a.project_name, instances=used + 1)).ok
+        assert conn.compute.get_quota_set(pid).instances == used + 1
+        r = a.execute(CreateServer(service=name, count=2))
+        assert not r.ok and len(r.server_ids) == 1 and "QuotaExceeded" in r.detail, r
+        with pytest.raises(QuotaExceeded) as ei:
+            a.execute(CreateServer(service=name))
+        assert ei.value.attempts == 1  # type: ignore[attr-defined] - a quota error is not retried
+        assert "instances" in str(ei.value).lower()
+        assert len(servers_of(conn, name)) == 1
+    finally:
+        conn.compute.update_quota_set(pid, instances=before.instances)
+    assert conn.compute.get_quota_set(pid).instances == before.instances
+
+
+def test_stopped_and_error_servers(make_adapter: Any, conn: Any, svc: Any) -> None:
+    name = svc("crash")
+    a = make_adapter([{"name": name}])
+    (sid,) = a.execute(CreateServer(service=name)).server_ids
+    conn.compute.stop_server(sid)
+    wait_until(lambda: conn.compute.get_server(sid).status == "SHUTOFF", 60, "the server to stop")
+    a.invalidate()
+    assert a.services()[0].failed == 1 and a.servers(service=name)[0].status == "SHUTOFF"
+    r = a.execute(StartServer(server_id=sid))
+    assert r.ok and "started" in r.detail
+    wait_until(lambda: conn.compute.get_server(sid).status == "ACTIVE", 60, "the server to start")
+    # ERROR: an admin state reset stands in for a crashed hypervisor; a HARD reboot recovers it
+    conn.compute.reset_server_state(sid, "error")
+    wait_until(lambda: conn.compute.get_server(sid).status == "ERROR", 30, "the server to be in ERROR")
+    a.invalidate()
+    assert a.servers(service=name)[0].status == "ERROR"
+    r = a.execute(RebootServer(server_id=sid))
+    assert r.ok and "HARD" in r.detail, r  # SOFT is refused by Nova for ERROR servers
+    wait_until(lambda: conn.compute.get_server(sid).status == "ACTIVE", 60, "the ERROR server to recover")
+
+
+def test_service_level_actions_map_to_metadata(make_adapter: Any, conn: Any, svc: Any) -> None:
+    name = svc("meta")
+    a = make_adapter([{"name": name}])
+    ids = a.execute(CreateServer(service=name, count=2)).server_ids
+    assert a.execute(SetServiceSetting(service=name, key="pool_size", value=40)).ok
+    assert a.services()[0].settings == {"pool_size": 40.0}
+    for sid in ids:
+        assert conn.compute.get_server(sid).metadata["zeroops_setting_pool_size"] == "40.0"
+    with pytest.raises(Conflict):
+        a.execute(RollbackDeploy(service=name))  # version 0: nothing to roll back
+    for sid in ids:
+        a.execute(SetMetadata(server_id=sid, metadata={META_VERSION: "3"}))
+    assert a.services()[0].version == 3
+    assert a.execute(RollbackDeploy(service=name)).ok
+    assert a.services()[0].version == 2
+    assert a.execute(SetLBWeights(service=name, weights={ids[0]: 0.0})).ok
+    assert conn.compute.get_server(ids[0]).metadata["zeroops_lb_weight"] == "0.0"
+    with pytest.raises(NotFound):
+        a.execute(SetLBWeights(service=name, weights={"not-a-member": 1.0}))
+    # a new member inherits the service's version and settings
+    (new,) = a.execute(CreateServer(service=name)).server_ids
+    md = conn.compute.get_server(new).metadata
+    assert md[META_VERSION] == "2" and md["zeroops_setting_pool_size"] == "40.0"
+    r = a.execute(RestartService(service=name))
+    assert r.ok and "3 rebooted" in r.detail
+    assert a.execute(Notify(component=name, message="hello")).ok
