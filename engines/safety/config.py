@@ -9,6 +9,7 @@ what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -129,6 +130,11 @@ class SafetyConfig(BaseModel):
                                                   "deny actions that would take total spend per hour above this",
                                                   ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nested_and_profile(cls, data: Any) -> Any:
+        return _expand(data)
+
     @field_validator("max_data_deleted", mode="before")
     @classmethod
     def _size(cls, v: Any) -> Any:
@@ -181,49 +187,57 @@ def field_names() -> list[str]:
 
 def format_validation_error(e: ValidationError, source: str) -> str:
     """One line per problem: ``source: field: message``."""
+    camel = [str(f.serialization_alias) for f in SafetyConfig.model_fields.values()]
     lines = []
     for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        msg = err["msg"]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = f"unknown field; allowed: {', '.join(field_names())}"
-        elif "input" in err and err["type"] not in ("missing",):
+            near = difflib.get_close_matches(str(err["loc"][-1]), field_names(), n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            msg = f"unknown field; {hint}allowed: {', '.join(camel)} (or their snake_case forms)"
+        elif loc and "input" in err and err["type"] != "missing" and "got " not in msg:
             msg = f"{msg} (got {err['input']!r:.80})"
-        lines.append(f"{source}: {loc}: {msg}")
+        lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
     return "\n".join(lines)
+
+
+def _expand(data: Any) -> Any:
+    """Flatten a nested ``SafetyConstraints:`` block and apply a ``profile:`` base; file keys win."""
+    if not isinstance(data, Mapping):
+        return data
+    data = dict(data)
+    for key in ("SafetyConstraints", "safety_constraints"):
+        if key in data:
+            inner = data.pop(key)
+            if not isinstance(inner, Mapping):
+                raise ValueError(f"{key}: expected a mapping, got {type(inner).__name__}")
+            data.update(inner)
+    profile = data.pop("profile", data.pop("Profile", None))
+    if profile is None:
+        return data
+    from engines.safety.profiles import PROFILES
+
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise ValueError(f"profile: unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    names = {str(f.serialization_alias): n for n, f in SafetyConfig.model_fields.items()}
+    merged = PROFILES[profile].model_dump()
+    for k, v in data.items():
+        merged[names.get(k, k) if isinstance(k, str) else k] = v
+    return merged
 
 
 def config_from_mapping(data: Any, source: str = "<config>") -> SafetyConfig:
     """Validate a mapping (a ``SafetyConstraints:`` block may be nested, a ``profile:`` key picks a base)."""
-    from engines.safety.profiles import PROFILES
-
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise SafetyConfigError(f"{source}: expected a mapping of safety settings, got {type(data).__name__}")
-    data = dict(data)
-    for key in ("SafetyConstraints", "safety_constraints", "safety"):
-        if key in data:
-            inner = data.pop(key)
-            if not isinstance(inner, Mapping):
-                raise SafetyConfigError(f"{source}: {key}: expected a mapping, got {type(inner).__name__}")
-            data.update(inner)
-    base: dict[str, Any] = {}
-    profile = data.pop("profile", data.pop("Profile", None))
-    if profile is not None:
-        if not isinstance(profile, str) or profile not in PROFILES:
-            raise SafetyConfigError(f"{source}: profile: unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
-        base = PROFILES[profile].model_dump()
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
         raise SafetyConfigError(f"{source}: {bad[0]!r}: field names must be strings")
-    # snake_case keys from the base and whatever spelling the file used: the file wins.
-    names = {str(f.serialization_alias): n for n, f in SafetyConfig.model_fields.items()}
-    merged = dict(base)
-    for k, v in data.items():
-        merged[names.get(k, k)] = v
     try:
-        return SafetyConfig.model_validate(merged)
+        return SafetyConfig.model_validate(data)
     except ValidationError as e:
         raise SafetyConfigError(format_validation_error(e, source)) from None
 

@@ -1,0 +1,402 @@
+"""``zeroops decisions | audit | approvals | override | automation | limits``: the safety and audit commands.
+
+Exit codes: 0 ok, 1 ``audit verify`` found tampering, 2 bad input (file,
+field or id named in the message).  Paths default to ``$ZEROOPS_AUDIT_DB`` /
+``$ZEROOPS_SAFETY_DB`` or ``.zeroops/audit.db`` / ``.zeroops/safety.db``.
+The CLI is not an engine: it stamps votes and overrides with wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_TAMPERED, EXIT_INPUT = 0, 1, 2
+
+
+def _audit_db(a: argparse.Namespace) -> str:
+    return a.db or os.environ.get("ZEROOPS_AUDIT_DB", ".zeroops/audit.db")
+
+
+def _state_db(a: argparse.Namespace) -> str:
+    return a.state or os.environ.get("ZEROOPS_SAFETY_DB", ".zeroops/safety.db")
+
+
+def _when(t: float | None) -> str:
+    if t is None:
+        return "-"
+    if t > 1e8:  # POSIX seconds (live); smaller values are simulated seconds
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"t={t:.1f}s"
+
+
+def _since(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--since: expected seconds or an ISO time like 2026-01-31T12:00Z, got {text!r}") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _duration(text: str) -> float:
+    from engines.safety.config import parse_duration
+
+    try:
+        secs = parse_duration(text)
+    except ValueError as e:
+        raise ValueError(f"--for: {e}") from None
+    if secs <= 0:
+        raise ValueError(f"--for: must be > 0, got {text!r}")
+    return secs
+
+
+def _state(a: argparse.Namespace, must_exist: bool = False) -> Any:
+    from engines.safety.store import SafetyStore
+
+    path = _state_db(a)
+    if must_exist and not Path(path).is_file():
+        raise ValueError(f"{path}: no such safety state database (use --state PATH)")
+    return SafetyStore(path)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items()) or "-"
+    if isinstance(v, list):
+        return ", ".join(_fmt(x) for x in v) or "-"
+    return str(v)
+
+
+# ------------------------------------------------------------------ decisions
+def cmd_decisions_list(a: argparse.Namespace) -> int:
+    from engines.audit import AuditReader
+
+    since = _since(a.since) if a.since is not None else None
+    entries = AuditReader(_audit_db(a)).list(since=since, engine=a.engine, limit=a.limit, outcome=a.outcome)
+    if a.json:
+        print(json.dumps([{"id": e.seq, **e.body} for e in entries], indent=1))
+        return EXIT_OK
+    print(f"{'ID':>7}  {'WHEN':<20}  {'ENGINE':<16} {'ACTION':<20} {'TARGET':<18} {'VERDICT':<34} {'OUTCOME':<9} COST/H")
+    for e in entries:
+        b = e.body
+        cost = b.get("proposed_cost_per_hour")
+        verdict = f"{b['decision']}:{b.get('rule') or ''}"
+        print(f"{e.seq:>7}  {_when(b['at']):<20}  {b['engine'][:16]:<16} {b['kind'][:20]:<20} "
+              f"{str(b.get('target') or '')[:18]:<18} {verdict[:34]:<34} {b['outcome']:<9} "
+              f"{'' if cost is None else f'{cost:+.2f}'}")
+    print(f"{len(entries)} decision(s)")
+    return EXIT_OK
+
+
+def cmd_decisions_show(a: argparse.Namespace) -> int:
+    from engines.audit import AuditReader
+
+    r = AuditReader(_audit_db(a))
+    e = r.get(a.id)
+    if e is None:
+        raise ValueError(f"no decision {a.id} in {_audit_db(a)} (it holds {r.count()} records)")
+    b = e.body
+    if a.json:
+        print(json.dumps({"id": e.seq, "hash": e.hash, "prev": e.prev, **b}, indent=1))
+        return EXIT_OK
+    act, v, res = b.get("action", {}), b.get("verdict", {}), b.get("result")
+    detail = dict(v.get("detail") or {})
+    approved = b.get("approved_by") or []
+    lines = [
+        f"Decision {e.seq}  ({_when(b['at'])}, engine {b['engine']})",
+        f"  action:        {b['kind']} {b.get('target') or ''}  {_fmt(act.get('params', {}))}",
+        f"  incident:      {act.get('incident') or '-'}",
+        f"  reason:        {act.get('reason') or '-'}",
+        f"  confidence:    {_fmt(act.get('confidence'))}",
+        f"  evidence:      {_fmt(act.get('evidence', {}))}",
+        f"  alternatives:  {_fmt(act.get('alternatives', []))}",
+        f"  verdict:       {v.get('decision')} by rule {v.get('rule') or '-'}"
+        + (f", needs {v.get('approvers_needed')} approver(s)" if v.get("decision") == "approval" else ""),
+        f"  figures:       {_fmt(detail)}",
+        f"  approved by:   {_fmt(approved) if approved else '-'}",
+        f"  outcome:       {b['outcome']}" + (f" ({b['error']})" if b.get("error") else ""),
+    ]
+    if res:
+        lines.append(f"  result:        {'ok' if res['ok'] else 'FAILED'} {res.get('detail') or ''}"
+                     + (f" servers: {_fmt(res['server_ids'])}" if res.get("server_ids") else ""))
+    cost = b.get("cost_per_hour")
+    proposed = b.get("proposed_cost_per_hour")
+    lines.append("  cost impact:   " + (f"{cost:+.4g} per hour" if cost is not None else
+                                        f"none executed (estimated {proposed:+.4g} per hour)" if proposed is not None
+                                        else "-"))
+    if b["outcome"] == "proposed":
+        later = [x for x in r.list(since=b["at"]) if x.body.get("verdict", {}).get("detail", {})
+                 .get("proposed_audit_id") == e.seq]
+        follow = ", ".join(f"decision {x.seq} ({x.body['outcome']})" for x in later)
+        lines.append(f"  followed by:   {follow or '-'}")
+    lines.append(f"  chain:         hash {e.hash[:16]}…  prev {e.prev[:16]}…  (zeroops audit verify checks it)")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_audit_verify(a: argparse.Namespace) -> int:
+    from engines.audit import verify
+
+    rep = verify(_audit_db(a))
+    if rep.ok:
+        print(f"ok: {rep.records} records, chain intact, head {rep.head}")
+        return EXIT_OK
+    for p in rep.problems:
+        print(f"TAMPERED: {p}")
+    print(f"{len(rep.problems)} problem(s) in {rep.records} records of {_audit_db(a)}", file=sys.stderr)
+    return EXIT_TAMPERED
+
+
+# ------------------------------------------------------------------ approvals
+def cmd_approvals_list(a: argparse.Namespace) -> int:
+    from engines.safety.approvals import ApprovalQueue
+
+    q = ApprovalQueue(_state(a, must_exist=True))
+    items = q.list(None if a.all else a.status)
+    print(f"{'ID':>5}  {'CREATED':<20}  {'ENGINE':<14} {'ACTION':<18} {'TARGET':<16} {'RULE':<26} {'STATUS':<9} VOTES")
+    for p in items:
+        votes = f"{len(p.approvers)}/{p.needed}" + (f" denied by {', '.join(p.deniers)}" if p.deniers else "")
+        print(f"{p.id:>5}  {_when(p.created_at):<20}  {p.engine[:14]:<14} {p.kind[:18]:<18} "
+              f"{p.action.target()[:16]:<16} {p.verdict.rule[:26]:<26} {p.status:<9} {votes}")
+    print(f"{len(items)} proposal(s)")
+    return EXIT_OK
+
+
+def _vote(decision: str) -> Callable[[argparse.Namespace], int]:
+    def run(a: argparse.Namespace) -> int:
+        from engines.safety.approvals import ApprovalQueue
+
+        p = ApprovalQueue(_state(a, must_exist=True)).vote(a.id, a.by, decision, time.time(), a.comment or "")  # type: ignore[arg-type]
+        print(f"proposal {p.id}: {p.status} ({len(p.approvers)}/{p.needed} approvals"
+              + (f"; denied by {', '.join(p.deniers)}" if p.deniers else "") + ")")
+        return EXIT_OK
+    return run
+
+
+# ------------------------------------------------------------------ overrides
+def cmd_override_enroll(a: argparse.Namespace) -> int:
+    from engines.safety.override import Overrides
+
+    ov = Overrides(_state(a))
+    secret = ov.enroll(a.operator, time.time())
+    print(f"operator {a.operator} enrolled. TOTP secret (shown once): {secret}")
+    print(f"authenticator URI: {ov.provisioning_uri(a.operator, secret)}")
+    return EXIT_OK
+
+
+def cmd_override_start(a: argparse.Namespace) -> int:
+    from engines.safety.override import Overrides
+
+    p = Overrides(_state(a, must_exist=True)).emergency_override(
+        time.time(), a.incident, a.operator, a.justification, a.code, _duration(a.for_))
+    print(f"EMERGENCY OVERRIDE #{p.id} for incident {p.incident} by {p.operator}: all automation paused until "
+          f"{_when(p.until)}; manual control restored")
+    return EXIT_OK
+
+
+def cmd_override_end(a: argparse.Namespace) -> int:
+    from engines.safety.override import Overrides
+
+    n = Overrides(_state(a, must_exist=True)).resume(time.time(), a.operator, a.code)
+    print(f"ended {n} pause(s); automation resumes" if n else "nothing was paused")
+    return EXIT_OK
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    from engines.safety.override import Overrides
+
+    path = _state_db(a)
+    if not Path(path).is_file():
+        print(f"automation: running (no safety state at {path})")
+        return EXIT_OK
+    active = Overrides(_state(a)).active(time.time())
+    if not active:
+        print("automation: running")
+    for p in active:
+        what = f"emergency override, incident {p.incident}" if p.kind == "override" else "disabled"
+        print(f"automation: PAUSED ({what}) by {p.operator or '-'} until {_when(p.until)}: {p.justification or ''}")
+    return EXIT_OK
+
+
+def cmd_automation_disable(a: argparse.Namespace) -> int:
+    from engines.safety.override import Overrides
+
+    p = Overrides(_state(a)).disable_automation(time.time(), _duration(a.for_), a.operator or "", a.reason or "")
+    print(f"automation disabled until {_when(p.until)} (pause #{p.id})")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- limits
+def cmd_limits_check(a: argparse.Namespace) -> int:
+    import yaml
+
+    from engines.safety.config import load_safety_config
+
+    cfg = load_safety_config(a.file)
+    print(f"ok: {a.file}")
+    print(yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).rstrip())
+    return EXIT_OK
+
+
+def cmd_limits_profile(a: argparse.Namespace) -> int:
+    import yaml
+
+    from engines.safety.profiles import profile
+
+    print(yaml.safe_dump(profile(a.name).to_yaml_dict(), sort_keys=False).rstrip())
+    return EXIT_OK
+
+
+def cmd_limits_propose(a: argparse.Namespace) -> int:
+    from engines.safety.config import load_safety_config
+    from engines.safety.override import Overrides
+
+    cfg = load_safety_config(a.file)
+    cid = Overrides(_state(a)).propose_limits(time.time(), cfg, a.by, a.justification, needed=a.approvers)
+    print(f"limit change #{cid} proposed by {a.by}; it applies after {max(2, a.approvers)} other operators approve "
+          f"(zeroops limits approve {cid} --by NAME)")
+    return EXIT_OK
+
+
+def cmd_limits_approve(a: argparse.Namespace) -> int:
+    from engines.safety.override import Overrides
+
+    ch = Overrides(_state(a, must_exist=True)).approve_limits(time.time(), a.id, a.by)
+    print(f"limit change #{ch.id}: {ch.status} ({len(ch.approvers)}/{ch.needed} approvals: {', '.join(ch.approvers)})")
+    return EXIT_OK
+
+
+def cmd_limits_list(a: argparse.Namespace) -> int:
+    from engines.safety.override import Overrides
+
+    for ch in Overrides(_state(a, must_exist=True)).limit_changes():
+        print(f"#{ch.id}  {ch.status:<8} proposed by {ch.proposed_by:<12} approvals {len(ch.approvers)}/{ch.needed}"
+              f" ({', '.join(ch.approvers) or '-'})")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- wiring
+def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn every expected failure into one ``error:`` line and exit code 2, never a traceback."""
+
+    def run(a: argparse.Namespace) -> int:
+        from engines.audit import AuditError
+        from engines.safety.approvals import ApprovalError
+        from engines.safety.config import SafetyConfigError
+        from engines.safety.override import OverrideError
+
+        try:
+            return fn(a)
+        except (AuditError, ApprovalError, OverrideError, SafetyConfigError, ValueError, KeyError, OSError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            print(f"error: {msg}", file=sys.stderr)
+        except sqlite3.Error as e:
+            print(f"error: database problem: {e}", file=sys.stderr)
+        return EXIT_INPUT
+
+    return run
+
+
+def add_safety_parsers(sub: Any) -> None:
+    """Add the safety and audit commands to the ``zeroops`` sub-parsers."""
+
+    def db(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", help="audit database (default: $ZEROOPS_AUDIT_DB or .zeroops/audit.db)")
+
+    def state(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--state", help="safety state database (default: $ZEROOPS_SAFETY_DB or .zeroops/safety.db)")
+
+    def leaf(parent: Any, name: str, fn: Callable[[argparse.Namespace], int], help_: str,
+             *adders: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_, description=help_)
+        for add in adders:
+            add(p)
+        p.set_defaults(fn=_guard(fn))
+        return p
+
+    d = sub.add_parser("decisions", help="review automated decisions (the audit trail)").add_subparsers(
+        dest="decisions_cmd", metavar="{list,show}", required=True)
+    p = leaf(d, "list", cmd_decisions_list, "list decisions, oldest first", db)
+    p.add_argument("--since", help="only decisions at or after this time (seconds or ISO time)")
+    p.add_argument("--engine", help="only this engine's decisions")
+    p.add_argument("--outcome", choices=["executed", "failed", "denied", "proposed"])
+    p.add_argument("--limit", type=int, help="only the last N")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p = leaf(d, "show", cmd_decisions_show, "show one decision: incident, confidence, alternatives, verdict, "
+             "approvers, result and cost impact", db)
+    p.add_argument("id", type=int, help="decision id (see decisions list)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+
+    au = sub.add_parser("audit", help="audit trail integrity").add_subparsers(dest="audit_cmd", metavar="{verify}",
+                                                                               required=True)
+    leaf(au, "verify", cmd_audit_verify, "check the hash chain; exit 1 and name every edited, removed or "
+         "reordered record", db)
+
+    ap = sub.add_parser("approvals", help="the approval queue").add_subparsers(
+        dest="approvals_cmd", metavar="{list,approve,deny}", required=True)
+    p = leaf(ap, "list", cmd_approvals_list, "list proposals (pending by default)", state)
+    p.add_argument("--status", default="pending",
+                   choices=["pending", "approved", "denied", "executed", "failed", "expired"])
+    p.add_argument("--all", action="store_true", help="every proposal")
+    for name, decision in (("approve", "approve"), ("deny", "deny")):
+        p = leaf(ap, name, _vote(decision), f"{name} a proposal", state)
+        p.add_argument("id", type=int, help="proposal id")
+        p.add_argument("--by", required=True, help="your operator name")
+        p.add_argument("--comment", help="why")
+
+    ov = sub.add_parser("override", help="emergency override (MFA)").add_subparsers(
+        dest="override_cmd", metavar="{start,end,status,enroll}", required=True)
+    p = leaf(ov, "start", cmd_override_start, "pause all automation for an incident (needs a TOTP code)", state)
+    p.add_argument("--incident", required=True)
+    p.add_argument("--operator", required=True)
+    p.add_argument("--justification", required=True)
+    p.add_argument("--code", required=True, help="current TOTP code of the operator")
+    p.add_argument("--for", dest="for_", default="30m", help="duration (default 30m)")
+    p = leaf(ov, "end", cmd_override_end, "end every pause now (needs a TOTP code)", state)
+    p.add_argument("--operator", required=True)
+    p.add_argument("--code", required=True)
+    leaf(ov, "status", cmd_status, "is automation paused?", state)
+    p = leaf(ov, "enroll", cmd_override_enroll, "enroll an operator for MFA; prints the TOTP secret once", state)
+    p.add_argument("--operator", required=True)
+
+    am = sub.add_parser("automation", help="disable or inspect automation").add_subparsers(
+        dest="automation_cmd", metavar="{disable,enable,status}", required=True)
+    p = leaf(am, "disable", cmd_automation_disable, "pause automation for a while (no MFA needed)", state)
+    p.add_argument("--for", dest="for_", required=True, help="duration, e.g. 30m, 2h")
+    p.add_argument("--operator")
+    p.add_argument("--reason")
+    p = leaf(am, "enable", cmd_override_end, "end every pause now (needs a TOTP code)", state)
+    p.add_argument("--operator", required=True)
+    p.add_argument("--code", required=True)
+    leaf(am, "status", cmd_status, "is automation paused?", state)
+
+    li = sub.add_parser("limits", help="safety limits: check, profiles, multi-approved changes").add_subparsers(
+        dest="limits_cmd", metavar="{check,profile,propose,approve,list}", required=True)
+    p = leaf(li, "check", cmd_limits_check, "validate a safety configuration file and print it resolved")
+    p.add_argument("file")
+    p = leaf(li, "profile", cmd_limits_profile, "print a gradual-rollout profile (week1..week4)")
+    p.add_argument("name")
+    p = leaf(li, "propose", cmd_limits_propose, "propose new limits from a file (applies after multi-approval)",
+             state)
+    p.add_argument("file")
+    p.add_argument("--by", required=True)
+    p.add_argument("--justification", required=True)
+    p.add_argument("--approvers", type=int, default=2, help="approvers needed besides the proposer (>= 2)")
+    p = leaf(li, "approve", cmd_limits_approve, "approve a proposed limit change", state)
+    p.add_argument("id", type=int)
+    p.add_argument("--by", required=True)
+    leaf(li, "list", cmd_limits_list, "list limit changes", state)
