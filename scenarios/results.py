@@ -94,7 +94,8 @@ def fmt(v: Any, metric: str = "") -> str:
     return str(v)
 
 
-TABLE_METRICS = ("incidents", "mttd_s", "mttr_s", "availability", "slo_violation_minutes", "cost", "cost_savings",
+TABLE_METRICS = ("incidents", "incidents_detected", "incidents_unresolved", "mttd_s", "mttr_s", "availability",
+                 "slo_violation_minutes", "cost", "cost_savings",
                  "human_interventions", "automation_rate", "actions_taken")
 
 
@@ -102,7 +103,8 @@ def table(results: list[RunResult]) -> str:
     """A plain-text results table for the terminal, with target status marks."""
     heads = ["scenario", "engines", *TABLE_METRICS, "targets"]
     short = {"slo_violation_minutes": "slo_min", "human_interventions": "humans", "automation_rate": "automation",
-             "actions_taken": "actions", "availability": "avail", "cost_savings": "savings"}
+             "actions_taken": "actions", "availability": "avail", "cost_savings": "savings",
+             "incidents_detected": "detected", "incidents_unresolved": "open"}
     rows = []
     for r in results:
         cells = [r.scenario.name, r.engines]

@@ -8,7 +8,8 @@ happened.  Definitions (also in docs/results.md):
   whose kind addresses the fault (one of its fixes or reliefs, or a Notify);
   or the paged human starting work — whichever comes first.
 * MTTD: mean of (detection − onset) over detected incidents.
-* MTTR: mean of (resolution − onset) over resolved incidents.
+* MTTR: mean of (resolution − onset) over all incidents; one still open at
+  the end counts until the end of the run (so MTTR is then a lower bound).
 * automation rate: executed engine actions / (executed engine actions + human actions).
 * availability: good responses / offered requests, over all services.
 """
@@ -92,7 +93,8 @@ def score_run(world: World, records: list[ActionRecord]) -> Score:
         incidents.append(Incident(f.id, f.type, f.start, f.end, detected_at, detected_by, f.resolved_by,
                                   f.services, f.servers, f.root_cause))
     ttd = [i.ttd for i in incidents if i.ttd is not None]
-    ttr = [i.ttr for i in incidents if i.ttr is not None]
+    # an unresolved incident counts until the end of the run: MTTR is then a lower bound, never flattered
+    ttr = [i.ttr if i.ttr is not None else world.now() - i.start for i in incidents]
     executed = sum(1 for r in records if r.outcome == "executed" and r.kind != "notify")
     humans = len(truth.human_actions)
     offered = float(truth.offered.sum())

@@ -352,6 +352,10 @@ class CpuThrottling(Fault):
         super().expire()
         self.w.hv_throttle[self.host] = 1.0
 
+    def clear(self) -> None:
+        # with its servers moved away, the noisy neighbour is evicted and the host recovers
+        self.w.hv_throttle[self.host] = 1.0
+
     def resolved(self) -> bool:
         w = self.w
         if self.expired:
@@ -422,7 +426,14 @@ class NetworkPartition(Fault):
 
     def expire(self) -> None:
         super().expire()
-        self.w.zone_partitioned[self.zone] = False
+        w = self.w
+        w.zone_partitioned[self.zone] = False
+        # the operator who drained the zone puts its servers back once the network heals
+        for name, sids in getattr(self, "drained", {}).items():
+            back = {sid: 1.0 for sid in sids if w.status[int(sid[4:])] != DELETED}
+            if back:
+                w.set_lb_weights(name, back, actor="human")
+                w.truth.human_actions.append(HumanAction(w.now(), self.rec.id, "set_lb_weights", name))
 
     def resolved(self) -> bool:
         w = self.w
@@ -438,7 +449,9 @@ class NetworkPartition(Fault):
             name = self.w.svc_names[s]
             ids = [i for i in self.on if self.w.svc[i] == s and self.w.status[i] != DELETED]
             if ids:
-                self.w.set_lb_weights(name, {self._sid(int(i)): 0.0 for i in ids}, actor="human")
+                sids = [self._sid(int(i)) for i in ids]
+                self.w.set_lb_weights(name, dict.fromkeys(sids, 0.0), actor="human")
+                self.drained = getattr(self, "drained", {}) | {name: sids}
                 done.append(("set_lb_weights", name))
         return done
 

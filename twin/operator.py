@@ -36,11 +36,24 @@ class HumanOperator:
     def page(self, reason: str, components: set[str]) -> None:
         """Page the operator about ``components``; each matching open fault gets one responder."""
         self.w.truth.pages.append((self.w.now(), reason))
+        components = self._with_dependencies(components)
         for f in self.w.faults.active:
             if f.rec.id in self.assigned or not (f.rec.components() & components):
                 continue
             self.assigned.add(f.rec.id)
             self.w.later(self.cfg.response_delay, lambda f=f: self._respond(f))
+
+    def _with_dependencies(self, components: set[str]) -> set[str]:
+        """A human follows a symptom down the dependency chain to its cause."""
+        deps = {s.name: [d.service for d in s.dependencies] for s in self.w.cfg.services}
+        out = set(components)
+        todo = [c for c in components if c in deps]
+        while todo:
+            for d in deps[todo.pop()]:
+                if d not in out:
+                    out.add(d)
+                    todo.append(d)
+        return out
 
     def _respond(self, f: Fault) -> None:
         if f not in self.w.faults.active:

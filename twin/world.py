@@ -508,8 +508,8 @@ class World:
         s = self._service(service)
         if self.svc_version[s] <= 1:
             raise errors.Conflict(f"service {service} is at its first release; nothing to roll back")
-        self.svc_version[s] -= 1
-        self._rolling(s, self.draw(self.cfg.latencies.rollback), "rollback_deploy", actor, lambda: None)
+        self._rolling(s, self.draw(self.cfg.latencies.rollback), "rollback_deploy", actor,
+                      lambda: self.svc_version.__setitem__(s, max(1, self.svc_version[s] - 1)))
 
     def deploy(self, service: str) -> int:
         """A new release (the world's developers ship it); returns the new version."""
