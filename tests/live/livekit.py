@@ -7,6 +7,7 @@ import os
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 
 from adapters.live_config import LiveConfig, parse_config
-from adapters.openstack import META_SERVICE, map_status
+from adapters.openstack import META_INDEX, META_REQUEST, META_SERVICE, map_status
+from engines.baselines import CrashRestarter, ReactiveScaler
+from zeroops.live import LiveController
 
 CLOUD = os.environ.get("ZEROOPS_TEST_CLOUD")
 PROM_URL = os.environ.get("ZEROOPS_TEST_PROMETHEUS", "http://127.0.0.1:9090")
@@ -123,3 +126,53 @@ class LoadExporter:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def engines() -> list[Any]:
+    """The baseline engines with cadences short enough for a test."""
+    return [ReactiveScaler(target=0.6, cadence=2.0, stabilisation_s=8.0), CrashRestarter(cadence=2.0, retry_s=10.0)]
+
+
+def start(ctl: LiveController) -> threading.Thread:
+    """Run a live controller in a background thread."""
+    t = threading.Thread(target=ctl.run, name="zeroops-live", daemon=True)
+    t.start()
+    return t
+
+
+def stop(ctl: LiveController, t: threading.Thread) -> None:
+    """Stop a controller started by :func:`start` and close its decision log."""
+    ctl.stop()
+    t.join(timeout=120)
+    ctl.close()
+    assert not t.is_alive(), "the live controller did not stop"
+
+
+class Watch:
+    """Records every server of a service Nova ever shows, to prove nothing was created twice."""
+
+    def __init__(self, conn: Any, service: str) -> None:
+        self.conn, self.service = conn, service
+        self.seen: dict[str, tuple[str, str]] = {}
+        self.max_alive = 0
+        self._stop = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                alive = servers_of(self.conn, self.service)
+            except Exception:
+                alive = []
+            self.max_alive = max(self.max_alive, len(alive))
+            for s in alive:
+                self.seen[s.id] = (s.metadata.get(META_REQUEST, ""), s.metadata.get(META_INDEX, ""))
+            self._stop.wait(0.5)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.t.join()
+
+    def duplicates(self) -> list[tuple[str, str]]:
+        return [k for k, n in Counter(self.seen.values()).items() if n > 1]

@@ -7,70 +7,24 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from livekit import BIG, CLOUD, FLAVOR, LoadExporter, servers_of, wait_until
+from livekit import BIG, CLOUD, FLAVOR, LoadExporter, Watch, servers_of, wait_until
+from livekit import engines as _engines
+from livekit import start as _start
+from livekit import stop as _stop
 
 from adapters.base import CreateServer, ResizeServer
 from adapters.journal import Journal
 from adapters.openstack import META_INDEX, META_REQUEST
-from engines.baselines import CrashRestarter, ReactiveScaler
 from zeroops.live import LiveController, ObserveOnlyGate, read_decisions
 
 pytestmark = pytest.mark.openstack
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _engines() -> list[Any]:
-    return [ReactiveScaler(target=0.6, cadence=2.0, stabilisation_s=8.0), CrashRestarter(cadence=2.0, retry_s=10.0)]
-
-
-def _start(ctl: LiveController) -> threading.Thread:
-    t = threading.Thread(target=ctl.run, name="zeroops-live", daemon=True)
-    t.start()
-    return t
-
-
-def _stop(ctl: LiveController, t: threading.Thread) -> None:
-    ctl.stop()
-    t.join(timeout=120)
-    ctl.close()
-    assert not t.is_alive(), "the live controller did not stop"
-
-
-class Watch:
-    """Records every server of a service Nova ever shows, to prove nothing was created twice."""
-
-    def __init__(self, conn: Any, service: str) -> None:
-        self.conn, self.service = conn, service
-        self.seen: dict[str, tuple[str, str]] = {}
-        self.max_alive = 0
-        self._stop = threading.Event()
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                alive = servers_of(self.conn, self.service)
-            except Exception:
-                alive = []
-            self.max_alive = max(self.max_alive, len(alive))
-            for s in alive:
-                self.seen[s.id] = (s.metadata.get(META_REQUEST, ""), s.metadata.get(META_INDEX, ""))
-            self._stop.wait(0.5)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.t.join()
-
-    def duplicates(self) -> list[tuple[str, str]]:
-        return [k for k, n in Counter(self.seen.values()).items() if n > 1]
 
 
 def test_observe_mode_proposes_without_acting(
