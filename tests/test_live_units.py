@@ -244,9 +244,16 @@ def test_live_parser() -> None:
     parser = argparse.ArgumentParser(prog="zeroops")
     add_live_parser(parser.add_subparsers(dest="cmd"))
     args = parser.parse_args(["live", "--cloud", "devcloud"])
-    assert (args.command, args.mode, args.cloud) == ("run", "observe", "devcloud") and callable(args.func)
+    assert (args.live_command, args.mode, args.cloud) == ("run", "observe", "devcloud") and callable(args.fn)
     args = parser.parse_args(["live", "status", "--mode", "act", "--config", "x.yaml"])
-    assert (args.command, args.mode, args.config) == ("status", "act", "x.yaml")
+    assert (args.live_command, args.mode, args.config) == ("status", "act", "x.yaml")
     assert MODES == ("observe", "act")
     with pytest.raises(SystemExit):
         parser.parse_args(["live", "--mode", "auto"])
+
+
+def test_main_cli_wires_live() -> None:
+    from zeroops.cli import build_parser
+
+    args = build_parser().parse_args(["live", "status", "--cloud", "devcloud"])
+    assert args.live_command == "status" and args.fn.__name__ == "live_main"

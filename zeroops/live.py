@@ -258,10 +258,11 @@ def add_live_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     p.add_argument(
-        "command",
+        "live_command",
         nargs="?",
         choices=("run", "status"),
         default="run",
+        metavar="{run,status}",
         help="run the controller (default) or show what it sees and would do",
     )
     p.add_argument("--cloud", help="clouds.yaml entry (default: the config's 'cloud', else the OS_* environment)")
@@ -274,7 +275,7 @@ def add_live_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--journal", help="SQLite journal of in-flight actions (default: from the config)")
     p.add_argument("--decisions", help="JSON-lines decision record (default: from the config)")
     p.add_argument("--prometheus", help="Prometheus base URL (overrides the config)")
-    p.set_defaults(func=live_main)
+    p.set_defaults(fn=live_main, func=live_main)
     return p
 
 
@@ -301,7 +302,7 @@ def live_main(args: argparse.Namespace) -> int:
     except Exception as e:  # openstacksdk config/auth errors: show the class and message, never credentials
         print(f"zeroops live: cannot connect: {type(e).__name__}: {e}", file=sys.stderr)
         return 3
-    if args.command == "status":
+    if args.live_command == "status":
         print(status_report(adapter, config))
         return 0
     problems = adapter.validate()
