@@ -58,7 +58,7 @@ def run_scenario(scn: Scenario, engines: str, *, seed: int | None = None, base_d
     choke.listeners.append(records.append)
     total = scn.duration
     for k in range(1, chunks + 1):
-        world.run(until=total * k / chunks + (1e-6 if k == chunks else 0.0))
+        world.run(until=total * k / chunks if k < chunks else None)
         if progress:
             progress(min(world.now(), total), total)
     world.finish()

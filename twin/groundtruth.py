@@ -52,6 +52,8 @@ class GroundTruth:
         self.faults: list[FaultRecord] = []
         self.offered = np.zeros(n)
         self.good = np.zeros(n)
+        self.served = np.zeros(n)
+        self.dropped = np.zeros(n)
         self.breach_seconds = np.zeros(n)
         self.breach_open = np.full(n, np.nan)
         self.breaches: list[tuple[str, float, float]] = []  # (service, start, end)

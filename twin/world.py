@@ -74,6 +74,7 @@ class World:
 
         self.faults = FaultManager(self)
         self.operator = HumanOperator(self)
+        self._end: simpy.Event | None = None
         self.env.process(self._physics())
 
     # ------------------------------------------------------------ building
@@ -634,7 +635,10 @@ class World:
                     self.leak[i] = 0.0
         if self.disk_rate[:n].any():
             self.disk_extra[:n] = np.minimum(self.disk_extra[:n] + self.disk_rate[:n] * dt, 1.0)
-        # ground truth
+        # ground truth: every offered request is served by a server or dropped (overload or no server)
+        routed = np.bincount(svc_c, assigned, nsvc)
+        self.truth.served += served_svc * dt
+        self.truth.dropped += (np.bincount(svc_c, assigned - served, nsvc) + (offered - routed)) * dt
         self.truth.offered += offered * dt
         self.truth.good += good * dt
         breach = (offered > 0) & ((p95 > self.svc_slo_lat) | (err > self.svc_slo_err))
@@ -731,7 +735,16 @@ class World:
 
     # ------------------------------------------------------------------ run
     def run(self, until: float | None = None) -> None:
-        self.env.run(until=until if until is not None else self.cfg.duration + 1e-6)
+        """Run to ``until`` (exclusive), or to the end of the scenario, events at that instant included."""
+        if until is not None:
+            self.env.run(until=until)
+            return
+        if self._end is None:
+            self._end = self.env.event()
+            self._end._ok, self._end._value = True, None
+            # priority 2: after every ordinary event of the last instant (ticks, engine steps)
+            self.env.schedule(self._end, priority=2, delay=self.cfg.duration - self.now())
+        self.env.run(until=self._end)
 
     def finish(self) -> None:
         """Close open intervals and rollups at the end of a run."""

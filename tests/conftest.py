@@ -1,0 +1,20 @@
+"""Shared fixtures and the hypothesis profiles (HYPOTHESIS_PROFILE=ci|dev)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from scenarios.schema import Scenario
+from tests.builders import make_scenario
+
+settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def small() -> Scenario:
+    return make_scenario()
