@@ -90,6 +90,17 @@ def read_decisions(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+class TeeLog:
+    """Sends every decision record to several action logs (JSON lines, the audit trail)."""
+
+    def __init__(self, *logs: Any) -> None:
+        self.logs = logs
+
+    def record(self, rec: ActionRecord) -> None:
+        for log in self.logs:
+            log.record(rec)
+
+
 class LiveRuntime(Runtime):
     """The twin's runtime, tolerant of a cloud that fails to answer: a failed observation skips one step."""
 
@@ -141,6 +152,7 @@ class LiveController:
         engines: Sequence[Engine] | None = None,
         gate: Gate | None = None,
         decisions: str | Path | None = None,
+        audit: str | Path | None = None,
         out: TextIO | None = None,
     ) -> None:
         self.adapter = adapter
@@ -150,7 +162,13 @@ class LiveController:
         self.engines = list(engines) if engines is not None else make_engines(config.engines)
         self.gate = gate or make_gate(mode)
         self.log = JsonlDecisionLog(decisions or config.decisions)
-        self.choke = ChokePoint(adapter, self.gate, self.log)
+        self.audit: Any = None
+        audit = audit or config.audit
+        if audit:
+            from engines.audit import AuditLog
+
+            self.audit = AuditLog(audit, batch_size=1)  # committed before the next action starts
+        self.choke = ChokePoint(adapter, self.gate, TeeLog(self.log, self.audit) if self.audit else self.log)
         self.runtime = LiveRuntime(adapter, self.engines, self.choke, on_error=self._say)
         self.clock = WallClock()
         self.runtime.attach(self.clock)
@@ -183,6 +201,8 @@ class LiveController:
 
     def close(self) -> None:
         self.log.close()
+        if self.audit is not None:
+            self.audit.close()
 
 
 # ------------------------------------------------------------------ status
@@ -274,6 +294,7 @@ def add_live_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until SIGTERM/^C)")
     p.add_argument("--journal", help="SQLite journal of in-flight actions (default: from the config)")
     p.add_argument("--decisions", help="JSON-lines decision record (default: from the config)")
+    p.add_argument("--audit", help="hash-chained SQLite audit trail of every decision (default: from the config)")
     p.add_argument("--prometheus", help="Prometheus base URL (overrides the config)")
     p.set_defaults(fn=live_main, func=live_main)
     return p
@@ -310,7 +331,7 @@ def live_main(args: argparse.Namespace) -> int:
         print("zeroops live: the config does not match the cloud:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
     gate = make_gate(args.mode, args.safety)
-    ctl = LiveController(adapter, config, args.mode, gate=gate, decisions=args.decisions)
+    ctl = LiveController(adapter, config, args.mode, gate=gate, decisions=args.decisions, audit=args.audit)
     d = adapter.describe()
     ctl._say(
         f"[live] mode {args.mode}: cloud {d['cloud'] or '(env)'} project {d['project']}; "

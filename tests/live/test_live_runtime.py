@@ -58,7 +58,8 @@ def test_act_mode_scales_out_in_and_restores_a_crashed_server(
     a.execute(CreateServer(service=name, reason="initial server"))
     watch = Watch(conn, name)
     decisions = tmp_path / "decisions.jsonl"
-    ctl = LiveController(a, a.config, "act", engines=_engines(), decisions=decisions)
+    audit = tmp_path / "audit.sqlite"
+    ctl = LiveController(a, a.config, "act", engines=_engines(), decisions=decisions, audit=audit)
     t = _start(ctl)
     try:
         exporter.load[name] = 2.0  # spike: ~2 servers' worth of work on one
@@ -87,6 +88,10 @@ def test_act_mode_scales_out_in_and_restores_a_crashed_server(
     created = {sid for r in rows if r["kind"] == "create_server" for sid in r["server_ids"]}
     assert created <= set(watch.seen) and len(watch.seen) == len(created) + 1
     assert watch.duplicates() == [] and watch.max_alive <= 4
+    from engines.audit import AuditReader
+
+    trail = AuditReader(audit)
+    assert trail.count() == len(rows) and trail.verify().ok  # the same decisions, hash-chained
 
 
 # ------------------------------------------------------- SIGKILL mid-action
