@@ -260,9 +260,7 @@ class OpenStackAdapter:
         return self._clock()
 
     def _raw_flavors(self) -> list[Any]:
-        return self._cached(
-            "flavors", lambda: self._read("list flavors", lambda: list(self.conn.compute.flavors())), 60
-        )
+        return self._cached("flavors", lambda: self._read("list flavors", lambda: list(self.conn.compute.flavors())), 60)
 
     def flavors(self) -> Sequence[Flavor]:
         out = []
@@ -293,9 +291,7 @@ class OpenStackAdapter:
         for i in self.images():
             if name in (i["name"], i["id"]) and i["status"] == "active":
                 return str(i["id"])
-        raise NotFound(
-            f"image {name!r} not found or not active; images: {sorted(str(i['name']) for i in self.images())}"
-        )
+        raise NotFound(f"image {name!r} not found or not active; images: {sorted(str(i['name']) for i in self.images())}")
 
     def _placement(self) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
         """Resource provider name -> (inventories, usages), read from Placement."""
@@ -307,9 +303,7 @@ class OpenStackAdapter:
                 "placement inventories",
                 lambda u=u: self.conn.placement.get(f"/resource_providers/{u}/inventories").json(),
             )
-            use = self._read(
-                "placement usages", lambda u=u: self.conn.placement.get(f"/resource_providers/{u}/usages").json()
-            )
+            use = self._read("placement usages", lambda u=u: self.conn.placement.get(f"/resource_providers/{u}/usages").json())
             out[rp["name"]] = (inv.get("inventories", {}), use.get("usages", {}))
         return out
 
@@ -400,9 +394,7 @@ class OpenStackAdapter:
         return [
             s
             for s in out
-            if (service is None or s.service == service)
-            and (status is None or s.status == status)
-            and s.status != "DELETED"
+            if (service is None or s.service == service) and (status is None or s.status == status) and s.status != "DELETED"
         ]
 
     def services(self) -> Sequence[ServiceState]:
@@ -570,25 +562,32 @@ class OpenStackAdapter:
     def _spec(self, service: str) -> ServiceSpec:
         spec = self.config.service(service)
         if spec is None:
-            raise NotFound(
-                f"service {service!r} is not in the live config; services: {[s.name for s in self.config.services]}"
-            )
+            raise NotFound(f"service {service!r} is not in the live config; services: {[s.name for s in self.config.services]}")
         return spec
 
-    def find_request(self, request_id: str, index: int | None = None) -> list[Any]:
-        """Servers (any status but deleted) created under ``request_id`` (and ``index``), straight from Nova."""
+    def find_request(self, request_id: str, index: int | None = None, thorough: bool = False) -> list[Any]:
+        """Servers (any status but deleted) created under ``request_id`` (and ``index``), straight from Nova.
+
+        Looks servers up by the name zeroops gave them; ``thorough`` also scans every server's
+        metadata (for servers renamed since), at the cost of listing them all.
+        """
         prefix = request_id[:8]
-        found = self._read(
-            "find by request id", lambda: list(self.conn.compute.servers(details=True, name=f"-{prefix}-"))
-        )
-        out = [
-            s
-            for s in found
-            if (s.metadata or {}).get(META_REQUEST) == request_id
-            and map_status(s.status, getattr(s, "task_state", None)) != "DELETED"
-        ]
-        if index is not None:
-            out = [s for s in out if (s.metadata or {}).get(META_INDEX) == str(index)]
+        found = self._read("find by request id", lambda: list(self.conn.compute.servers(details=True, name=f"-{prefix}-")))
+
+        def mine(servers: list[Any]) -> list[Any]:
+            out = [
+                s
+                for s in servers
+                if (s.metadata or {}).get(META_REQUEST) == request_id
+                and map_status(s.status, getattr(s, "task_state", None)) != "DELETED"
+            ]
+            if index is not None:
+                out = [s for s in out if (s.metadata or {}).get(META_INDEX) == str(index)]
+            return out
+
+        out = mine(found)
+        if not out and thorough:
+            out = mine(self._read("list servers", lambda: list(self.conn.compute.servers(details=True))))
         return out
 
     def _service_meta(self, service: str) -> dict[str, str]:
@@ -701,9 +700,7 @@ class OpenStackAdapter:
             self.retry.call(trail, f"start {server_id[:8]}", lambda: self.conn.compute.start_server(server_id))
             return f"started {server_id} (was SHUTOFF)"
         kind = "HARD" if hard or s.status != "ACTIVE" else "SOFT"
-        self.retry.call(
-            trail, f"reboot {server_id[:8]} {kind}", lambda: self.conn.compute.reboot_server(server_id, kind)
-        )
+        self.retry.call(trail, f"reboot {server_id[:8]} {kind}", lambda: self.conn.compute.reboot_server(server_id, kind))
         note = f" (was {s.status}: {self._fault(s)})" if s.status == "ERROR" else ""
         return f"rebooted {server_id} {kind}{note}"
 
@@ -732,9 +729,7 @@ class OpenStackAdapter:
                 return self._result(True, f"confirmed earlier resize of {a.server_id} to {a.flavor}", trail)
         if s.status != "ACTIVE" and s.status != "SHUTOFF":
             raise Conflict(f"cannot resize {a.server_id} in status {s.status} ({self._fault(s)})")
-        self.retry.call(
-            trail, f"resize {a.server_id[:8]}", lambda: self.conn.compute.resize_server(a.server_id, flavor_id)
-        )
+        self.retry.call(trail, f"resize {a.server_id[:8]}", lambda: self.conn.compute.resize_server(a.server_id, flavor_id))
         s = self._wait(
             a.server_id,
             lambda s: (
@@ -763,9 +758,7 @@ class OpenStackAdapter:
         raise fail(err, trail)
 
     def _confirm(self, server_id: str, trail: Trail) -> None:
-        self.retry.call(
-            trail, f"confirm resize {server_id[:8]}", lambda: self.conn.compute.confirm_server_resize(server_id)
-        )
+        self.retry.call(trail, f"confirm resize {server_id[:8]}", lambda: self.conn.compute.confirm_server_resize(server_id))
         self._wait(
             server_id,
             lambda s: s.status in ("ACTIVE", "SHUTOFF") and not getattr(s, "task_state", None),
@@ -799,10 +792,7 @@ class OpenStackAdapter:
             self.retry.call(trail, f"migrate {a.server_id[:8]}", lambda: self.conn.compute.migrate_server(a.server_id))
         s = self._wait(
             a.server_id,
-            lambda s: (
-                s.status == "VERIFY_RESIZE"
-                or (s.status in ("ACTIVE", "SHUTOFF") and not getattr(s, "task_state", None))
-            ),
+            lambda s: s.status == "VERIFY_RESIZE" or (s.status in ("ACTIVE", "SHUTOFF") and not getattr(s, "task_state", None)),
             self.config.wait.resize,
             trail,
             "migrate",
@@ -923,9 +913,7 @@ class OpenStackAdapter:
             if s.status == "VERIFY_RESIZE" and META_SERVICE in meta:
                 if act:
                     self._confirm(str(s.id), Trail())
-                notes.append(
-                    f"{'confirmed' if act else 'would confirm'} pending resize of {s.id} ({meta[META_SERVICE]})"
-                )
+                notes.append(f"{'confirmed' if act else 'would confirm'} pending resize of {s.id} ({meta[META_SERVICE]})")
         self.invalidate()
         return notes
 
@@ -935,7 +923,7 @@ class OpenStackAdapter:
         p = e.params
         state, msg = "abandoned", "abandoned"
         if e.kind == "create_server":
-            found = self.find_request(e.request_id)
+            found = self.find_request(e.request_id, thorough=True)
             state = "adopted" if found else "abandoned"
             msg = f"{verb}adopt {len(found)} of {p.get('count', 1)} server(s): {[str(s.id) for s in found]}"
         elif e.kind == "delete_server":
@@ -945,9 +933,7 @@ class OpenStackAdapter:
                 s = None
             if s is not None and map_status(s.status, getattr(s, "task_state", None)) != "DELETED":
                 if act:
-                    self.retry.call(
-                        Trail(), "delete", lambda: self.conn.compute.delete_server(s.id, ignore_missing=True)
-                    )
+                    self.retry.call(Trail(), "delete", lambda: self.conn.compute.delete_server(s.id, ignore_missing=True))
                 state, msg = "finished", f"{verb}finish delete of {s.id}"
             else:
                 state, msg = "finished", "server already gone"

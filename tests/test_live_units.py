@@ -240,6 +240,18 @@ def test_observe_gate_turns_everything_into_proposals() -> None:
         make_gate("yolo")
 
 
+def test_engine_params_are_checked() -> None:
+    from adapters.live_config import EngineSpec
+    from zeroops.live import make_engines
+
+    (scaler,) = make_engines([EngineSpec(kind="reactive_scaler", params={"target": 0.5, "cadence": 5})])
+    assert scaler.cadence == 5
+    with pytest.raises(ConfigError, match=r"engines\[0\]\(reactive_scaler\)\.params"):
+        make_engines([EngineSpec(kind="reactive_scaler", params={"targett": 0.5})])
+    with pytest.raises(ConfigError, match="target utilisation"):
+        make_engines([EngineSpec(kind="reactive_scaler", params={"target": 3})])
+
+
 def test_live_parser() -> None:
     parser = argparse.ArgumentParser(prog="zeroops")
     add_live_parser(parser.add_subparsers(dest="cmd"))

@@ -123,7 +123,13 @@ def make_engines(specs: Sequence[EngineSpec]) -> list[Engine]:
     from engines.baselines import CrashRestarter, ReactiveScaler
 
     kinds: dict[str, Callable[..., Engine]] = {"reactive_scaler": ReactiveScaler, "crash_restarter": CrashRestarter}
-    return [kinds[s.kind](**s.params) for s in specs]
+    out = []
+    for i, s in enumerate(specs):
+        try:
+            out.append(kinds[s.kind](**s.params))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"engines[{i}]({s.kind}).params: {e}") from None
+    return out
 
 
 def make_gate(mode: str, safety: str | None = None) -> Gate:
@@ -330,8 +336,13 @@ def live_main(args: argparse.Namespace) -> int:
     if problems:
         print("zeroops live: the config does not match the cloud:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
-    gate = make_gate(args.mode, args.safety)
-    ctl = LiveController(adapter, config, args.mode, gate=gate, decisions=args.decisions, audit=args.audit)
+    try:
+        gate = make_gate(args.mode, args.safety)
+        engines = make_engines(config.engines)
+    except (ConfigError, ValueError) as e:
+        print(f"zeroops live: invalid config:\n{e}", file=sys.stderr)
+        return 2
+    ctl = LiveController(adapter, config, args.mode, engines=engines, gate=gate, decisions=args.decisions, audit=args.audit)
     d = adapter.describe()
     ctl._say(
         f"[live] mode {args.mode}: cloud {d['cloud'] or '(env)'} project {d['project']}; "
