@@ -248,7 +248,8 @@ class Operator(Model):
 
     enabled: bool = True
     response_delay: Duration = Field(900.0, description="from page to hands on keyboard")
-    paged_by: Literal["critical_alerts", "any_alert"] = "critical_alerts"
+    paged_by: Literal["critical_alerts", "any_alert"] = Field(
+        "any_alert", description="which raw alerts page the human: a traditional on-call gets every warning too")
 
 
 class Api(Model):

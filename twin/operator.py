@@ -29,7 +29,8 @@ class HumanOperator:
         if not self.cfg.enabled:
             return
         for a in alerts:
-            if a.state != "firing" or (self.cfg.paged_by == "critical_alerts" and a.severity != "critical"):
+            if a.state != "firing" or a.severity == "info" or (
+                    self.cfg.paged_by == "critical_alerts" and a.severity != "critical"):
                 continue
             self.page(a.fingerprint, {a.labels.get("service", ""), a.labels.get("server", "")})
 
