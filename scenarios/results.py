@@ -46,8 +46,11 @@ def run_summary(r: RunResult) -> dict[str, Any]:
 def write_run(r: RunResult, out: Path) -> Path:
     d = out / r.scenario.name / r.engines
     d.mkdir(parents=True, exist_ok=True)
-    summary = run_summary(r) | {"schema_version": SCHEMA_VERSION,
-                                "incidents": [i.as_dict() for i in r.score.incidents]}
+    summary = run_summary(r) | {
+        "schema_version": SCHEMA_VERSION,
+        "incidents": [i.as_dict() for i in r.score.incidents],
+        "slo_breaches": [{"service": s, "start": a, "end": b} for s, a, b in r.world.truth.breaches],
+    }
     (d / "result.json").write_text(json.dumps(summary, indent=2, default=_clean) + "\n")
     rows = [rec.as_row() for rec in r.records]
     cols = ["seq", "at", "engine", "kind", "target", "params", "reason", "confidence", "incident", "verdict", "rule",

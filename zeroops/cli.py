@@ -161,7 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="zeroops",
         description="Simulation-first digital twin for autonomous operations: run scenario suites, compare engine "
         "sets against baselines, and run the same engines live.",
-        epilog="exit codes: 0 ok, 1 target missed (with --strict), 2 bad input, 3 internal error",
+        epilog="examples:\n"
+        "  zeroops suite                                  the standard suite, results in out/\n"
+        "  zeroops run scenarios/standard/az-outage.yaml --engines reactive --seed 3\n"
+        "  zeroops validate my-scenarios/                 check files before running them\n"
+        "  zeroops live --cloud mycloud --mode observe    propose, never act, against a real cloud\n\n"
+        "exit codes: 0 ok, 1 target missed (with --strict), 2 bad input, 3 internal error",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
