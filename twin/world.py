@@ -9,6 +9,7 @@ and traffic and faults are identical across the engine sets compared.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,25 @@ SERVICE_METRICS = ["request_rate", "served_rate", "error_ratio", "latency_p95_ms
 SERVER_METRICS = ["server_cpu_util", "server_memory_util", "server_disk_util", "server_up"]
 TIMEOUT_MS = 10_000.0
 P95_OVER_MEAN = float(np.log(20.0))  # p95 of an exponential response time
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Rows of the server arrays a tick looks at, with their per-row constants (see ``World._tick_rows``)."""
+
+    key: tuple[int, int]  # (server rows, deleted rows) when built
+    idx: slice | np.ndarray
+    rows: np.ndarray  # the row numbers idx selects
+    svc_c: np.ndarray
+    svc_ok: np.ndarray
+    all_svc_ok: bool
+    svc_proj: np.ndarray
+    pricing: np.ndarray
+    created: np.ndarray
+    deleted: np.ndarray
+    any_spot: bool
+    any_reserved: bool
+    any_spot_all: bool
 
 
 def server_id(i: int) -> str:
@@ -75,6 +95,7 @@ class World:
         self.faults = FaultManager(self)
         self.operator = HumanOperator(self)
         self._end: simpy.Event | None = None
+        self._rows: _Rows | None = None  # see _tick_rows
         self.env.process(self._physics())
 
     # ------------------------------------------------------------ building
@@ -572,6 +593,30 @@ class World:
             yield self.env.timeout(step)
             self.tick(step)
 
+    def _tick_rows(self, t: float, dt: float) -> _Rows:
+        """The rows a tick must look at: servers not deleted, or deleted within this step (still billed).
+
+        Rows deleted earlier contribute exact zeros to every sum, so skipping them changes no result.
+        Cached until a server is created or deleted; while most rows are live it is a plain slice.
+        """
+        n = self.n
+        deleted = int(np.count_nonzero(self.status[:n] == DELETED))
+        rc = self._rows
+        if rc is not None and rc.key == (n, deleted):
+            return rc
+        keep = np.flatnonzero(self.deleted_at[:n] > t - dt)
+        idx: slice | np.ndarray = slice(0, n) if len(keep) > 0.75 * n else keep
+        svc = self.svc[idx]
+        pricing = self.pricing[idx]
+        rc = _Rows(key=(n, deleted), idx=idx, rows=np.arange(n) if isinstance(idx, slice) else keep,
+                   svc_c=np.maximum(svc, 0), svc_ok=svc >= 0, all_svc_ok=bool((svc >= 0).all()),
+                   svc_proj=np.where(svc >= 0, self.svc_project[np.maximum(svc, 0)], 0),
+                   pricing=pricing, created=self.created_at[idx], deleted=self.deleted_at[idx],
+                   any_spot=bool((pricing == 1).any()), any_reserved=bool((pricing == 2).any()),
+                   any_spot_all=bool((self.pricing[:n] == 1).any()))
+        self._rows = rc
+        return rc
+
     def tick(self, dt: float) -> None:
         """Advance the fleet by one physics step of ``dt`` seconds ending now."""
         t = self.now()
@@ -582,23 +627,35 @@ class World:
         ext = self.traffic[k]
         offered = ext + np.bincount(self.e_dst, self.prev_good[self.e_src] * self.e_ratio, nsvc) if len(self.e_src) \
             else ext.copy()
-        svc = self.svc[:n]
-        svc_c = np.maximum(svc, 0)
-        up = self.serving()
-        w = self.weight[:n] * up
+        rc = self._tick_rows(t, dt)
+        idx, svc_c = rc.idx, rc.svc_c
+        m = len(svc_c)
+        st = self.status[idx]
+        hv = self.hv[idx]
+        # == serving() over the rows
+        up = (st == ACTIVE) & (self.down_until[idx] <= t) & self.hv_up[hv] & ~self.deleting[idx]
+        if not rc.all_svc_ok:
+            up &= rc.svc_ok
+        w = self.weight[idx] * up
         wsum = np.bincount(svc_c, w, nsvc)
         denom = wsum[svc_c]
-        share = np.divide(w, denom, out=np.zeros(n), where=denom > 0)
+        share = np.divide(w, denom, out=np.zeros(m), where=denom > 0)
         assigned = offered[svc_c] * share
-        cap = self.vcpus[:n] * self.svc_cpv[svc_c] * self.hv_throttle[self.hv[:n]]
-        util = np.divide(assigned, cap, out=np.zeros(n), where=cap > 0)
+        cap = self.vcpus[idx] * self.svc_cpv[svc_c]
+        if (self.hv_throttle != 1.0).any():
+            cap = cap * self.hv_throttle[hv]
+        util = np.divide(assigned, cap, out=np.zeros(m), where=cap > 0)
         served = np.minimum(assigned, cap)
-        disk = self.svc_disk[svc_c] + self.disk_extra[:n]
-        bad = (self.zone_partitioned[self.hv_zone[self.hv[:n]]] | (disk >= 1.0)) & up
+        disk_extra = self.disk_extra[idx]
+        disk = self.svc_disk[svc_c] + disk_extra
+        bad = disk >= 1.0
+        if self.zone_partitioned.any():
+            bad = self.zone_partitioned[self.hv_zone[hv]] | bad
+        bad &= up
         served_svc = np.bincount(svc_c, served, nsvc)
-        failed_svc = np.bincount(svc_c, served * bad, nsvc)
+        failed_svc = np.bincount(svc_c, served * bad, nsvc) if bad.any() else np.zeros(nsvc)
         # latency: M/M/1-like growth with utilisation, plus what dependencies add
-        lat_srv = self.svc_lat[svc_c] * self.svc_lat_mult[svc_c] / (1.0 - np.minimum(util, 0.95))
+        lat_srv = (self.svc_lat * self.svc_lat_mult)[svc_c] / (1.0 - np.minimum(util, 0.95))
         lat_sum = np.bincount(svc_c, served * lat_srv, nsvc)
         own_lat = np.divide(lat_sum, served_svc, out=self.svc_lat * self.svc_lat_mult, where=served_svc > 0)
         dep_lat = np.bincount(self.e_src, self.e_ratio * self.prev_lat[self.e_dst], nsvc) if len(self.e_src) \
@@ -625,9 +682,9 @@ class World:
         self.prev_err = err
         # memory leaks and OOM kills, disk growth
         if self.svc_leak_rate.any():
-            self.leak[:n] += self.svc_leak_rate[svc_c] * dt * up
-            mem = self.svc_mem[svc_c] + self.leak[:n]
-            oom = np.flatnonzero(up & (mem >= 1.0))
+            self.leak[idx] += self.svc_leak_rate[svc_c] * dt * up
+            mem = self.svc_mem[svc_c] + self.leak[idx]
+            oom = rc.rows[np.flatnonzero(up & (mem >= 1.0))]
             if len(oom):
                 self.truth.oom_kills += len(oom)
                 for i in oom:
@@ -643,44 +700,50 @@ class World:
         self.truth.good += good * dt
         breach = (offered > 0) & ((p95 > self.svc_slo_lat) | (err > self.svc_slo_err))
         self.truth.slo_step(t, dt, breach)
-        self._bill(t, dt)
+        self._bill(t, dt, rc)
         if self.ticks % self.scrape_every == 0:
             active = np.bincount(svc_c, up.astype(float), nsvc)
             cpu_sum = np.bincount(svc_c, np.minimum(util, 1.0) * up, nsvc)
             cpu = np.divide(cpu_sum, active, out=np.zeros(nsvc), where=active > 0)
-            mem_srv = self.svc_mem[svc_c] + self.leak[:n]
-            mem_max = np.zeros(nsvc)
-            np.maximum.at(mem_max, svc_c[up], mem_srv[up])
-            disk_max = np.zeros(nsvc)
-            np.maximum.at(disk_max, svc_c[up], np.minimum(disk[up], 1.0))
-            self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active, util, mem_srv, disk, up)
+            leak = self.leak[idx]
+            mem_srv = self.svc_mem[svc_c] + leak
+            has_up = active > 0
+            if leak.any():
+                mem_max = np.zeros(nsvc)
+                np.maximum.at(mem_max, svc_c[up], mem_srv[up])
+            else:  # every up server of a service is at its base: the same maximum without the scatter
+                mem_max = np.where(has_up, np.maximum(self.svc_mem, 0.0), 0.0)
+            if disk_extra.any():
+                disk_max = np.zeros(nsvc)
+                np.maximum.at(disk_max, svc_c[up], np.minimum(disk[up], 1.0))
+            else:
+                disk_max = np.where(has_up, np.maximum(np.minimum(self.svc_disk, 1.0), 0.0), 0.0)
+            self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active, util, mem_srv, disk, up,
+                         rc, st)
         self.faults.tick(t)
 
-    def _bill(self, t: float, dt: float) -> None:
-        n = self.n
-        start = np.maximum(self.created_at[:n], t - dt)
-        end = np.minimum(self.deleted_at[:n], t)
+    def _bill(self, t: float, dt: float, rc: _Rows) -> None:
+        start = np.maximum(rc.created, t - dt)
+        end = np.minimum(rc.deleted, t)
         overlap = np.maximum(end - start, 0.0)
-        if self.cfg.prices.spot.volatility > 0 and (self.pricing[:n] == 1).any():
+        if self.cfg.prices.spot.volatility > 0 and rc.any_spot_all:
             theta, vol = dt / 3600.0, self.cfg.prices.spot.volatility
             self._spot_x += -theta * self._spot_x + vol * np.sqrt(theta) * self.rng_spot.standard_normal(len(self._spot_x))
             self.f_spot = self.f_spot_mean * np.exp(self._spot_x)
-        fl = self.flavor[:n]
-        pr = self.pricing[:n]
-        rate = np.where(pr == 1, self.f_spot[fl], self.f_od[fl])
-        res = pr == 2
-        if res.any():
+        fl = self.flavor[rc.idx]
+        pr = rc.pricing
+        rate = np.where(pr == 1, self.f_spot[fl], self.f_od[fl]) if rc.any_spot else self.f_od[fl]
+        if rc.any_reserved:
             # reserved servers are covered by commitments up to their count; the rest pay on-demand
-            alive_res = res & (overlap > 0)
+            alive_res = (pr == 2) & (overlap > 0)
             covered_left = self.f_commit.copy()
             for i in np.flatnonzero(alive_res):
                 if covered_left[fl[i]] > 0:
                     covered_left[fl[i]] -= 1
                     rate[i] = 0.0
         cost = rate * overlap
-        self.billed[:n] += cost
-        svc_proj = np.where(self.svc[:n] >= 0, self.svc_project[np.maximum(self.svc[:n], 0)], 0)
-        per_proj = np.bincount(svc_proj, cost, len(self.proj_names))
+        self.billed[rc.idx] += cost
+        per_proj = np.bincount(rc.svc_proj, cost, len(self.proj_names))
         commit = float((self.f_commit * self.f_reserved_rate).sum()) * dt
         self.spend_project += per_proj
         self.spend_project[0] += commit
@@ -692,7 +755,9 @@ class World:
 
     def _scrape(self, t: float, offered: np.ndarray, good: np.ndarray, err: np.ndarray, p95: np.ndarray,
                 cpu: np.ndarray, mem: np.ndarray, disk: np.ndarray, pool: np.ndarray, active: np.ndarray,
-                util: np.ndarray, mem_srv: np.ndarray, disk_srv: np.ndarray, up: np.ndarray) -> None:
+                util: np.ndarray, mem_srv: np.ndarray, disk_srv: np.ndarray, up: np.ndarray, rc: _Rows,
+                st: np.ndarray) -> None:
+        """Scrape one snapshot; per-server inputs are over ``rc``'s rows (the rest read as NaN: deleted)."""
         noise = self.cfg.telemetry.noise
         z = 1.0 + noise * self.rng_noise.standard_normal((4, self.n_svc))
         svc_vals = {
@@ -707,13 +772,20 @@ class World:
             "active_servers": active,
         }
         n = self.n
-        st = self.status[:n]
         tracked = (st != DELETED) & (st != BUILD)
+
+        def full(rows: np.ndarray) -> np.ndarray:
+            if isinstance(rc.idx, slice):
+                return rows
+            out = np.full(n, np.nan)
+            out[rc.idx] = rows
+            return out
+
         srv_vals = {
-            "server_cpu_util": np.where(up, np.minimum(util, 1.0), np.where(tracked, 0.0, np.nan)),
-            "server_memory_util": np.where(tracked, mem_srv, np.nan),
-            "server_disk_util": np.where(tracked, np.minimum(disk_srv, 1.0), np.nan),
-            "server_up": np.where(tracked, up.astype(float), np.nan),
+            "server_cpu_util": full(np.where(up, np.minimum(util, 1.0), np.where(tracked, 0.0, np.nan))),
+            "server_memory_util": full(np.where(tracked, mem_srv, np.nan)),
+            "server_disk_util": full(np.where(tracked, np.minimum(disk_srv, 1.0), np.nan)),
+            "server_up": full(np.where(tracked, up.astype(float), np.nan)),
         }
         self.last = svc_vals
         self.metrics.scrape(t, svc_vals, srv_vals)
