@@ -68,11 +68,12 @@ class Rollup:
         self.t: list[float] = []
         self.rows: list[np.ndarray] = []
 
-    def add(self, t: float, row: np.ndarray) -> None:
+    def add(self, t: float, row: np.ndarray, clean: bool = False) -> None:
+        """Add one snapshot; ``clean`` says ``row`` has already been through ``np.nan_to_num``."""
         if t >= self.start + self.period and self.count:
             self.flush()
             self.start = np.floor(t / self.period) * self.period
-        self.sum += np.nan_to_num(row)
+        self.sum += row if clean else np.nan_to_num(row)
         self.count += 1
 
     def flush(self) -> None:
@@ -111,9 +112,9 @@ class MetricStore:
             self.svc[m].push(t, row)
         for m, row in servers.items():
             self.srv[m].push(t, row)
-        flat = np.concatenate([services[m] for m in self.service_metrics])
+        flat = np.nan_to_num(np.concatenate([services[m] for m in self.service_metrics]))
         for r in self.rollups.values():
-            r.add(t, flat)
+            r.add(t, flat, clean=True)
 
     def close(self) -> None:
         for r in self.rollups.values():
@@ -172,6 +173,7 @@ class RuleState:
     pending: np.ndarray = field(default_factory=lambda: np.empty(0))  # since when the condition holds
     firing: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     last_sent: np.ndarray = field(default_factory=lambda: np.empty(0))
+    engaged: bool = False  # some entity is pending or firing (else a step with no true condition is a no-op)
 
     def ensure(self, width: int) -> None:
         if len(self.pending) < width:
@@ -201,32 +203,42 @@ class AlertEvaluator:
 
     def evaluate(self, t: float, services: dict[str, np.ndarray], servers: dict[str, np.ndarray],
                  service_labels: list[dict[str, str]], server_labels: callable) -> None:
-        for s in self.states:
-            values = servers[s.metric] if s.per_server else services[s.metric]
-            s.ensure(len(values))
-            with np.errstate(invalid="ignore"):
-                cond = _OPS[s.op](values, s.threshold) & ~np.isnan(values)
-            n = len(values)
-            pending, firing, last = s.pending[:n], s.firing[:n], s.last_sent[:n]
-            starting = cond & np.isnan(pending)
-            pending[starting] = t
-            ready = cond & (t - pending >= s.rule.for_ - 1e-9)
-            new = ready & ~firing
-            repeat = ready & firing & (t - last >= self.repeat - 1e-9)
-            resolved = firing & ~cond
-            pending[~cond] = np.nan
-            for idx, state in ((np.flatnonzero(new), "firing"), (np.flatnonzero(repeat), "firing"),
-                               (np.flatnonzero(resolved), "resolved")):
-                for i in idx:
-                    labels = dict(server_labels(int(i)) if s.per_server else service_labels[i])
-                    labels.update(s.rule.labels)
-                    labels["alertname"] = s.rule.name
-                    fp = f"{s.rule.name}:{labels.get('server') or labels.get('service')}"
-                    start = float(pending[i]) if state == "firing" else float(t)
-                    self._emit(RawAlert(s.rule.name, s.rule.severity, labels, state, start, t, float(values[i]), fp))
-            firing[new] = True
-            firing[resolved] = False
-            last[new | repeat] = t
+        with np.errstate(invalid="ignore"):
+            for s in self.states:
+                values = servers[s.metric] if s.per_server else services[s.metric]
+                s.ensure(len(values))
+                cond = _OPS[s.op](values, s.threshold)
+                if s.op == "!=":  # the only comparison that is true for NaN
+                    cond &= ~np.isnan(values)
+                if not s.engaged and not cond.any():
+                    continue  # nothing pending or firing, and nothing starts: the state stays empty
+                self._step(s, t, values, cond, service_labels, server_labels)
+                # after a step, pending is set exactly where cond holds and firing implies cond
+                s.engaged = bool(cond.any())
+
+    def _step(self, s: RuleState, t: float, values: np.ndarray, cond: np.ndarray,
+              service_labels: list[dict[str, str]], server_labels: callable) -> None:
+        n = len(values)
+        pending, firing, last = s.pending[:n], s.firing[:n], s.last_sent[:n]
+        starting = cond & np.isnan(pending)
+        pending[starting] = t
+        ready = cond & (t - pending >= s.rule.for_ - 1e-9)
+        new = ready & ~firing
+        repeat = ready & firing & (t - last >= self.repeat - 1e-9)
+        resolved = firing & ~cond
+        pending[~cond] = np.nan
+        for idx, state in ((np.flatnonzero(new), "firing"), (np.flatnonzero(repeat), "firing"),
+                           (np.flatnonzero(resolved), "resolved")):
+            for i in idx:
+                labels = dict(server_labels(int(i)) if s.per_server else service_labels[i])
+                labels.update(s.rule.labels)
+                labels["alertname"] = s.rule.name
+                fp = f"{s.rule.name}:{labels.get('server') or labels.get('service')}"
+                start = float(pending[i]) if state == "firing" else float(t)
+                self._emit(RawAlert(s.rule.name, s.rule.severity, labels, state, start, t, float(values[i]), fp))
+        firing[new] = True
+        firing[resolved] = False
+        last[new | repeat] = t
 
     def _emit(self, a: RawAlert) -> None:
         self.alerts.append(a)
