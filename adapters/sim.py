@@ -33,6 +33,7 @@ class SimAdapter:
     def __init__(self, world: World, actor: str = "automation") -> None:
         self.w = world
         self.actor = actor
+        self._deps: list[tuple[str, ...]] | None = None  # per service, from the (frozen) config
 
     def now(self) -> float:
         return self.w.now()
@@ -88,13 +89,16 @@ class SimAdapter:
         def count(mask: np.ndarray) -> np.ndarray:
             return np.bincount(svc[mask & live], minlength=w.n_svc)
 
-        active, building, failed = count(st == 1), count(st == 0), count((st == 2) | (st == 3))
+        active, building, failed = count(st == 1).tolist(), count(st == 0).tolist(), count((st == 2) | (st == 3)).tolist()
+        version = w.svc_version.tolist()
+        if self._deps is None:
+            self._deps = [tuple(d.service for d in s.dependencies) for s in w.cfg.services]
         out = []
         for i, s in enumerate(w.cfg.services):
             out.append(base.ServiceState(
-                name=s.name, project=s.project, flavor=s.flavor, dependencies=tuple(d.service for d in s.dependencies),
-                active=int(active[i]), building=int(building[i]), failed=int(failed[i]),
-                version=int(w.svc_version[i]), settings=dict(w.svc_settings[i]), min_servers=s.min_servers,
+                name=s.name, project=s.project, flavor=s.flavor, dependencies=self._deps[i],
+                active=active[i], building=building[i], failed=failed[i],
+                version=version[i], settings=dict(w.svc_settings[i]), min_servers=s.min_servers,
                 max_servers=s.max_servers))
         return out
 

@@ -65,11 +65,11 @@ class ReactiveScaler:
                     service=name, count=desired - have,
                     reason=f"cpu_util {u:.2f} vs target {self.target:.2f}: {current} -> {desired} servers",
                     evidence={"cpu_util": u, "active": current, "building": svc.building, "desired": desired}))
-            else:
+            elif desired < current and svc.building == 0:  # else stable >= desired >= current: no scale-down
                 # scale down only to the highest recommendation of the stabilisation window
                 stable = max(d for _, d in hist)
                 full = hist[0][0] <= now - self.stabilisation + self.cadence
-                if full and stable < current and svc.building == 0:
+                if full and stable < current:
                     newest = sorted(obs.servers(service=name, status="ACTIVE"), key=lambda s: -s.created_at)
                     for s in newest[: current - stable]:
                         actions.append(DeleteServer(
