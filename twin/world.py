@@ -48,6 +48,7 @@ class _Rows:
     any_spot: bool
     any_reserved: bool
     any_spot_all: bool
+    scratch: np.ndarray | None = None  # per-server scrape rows (see World._scrape)
 
 
 def server_id(i: int) -> str:
@@ -774,18 +775,21 @@ class World:
         n = self.n
         tracked = (st != DELETED) & (st != BUILD)
 
-        def full(rows: np.ndarray) -> np.ndarray:
-            if isinstance(rc.idx, slice):
+        if rc.scratch is None and not isinstance(rc.idx, slice):
+            # full-width rows, NaN outside rc's rows (deleted servers); reused by every scrape until the rows change
+            rc.scratch = np.full((len(SERVER_METRICS), n), np.nan)
+
+        def full(k: int, rows: np.ndarray) -> np.ndarray:
+            if rc.scratch is None:
                 return rows
-            out = np.full(n, np.nan)
-            out[rc.idx] = rows
-            return out
+            rc.scratch[k, rc.idx] = rows
+            return rc.scratch[k]
 
         srv_vals = {
-            "server_cpu_util": full(np.where(up, np.minimum(util, 1.0), np.where(tracked, 0.0, np.nan))),
-            "server_memory_util": full(np.where(tracked, mem_srv, np.nan)),
-            "server_disk_util": full(np.where(tracked, np.minimum(disk_srv, 1.0), np.nan)),
-            "server_up": full(np.where(tracked, up.astype(float), np.nan)),
+            "server_cpu_util": full(0, np.where(up, np.minimum(util, 1.0), np.where(tracked, 0.0, np.nan))),
+            "server_memory_util": full(1, np.where(tracked, mem_srv, np.nan)),
+            "server_disk_util": full(2, np.where(tracked, np.minimum(disk_srv, 1.0), np.nan)),
+            "server_up": full(3, np.where(tracked, up.astype(float), np.nan)),
         }
         self.last = svc_vals
         self.metrics.scrape(t, svc_vals, srv_vals)
