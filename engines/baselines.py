@@ -42,6 +42,7 @@ class ReactiveScaler:
         self.stabilisation = stabilisation_s
         self.min_floor = min_floor  # an HPA never scales below one replica
         self.history: dict[str, deque[tuple[float, int]]] = {}
+        self._peaks: dict[str, deque[tuple[float, int]]] = {}  # per service: decreasing maxima of history
 
     def step(self, now: float, obs: Observation) -> Iterable[Action]:
         cpu = obs.latest("cpu_util")
@@ -57,8 +58,14 @@ class ReactiveScaler:
             desired = min(max(desired, lo), hi)
             hist = self.history.setdefault(name, deque())
             hist.append((now, desired))
+            # the window's running maximum: recommendations not dominated by a later, higher one
+            peak = self._peaks.setdefault(name, deque())
+            while peak and peak[-1][1] <= desired:
+                peak.pop()
+            peak.append((now, desired))
             while len(hist) > 1 and hist[1][0] <= now - self.stabilisation:
-                hist.popleft()
+                if hist.popleft()[0] == peak[0][0]:
+                    peak.popleft()
             have = current + svc.building
             if desired > have:
                 actions.append(CreateServer(
@@ -67,7 +74,7 @@ class ReactiveScaler:
                     evidence={"cpu_util": u, "active": current, "building": svc.building, "desired": desired}))
             elif desired < current and svc.building == 0:  # else stable >= desired >= current: no scale-down
                 # scale down only to the highest recommendation of the stabilisation window
-                stable = max(d for _, d in hist)
+                stable = peak[0][1]  # == max(d for _, d in hist)
                 full = hist[0][0] <= now - self.stabilisation + self.cadence
                 if full and stable < current:
                     newest = sorted(obs.servers(service=name, status="ACTIVE"), key=lambda s: -s.created_at)
