@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -110,18 +110,23 @@ class SafetyGate:
     """Implements the runtime's ``Gate`` protocol from a :class:`SafetyConfig`.
 
     ``store`` (shared with the CLI) supplies pauses and multi-approved limit
-    changes; it is re-read at most every ``state_poll_seconds`` of ``now``.
+    changes; the gate re-reads it whenever it changed (checked on every review,
+    so a pause committed before a review always applies to it).
+
+    A *step* is one instant ``now``: scale limits compare everything admitted
+    at that instant with the service's active servers as first seen at that
+    instant, and actions admitted earlier in the instant are taken as done
+    (a resized server has its new flavor, a deleted one is gone).
     """
 
     def __init__(self, config: SafetyConfig | None = None, store: SafetyStore | None = None,
-                 budget: BudgetGuard | None = None, state_poll_seconds: float = 1.0) -> None:
+                 budget: BudgetGuard | None = None) -> None:
         self.config = config or SafetyConfig()
         self.store = store or SafetyStore(":memory:")
         self.budget = budget
-        self.state_poll_seconds = state_poll_seconds
         self._config_id = -1
         self._pauses: list[Pause] = []
-        self._polled_at = -math.inf
+        self._version: tuple[int, int] | None = None
         self._rate = _Window(RATE_WINDOW)
         self._cost = _Window(COST_WINDOW)
         self._vms = _Window(self.config.accounting_window_seconds)
@@ -131,16 +136,20 @@ class SafetyGate:
         self._step_up: dict[str, int] = {}
         self._step_down: dict[str, int] = {}
         self._step_cost = 0.0
+        self._step_active: dict[str, int] | None = None
+        self._step_servers: dict[str, Server | None] = {}
+        self._servers_cached: dict[str, Server] = {}
         self._canary_done: dict[str, float] = {}
         self._pending_canary: dict[int, tuple[str, str]] = {}
-        self.refresh(-math.inf, force=True)
+        self.refresh()
 
     # ----------------------------------------------------------------- state
-    def refresh(self, now: float, force: bool = False) -> None:
-        """Re-read pauses and applied limit changes from the store."""
-        if not force and self._polled_at <= now < self._polled_at + self.state_poll_seconds:
+    def refresh(self) -> None:
+        """Re-read pauses and applied limit changes from the store if it changed."""
+        version = self.store.version()
+        if version == self._version:
             return
-        self._polled_at = now
+        self._version = version
         self._pauses = [p for p in self.store.pauses() if p.ended_at is None or p.ended_at > p.start]
         latest = self.store.latest_applied_config()
         if latest is not None and latest[0] != self._config_id:
@@ -154,7 +163,7 @@ class SafetyGate:
 
     def paused(self, now: float) -> Pause | None:
         """The pause in force at ``now``, overrides first."""
-        self.refresh(now)
+        self.refresh()
         active = [p for p in self._pauses if p.active(now)]
         active.sort(key=lambda p: (p.kind != "override", p.start))
         return active[0] if active else None
@@ -173,7 +182,7 @@ class SafetyGate:
         server: Server | None = None
         sid = getattr(action, "server_id", None)
         if sid is not None:
-            server = self._servers(obs).get(sid)
+            server = self._step_servers[sid] if sid in self._step_servers else self._servers(obs).get(sid)
             if server is None:
                 a.problems.append(f"server {sid!r} not in the observation")
                 a.cost_per_hour = None
@@ -216,8 +225,10 @@ class SafetyGate:
 
     def _servers(self, obs: Observation | None) -> dict[str, Server]:
         if obs is None:
-            return {}
-        return _obs_cache(obs, "servers", lambda: {s.id: s for s in obs.servers()})
+            self._servers_cached = {}
+        else:
+            self._servers_cached = _obs_cache(obs, "servers", lambda: {s.id: s for s in obs.servers()})
+        return self._servers_cached
 
     def _services(self, obs: Observation | None) -> dict[str, Any]:
         return {} if obs is None else obs.services
@@ -259,6 +270,16 @@ class SafetyGate:
     def _decide(self, now: float, action: Action, obs: Observation | None,
                 approved: tuple[str, ...] | None) -> Verdict:
         cfg = self.config
+        if now != self._step_now:
+            self._step_now = now
+            self._step_base.clear()
+            self._step_up.clear()
+            self._step_down.clear()
+            self._step_servers.clear()
+            self._step_cost = 0.0
+            self._step_active = None
+        if self._step_active is None and obs is not None:
+            self._step_active = {name: svc.active for name, svc in obs.services.items()}
         pause = self.paused(now)
         if pause is not None:
             rule = "emergency-override" if pause.kind == "override" else "automation-disabled"
@@ -277,17 +298,14 @@ class SafetyGate:
         detail: dict[str, Any] = {"cost_per_hour": a.cost_per_hour}
         if a.problems:
             return Verdict("deny", "unverifiable", {**detail, "problems": a.problems})
-        if now != self._step_now:
-            self._step_now = now
-            self._step_base.clear()
-            self._step_up.clear()
-            self._step_down.clear()
-            self._step_cost = 0.0
         if (a.scale_up or a.scale_down) and a.service is not None:
             base = self._step_base.get(a.service)
             if base is None:
-                svc = self._services(obs).get(a.service)
-                base = self._step_base[a.service] = svc.active if svc is not None else 0
+                base = (self._step_active or {}).get(a.service)
+                if base is None:
+                    svc = self._services(obs).get(a.service)
+                    base = svc.active if svc is not None else 0
+                self._step_base[a.service] = base
             if a.scale_up and cfg.max_scale_up_percent is not None:
                 allowed = max(cfg.min_scale_step, math.floor(base * cfg.max_scale_up_percent / 100 + 1e-9))
                 done = self._step_up.get(a.service, 0)
@@ -335,6 +353,7 @@ class SafetyGate:
                 self._step_up[a.service] = self._step_up.get(a.service, 0) + a.scale_up
             if a.scale_down:
                 self._step_down[a.service] = self._step_down.get(a.service, 0) + a.scale_down
+        self._patch_step(action)
         if canary_pending:
             self._pending_canary[id(action)] = (a.change_key or "", a.region or "")
         if approved is not None:
@@ -343,6 +362,19 @@ class SafetyGate:
         self._vms.add(now, a.created)
         self._data.add(now, a.deleted_bytes)
         return Verdict("allow", "within-limits", detail)
+
+    def _patch_step(self, action: Action) -> None:
+        """Take an admitted action as done for the rest of the instant (the observation is older)."""
+        sid = getattr(action, "server_id", None)
+        if sid is None:
+            return
+        server = self._step_servers[sid] if sid in self._step_servers else self._servers_cached.get(sid)
+        if action.kind == "delete_server":
+            self._step_servers[sid] = None
+        elif server is not None and action.kind == "resize_server":
+            self._step_servers[sid] = replace(server, flavor=action.flavor)  # type: ignore[attr-defined]
+        elif server is not None and action.kind == "start_server":
+            self._step_servers[sid] = replace(server, status="ACTIVE")
 
     def _approval(self, now: float, action: Action, a: Assessment, detail: dict[str, Any]) -> Verdict | None:
         cfg = self.config

@@ -56,6 +56,10 @@ class Overrides:
         if self.store.execute("SELECT 1 FROM operators WHERE id=?", (operator,)).fetchone():
             raise OverrideError(f"operator {operator!r} is already enrolled")
         secret = secret or pyotp.random_base32()
+        try:
+            pyotp.TOTP(secret).at(0)
+        except (ValueError, TypeError) as e:
+            raise OverrideError(f"unusable TOTP secret: {e}") from None
         self.store.execute("INSERT INTO operators(id, secret, created_at) VALUES (?,?,?)", (operator, secret, now))
         return secret
 

@@ -70,6 +70,12 @@ class SafetyStore:
             self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._writes = 0
+
+    def version(self) -> tuple[int, int]:
+        """Changes so far: (writes through this handle, SQLite data_version for other connections' commits)."""
+        with self._lock:
+            return self._writes, int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -77,6 +83,8 @@ class SafetyStore:
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
+            if not sql.lstrip().upper().startswith("SELECT"):
+                self._writes += 1
             return self.db.execute(sql, args)
 
     def transaction(self) -> _Tx:
@@ -132,5 +140,6 @@ class _Tx:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            self.store._writes += 1
         finally:
             self.store._lock.release()

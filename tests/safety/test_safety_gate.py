@@ -179,7 +179,6 @@ def test_disable_and_override_deny_everything() -> None:
     choke = ChokePoint(world, gate)
     ov = Overrides(store)
     ov.disable_automation(100.0, 1800, operator="alice", reason="testing")
-    gate.refresh(0, force=True)
     assert submit(choke, world, 99.0, Notify(component="x"))[0].outcome == "executed"
     rec = submit(choke, world, 100.0, Notify(component="x"))[0]
     assert rec.verdict.rule == "automation-disabled" and rec.verdict.detail["until"] == 1900.0
