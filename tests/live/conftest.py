@@ -12,6 +12,7 @@ is deleted at the end.
 from __future__ import annotations
 
 import secrets
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,9 +42,11 @@ def conn() -> Iterator[Any]:
     c = openstack.connect(cloud=CLOUD, api_timeout=30)
     c.authorize()  # a configured but unreachable cloud fails here, loudly
     yield c
-    for s in list(c.compute.servers(details=True)):
-        if (s.metadata or {}).get(META_SERVICE, "").startswith(PREFIX):
-            c.compute.delete_server(s, ignore_missing=True)
+    with warnings.catch_warnings():  # session teardown: keep the SDK's deprecation chatter out of other tests
+        warnings.simplefilter("ignore")
+        for s in list(c.compute.servers(details=True)):
+            if (s.metadata or {}).get(META_SERVICE, "").startswith(PREFIX):
+                c.compute.delete_server(s, ignore_missing=True)
 
 
 @pytest.fixture
