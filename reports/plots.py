@@ -1,0 +1,178 @@
+"""Matplotlib (Agg) plots of a results folder written by ``zeroops suite`` (layout: docs/results.md).
+
+``scenario_figure`` draws one scenario's engine sets over time — offered vs
+served load, worst-service p95 latency, request-weighted error ratio, active
+servers and cumulative spend — with each engine set's incident intervals
+shaded.  ``summary_figure`` compares the engine sets on cost, MTTR and
+availability across scenarios.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ENGINE_COLORS = {"static": "#7f7f7f", "reactive": "#1f77b4"}
+FALLBACK_COLORS = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
+DPI = 110
+
+
+@dataclass
+class RunSeries:
+    """One run's time series (per minute) and incident intervals, aggregated over services."""
+
+    engines: str
+    hours: np.ndarray
+    offered: np.ndarray
+    served: np.ndarray
+    p95_worst: np.ndarray
+    error_ratio: np.ndarray
+    active: np.ndarray
+    spend: np.ndarray
+    incidents: list[tuple[float, float, str]]  # (start h, end h, type); open incidents end at the run's end
+
+
+def color(engines: str, order: list[str]) -> str:
+    if engines in ENGINE_COLORS:
+        return ENGINE_COLORS[engines]
+    return FALLBACK_COLORS[order.index(engines) % len(FALLBACK_COLORS)] if engines in order else FALLBACK_COLORS[0]
+
+
+def _cols(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    cols = [c for c in df.columns if c.startswith(f"{metric}:")]
+    return df[cols] if cols else pd.DataFrame(index=df.index)
+
+
+def load_run(run_dir: Path, duration_s: float | None = None) -> RunSeries:
+    """Read ``timeseries.csv`` and ``incidents.csv`` of one ``<scenario>/<engines>`` folder."""
+    ts = pd.read_csv(run_dir / "timeseries.csv", index_col=0)
+    hours = ts.index.to_numpy(dtype=float) / 3600.0
+    req = _cols(ts, "request_rate")
+    offered = req.sum(axis=1).to_numpy()
+    served = _cols(ts, "served_rate").sum(axis=1).to_numpy()
+    err = _cols(ts, "error_ratio")
+    if len(err.columns) and len(req.columns):
+        weights = req.to_numpy()
+        total = weights.sum(axis=1)
+        weighted = (err.to_numpy() * weights).sum(axis=1)
+        error_ratio = np.divide(weighted, total, out=np.zeros_like(total), where=total > 0)
+    else:
+        error_ratio = np.zeros(len(ts))
+    p95 = _cols(ts, "latency_p95_ms").max(axis=1).to_numpy() if len(_cols(ts, "latency_p95_ms").columns) \
+        else np.zeros(len(ts))
+    active = _cols(ts, "active_servers").sum(axis=1).to_numpy()
+    spend = ts["spend_total"].ffill().fillna(0.0).to_numpy() if "spend_total" in ts else np.zeros(len(ts))
+    end_h = (duration_s / 3600.0) if duration_s else (float(hours[-1]) if len(hours) else 0.0)
+    incidents: list[tuple[float, float, str]] = []
+    inc_path = run_dir / "incidents.csv"
+    if inc_path.exists():
+        inc = pd.read_csv(inc_path)
+        for _, row in inc.iterrows():
+            start = float(row["start"]) / 3600.0
+            end = float(row["end"]) / 3600.0 if not pd.isna(row["end"]) else end_h
+            incidents.append((start, max(end, start), str(row["type"])))
+    return RunSeries(run_dir.name, hours, offered, served, p95, error_ratio, active, spend, incidents)
+
+
+def scenario_figure(scenario: str, runs: list[RunSeries], path: Path, order: list[str] | None = None) -> Path:
+    """Five stacked panels over time for one scenario, one line per engine set; saves a PNG at ``path``."""
+    order = order or [r.engines for r in runs]
+    fig, axes = plt.subplots(5, 1, figsize=(11, 13), sharex=True, constrained_layout=True)
+    ax_load, ax_lat, ax_err, ax_act, ax_cost = axes
+    for r in runs:
+        c = color(r.engines, order)
+        ax_load.plot(r.hours, r.offered, color=c, lw=1.0, ls="--", alpha=0.8, label=f"{r.engines}: offered")
+        ax_load.plot(r.hours, r.served, color=c, lw=1.4, label=f"{r.engines}: served (good)")
+        ax_lat.plot(r.hours, r.p95_worst, color=c, lw=1.2, label=r.engines)
+        ax_err.plot(r.hours, 100.0 * r.error_ratio, color=c, lw=1.2, label=r.engines)
+        ax_act.step(r.hours, r.active, where="post", color=c, lw=1.2, label=r.engines)
+        ax_cost.plot(r.hours, r.spend, color=c, lw=1.4, label=r.engines)
+    # incident intervals, one band per engine set (their resolution differs), stacked in the lower part
+    n = max(len(runs), 1)
+    shaded: set[str] = set()
+    for k, r in enumerate(runs):
+        c = color(r.engines, order)
+        for start, end, _ in r.incidents:
+            width = max(end - start, 1 / 60)
+            for ax in axes:
+                label = f"{r.engines}: incident" if ax is ax_load and r.engines not in shaded else None
+                ax.axvspan(start, start + width, ymin=k / n, ymax=(k + 1) / n, color=c, alpha=0.15, lw=0, label=label)
+            shaded.add(r.engines)
+    ax_load.set_ylabel("requests / s\n(all services)")
+    ax_load.set_title(f"{scenario}: offered vs served load", loc="left", fontsize=11)
+    ax_lat.set_ylabel("p95 latency, ms\n(worst service)")
+    if any(np.nanmax(r.p95_worst, initial=0) > 20 * max(np.nanmin(r.p95_worst, initial=1), 1) for r in runs):
+        ax_lat.set_yscale("log")
+    ax_err.set_ylabel("error ratio, %\n(request-weighted)")
+    ax_act.set_ylabel("active servers")
+    ax_cost.set_ylabel("cumulative spend")
+    ax_cost.set_xlabel("simulated time, hours (shaded: incidents, one band per engine set)")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+SUMMARY_PANELS = (("cost", "cost, % of the scenario's\nstatic baseline", 1.0), ("mttr_s", "MTTR (minutes)", 1 / 60.0),
+                  ("availability", "availability (%)", 100.0))
+
+
+def _value(by: dict[tuple[str, str], dict[str, Any]], scenario: str, engines: str, metric: str, scale: float,
+           all_engines: list[str]) -> float:
+    """One bar's height; cost is relative to the scenario's static run (or its most expensive run)."""
+    v = by.get((scenario, engines), {}).get(metric)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return float("nan")
+    if metric == "cost":
+        base = by.get((scenario, "static"), {}).get("cost")
+        if not base:
+            base = max((by.get((scenario, e), {}).get("cost") or 0.0) for e in all_engines)
+        return 100.0 * v / base if base else float("nan")
+    return float(v) * scale
+
+
+def summary_figure(runs: list[dict[str, Any]], path: Path) -> Path:
+    """Grouped bars per scenario and engine set for cost, MTTR and availability; saves a PNG."""
+    scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
+    engines = list(dict.fromkeys(r["engines"] for r in runs))
+    by = {(r["scenario"], r["engines"]): r["metrics"] for r in runs}
+    fig, axes = plt.subplots(len(SUMMARY_PANELS), 1, figsize=(max(8, 1.3 * len(scenarios) + 3), 10),
+                             constrained_layout=True)
+    x = np.arange(len(scenarios))
+    width = 0.8 / max(len(engines), 1)
+    for ax, (metric, label, scale) in zip(axes, SUMMARY_PANELS, strict=True):
+        lows = []
+        for k, e in enumerate(engines):
+            vals = [_value(by, s, e, metric, scale, engines) for s in scenarios]
+            lows.extend(v for v in vals if not np.isnan(v))
+            bars = ax.bar(x + (k - (len(engines) - 1) / 2) * width, vals, width, label=e, color=color(e, engines))
+            for b, v in zip(bars, vals, strict=True):
+                text = "n/a" if np.isnan(v) else (f"{v:.2f}" if metric == "availability" else f"{v:.0f}")
+                ax.annotate(text, (b.get_x() + b.get_width() / 2, 0 if np.isnan(v) else v), ha="center",
+                            va="bottom", fontsize=7, color="#333333", xytext=(0, 1), textcoords="offset points")
+        if metric == "availability" and lows:
+            lo = min(lows)
+            ax.set_ylim(max(0.0, lo - (100.0 - lo) * 0.2 - 0.01), 100.0 + (100.0 - lo) * 0.08 + 0.01)
+        ax.set_ylabel(label)
+        ax.set_xticks(x, scenarios, rotation=20, ha="right", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("Engine sets compared across scenarios (missing bar: no value, e.g. no incident)", loc="left",
+                      fontsize=11)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
