@@ -156,6 +156,18 @@ def cmd_schema(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(a: argparse.Namespace) -> int:
+    from reports.report import ReportError, build_report
+
+    try:
+        path = build_report(Path(a.out_dir))
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"wrote {path} and its plots in {path.parent / 'plots'}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zeroops",
@@ -197,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
     sc.add_argument("-o", "--output", help="write to this file instead of stdout")
     sc.set_defaults(fn=cmd_schema)
+    rp = sub.add_parser("report", help="plots and a markdown report of a results folder",
+                        description="Render PNG plots and OUT_DIR/report.md from a folder written by run or suite.")
+    rp.add_argument("out_dir", metavar="OUT_DIR", help="results folder (with summary.json)")
+    rp.set_defaults(fn=cmd_report)
     for mod, fn in (("zeroops.live", "add_live_parser"), ("zeroops.safety_cli", "add_safety_parsers")):
         try:
             module = __import__(mod, fromlist=[fn])
