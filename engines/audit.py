@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.runtime import ActionRecord
-from engines.safety.serialize import action_to_dict, dumps, plain
+from engines.safety.serialize import plain
 
 GENESIS = "0" * 64
 COLUMNS = ("at", "engine", "kind", "target", "decision", "rule", "outcome")
@@ -63,29 +63,40 @@ def chain_hash(prev: str, body: str) -> str:
 
 
 def record_body(rec: ActionRecord) -> dict[str, Any]:
-    """The audited content of one choke-point record."""
-    v = rec.verdict
-    detail = plain(v.detail)
-    cost = detail.get("cost_per_hour") if isinstance(detail, dict) else None
+    """The audited content of one choke-point record (made JSON-able when it is written)."""
+    v, a, res = rec.verdict, rec.action, rec.result
+    detail = v.detail
+    cost = detail.get("cost_per_hour")
     return {
         "at": rec.at,
         "engine": rec.engine,
-        "kind": rec.action.kind,
-        "target": rec.action.target(),
+        "kind": a.kind,
+        "target": a.target(),
         "decision": v.decision,
         "rule": v.rule,
         "outcome": rec.outcome,
-        "action": action_to_dict(rec.action),
+        "action": {"kind": a.kind, "params": a.params(), "reason": a.reason, "confidence": a.confidence,
+                   "evidence": a.evidence, "alternatives": a.alternatives, "incident": a.incident},
         "verdict": {"decision": v.decision, "rule": v.rule, "detail": detail, "approvers_needed": v.approvers},
-        "approved_by": detail.get("approved_by", []) if isinstance(detail, dict) else [],
-        "result": None if rec.result is None else {
-            "ok": rec.result.ok, "detail": rec.result.detail, "server_ids": list(rec.result.server_ids),
-            "attempts": rec.result.attempts},
+        "approved_by": detail.get("approved_by", []),
+        "result": None if res is None else {
+            "ok": res.ok, "detail": res.detail, "server_ids": res.server_ids, "attempts": res.attempts},
         "error": rec.error,
         "cost_per_hour": cost if rec.outcome == "executed" else None,
         "proposed_cost_per_hour": cost,
         "choke_seq": rec.seq,
     }
+
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=plain).encode
+
+
+def encode(body: dict[str, Any]) -> str:
+    """The stored (and hashed) JSON text of a body; odd keys or values are made plain first."""
+    try:
+        return _encode(body)
+    except (TypeError, ValueError):
+        return _encode(plain(body))
 
 
 class AuditLog:
@@ -140,7 +151,7 @@ class AuditLog:
         with self._lock:
             seq = self._seq + 1
             body["seq"] = seq
-            text = dumps(body)
+            text = encode(body)
             h = chain_hash(self._head, text)
             self._pending.append((seq, body.get("at", 0.0), body.get("engine", ""), body.get("kind", ""),
                                   body.get("target"), body.get("decision", ""), body.get("rule"),

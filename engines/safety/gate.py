@@ -110,8 +110,9 @@ class SafetyGate:
     """Implements the runtime's ``Gate`` protocol from a :class:`SafetyConfig`.
 
     ``store`` (shared with the CLI) supplies pauses and multi-approved limit
-    changes; the gate re-reads it whenever it changed (checked on every review,
-    so a pause committed before a review always applies to it).
+    changes.  Changes made through the same store object apply to the very next
+    review; changes committed by another process (the CLI) are noticed within
+    ``poll_seconds`` of the gate's clock.
 
     A *step* is one instant ``now``: scale limits compare everything admitted
     at that instant with the service's active servers as first seen at that
@@ -120,10 +121,12 @@ class SafetyGate:
     """
 
     def __init__(self, config: SafetyConfig | None = None, store: SafetyStore | None = None,
-                 budget: BudgetGuard | None = None) -> None:
+                 budget: BudgetGuard | None = None, poll_seconds: float = 0.5) -> None:
         self.config = config or SafetyConfig()
         self.store = store or SafetyStore(":memory:")
         self.budget = budget
+        self.poll_seconds = poll_seconds
+        self._polled_at = -math.inf
         self._config_id = -1
         self._pauses: list[Pause] = []
         self._version: tuple[int, int] | None = None
@@ -144,9 +147,14 @@ class SafetyGate:
         self.refresh()
 
     # ----------------------------------------------------------------- state
-    def refresh(self) -> None:
-        """Re-read pauses and applied limit changes from the store if it changed."""
-        version = self.store.version()
+    def refresh(self, now: float | None = None) -> None:
+        """Re-read pauses and applied limit changes if the store changed (other processes: every poll_seconds)."""
+        if now is None or not (self._polled_at <= now < self._polled_at + self.poll_seconds):
+            version = self.store.version()
+            if now is not None:
+                self._polled_at = now
+        else:
+            version = (self.store.local_version(), self._version[1] if self._version else -1)
         if version == self._version:
             return
         self._version = version
@@ -163,7 +171,7 @@ class SafetyGate:
 
     def paused(self, now: float) -> Pause | None:
         """The pause in force at ``now``, overrides first."""
-        self.refresh()
+        self.refresh(now)
         active = [p for p in self._pauses if p.active(now)]
         active.sort(key=lambda p: (p.kind != "override", p.start))
         return active[0] if active else None

@@ -72,6 +72,10 @@ class SafetyStore:
         self.db.executescript(SCHEMA)
         self._writes = 0
 
+    def local_version(self) -> int:
+        """Writes made through this handle so far."""
+        return self._writes
+
     def version(self) -> tuple[int, int]:
         """Changes so far: (writes through this handle, SQLite data_version for other connections' commits)."""
         with self._lock:

@@ -1,0 +1,146 @@
+"""Throughput of the gated, audited choke point: at least 10,000 durable decisions per second.
+
+Each decision: ``SafetyGate.review`` with the design's production guardrails
+(rate limit lifted so every rule runs), the adapter call (a no-op world, not
+what is measured), and an ``AuditLog`` record, hash-chained and group-committed
+to a WAL database with ``synchronous=FULL``.  The timed region ends with
+``flush()``, so every decision counted is committed (durable).
+
+Run: ``make bench`` (or ``pytest -m benchmark_suite benchmarks/bench_audit.py -o addopts=''``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adapters.base import (
+    Action,
+    ActionResult,
+    Alert,
+    CreateServer,
+    DeleteServer,
+    Flavor,
+    Hypervisor,
+    MetricWindow,
+    Notify,
+    Observation,
+    Price,
+    Quota,
+    RebootServer,
+    ResizeServer,
+    Server,
+    ServiceState,
+    Spend,
+)
+from engines.audit import AuditLog, verify
+from engines.runtime import ChokePoint
+from engines.safety import SafetyConfig, SafetyGate
+
+N = 20_000
+TARGET = 10_000.0
+
+
+class StaticWorld:
+    """200 servers in 10 services over 3 zones; execute does nothing (the world is not what is measured)."""
+
+    name = "static"
+
+    def __init__(self) -> None:
+        self._flavors = [Flavor("m1.small", 1, 2048, 20), Flavor("m1.medium", 2, 4096, 40)]
+        self._prices = [Price("m1.small", "on_demand", 0.02), Price("m1.medium", "on_demand", 0.05)]
+        zones = ["az1", "az2", "az3"]
+        self._servers = [Server(f"s{i}", f"s{i}", "m1.small", "p", "ACTIVE", zones[i % 3], "hv", f"svc{i % 10}")
+                         for i in range(200)]
+        self._services = [ServiceState(f"svc{k}", "p", "m1.small", (), 20, 0, 0, 1, {}) for k in range(10)]
+        self._hv = [Hypervisor(f"hv{z}", z, f"region-{z}", z, "up", 64, 0, 1 << 20, 0, 10_000, 0) for z in zones]
+
+    def now(self) -> float:
+        return 0.0
+
+    def flavors(self) -> Sequence[Flavor]:
+        return self._flavors
+
+    def hypervisors(self) -> Sequence[Hypervisor]:
+        return self._hv
+
+    def servers(self, *, service: str | None = None, status: str | None = None) -> Sequence[Server]:
+        return self._servers
+
+    def services(self) -> Sequence[ServiceState]:
+        return self._services
+
+    def metric_window(self, metric: str, labels: Mapping[str, str], seconds: float) -> MetricWindow:
+        return MetricWindow(metric, labels, np.array([]), np.array([]))
+
+    def latest(self, metric: str) -> Mapping[str, float]:
+        return {}
+
+    def alerts(self, since: float) -> Sequence[Alert]:
+        return []
+
+    def prices(self) -> Sequence[Price]:
+        return self._prices
+
+    def spend(self) -> Spend:
+        return Spend(0.0, 4.0, {})
+
+    def quotas(self) -> Sequence[Quota]:
+        return []
+
+    def execute(self, action: Action) -> ActionResult:
+        return ActionResult(True, "ok", ("new",) if action.kind == "create_server" else ())
+
+
+def workload() -> list[Action]:
+    ev = {"cpu_util": 0.83, "latency_p95_ms": 412.0}
+    mix: list[Action] = []
+    for i in range(50):
+        sid = f"s{i * 4 % 200}"
+        mix += [CreateServer(service=f"svc{i % 10}", reason="cpu above target", confidence=0.9, evidence=ev,
+                             alternatives=("wait", "resize")),
+                RebootServer(server_id=sid, reason="unresponsive", confidence=0.7, incident=f"inc-{i}"),
+                Notify(component=f"svc{i % 10}", message="latency high", evidence=ev),
+                DeleteServer(server_id=sid, reason="idle", confidence=0.6),
+                ResizeServer(server_id=sid, flavor="m1.medium", reason="memory pressure")]
+    return mix
+
+
+def run_decisions(path: Path, n: int = N) -> dict[str, int]:
+    world = StaticWorld()
+    cfg = SafetyConfig(rate_limit_actions=None)  # production limits; every rule evaluated
+    log = AuditLog(path, batch_size=1024, flush_interval=0.05, synchronous="FULL")
+    choke = ChokePoint(world, SafetyGate(cfg), log)
+    mix = workload()
+    outcomes: dict[str, int] = {}
+    obs = Observation(world, 0.0)
+    for i in range(n):
+        now = i * 0.01
+        if i % 10 == 0:  # one engine step: ten decisions on one observation
+            obs = Observation(world, now)
+        rec = choke.submit(now, "bench", mix[i % len(mix)], obs)
+        outcomes[rec.outcome] = outcomes.get(rec.outcome, 0) + 1
+    committed = log.flush()
+    log.close()
+    assert committed == n
+    return outcomes
+
+
+@pytest.mark.benchmark_suite
+def test_gated_audited_decisions_per_second(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    counter = iter(range(1_000_000))
+    result: dict[str, int] = {}
+
+    def once() -> None:
+        result.update(run_decisions(tmp_path / f"audit-{next(counter)}.db"))
+
+    benchmark.pedantic(once, rounds=3, iterations=1, warmup_rounds=0)
+    rate = N / benchmark.stats.stats.mean
+    benchmark.extra_info.update(decisions=N, decisions_per_second=round(rate), outcomes=result)
+    print(f"\n{rate:,.0f} gated and audited decisions/s (durable, synchronous=FULL); outcomes {result}")
+    rep = verify(tmp_path / "audit-0.db")
+    assert rep.ok and rep.records == N
+    assert rate >= TARGET, f"{rate:.0f} decisions/s < {TARGET:.0f}"
