@@ -5,7 +5,9 @@ the child's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss`
 at the end of the run), so it includes the interpreter, numpy, pandas and SimPy
 (about 100 MB before the world is built).  Wall time covers building the world,
 running it and scoring it (``RunResult.wall_s``); the real-time factor is
-simulated seconds / that wall time.
+simulated seconds / that wall time.  The process CPU time of the same span is
+recorded too (``cpu_s``, ``cpu_realtime_factor``): on a shared machine it shows
+what the code costs when other jobs steal the cores.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def run_case(case: Case) -> dict[str, Any]:
 
     scn = fleet_scenario(case.servers, case.services, case.days, name=case.name)
     extra: dict[str, Any] = {}
+    cpu0 = time.process_time()
     if case.model == "naive":
         from benchmarks.naive import NaiveWorld
 
@@ -70,11 +73,13 @@ def run_case(case: Case) -> dict[str, Any]:
         m = r.score.metrics
         extra = {"availability": m["availability"], "cost": m["cost"], "actions": m["actions_taken"],
                  "peak_servers": m["peak_servers"], "server_rows": r.world.n, "ticks": r.world.ticks}
+    cpu = time.process_time() - cpu0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     rtf = scn.duration / wall
     out = {"case": case.name, "model": case.model, "engines": case.engines, "servers": case.servers,
            "services": case.services, "simulated_s": scn.duration, "tick_s": scn.tick, "wall_s": round(wall, 3),
-           "realtime_factor": round(rtf), "peak_rss_mb": round(rss_mb, 1), **extra}
+           "realtime_factor": round(rtf), "cpu_s": round(cpu, 3), "cpu_realtime_factor": round(scn.duration / cpu),
+           "peak_rss_mb": round(rss_mb, 1), **extra}
     status = []
     if case.min_rtf is not None:
         out["target_rtf"] = case.min_rtf
