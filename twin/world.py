@@ -97,6 +97,7 @@ class World:
         self.operator = HumanOperator(self)
         self._end: simpy.Event | None = None
         self._rows: _Rows | None = None  # see _tick_rows
+        self._scratch: np.ndarray | None = None  # see _scrape
         self.env.process(self._physics())
 
     # ------------------------------------------------------------ building
@@ -776,8 +777,12 @@ class World:
         tracked = (st != DELETED) & (st != BUILD)
 
         if rc.scratch is None and not isinstance(rc.idx, slice):
-            # full-width rows, NaN outside rc's rows (deleted servers); reused by every scrape until the rows change
-            rc.scratch = np.full((len(SERVER_METRICS), n), np.nan)
+            # full-width rows, NaN outside rc's rows (deleted servers); one buffer reused across scrapes and row sets
+            if self._scratch is None or self._scratch.shape[1] < n:
+                self._scratch = np.full((len(SERVER_METRICS), self.cap), np.nan)
+            else:
+                self._scratch[:, :n] = np.nan
+            rc.scratch = self._scratch[:, :n]
 
         def full(k: int, rows: np.ndarray) -> np.ndarray:
             if rc.scratch is None:
