@@ -37,6 +37,9 @@ stop() {  # stop <name> [grace seconds]
     echo "stopped $name ($pid)"
 }
 
+for f in "$R"/pid/nova-compute-*.pid; do
+    [ -e "$f" ] && stop "$(basename "$f" .pid)" 20
+done
 for s in nova-compute nova-api nova-scheduler nova-conductor glance-api placement keystone neutron-stub; do
     stop "$s" 20
 done

@@ -17,6 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 BASE=${DEVCLOUD_BASE:-$HERE/../.devcloud}
 mkdir -p "$BASE"; BASE=$(cd "$BASE" && pwd)
 R=$BASE/run
+COMPUTES=${DEVCLOUD_COMPUTES:-2}           # fake hypervisors (nova-compute services)
 PW=${DEVCLOUD_PASSWORD:-admin}              # admin + service users' password
 DBURL=mysql+pymysql://openstack:openstack@127.0.0.1
 PY=/usr/bin/python3                        # Debian's python (not pyenv's)
@@ -137,8 +138,8 @@ EOF
 cat >"$R/bin/os-helper" <<'EOF'
 #!/usr/bin/python3
 """bootstrap: idempotently create service project/users/roles/services/endpoints.
-wait-compute: wait until nova-{conductor,scheduler,compute} are up and the
-compute node is a resource provider with inventory in placement."""
+wait-compute PW SECONDS N: wait until nova-{conductor,scheduler} and N nova-compute
+hosts are up and each compute node is a resource provider with inventory."""
 import sys, time
 from keystoneauth1 import session
 from keystoneauth1.identity import v3
@@ -174,7 +175,9 @@ elif cmd == 'seed':
     # flavors, a tiny image and roomy admin quotas for zeroops' live tests
     N = 'http://127.0.0.1:8774/v2.1'
     have = {f['name'] for f in s.get(N + '/flavors').json()['flavors']}
-    for name, vcpus, ram, disk in [('zeroops.small', 1, 512, 1), ('zeroops.big', 2, 1024, 2)]:
+    # zeroops.nohost: more disk than any hypervisor has (disk is not a Nova quota): NoValidHost
+    for name, vcpus, ram, disk in [('zeroops.small', 1, 512, 1), ('zeroops.big', 2, 1024, 2),
+                                   ('zeroops.nohost', 1, 512, 900000)]:
         if name not in have:
             s.post(N + '/flavors', json={'flavor': {'name': name, 'vcpus': vcpus, 'ram': ram, 'disk': disk}}).raise_for_status()
     G = 'http://127.0.0.1:9292/v2/images'
@@ -191,20 +194,23 @@ elif cmd == 'seed':
     print('seeded flavors, image zeroops-tiny, quotas for project', pid)
 elif cmd == 'wait-compute':
     deadline = time.time() + float(sys.argv[3])
-    want = {'nova-conductor', 'nova-scheduler', 'nova-compute'}
+    computes = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    want = {'nova-conductor', 'nova-scheduler'}
     while True:
         try:
             svcs = s.get('http://127.0.0.1:8774/v2.1/os-services').json()['services']
             up = {x['binary'] for x in svcs if x['state'] == 'up' and x['status'] == 'enabled'}
+            hosts = {x['host'] for x in svcs if x['binary'] == 'nova-compute' and x['state'] == 'up'}
             rps = s.get('http://127.0.0.1:8778/resource_providers',
                         headers={'OpenStack-API-Version': 'placement 1.14'}).json()['resource_providers']
-            inv = rps and s.get('http://127.0.0.1:8778/resource_providers/%s/inventories' % rps[0]['uuid']).json()['inventories']
-            if want <= up and inv:
+            with_inv = [rp for rp in rps if s.get('http://127.0.0.1:8778/resource_providers/%s/inventories'
+                                                  % rp['uuid']).json()['inventories']]
+            if want <= up and len(hosts) >= computes and len(with_inv) >= computes:
                 break
         except Exception as e:
             pass
         if time.time() > deadline:
-            sys.exit('timeout: services up=%s' % (locals().get('up'),))
+            sys.exit('timeout: services up=%s compute hosts=%s' % (locals().get('up'), locals().get('hosts')))
         time.sleep(1)
 EOF
 chmod +x "$R/bin/neutron-stub" "$R/bin/os-helper"
@@ -451,11 +457,18 @@ start nova-api       "$R/bin/nova-api"       $NOVA_CTL
 start nova-conductor "$R/bin/nova-conductor" $NOVA_CTL
 start nova-scheduler "$R/bin/nova-scheduler" $NOVA_CTL
 start nova-compute   "$R/bin/nova-compute"   --config-file "$R/etc/nova/nova.conf"
+# more fake hypervisors (DEVCLOUD_COMPUTES, default 2) so that migrations have somewhere to go
+for ((i = 2; i <= COMPUTES; i++)); do
+    printf '[DEFAULT]\nhost = devcloud-compute-%s\nlog_file = %s\n' "$i" "$R/log/nova-compute-$i.log" \
+        >"$R/etc/nova/nova-compute-$i.conf"
+    start "nova-compute-$i" "$R/bin/nova-compute" --config-file "$R/etc/nova/nova.conf" \
+        --config-file "$R/etc/nova/nova-compute-$i.conf"
+done
 wait_for 60 "neutron stub" curl -sf http://127.0.0.1:9696/
 wait_for 90 "placement" curl -sf http://127.0.0.1:8778/
 wait_for 90 "glance" curl -s -o /dev/null http://127.0.0.1:9292/
 wait_for 120 "nova-api" curl -sf http://127.0.0.1:8774/
-"$R/bin/os-helper" wait-compute "$PW" 180 || die "nova services did not come up (see $R/log/nova-*.log)"
+"$R/bin/os-helper" wait-compute "$PW" 180 "$COMPUTES" || die "nova services did not come up (see $R/log/nova-*.log)"
 "$R/bin/nova-manage" $NOVA_CTL cell_v2 discover_hosts >>"$R/log/nova-manage.log" 2>&1
 log "nova conductor/scheduler/compute up, compute host mapped"
 "$R/bin/os-helper" seed "$PW" >>"$R/log/os-helper.log" 2>&1 || { tail "$R/log/os-helper.log"; die "seeding flavors/image/quotas failed"; }

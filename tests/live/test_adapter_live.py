@@ -13,8 +13,10 @@ from adapters.base import (
     Conflict,
     CreateServer,
     DeleteServer,
+    MigrateServer,
     NotFound,
     Notify,
+    NoValidHost,
     QuotaExceeded,
     RebootServer,
     ResizeServer,
@@ -197,3 +199,30 @@ def test_service_level_actions_map_to_metadata(make_adapter: Any, conn: Any, svc
     r = a.execute(RestartService(service=name))
     assert r.ok and "3 rebooted" in r.detail
     assert a.execute(Notify(component=name, message="hello")).ok
+
+
+def test_no_valid_host_is_reported_and_cleaned_up(make_adapter: Any, conn: Any, svc: Any) -> None:
+    name = svc("nohost")
+    a = make_adapter([{"name": name, "flavor": "zeroops.nohost"}])  # more disk than any hypervisor has
+    with pytest.raises(NoValidHost) as ei:
+        a.execute(CreateServer(service=name))
+    assert "no valid host" in str(ei.value).lower()
+    wait_until(lambda: not servers_of(conn, name), 60, "the failed server to be deleted")
+
+
+def test_cold_and_live_migration(make_adapter: Any, conn: Any, svc: Any) -> None:
+    name = svc("mig")
+    a = make_adapter([{"name": name}])
+    hyps = [h.name for h in a.hypervisors() if h.state == "up"]
+    if len(hyps) < 2:
+        pytest.skip(f"migration needs two hypervisors, the cloud has {hyps} (DEVCLOUD_COMPUTES=2)")
+    (sid,) = a.execute(CreateServer(service=name)).server_ids
+    src = conn.compute.get_server(sid).hypervisor_hostname
+    r = a.execute(MigrateServer(server_id=sid))  # cold: the scheduler picks, then zeroops confirms
+    assert r.ok, r
+    s = conn.compute.get_server(sid)
+    assert s.status == "ACTIVE" and s.hypervisor_hostname != src
+    r = a.execute(MigrateServer(server_id=sid, hypervisor=src))  # live, to a named host
+    assert r.ok, r
+    wait_until(lambda: conn.compute.get_server(sid).hypervisor_hostname == src, 60, "the live migration")
+    assert a.servers(service=name)[0].hypervisor == src
