@@ -195,3 +195,51 @@ def test_restart_after_sigkill_mid_resize_confirms_it(make_adapter: Any, conn: A
     assert s.status == "ACTIVE" and s.flavor.original_name == BIG
     assert restarted.execute(ResizeServer(server_id=sid, flavor=BIG)).ok  # and the engine's retry is a no-op
     assert s.flavor.original_name != FLAVOR
+
+
+def test_cli_observe_mode_runs_until_sigterm(
+    make_adapter: Any, conn: Any, svc: Any, exporter: LoadExporter, tmp_path: Path
+) -> None:
+    name = svc("cli")
+    a = make_adapter([{"name": name, "max_servers": 3}])
+    (sid,) = a.execute(CreateServer(service=name)).server_ids
+    exporter.load[name] = 3.0
+    cfg = json.loads(a.config.model_dump_json())
+    cfg["engines"] = [
+        {"kind": "reactive_scaler", "params": {"cadence": 1.0}},
+        {"kind": "crash_restarter", "params": {"cadence": 1.0}},
+    ]
+    cfg_file = tmp_path / "live.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    decisions = tmp_path / "decisions.jsonl"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "zeroops.cli",
+            "live",
+            "--cloud",
+            str(CLOUD),
+            "--config",
+            str(cfg_file),
+            "--journal",
+            str(tmp_path / "j.sqlite"),
+            "--decisions",
+            str(decisions),
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: read_decisions(decisions) or proc.poll() is not None, 60, "a decision from the CLI")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "mode observe" in out and "proposed" in out and "create_server" in out
+    rows = read_decisions(decisions)
+    assert rows and {r["outcome"] for r in rows} == {"proposed"}
+    assert [s.id for s in servers_of(conn, name)] == [sid]
