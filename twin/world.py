@@ -29,6 +29,7 @@ SERVICE_METRICS = ["request_rate", "served_rate", "error_ratio", "latency_p95_ms
 SERVER_METRICS = ["server_cpu_util", "server_memory_util", "server_disk_util", "server_up"]
 TIMEOUT_MS = 10_000.0
 P95_OVER_MEAN = float(np.log(20.0))  # p95 of an exponential response time
+ROWS_AS_SLICE = 0.75  # a tick indexes live rows with a slice over all rows while at least this share is live
 
 
 @dataclass(slots=True)
@@ -607,7 +608,7 @@ class World:
         if rc is not None and rc.key == (n, deleted):
             return rc
         keep = np.flatnonzero(self.deleted_at[:n] > t - dt)
-        idx: slice | np.ndarray = slice(0, n) if len(keep) > 0.75 * n else keep
+        idx: slice | np.ndarray = slice(0, n) if len(keep) > ROWS_AS_SLICE * n else keep
         svc = self.svc[idx]
         pricing = self.pricing[idx]
         rc = _Rows(key=(n, deleted), idx=idx, rows=np.arange(n) if isinstance(idx, slice) else keep,

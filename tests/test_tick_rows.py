@@ -1,0 +1,44 @@
+"""The tick's live-row compaction changes no result: compacted and full-width runs are identical."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import twin.world
+from scenarios.runner import run_scenario
+from tests.builders import make_scenario
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, share: float) -> tuple[dict, pd.DataFrame, np.ndarray, list, bool]:
+    monkeypatch.setattr(twin.world, "ROWS_AS_SLICE", share)
+    scn = make_scenario(
+        duration=2400,
+        services=[
+            {"name": "api", "project": "p", "flavor": "small", "servers": 12, "min_servers": 1, "max_servers": 30,
+             "capacity_per_vcpu": 50, "dependencies": [{"service": "db", "calls_per_request": 0.5}],
+             "traffic": {"base": 300, "components": [{"type": "noise", "sigma": 0.05},
+                                                     {"type": "spike", "at": 1500, "duration": 400, "factor": 4}]}},
+            {"name": "db", "project": "p", "flavor": "large", "servers": 2, "min_servers": 2, "max_servers": 6,
+             "capacity_per_vcpu": 40, "base_latency_ms": 5, "settings": {"pool_size": 100}},
+        ],
+        faults=[{"type": "memory_leak", "at": 500, "service": "api"},
+                {"type": "disk_pressure", "at": 700, "service": "api"},
+                {"type": "server_crash", "at": 900, "service": "api"}])
+    r = run_scenario(scn, "reactive")
+    w = r.world
+    srv = w.metrics.srv["server_cpu_util"]
+    compacted = w._rows is not None and not isinstance(w._rows.idx, slice) and len(w._rows.rows) < w.n
+    return r.score.metrics, w.metrics.to_pandas(60), np.array(srv.v, copy=True), w.spend_series, compacted
+
+
+def test_compacted_rows_match_full_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    full = _run(monkeypatch, 0.0)  # always a slice over every row, deleted ones included
+    compact = _run(monkeypatch, 2.0)  # always only the live rows
+    assert full[0]["actions_taken"] > 0 and full[0]["oom_kills"] > 0
+    assert compact[4] and not full[4]  # the compacted run did skip deleted rows
+    assert full[0] == compact[0]
+    pd.testing.assert_frame_equal(full[1], compact[1], check_exact=True)
+    np.testing.assert_array_equal(full[2], compact[2])
+    assert full[3] == compact[3]
