@@ -66,13 +66,21 @@ class ApprovalQueue:
             self.enqueue(rec.at, rec.engine, rec.action, rec.verdict, rec.audit_id)
 
     def enqueue(self, now: float, engine: str, action: Action, verdict: Verdict, audit_id: int | None = None) -> int:
-        cur = self.store.execute(
-            "INSERT INTO proposals(created_at, engine, kind, target, action_json, verdict_json, needed, status,"
-            " audit_id) VALUES (?,?,?,?,?,?,?, 'pending', ?)",
-            (now, engine, action.kind, action.target(), dumps(action_to_dict(action)),
-             dumps(verdict_to_dict(verdict)), max(1, verdict.approvers), audit_id),
-        )
-        return int(cur.lastrowid or 0)
+        """Queue a proposal; the same engine proposing the same action while one waits gets the waiting one's id."""
+        body = action_to_dict(action)
+        sig = dumps([engine, body["kind"], body["params"]])
+        with self.store.transaction() as db:
+            row = db.execute("SELECT id FROM proposals WHERE sig=? AND status IN ('pending', 'approved')",
+                             (sig,)).fetchone()
+            if row is not None:
+                return int(row[0])
+            cur = db.execute(
+                "INSERT INTO proposals(created_at, engine, kind, target, action_json, verdict_json, needed, status,"
+                " audit_id, sig) VALUES (?,?,?,?,?,?,?, 'pending', ?, ?)",
+                (now, engine, action.kind, action.target(), dumps(body), dumps(verdict_to_dict(verdict)),
+                 max(1, verdict.approvers), audit_id, sig),
+            )
+            return int(cur.lastrowid or 0)
 
     def vote(self, proposal_id: int, approver: str, decision: VoteDecision, at: float, comment: str = "") -> Proposal:
         """Record one person's vote; ``needed`` distinct approvals approve, one denial denies."""
@@ -120,19 +128,33 @@ class ApprovalQueue:
     def list(self, status: Status | None = None) -> list[Proposal]:
         return self._select("WHERE status=?", (status,)) if status else self._select("", ())
 
+    def awaiting(self, approver: str, created_before: float) -> list[Proposal]:
+        """Pending proposals made at or before ``created_before`` that ``approver`` has not voted on."""
+        return self._select("WHERE status='pending' AND created_at<=? AND id NOT IN "
+                            "(SELECT proposal_id FROM votes WHERE approver=?)", (created_before, approver))
+
+    def expired(self, created_before: float) -> list[Proposal]:
+        """Pending or approved proposals made before ``created_before`` (past their time to live)."""
+        return self._select("WHERE status IN ('pending', 'approved') AND created_at<?", (created_before,))
+
     def _select(self, where: str, args: tuple[Any, ...]) -> list[Proposal]:
         rows = self.store.execute(
             "SELECT id, created_at, engine, action_json, verdict_json, needed, status, audit_id, exec_audit_id, note"
             f" FROM proposals {where} ORDER BY id", args).fetchall()
+        if not rows:
+            return []
+        votes: dict[int, list[tuple[str, str]]] = {}
+        for pid, who, decision in self.store.execute(
+                f"SELECT proposal_id, approver, decision FROM votes WHERE proposal_id IN (SELECT id FROM proposals "
+                f"{where}) ORDER BY at, approver", args):
+            votes.setdefault(pid, []).append((who, decision))
         out = []
         for r in rows:
-            votes = self.store.execute("SELECT approver, decision FROM votes WHERE proposal_id=? ORDER BY at, approver",
-                                       (r[0],)).fetchall()
+            v = votes.get(r[0], [])
             out.append(Proposal(
                 id=r[0], created_at=r[1], engine=r[2], action=action_from_dict(json.loads(r[3])),
                 verdict=verdict_from_dict(json.loads(r[4])), needed=r[5], status=r[6],
-                approvers=tuple(v[0] for v in votes if v[1] == "approve"),
-                deniers=tuple(v[0] for v in votes if v[1] == "deny"),
+                approvers=tuple(w for w, d in v if d == "approve"), deniers=tuple(w for w, d in v if d == "deny"),
                 audit_id=r[7], exec_audit_id=r[8], note=r[9]))
         return out
 
@@ -166,9 +188,7 @@ class SimulatedApprover:
     def step(self, now: float) -> int:
         """Vote on every pending proposal old enough; returns how many votes were cast."""
         n = 0
-        for p in self.queue.list("pending"):
-            if now - p.created_at < self.delay or self.name in p.approvers + p.deniers:
-                continue
+        for p in self.queue.awaiting(self.name, now - self.delay):
             decision = self.policy(p)
             if decision == "approve" and self._rng.random() >= self.approve_probability:
                 decision = "deny"
@@ -200,16 +220,13 @@ class ApprovalExecutor:
             rec = self.choke.note(now, p.engine, p.action, v, "denied")
             self.queue.set_status(p.id, "denied", now, exec_audit_id=rec.audit_id, note="logged")
             records.append(rec)
-        for p in self.queue.list("pending") + self.queue.list("approved"):
-            if now - p.created_at > ttl:
-                v = Verdict("deny", "approval-expired", {**p.verdict.detail, "proposal": p.id,
-                                                         "approved_by": list(p.approvers), "ttl_seconds": ttl})
-                rec = self.choke.note(now, p.engine, p.action, v, "denied")
-                self.queue.set_status(p.id, "expired", now, exec_audit_id=rec.audit_id)
-                records.append(rec)
-                continue
-            if p.status != "approved":
-                continue
+        for p in self.queue.expired(now - ttl):
+            v = Verdict("deny", "approval-expired", {**p.verdict.detail, "proposal": p.id,
+                                                     "approved_by": list(p.approvers), "ttl_seconds": ttl})
+            rec = self.choke.note(now, p.engine, p.action, v, "denied")
+            self.queue.set_status(p.id, "expired", now, exec_audit_id=rec.audit_id)
+            records.append(rec)
+        for p in self.queue.list("approved"):
             obs = Observation(self.choke.adapter, now)
             check = self.gate.recheck(now, p.engine, p.action, obs, approved_by=p.approvers)
             if check.decision != "allow":

@@ -30,8 +30,9 @@ CREATE TABLE IF NOT EXISTS config_votes (
 CREATE TABLE IF NOT EXISTS proposals (
     id INTEGER PRIMARY KEY, created_at REAL NOT NULL, engine TEXT NOT NULL, kind TEXT NOT NULL, target TEXT,
     action_json TEXT NOT NULL, verdict_json TEXT NOT NULL, needed INTEGER NOT NULL, status TEXT NOT NULL,
-    audit_id INTEGER, decided_at REAL, executed_at REAL, exec_audit_id INTEGER, note TEXT);
-CREATE INDEX IF NOT EXISTS proposals_status ON proposals(status);
+    audit_id INTEGER, decided_at REAL, executed_at REAL, exec_audit_id INTEGER, note TEXT, sig TEXT);
+CREATE INDEX IF NOT EXISTS proposals_status ON proposals(status, created_at);
+CREATE INDEX IF NOT EXISTS proposals_sig ON proposals(sig, status);
 CREATE TABLE IF NOT EXISTS votes (
     proposal_id INTEGER NOT NULL, approver TEXT NOT NULL, decision TEXT NOT NULL, at REAL NOT NULL, comment TEXT,
     PRIMARY KEY (proposal_id, approver));

@@ -104,8 +104,20 @@ def test_votes_rules() -> None:
         q.vote(pid, "carol", "deny", 4.0)
     with pytest.raises(ApprovalError, match="no proposal #99"):
         q.vote(99, "carol", "deny", 4.0)
-    pid2 = q.enqueue(0.0, "e", Notify(component="x"), Verdict("approval", "r", {}, approvers=3))
+    pid2 = q.enqueue(0.0, "e", Notify(component="y"), Verdict("approval", "r", {}, approvers=3))
     assert q.vote(pid2, "carol", "deny", 1.0).status == "denied"
+
+
+def test_the_same_proposal_waits_once() -> None:
+    q = ApprovalQueue(SafetyStore())
+    from engines.runtime import Verdict
+
+    v = Verdict("approval", "human-approval", {}, approvers=1)
+    a = q.enqueue(0.0, "e", Notify(component="x", reason="first"), v)
+    assert q.enqueue(30.0, "e", Notify(component="x", reason="again"), v) == a
+    assert q.enqueue(30.0, "other-engine", Notify(component="x"), v) != a
+    q.vote(a, "alice", "deny", 40.0)
+    assert q.enqueue(60.0, "e", Notify(component="x"), v) != a  # decided: a new proposal
 
 
 def test_denied_and_expired_proposals_are_audited() -> None:
