@@ -56,6 +56,15 @@ def servers_of(conn: Any, service: str) -> list[Any]:
     ]
 
 
+def settle_deletes(conn: Any, timeout: float = 60) -> None:
+    """Wait until no server of the project is being deleted (quota usage is stable then)."""
+    wait_until(
+        lambda: not [s for s in conn.compute.servers(details=True) if s.task_state == "deleting"],
+        timeout,
+        "pending deletes to finish",
+    )
+
+
 def wait_until(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
     """Poll ``cond`` until truthy; fail the test naming ``what`` on time-out."""
     end = time.monotonic() + timeout

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from livekit import BIG, FLAVOR, IMAGE, servers_of, wait_until
+from livekit import BIG, FLAVOR, IMAGE, servers_of, settle_deletes, wait_until
 
 from adapters.base import (
     Conflict,
@@ -135,6 +135,7 @@ def test_quota_exceeded_is_clear_and_not_retried(make_adapter: Any, conn: Any, s
     name = svc("quota")
     a = make_adapter([{"name": name}])
     pid = a.project_id
+    settle_deletes(conn)  # usage must not drop under the test's feet
     before = conn.compute.get_quota_set(pid, usage=True)
     used = int(before.usage["instances"])
     try:
