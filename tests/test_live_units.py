@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,13 @@ from zeroops.live import MODES, ObserveOnlyGate, add_live_parser, make_gate
 
 # openstacksdk deprecates http_status= on its exceptions; the real classes are still what the cloud raises
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+
+
+def _http(cls: type[Exception], message: str, status: int) -> Exception:
+    """A real openstacksdk HTTP exception with a status, without the SDK's deprecation warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cls(message, http_status=status)  # type: ignore[call-arg]
 
 
 # ------------------------------------------------------------------ retry
@@ -103,17 +111,17 @@ def test_recover_stops_a_retry_that_would_duplicate() -> None:
     ("exc", "expected"),
     [
         (
-            osexc.HttpException("Quota exceeded for instances: Requested 1, but already used 10 of 10", http_status=403),
+            _http(osexc.HttpException, "Quota exceeded for instances: Requested 1, but already used 10 of 10", 403),
             QuotaExceeded,
         ),
-        (osexc.HttpException("Maximum number of ports exceeded", http_status=413), QuotaExceeded),
-        (osexc.BadRequestException("No valid host was found. There are not enough hosts", http_status=400), NoValidHost),
-        (osexc.ConflictException("Instance is in task_state deleting", http_status=409), Conflict),
-        (osexc.NotFoundException("No Server found for x", http_status=404), NotFound),
-        (osexc.HttpException("Bad Gateway", http_status=502), TransientAPIError),
-        (osexc.HttpException("Too Many Requests", http_status=429), TransientAPIError),
+        (_http(osexc.HttpException, "Maximum number of ports exceeded", 413), QuotaExceeded),
+        (_http(osexc.BadRequestException, "No valid host was found. There are not enough hosts", 400), NoValidHost),
+        (_http(osexc.ConflictException, "Instance is in task_state deleting", 409), Conflict),
+        (_http(osexc.NotFoundException, "No Server found for x", 404), NotFound),
+        (_http(osexc.HttpException, "Bad Gateway", 502), TransientAPIError),
+        (_http(osexc.HttpException, "Too Many Requests", 429), TransientAPIError),
         (ConnectionResetError("reset by peer"), TransientAPIError),
-        (osexc.BadRequestException("Invalid flavorRef", http_status=400), AdapterError),
+        (_http(osexc.BadRequestException, "Invalid flavorRef", 400), AdapterError),
     ],
 )
 def test_classify_maps_cloud_errors(exc: Exception, expected: type[AdapterError]) -> None:
@@ -238,6 +246,22 @@ def test_observe_gate_turns_everything_into_proposals() -> None:
     assert isinstance(make_gate("observe"), ObserveOnlyGate)
     with pytest.raises(ValueError, match="allowed: observe, act"):
         make_gate("yolo")
+
+
+def test_act_mode_uses_the_safety_gate_when_given(tmp_path: Path) -> None:
+    from engines.runtime import AllowAll
+    from engines.safety.gate import SafetyGate
+
+    assert isinstance(make_gate("act"), AllowAll)
+    f = tmp_path / "safety.yaml"
+    f.write_text("RateLimitActions: 5\nHumanApproval: true\n")
+    gate = make_gate("act", str(f))
+    assert isinstance(gate, SafetyGate)
+    v = gate.review(0.0, "reactive-scaler", CreateServer(service="web"), None)
+    assert v.decision in ("approval", "deny")  # HumanApproval: nothing runs unattended
+    f.write_text("RateLimitActionz: 5\n")
+    with pytest.raises(ValueError, match="RateLimitActions"):
+        make_gate("act", str(f))
 
 
 def test_engine_params_are_checked() -> None:
