@@ -114,8 +114,24 @@ def save_result(res: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def profile(name: str, top: int = 30) -> None:
+    """Run a case under cProfile and print the ``top`` functions by own time (to stderr)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    res = prof.runcall(run_case, CASES[name])
+    pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(top)
+    print(json.dumps(res))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print(f"usage: python -m benchmarks.measure CASE   (one of {', '.join(CASES)})", file=sys.stderr)
+    args = [a for a in sys.argv[1:] if a != "--profile"]
+    if len(args) != 1 or args[0] not in CASES:
+        print(f"usage: python -m benchmarks.measure CASE [--profile]   (CASE one of {', '.join(CASES)})",
+              file=sys.stderr)
         sys.exit(2)
-    print(json.dumps(run_case(CASES[sys.argv[1]])))
+    if "--profile" in sys.argv:
+        profile(args[0])
+    else:
+        print(json.dumps(run_case(CASES[args[0]])))
