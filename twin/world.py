@@ -601,6 +601,8 @@ class World:
 
         Rows deleted earlier contribute exact zeros to every sum, so skipping them changes no result.
         Cached until a server is created or deleted; while most rows are live it is a plain slice.
+        Relies on: a row's service, pricing and creation time never change after ``_create``, and a
+        deletion sets status DELETED together with ``deleted_at`` (as ``_release`` does).
         """
         n = self.n
         deleted = int(np.count_nonzero(self.status[:n] == DELETED))
