@@ -170,9 +170,11 @@ SERVICE_METRICS: tuple[str, ...] = (
     "memory_util",  # max over active servers, 0..1
     "disk_util",  # max over active servers, 0..1
     "pool_util",  # in-use / pool size of connection pools, 0..1
+    "network_mbps",  # request traffic in and out, megabits per second
     "active_servers",
 )
-SERVER_METRICS: tuple[str, ...] = ("server_cpu_util", "server_memory_util", "server_disk_util", "server_up")
+SERVER_METRICS: tuple[str, ...] = ("server_cpu_util", "server_memory_util", "server_disk_util", "server_network_mbps",
+                                   "server_up")
 
 
 # --------------------------------------------------------------------- actions

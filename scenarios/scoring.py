@@ -82,10 +82,11 @@ def score_run(world: World, records: list[ActionRecord]) -> Score:
         kinds = set(cls.fixes) | set(cls.relieves) | {"notify"}
         end = f.end if f.end is not None else float("inf")
         first: ActionRecord | None = None
-        for comp in f.components():
+        for comp in sorted(f.components()):
             for r in by_target.get(comp, ()):
-                if f.start <= r.at <= end and r.kind in kinds and (first is None or r.at < first.at):
-                    first = r
+                if f.start <= r.at <= end and r.kind in kinds:
+                    if first is None or (r.at, r.seq) < (first.at, first.seq):
+                        first = r  # the earliest; at one instant, the first through the choke point
                     break
         detected_at, detected_by = (first.at, first.engine) if first else (None, None)
         if f.human_started is not None and (detected_at is None or f.human_started < detected_at):

@@ -25,8 +25,8 @@ BUILD, ACTIVE, SHUTOFF, ERROR, DELETED = range(5)
 STATUS = ("BUILD", "ACTIVE", "SHUTOFF", "ERROR", "DELETED")
 PRICING = ("on_demand", "spot", "reserved")
 SERVICE_METRICS = ["request_rate", "served_rate", "error_ratio", "latency_p95_ms", "cpu_util", "memory_util",
-                   "disk_util", "pool_util", "active_servers"]
-SERVER_METRICS = ["server_cpu_util", "server_memory_util", "server_disk_util", "server_up"]
+                   "disk_util", "pool_util", "network_mbps", "active_servers"]
+SERVER_METRICS = ["server_cpu_util", "server_memory_util", "server_disk_util", "server_network_mbps", "server_up"]
 TIMEOUT_MS = 10_000.0
 P95_OVER_MEAN = float(np.log(20.0))  # p95 of an exponential response time
 ROWS_AS_SLICE = 0.75  # a tick indexes live rows with a slice over all rows while at least this share is live
@@ -160,6 +160,7 @@ class World:
         self.svc_lat = np.array([s.base_latency_ms for s in svcs], dtype=float)
         self.svc_err = np.array([s.base_error_ratio for s in svcs], dtype=float)
         self.svc_mem = np.array([s.memory_base for s in svcs], dtype=float)
+        self.svc_mbps_per_rps = np.array([s.kb_per_request * 8.0 / 1000.0 for s in svcs], dtype=float)
         self.svc_disk = np.array([s.disk_base for s in svcs], dtype=float)
         self.svc_slo_lat = np.array([s.slo.latency_p95_ms for s in svcs], dtype=float)
         self.svc_slo_err = np.array([s.slo.error_ratio for s in svcs], dtype=float)
@@ -724,7 +725,7 @@ class World:
             else:
                 disk_max = np.where(has_up, np.maximum(np.minimum(self.svc_disk, 1.0), 0.0), 0.0)
             self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active, util, mem_srv, disk, up,
-                         rc, st)
+                         rc, st, served * self.svc_mbps_per_rps[svc_c], served_svc * self.svc_mbps_per_rps)
         self.faults.tick(t)
 
     def _bill(self, t: float, dt: float, rc: _Rows) -> None:
@@ -761,7 +762,7 @@ class World:
     def _scrape(self, t: float, offered: np.ndarray, good: np.ndarray, err: np.ndarray, p95: np.ndarray,
                 cpu: np.ndarray, mem: np.ndarray, disk: np.ndarray, pool: np.ndarray, active: np.ndarray,
                 util: np.ndarray, mem_srv: np.ndarray, disk_srv: np.ndarray, up: np.ndarray, rc: _Rows,
-                st: np.ndarray) -> None:
+                st: np.ndarray, net_srv: np.ndarray, net: np.ndarray) -> None:
         """Scrape one snapshot; per-server inputs are over ``rc``'s rows (the rest read as NaN: deleted)."""
         noise = self.cfg.telemetry.noise
         z = 1.0 + noise * self.rng_noise.standard_normal((4, self.n_svc))
@@ -774,6 +775,7 @@ class World:
             "memory_util": mem,
             "disk_util": disk,
             "pool_util": pool,
+            "network_mbps": net * z[0],
             "active_servers": active,
         }
         n = self.n
@@ -797,7 +799,8 @@ class World:
             "server_cpu_util": full(0, np.where(up, np.minimum(util, 1.0), np.where(tracked, 0.0, np.nan))),
             "server_memory_util": full(1, np.where(tracked, mem_srv, np.nan)),
             "server_disk_util": full(2, np.where(tracked, np.minimum(disk_srv, 1.0), np.nan)),
-            "server_up": full(3, np.where(tracked, up.astype(float), np.nan)),
+            "server_network_mbps": full(3, np.where(tracked, net_srv, np.nan)),
+            "server_up": full(4, np.where(tracked, up.astype(float), np.nan)),
         }
         self.last = svc_vals
         self.metrics.scrape(t, svc_vals, srv_vals)
