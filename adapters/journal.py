@@ -9,6 +9,7 @@ what the cloud shows (request ids in server metadata).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import time
@@ -28,6 +29,10 @@ class JournalEntry:
     detail: str
 
 
+class JournalLocked(RuntimeError):
+    """Another controller holds this journal: two acting controllers would fight over the same cloud."""
+
+
 class Journal:
     """Append-mostly table ``actions`` keyed by request id."""
 
@@ -45,6 +50,18 @@ class Journal:
                 detail TEXT NOT NULL DEFAULT '', finished_at REAL)"""
         )
 
+    def lock(self) -> None:
+        """Take the journal for this process (held until :meth:`close`); raise :class:`JournalLocked` if taken."""
+        if self.path == ":memory:" or getattr(self, "_lockfile", None) is not None:
+            return
+        f = open(self.path + ".lock", "a+")  # noqa: SIM115 - held for the journal's life
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise JournalLocked(f"{self.path}: another zeroops live controller is acting with this journal") from None
+        self._lockfile = f
+
     def begin(self, request_id: str, kind: str, target: str, params: dict[str, Any]) -> None:
         """Record an action about to touch the cloud (re-beginning an open id keeps its start time)."""
         self._db.execute(
@@ -61,9 +78,7 @@ class Journal:
 
     def _rows(self, where: str = "", args: tuple[Any, ...] = ()) -> list[JournalEntry]:
         cur = self._db.execute(
-            "SELECT request_id, kind, target, params, started_at, state, detail FROM actions "
-            + where
-            + " ORDER BY started_at",
+            "SELECT request_id, kind, target, params, started_at, state, detail FROM actions " + where + " ORDER BY started_at",
             args,
         )
         return [JournalEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in cur.fetchall()]
@@ -81,3 +96,7 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
+        lockfile = getattr(self, "_lockfile", None)
+        if lockfile is not None:
+            lockfile.close()
+            self._lockfile = None

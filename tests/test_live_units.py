@@ -229,6 +229,18 @@ def test_journal_keeps_open_entries_across_reopen(tmp_path: Path) -> None:
     assert j2.open_entries() == []
 
 
+def test_journal_lock_keeps_a_second_controller_out(tmp_path: Path) -> None:
+    from adapters.journal import JournalLocked
+
+    first, second = Journal(tmp_path / "j.sqlite"), Journal(tmp_path / "j.sqlite")
+    first.lock()
+    with pytest.raises(JournalLocked, match="another zeroops live controller"):
+        second.lock()
+    first.close()
+    second.lock()  # free again once the first controller is gone
+    second.close()
+
+
 # ------------------------------------------------------------ observe mode
 class _NoWorld:
     """An adapter that fails the test if anything reaches it."""

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from adapters.base import Action, ActionResult, AdapterError, Observation
-from adapters.journal import Journal
+from adapters.journal import Journal, JournalLocked
 from adapters.live_config import ConfigError, EngineSpec, LiveConfig, load_config
 from engines.runtime import ActionRecord, AllowAll, ChokePoint, Engine, Gate, Runtime, Verdict, WallClock
 
@@ -190,6 +190,11 @@ class LiveController:
             + (f" → {r.detail[:200]} (attempts {r.attempts})" if r else "")
         )
 
+    def lock(self) -> None:
+        """In act mode, hold the journal so that a second acting controller refuses to start."""
+        if self.mode == "act" and getattr(self.adapter, "journal", None) is not None:
+            self.adapter.journal.lock()
+
     def reconcile(self) -> list[str]:
         """Finish or abandon what a previous controller left in flight (only reports in observe mode)."""
         notes = self.adapter.reconcile(act=self.mode == "act")
@@ -199,6 +204,7 @@ class LiveController:
 
     def run(self, duration: float | None = None) -> None:
         """Reconcile, then run the engines until ``duration`` seconds pass or :meth:`stop`."""
+        self.lock()
         self.reconcile()
         self.clock.run(until=None if duration is None else self.clock.now() + duration)
 
@@ -212,7 +218,9 @@ class LiveController:
 
 
 # ------------------------------------------------------------------ status
-def status_report(adapter: Any, config: LiveConfig, engines: Sequence[Engine] | None = None) -> str:
+def status_report(
+    adapter: Any, config: LiveConfig, engines: Sequence[Engine] | None = None, decisions: str | Path | None = None
+) -> str:
     """What the controller sees in the cloud and what its engines would do now (nothing is executed)."""
     lines: list[str] = []
     d = adapter.describe()
@@ -258,6 +266,14 @@ def status_report(adapter: Any, config: LiveConfig, engines: Sequence[Engine] | 
             lines.append(f"  {e.kind} {e.target} request {e.request_id[:8]} since {time.ctime(e.started_at)}")
         for n in adapter.reconcile(act=False):
             lines.append(f"  would reconcile: {n}")
+    recent = read_decisions(decisions or config.decisions)[-5:]
+    if recent:
+        lines.append(f"last decisions ({decisions or config.decisions}):")
+        for r in recent:
+            lines.append(
+                f"  {time.strftime('%H:%M:%S', time.localtime(r.get('wall_time', 0)))} {r['outcome']:8s} "
+                f"{r['engine']}: {r['kind']} {r['target']} — {r['reason']}"
+            )
     lines.append("would do now:")
     engines = list(engines) if engines is not None else make_engines(config.engines)
     any_action = False
@@ -330,7 +346,7 @@ def live_main(args: argparse.Namespace) -> int:
         print(f"zeroops live: cannot connect: {type(e).__name__}: {e}", file=sys.stderr)
         return 3
     if args.live_command == "status":
-        print(status_report(adapter, config))
+        print(status_report(adapter, config, decisions=args.decisions))
         return 0
     problems = adapter.validate()
     if problems:
@@ -357,6 +373,9 @@ def live_main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     try:
         ctl.run(args.duration)
+    except JournalLocked as e:
+        print(f"zeroops live: {e}", file=sys.stderr)
+        return 2
     finally:
         ctl.close()
     return 0
