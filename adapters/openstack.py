@@ -526,8 +526,7 @@ class OpenStackAdapter:
         return result
 
     def _result(self, ok: bool, msg: str, trail: Trail, server_ids: Sequence[str] = ()) -> ActionResult:
-        retries = [ln for ln in trail.lines]
-        detail = msg if not retries else f"{msg} [attempts: {trail.attempts}; {trail.text()}]"
+        detail = f"{msg} [attempts: {trail.attempts}; {trail.text()}]" if trail.lines else msg
         return ActionResult(ok, detail, tuple(server_ids), max(1, trail.attempts))
 
     def _get_server(self, server_id: str, trail: Trail | None = None) -> Any:
