@@ -227,3 +227,34 @@ def test_cold_and_live_migration(make_adapter: Any, conn: Any, svc: Any) -> None
     assert r.ok, r
     wait_until(lambda: conn.compute.get_server(sid).hypervisor_hostname == src, 60, "the live migration")
     assert a.servers(service=name)[0].hypervisor == src
+
+
+def test_connect_from_os_environment_variables(conn: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    auth = conn.config.config["auth"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env |= {
+        "OS_AUTH_URL": auth["auth_url"],
+        "OS_USERNAME": auth["username"],
+        "OS_PASSWORD": auth["password"],
+        "OS_PROJECT_NAME": auth["project_name"],
+        "OS_USER_DOMAIN_NAME": auth.get("user_domain_name", "Default"),
+        "OS_PROJECT_DOMAIN_NAME": auth.get("project_domain_name", "Default"),
+        "OS_REGION_NAME": conn.config.region_name or "",
+        "OS_IDENTITY_API_VERSION": "3",
+    }
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.run(
+        [sys.executable, "-m", "zeroops.cli", "live", "status"],
+        cwd=root,
+        timeout=120,
+        env=env | {"PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert f"project {auth['project_name']}" in p.stdout and "hypervisors:" in p.stdout
