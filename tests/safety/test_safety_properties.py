@@ -89,7 +89,7 @@ def run(cfg: SafetyConfig, script: list[tuple[str, Any]], fail_every: int = 0) -
 REGRESSION_CFG = SafetyConfig(max_scale_down_percent=50.0, rate_limit_actions=None, max_data_deleted=None)
 
 
-@scaled(250)
+@scaled(800)
 @given(cfg=configs(), script=st.lists(events, max_size=40), fail_every=st.sampled_from([0, 0, 3]))
 @example(  # resize down then up within one instant: the gate must use the new flavor, not the stale observation
     cfg=SafetyConfig(require_approval_above=0.1, canary_regions_first=False),
@@ -189,5 +189,5 @@ class GateMachine(RuleBasedStateMachine):
         self.h.check()
 
 
-GateMachine.TestCase.settings = scaled(25)
+GateMachine.TestCase.settings = scaled(150)
 TestGateMachine = GateMachine.TestCase
