@@ -173,7 +173,7 @@ class ChokePoint:
         try:
             result = self.adapter.execute(action)
         except AdapterError as e:
-            result = ActionResult(False, str(e))
+            result = ActionResult(False, str(e), attempts=getattr(e, "attempts", 1))
             return ActionRecord(seq, now, engine, action, verdict, "failed", result, type(e).__name__)
         self.gate.executed(now, engine, action, result)
         return ActionRecord(seq, now, engine, action, verdict, "executed" if result.ok else "failed", result)
