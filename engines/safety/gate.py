@@ -146,6 +146,21 @@ class SafetyGate:
         self._pending_canary: dict[int, tuple[str, str]] = {}
         self.refresh()
 
+    @classmethod
+    def from_files(cls, config_path: str | None = None, state_path: str | None = None, **kw: Any) -> SafetyGate:
+        """A gate from a YAML config (default limits if None) sharing the CLI's state database (live mode).
+
+        ``state_path`` defaults to ``$ZEROOPS_SAFETY_DB`` or ``.zeroops/safety.db``, so
+        ``zeroops override`` / ``automation disable`` / ``limits approve`` reach this gate.
+        """
+        import os
+
+        from engines.safety.config import load_safety_config
+
+        config = load_safety_config(config_path) if config_path else SafetyConfig()
+        state = state_path or os.environ.get("ZEROOPS_SAFETY_DB", ".zeroops/safety.db")
+        return cls(config, SafetyStore(state), **kw)
+
     # ----------------------------------------------------------------- state
     def refresh(self, now: float | None = None) -> None:
         """Re-read pauses and applied limit changes if the store changed (other processes: every poll_seconds)."""

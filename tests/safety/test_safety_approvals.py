@@ -199,3 +199,13 @@ def test_limit_changes_need_two_other_approvers() -> None:
     world = FakeWorld()
     v = gate.review(5.0, "e", CreateServer(service="web", count=2), Observation(world, 5.0))
     assert gate.config.max_vms_auto_provisioned == 1 and v.rule == "max-vms-auto-provisioned"
+
+
+def test_gate_from_files_shares_the_cli_state(tmp_path: Path) -> None:
+    cfg = tmp_path / "limits.yaml"
+    cfg.write_text("profile: week2\n")
+    state = tmp_path / "safety.db"
+    gate = SafetyGate.from_files(str(cfg), str(state))
+    assert gate.config.max_vms_auto_provisioned == 10
+    Overrides(SafetyStore(state)).disable_automation(1000.0, 60.0, "cli")
+    assert gate.review(1001.0, "e", Notify(component="x"), None).rule == "automation-disabled"
