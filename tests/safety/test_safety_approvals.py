@@ -209,3 +209,9 @@ def test_gate_from_files_shares_the_cli_state(tmp_path: Path) -> None:
     assert gate.config.max_vms_auto_provisioned == 10
     Overrides(SafetyStore(state)).disable_automation(1000.0, 60.0, "cli")
     assert gate.review(1001.0, "e", Notify(component="x"), None).rule == "automation-disabled"
+
+
+def test_enroll_rejects_an_unusable_secret() -> None:
+    """Regression (found by hypothesis): a short TOTP secret crashed inside pyotp at the first override."""
+    with pytest.raises(OverrideError, match="unusable TOTP secret"):
+        Overrides(SafetyStore()).enroll("bob", 0.0, "JBSWY3DP")
