@@ -103,6 +103,7 @@ class ServiceState:
     settings: Mapping[str, float]
     min_servers: int = 0
     max_servers: int = 1_000_000
+    stateful: bool = True  # its servers' disks hold data (deleting one deletes data); unknown = assume so
 
 
 @dataclass(frozen=True, slots=True)

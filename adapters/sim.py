@@ -99,7 +99,7 @@ class SimAdapter:
                 name=s.name, project=s.project, flavor=s.flavor, dependencies=self._deps[i],
                 active=active[i], building=building[i], failed=failed[i],
                 version=version[i], settings=dict(w.svc_settings[i]), min_servers=s.min_servers,
-                max_servers=s.max_servers))
+                max_servers=s.max_servers, stateful=s.stateful))
         return out
 
     def metric_window(self, metric: str, labels: Mapping[str, str], seconds: float) -> base.MetricWindow:

@@ -10,6 +10,7 @@ from typing import Any
 from adapters.sim import SimAdapter
 from engines.baselines import engine_set
 from engines.runtime import ActionLog, ChokePoint, Gate, MemoryActionLog, Runtime
+from engines.safety import SafetyConfig, SafetyKit
 from scenarios.schema import Scenario
 from scenarios.scoring import Score, score_run
 from twin.clock import SimClock
@@ -30,19 +31,21 @@ class RunResult:
     targets: dict[str, dict[str, Any]]
 
 
-def make_gate(scn: Scenario) -> Gate | None:
-    """The safety gate the scenario asks for, if the safety package is installed."""
-    if not scn.safety:
-        return None
-    from engines.safety import SafetyConfig, SafetyGate  # type: ignore[attr-defined]
-
-    return SafetyGate(SafetyConfig.model_validate(scn.safety))
+def safety_config(scn: Scenario) -> SafetyConfig:
+    """The scenario's safety constraints, or the design's defaults when it sets none."""
+    return scn.safety if scn.safety is not None else SafetyConfig()
 
 
 def run_scenario(scn: Scenario, engines: str, *, seed: int | None = None, base_dir: Path | None = None,
                  progress: Progress | None = None, gate: Gate | None = None, log: ActionLog | None = None,
-                 chunks: int = 100) -> RunResult:
-    """Run one engine set on one scenario and score it (targets are checked by :func:`check_targets`)."""
+                 audit_path: Path | None = None, chunks: int = 100) -> RunResult:
+    """Run one engine set on one scenario and score it (targets are checked by :func:`check_targets`).
+
+    Every engine set, the baselines included, acts through the safety gate at
+    the choke point; approvals are answered by the scenario's simulated
+    approvers. ``audit_path`` keeps the hash-chained audit trail in SQLite;
+    ``gate`` replaces the safety gate (tests).
+    """
     import time
 
     if seed is not None:
@@ -50,17 +53,34 @@ def run_scenario(scn: Scenario, engines: str, *, seed: int | None = None, base_d
     t0 = time.perf_counter()
     world = World(scn, base_dir=base_dir)
     adapter = SimAdapter(world)
-    memlog = log or MemoryActionLog()
-    choke = ChokePoint(adapter, gate if gate is not None else make_gate(scn), memlog)
+    clock = SimClock(world.env)
+    kit = None
+    if gate is None:
+        if audit_path is not None and log is None:
+            audit_path.parent.mkdir(parents=True, exist_ok=True)
+            audit_path.unlink(missing_ok=True)
+        kit = SafetyKit.build(adapter, safety_config(scn), log=log,
+                              audit_path=audit_path if log is None else None,
+                              simulated_approvers=scn.approvers.count, approver_delay=scn.approvers.delay,
+                              approver_cadence=scn.approvers.cadence)
+        choke = kit.choke
+    else:
+        choke = ChokePoint(adapter, gate, log or MemoryActionLog())
     runtime = Runtime(adapter, engine_set(engines), choke)
-    runtime.attach(SimClock(world.env))
+    runtime.attach(clock)
+    if kit is not None:
+        kit.attach(clock)
     records: list[Any] = []
     choke.listeners.append(records.append)
     total = scn.duration
-    for k in range(1, chunks + 1):
-        world.run(until=total * k / chunks if k < chunks else None)
-        if progress:
-            progress(min(world.now(), total), total)
+    try:
+        for k in range(1, chunks + 1):
+            world.run(until=total * k / chunks if k < chunks else None)
+            if progress:
+                progress(min(world.now(), total), total)
+    finally:
+        if kit is not None:
+            kit.close()
     world.finish()
     score = score_run(world, records)
     return RunResult(scn, engines, scn.seed, score, records, world, time.perf_counter() - t0, {})

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from twin.config import Model, WorldConfig
+from engines.safety import SafetyConfig
+from twin.config import Duration, Model, WorldConfig
 
 SCHEMA_VERSION = 1
 
@@ -42,6 +43,14 @@ class Target(Model):
         return " and ".join(parts) or "any"
 
 
+class Approvers(Model):
+    """The people who answer approval requests in the twin."""
+
+    count: int = Field(2, ge=0, description="simulated approvers (0: proposals wait forever)")
+    delay: Duration = Field(300.0, description="how long an approver takes to answer")
+    cadence: Duration = Field(60.0, gt=0, description="how often approvers look at the queue")
+
+
 class Scenario(WorldConfig):
     """One scenario: the world (see :class:`twin.config.WorldConfig`) plus what to run and expect."""
 
@@ -49,7 +58,8 @@ class Scenario(WorldConfig):
     description: str = ""
     engines: list[str] = Field(default_factory=lambda: list(ENGINE_SETS), min_length=1)
     targets: dict[TargetMetric, Target] = Field(default_factory=dict)
-    safety: dict[str, Any] | None = Field(None, description="safety constraints (see docs/safety.md)")
+    safety: SafetyConfig | None = Field(None, description="safety constraints (docs/safety.md); default: the design's")
+    approvers: Approvers = Approvers()
 
     @field_validator("engines")
     @classmethod

@@ -171,6 +171,7 @@ class Service(Model):
     base_error_ratio: float = Field(0.0005, ge=0, le=1)
     memory_base: float = Field(0.35, ge=0, le=1, description="memory utilisation at rest")
     kb_per_request: float = Field(20.0, ge=0, description="network traffic per request, in and out, KB")
+    stateful: bool = Field(False, description="its servers hold data: deleting one counts against MaxDataDeleted")
     disk_base: float = Field(0.3, ge=0, le=1)
     settings: dict[str, float] = Field(default_factory=dict, description="e.g. pool_size for databases")
     dependencies: list[Dependency] = Field(default_factory=list)

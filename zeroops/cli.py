@@ -67,7 +67,8 @@ def _run_many(files: list[Path], engines: list[str] | None, seed: int | None, ou
         for e in sets:
             bar, update = _progress(show, f"{scn.name} · {e}")
             try:
-                r = run_scenario(scn, e, seed=seed, base_dir=f.parent, progress=update)
+                r = run_scenario(scn, e, seed=seed, base_dir=f.parent, progress=update,
+                                 audit_path=out / scn.name / e / "audit.db")
             except ValueError as err:
                 bar.close()
                 print(f"error: {f}: {err}", file=sys.stderr)

@@ -226,7 +226,10 @@ class SafetyGate:
             a.region = self._region(obs, zone) if zone else None
         elif kind == "delete_server" and server is not None:
             fl = self._flavors(obs).get(server.flavor)
-            if fl is None:
+            svc = self._services(obs).get(server.service) if server.service else None
+            if svc is not None and not svc.stateful:
+                a.deleted_bytes = 0  # a stateless replica's disk holds no data of record
+            elif fl is None:
                 a.problems.append(f"flavor {server.flavor!r} of server {server.id!r} unknown: data size unknown")
             else:
                 a.deleted_bytes = fl.disk_gb * GIB
