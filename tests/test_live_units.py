@@ -260,20 +260,20 @@ def test_observe_gate_turns_everything_into_proposals() -> None:
         make_gate("yolo")
 
 
-def test_act_mode_uses_the_safety_gate_when_given(tmp_path: Path) -> None:
-    from engines.runtime import AllowAll
+def test_act_mode_always_acts_within_the_safety_gate(tmp_path: Path) -> None:
     from engines.safety.gate import SafetyGate
 
-    assert isinstance(make_gate("act"), AllowAll)
+    default = make_gate("act", state=str(tmp_path / "state.db"))
+    assert isinstance(default, SafetyGate) and default.config.rate_limit_actions == 100  # the design's limits
     f = tmp_path / "safety.yaml"
     f.write_text("RateLimitActions: 5\nHumanApproval: true\n")
-    gate = make_gate("act", str(f))
+    gate = make_gate("act", str(f), str(tmp_path / "state.db"))
     assert isinstance(gate, SafetyGate)
     v = gate.review(0.0, "reactive-scaler", CreateServer(service="web"), None)
     assert v.decision in ("approval", "deny")  # HumanApproval: nothing runs unattended
     f.write_text("RateLimitActionz: 5\n")
     with pytest.raises(ValueError, match="RateLimitActions"):
-        make_gate("act", str(f))
+        make_gate("act", str(f), str(tmp_path / "state.db"))
 
 
 def test_engine_params_are_checked() -> None:

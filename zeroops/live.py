@@ -6,7 +6,7 @@ and the clock (:class:`~engines.runtime.WallClock`) differ.
 
 * ``--mode observe`` (the default) turns every action into a proposal
   (:class:`ObserveOnlyGate`): nothing in the cloud changes.
-* ``--mode act`` executes, through the safety gate when ``--safety FILE`` is given.
+* ``--mode act`` executes within the safety gate's limits (``--safety FILE``, else the design's defaults).
 
 Level-triggered reconciliation: on start the controller rebuilds its view from
 the cloud (servers carry ``zeroops_service`` and ``zeroops_request_id``
@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from adapters.base import Action, ActionResult, AdapterError, Observation
 from adapters.journal import Journal, JournalLocked
 from adapters.live_config import ConfigError, EngineSpec, LiveConfig, load_config
-from engines.runtime import ActionRecord, AllowAll, ChokePoint, Engine, Gate, Runtime, Verdict, WallClock
+from engines.runtime import ActionRecord, ChokePoint, Engine, Gate, Runtime, Verdict, WallClock
 
 MODES = ("observe", "act")
 
@@ -132,18 +132,17 @@ def make_engines(specs: Sequence[EngineSpec]) -> list[Engine]:
     return out
 
 
-def make_gate(mode: str, safety: str | None = None) -> Gate:
-    """Observe: :class:`ObserveOnlyGate`. Act: the safety gate of ``safety`` (a YAML file), else allow all."""
+def make_gate(mode: str, safety: str | None = None, state: str | None = None) -> Gate:
+    """Observe: :class:`ObserveOnlyGate`. Act: the safety gate, with the limits of ``safety`` (a YAML file) or
+    the design's defaults, sharing the safety CLI's state database ``state`` (default ``$ZEROOPS_SAFETY_DB`` or
+    ``.zeroops/safety.db``) so ``zeroops automation disable`` and ``zeroops override`` reach a running controller."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
     if mode == "observe":
         return ObserveOnlyGate()
-    if safety:
-        from engines.safety.config import load_safety_config
-        from engines.safety.gate import SafetyGate
+    from engines.safety.gate import SafetyGate
 
-        return SafetyGate(load_safety_config(safety))
-    return AllowAll()
+    return SafetyGate.from_files(safety, state)
 
 
 class LiveController:
@@ -312,7 +311,9 @@ def add_live_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--mode", choices=MODES, default="observe", help="observe: propose only (default); act: execute through the gate"
     )
     p.add_argument("--config", help="live config YAML (services, prometheus queries, retries)")
-    p.add_argument("--safety", help="safety-gate YAML for act mode (default: no limits)")
+    p.add_argument("--safety", help="safety limits YAML for act mode (default: the design's limits)")
+    p.add_argument("--safety-db", help="safety state shared with `zeroops automation|override|limits` "
+                   "(default: $ZEROOPS_SAFETY_DB or .zeroops/safety.db)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until SIGTERM/^C)")
     p.add_argument("--journal", help="SQLite journal of in-flight actions (default: from the config)")
     p.add_argument("--decisions", help="JSON-lines decision record (default: from the config)")
@@ -353,7 +354,7 @@ def live_main(args: argparse.Namespace) -> int:
         print("zeroops live: the config does not match the cloud:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
     try:
-        gate = make_gate(args.mode, args.safety)
+        gate = make_gate(args.mode, args.safety, args.safety_db)
         engines = make_engines(config.engines)
     except (ConfigError, ValueError) as e:
         print(f"zeroops live: invalid config:\n{e}", file=sys.stderr)

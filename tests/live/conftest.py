@@ -84,3 +84,9 @@ def exporter(conn: Any, prometheus: Prometheus) -> Iterator[LoadExporter]:
         yield e
     finally:
         e.close()
+
+
+@pytest.fixture(autouse=True)
+def _own_safety_state(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Act-mode controllers use the safety gate; each test gets its own safety state database."""
+    monkeypatch.setenv("ZEROOPS_SAFETY_DB", str(tmp_path / "safety.db"))
