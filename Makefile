@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install zeroops with its test extras
 
-run: $(STAMP)  ## run the standard scenario suite, results in $(OUT)/
+run: $(STAMP)  ## run the standard scenario suite and build its report, results in $(OUT)/
 	$(BIN)/zeroops suite scenarios/standard --out $(OUT)
+	$(BIN)/zeroops report $(OUT)
 
 lint: $(STAMP)  ## ruff and the import contracts
 	$(BIN)/ruff check .
