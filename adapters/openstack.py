@@ -397,6 +397,13 @@ class OpenStackAdapter:
             if (service is None or s.service == service) and (status is None or s.status == status) and s.status != "DELETED"
         ]
 
+    def server(self, server_id: str) -> Server | None:
+        for s in self._raw_servers():
+            if str(s.id) == server_id:
+                srv = self._to_server(s)
+                return None if srv.status == "DELETED" else srv
+        return None
+
     def services(self) -> Sequence[ServiceState]:
         all_servers = self.servers()
         out = []

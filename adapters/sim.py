@@ -69,6 +69,13 @@ class SimAdapter:
             mask &= w.status[:n] == STATUS.index(status)
         return [self._server(int(i)) for i in np.flatnonzero(mask)]
 
+    def server(self, server_id: str) -> base.Server | None:
+        w = self.w
+        i = int(server_id[4:]) if server_id.startswith("srv-") and server_id[4:].isdigit() else -1
+        if not 0 <= i < w.n or w.status[i] == 4 or w.deleting[i]:
+            return None
+        return self._server(i)
+
     def _server(self, i: int) -> base.Server:
         w = self.w
         h = int(w.hv[i])

@@ -70,6 +70,9 @@ class StaticWorld:
     def servers(self, *, service: str | None = None, status: str | None = None) -> Sequence[Server]:
         return self._servers
 
+    def server(self, server_id: str) -> Server | None:
+        return next((s for s in self._servers if s.id == server_id), None)
+
     def services(self) -> Sequence[ServiceState]:
         return self._services
 

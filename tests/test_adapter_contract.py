@@ -171,6 +171,7 @@ def test_create_list_reboot_delete(world: World) -> None:
     world.settle()
     mine = {s.id: s for s in a.servers(service=world.service)}
     assert mine[sid].status == "ACTIVE" and mine[sid].service == world.service
+    assert a.server(sid) == mine[sid]  # the lookup by id sees what the listing sees
     assert {s.name: s for s in a.services()}[world.service].active == before + 1
     assert a.execute(RebootServer(server_id=sid)).ok
     world.settle()
@@ -178,6 +179,7 @@ def test_create_list_reboot_delete(world: World) -> None:
     assert a.execute(DeleteServer(server_id=sid)).ok
     world.settle()
     assert sid not in {s.id for s in a.servers()}
+    assert a.server(sid) is None
 
 
 def test_create_with_request_id_is_idempotent(world: World) -> None:
@@ -190,6 +192,7 @@ def test_create_with_request_id_is_idempotent(world: World) -> None:
 
 
 def test_unknown_server_is_not_found(world: World) -> None:
+    assert world.adapter.server(world.missing_id) is None
     for action in (DeleteServer(server_id=world.missing_id), RebootServer(server_id=world.missing_id)):
         with pytest.raises(NotFound):
             world.adapter.execute(action)

@@ -141,7 +141,9 @@ class SafetyGate:
         self._step_cost = 0.0
         self._step_active: dict[str, int] | None = None
         self._step_servers: dict[str, Server | None] = {}
-        self._servers_cached: dict[str, Server] = {}
+        self._servers_cached: dict[str, Server | None] = {}
+        self._servers_obs: Observation | None = None
+        self._zones: dict[str, str] = {}
         self._canary_done: dict[str, float] = {}
         self._pending_canary: dict[int, tuple[str, str]] = {}
         self.refresh()
@@ -205,7 +207,7 @@ class SafetyGate:
         server: Server | None = None
         sid = getattr(action, "server_id", None)
         if sid is not None:
-            server = self._step_servers[sid] if sid in self._step_servers else self._servers(obs).get(sid)
+            server = self._step_servers[sid] if sid in self._step_servers else self._server(obs, sid)
             if server is None:
                 a.problems.append(f"server {sid!r} not in the observation")
                 a.cost_per_hour = None
@@ -249,12 +251,16 @@ class SafetyGate:
             a.change_key = dumps([kind, a.service, params])
         return a
 
-    def _servers(self, obs: Observation | None) -> dict[str, Server]:
+    def _server(self, obs: Observation | None, sid: str) -> Server | None:
+        """The observed server ``sid`` (looked up by id: listing a large fleet per step is too slow)."""
         if obs is None:
             self._servers_cached = {}
-        else:
-            self._servers_cached = _obs_cache(obs, "servers", lambda: {s.id: s for s in obs.servers()})
-        return self._servers_cached
+            return None
+        if self._servers_obs is not obs:
+            self._servers_obs, self._servers_cached = obs, {}
+        if sid not in self._servers_cached:
+            self._servers_cached[sid] = obs.server(sid)  # type: ignore[assignment]
+        return self._servers_cached[sid]
 
     def _services(self, obs: Observation | None) -> dict[str, Any]:
         return {} if obs is None else obs.services
@@ -272,8 +278,9 @@ class SafetyGate:
     def _region(self, obs: Observation | None, zone: str) -> str:
         if obs is None:
             return zone
-        zones = _obs_cache(obs, "zones", lambda: {h.zone: h.region for h in obs.hypervisors})
-        return zones.get(zone, zone)
+        if zone not in self._zones:  # zones do not move between regions: ask once per new zone
+            self._zones.update({h.zone: h.region for h in obs.hypervisors})
+        return self._zones.get(zone, zone)
 
     # --------------------------------------------------------------- verdicts
     def review(self, now: float, engine: str, action: Action, obs: Observation | None) -> Verdict:

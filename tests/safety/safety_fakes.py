@@ -76,6 +76,9 @@ class FakeWorld:
         return [s for s in self.servers_by_id.values()
                 if (service is None or s.service == service) and (status is None or s.status == status)]
 
+    def server(self, server_id: str) -> Server | None:
+        return self.servers_by_id.get(server_id)
+
     def services(self) -> Sequence[ServiceState]:
         out = []
         for name, flavor in self.service_flavor.items():
