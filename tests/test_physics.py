@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -176,3 +177,34 @@ def test_resize_bills_each_flavor_for_its_own_time(small) -> None:  # type: igno
     # billed at the old flavor until the resize completes, at the new one after (to within one tick)
     expected = small_rate * t + large_rate * (w.now() - t)
     assert abs(w.billed[0] - expected) <= (large_rate - small_rate) * w.dt + 1e-12
+
+
+def test_reserved_commitments_are_billed_unused_and_cover_reserved_servers() -> None:
+    scn = make_scenario(duration=3600, prices={"on_demand": {"small": 0.06, "large": 0.24},
+                                               "reserved": {"discount": 0.5, "commitments": {"small": 3}}},
+                        services=[{"name": "api", "project": "p", "flavor": "small", "servers": 5,
+                                   "pricing": "reserved", "traffic": {"base": 10}},
+                                  {"name": "db", "project": "p", "flavor": "large", "servers": 0}])
+    w = World(scn)
+    w.run()
+    commitment = 3 * 0.06 * 0.5  # per hour, used or not
+    beyond = 2 * 0.06  # two reserved-model servers beyond the commitment pay on-demand
+    assert w.spend_total == pytest.approx(commitment + beyond, rel=1e-9)
+
+
+def test_spot_servers_pay_the_spot_price_and_get_preempted() -> None:
+    scn = make_scenario(duration=4 * 3600, prices={"on_demand": {"small": 0.06, "large": 0.24},
+                                                   "spot": {"discount": 0.7, "volatility": 0.0,
+                                                            "preemption_rate_per_hour": 0.5}},
+                        services=[{"name": "api", "project": "p", "flavor": "small", "servers": 10,
+                                   "pricing": "spot", "traffic": {"base": 10}},
+                                  {"name": "db", "project": "p", "flavor": "large", "servers": 0}],
+                        operator={"enabled": False})
+    w = World(scn)
+    w.run()
+    w.finish()
+    n = w.n
+    life = np.minimum(w.deleted_at[:n], w.now()) - w.created_at[:n]
+    assert w.spend_total == pytest.approx(float((life * 0.06 * 0.3 / 3600).sum()), rel=1e-9)
+    assert w.truth.preemptions > 5  # ~0.5 per server-hour over 10 servers and 4 h, fewer as they go
+    assert {f.type for f in w.truth.faults} == {"spot_preemption"}

@@ -99,3 +99,13 @@ def test_json_schema_is_exported_and_matches_the_committed_copy() -> None:
 
     committed = json.loads((STANDARD.parent / "scenario.schema.json").read_text())
     assert committed == json.loads(json.dumps(schema)), "run: zeroops schema -o scenarios/scenario.schema.json"
+
+
+def test_example_scenarios_are_valid_and_their_trace_loads() -> None:
+    from scenarios.runner import run_scenario
+
+    examples = STANDARD.parent / "examples"
+    for f in sorted(examples.glob("*.yaml")):
+        scn = load_scenario(f).model_copy(update={"duration": 3600.0})
+        r = run_scenario(scn, "static", base_dir=f.parent)
+        assert r.score.metrics["availability"] is not None and r.score.metrics["availability"] > 0.9, f
