@@ -63,3 +63,24 @@ def test_validate_list_and_schema(tmp_path: Path, capsys) -> None:  # type: igno
     assert "product-launch" in listing and "az-outage" in listing
     assert main(["schema", "-o", str(tmp_path / "schema.json")]) == 0
     assert json.loads((tmp_path / "schema.json").read_text())["title"] == "zeroops scenario"
+
+
+def test_results_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(scenario_dict(duration=1800, faults=[
+        {"type": "server_crash", "at": 300, "service": "db"}, {"type": "bad_deploy", "at": 600, "service": "api"}])))
+    outs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"o{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-m", "zeroops.cli", "run", str(p), "--out", str(out), "-q"], check=True,
+                       env=env, capture_output=True)
+        outs.append((json.loads((out / "summary.json").read_text()),
+                     (out / "small" / "reactive" / "actions.csv").read_text()))
+    (a, acts_a), (b, acts_b) = outs
+    assert [r["metrics"] for r in a["runs"]] == [r["metrics"] for r in b["runs"]]
+    assert acts_a == acts_b
