@@ -118,6 +118,7 @@ class ServerCrash(Fault):
         self.server = i
         self.rec.servers = [self._sid(i)]
         self.w.status[i] = ERROR
+        self.w.invalidate()
         return True
 
     def resolved(self) -> bool:
@@ -160,11 +161,13 @@ class HypervisorFailure(Fault):
         self.rec.servers = [self._sid(int(i)) for i in on]
         w.hv_up[h] = False
         w.status[on[w.status[on] != 0]] = ERROR
+        w.invalidate()
         w.later(4 * 3600.0, self._repair)
         return True
 
     def _repair(self) -> None:
         self.w.hv_up[self.host] = True  # the hardware is fixed; its old servers stay in ERROR
+        self.w.invalidate()
 
     def resolved(self) -> bool:
         return self._capacity_restored()
@@ -198,6 +201,7 @@ class AzOutage(Fault):
         self.rec.servers = [self._sid(int(i)) for i in on]
         w.hv_up[hosts] = False
         w.status[on[w.status[on] != 0]] = ERROR
+        w.invalidate()
         w.later(self.spec.duration or 3600.0, self.expire)
         return True
 
@@ -207,6 +211,7 @@ class AzOutage(Fault):
         w.hv_up[self.hosts] = True
         back = self.on[w.status[self.on] == ERROR]
         w.status[back] = ACTIVE
+        w.invalidate()
 
     def resolved(self) -> bool:
         return self._capacity_restored()
@@ -309,6 +314,7 @@ class LatencyDegradation(Fault):
         self._snapshot([s])
         self.mult = 1.0 + 4.0 * self.spec.severity
         self.w.svc_lat_mult[s] *= self.mult
+        self.w.invalidate()
         self.done = False
         return True
 
@@ -320,6 +326,7 @@ class LatencyDegradation(Fault):
 
     def clear(self) -> None:
         self.w.svc_lat_mult[self._svc()] /= self.mult
+        self.w.invalidate()
 
     def human_fix(self) -> list[tuple[str, str]]:
         self.w.restart_service(self.spec.service, actor="human")
@@ -344,6 +351,7 @@ class CpuThrottling(Fault):
         self.rec.servers = [self._sid(int(i)) for i in on]
         self.factor = max(0.05, 0.3 / self.spec.severity)
         w.hv_throttle[h] = self.factor
+        w.invalidate()
         if self.spec.duration:
             w.later(self.spec.duration, self.expire)
         return True
@@ -351,10 +359,12 @@ class CpuThrottling(Fault):
     def expire(self) -> None:
         super().expire()
         self.w.hv_throttle[self.host] = 1.0
+        self.w.invalidate()
 
     def clear(self) -> None:
         # with its servers moved away, the noisy neighbour is evicted and the host recovers
         self.w.hv_throttle[self.host] = 1.0
+        self.w.invalidate()
 
     def resolved(self) -> bool:
         w = self.w
@@ -421,6 +431,7 @@ class NetworkPartition(Fault):
         self.rec.zones = [w.zone_names[z]]
         self.rec.servers = [self._sid(int(i)) for i in on]
         w.zone_partitioned[z] = True
+        w.invalidate()
         w.later(self.spec.duration or 1800.0, self.expire)
         return True
 
@@ -428,6 +439,7 @@ class NetworkPartition(Fault):
         super().expire()
         w = self.w
         w.zone_partitioned[self.zone] = False
+        w.invalidate()
         # the operator who drained the zone puts its servers back once the network heals
         for name, sids in getattr(self, "drained", {}).items():
             back = {sid: 1.0 for sid in sids if w.status[int(sid[4:])] != DELETED}

@@ -8,6 +8,7 @@ and traffic and faults are identical across the engine sets compared.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ SERVER_METRICS = ["server_cpu_util", "server_memory_util", "server_disk_util", "
 TIMEOUT_MS = 10_000.0
 P95_OVER_MEAN = float(np.log(20.0))  # p95 of an exponential response time
 ROWS_AS_SLICE = 0.75  # a tick indexes live rows with a slice over all rows while at least this share is live
+VERIFY_CACHE = os.environ.get("ZEROOPS_VERIFY_CACHE", "") not in ("", "0")  # recompute cached vectors and compare
 
 
 @dataclass(slots=True)
@@ -50,6 +52,34 @@ class _Rows:
     any_reserved: bool
     any_spot_all: bool
     scratch: np.ndarray | None = None  # per-server scrape rows (see World._scrape)
+
+
+@dataclass(slots=True)
+class _Structure:
+    """Per-row vectors that change only when a server, host or fault changes (see ``World._structure``)."""
+
+    rows: _Rows  # the row set they were computed over
+    gen: int  # World._gen when computed
+    valid_until: float  # the earliest down_until after the computation time: a server comes back up then
+    st: np.ndarray
+    hv: np.ndarray
+    up: np.ndarray
+    share: np.ndarray  # load-balancer share of its service's offered load
+    cap: np.ndarray  # requests per second it can serve (throttling included)
+    lat0: np.ndarray  # base latency of its service (fault multiplier included)
+    part: np.ndarray | None  # in a partitioned zone (None: no zone is partitioned)
+    tracked: np.ndarray  # neither deleted nor building (scraped as a number, else NaN)
+    svc_disk: np.ndarray
+    svc_mem: np.ndarray
+    mbps: np.ndarray
+
+    def diff(self, other: _Structure) -> list[str]:
+        """Names of the vectors that differ from ``other``'s."""
+        def eq(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+            return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+
+        return [k for k in ("st", "hv", "up", "share", "cap", "lat0", "part", "tracked", "svc_disk", "svc_mem", "mbps")
+                if not eq(getattr(self, k), getattr(other, k))]
 
 
 def server_id(i: int) -> str:
@@ -75,6 +105,9 @@ class World:
         self.dt = cfg.tick
         self.ticks = 0
         self.listeners: list[Callable[[str, int, int, str], None]] = []  # (kind, server, service, actor)
+        self._gen = 0  # bumped by invalidate(): structural per-server state changed
+        self._struct: _Structure | None = None  # see _structure
+        self.verify_cache = VERIFY_CACHE
         self._build_topology()
         self._build_services(base_dir)
         self._build_servers()
@@ -204,6 +237,7 @@ class World:
                                      f"initial servers; add hypervisors") from None
                 self.status[idx] = ACTIVE
                 self.created_at[idx] = 0.0
+        self.invalidate()
 
     def _alloc(self, cap: int) -> None:
         def grow(name: str, fill: object, dtype: object) -> None:
@@ -270,6 +304,16 @@ class World:
             self.last_actor[service] = actor
         for fn in self.listeners:
             fn(kind, server, service, actor)
+
+    def invalidate(self) -> None:
+        """Structural per-server state changed: server status, ``down_until``, ``deleting``, weight, vcpus or
+        hypervisor; a host's ``hv_up`` or ``hv_throttle``; ``zone_partitioned``; ``svc_lat_mult``.
+
+        Every writer of those (here and in :mod:`twin.faults`) must call this; ``verify_cache`` (or the
+        environment variable ``ZEROOPS_VERIFY_CACHE=1``) recomputes the cached vectors every tick and raises
+        if they are stale.
+        """
+        self._gen += 1
 
     def _check_api(self) -> None:
         rate = self.cfg.api.transient_error_rate
@@ -338,6 +382,7 @@ class World:
             self.vcpus[i] = res[0]
             self.metadata.append(dict(metadata or {}))
         self.proj_used[proj] += np.array([count, count * res[0], count * res[1]])
+        self.invalidate()
         return ids
 
     def create_servers(self, service: str, count: int = 1, flavor: str | None = None, zone: str | None = None,
@@ -368,6 +413,7 @@ class World:
         if self.status[i] != BUILD or self.deleting[i]:
             return
         self.status[i] = ACTIVE if self.hv_up[self.hv[i]] else ERROR
+        self.invalidate()
         self._notify("create_server", i, int(self.svc[i]), actor)
 
     def delete_server(self, sid: str, actor: str = "automation") -> None:
@@ -376,6 +422,7 @@ class World:
         if self.deleting[i]:
             return
         self.deleting[i] = True
+        self.invalidate()
         self.later(self.draw(self.cfg.latencies.delete), lambda: self._deleted(i, actor))
 
     def _deleted(self, i: int, actor: str) -> None:
@@ -388,6 +435,7 @@ class World:
             return
         self.status[i] = DELETED
         self.deleted_at[i] = self.now()
+        self.invalidate()
         res = self.f_res[self.flavor[i]]
         self.hv_used[self.hv[i]] -= res
         proj = int(self.svc_project[self.svc[i]]) if self.svc[i] >= 0 else 0
@@ -406,6 +454,7 @@ class World:
             raise errors.Conflict(f"Cannot soft 'reboot' server {server_id(i)} in ERROR; use a hard reboot")
         d = self.draw(self.cfg.latencies.reboot)
         self.busy_until[i] = self.down_until[i] = self.now() + d
+        self.invalidate()
         self.later(d, lambda: self._rebooted(i, actor, "reboot_server"))
 
     def start_server(self, sid: str, actor: str = "automation") -> None:
@@ -418,11 +467,13 @@ class World:
             raise errors.Conflict(f"Cannot 'start' server {server_id(i)}: its compute host is down")
         d = self.draw(self.cfg.latencies.reboot)
         self.busy_until[i] = self.down_until[i] = self.now() + d
+        self.invalidate()
         self.later(d, lambda: self._rebooted(i, actor, "start_server"))
 
     def stop_server(self, sid: str, actor: str = "automation") -> None:
         i = self._server(sid)
         self.status[i] = SHUTOFF
+        self.invalidate()
         self._notify("stop_server", i, int(self.svc[i]), actor)
 
     def _rebooted(self, i: int, actor: str, kind: str) -> None:
@@ -432,6 +483,7 @@ class World:
             self.status[i] = ACTIVE
             self.leak[i] = 0.0
             self.disk_extra[i] = 0.0
+            self.invalidate()
         self._notify(kind, i, int(self.svc[i]), actor)
 
     def resize_server(self, sid: str, flavor: str, actor: str = "automation") -> None:
@@ -451,6 +503,7 @@ class World:
         self.hv_used[target] += new  # both sizes are held until the resize is confirmed
         d = self.draw(self.cfg.latencies.resize)
         self.busy_until[i] = self.down_until[i] = self.now() + d
+        self.invalidate()
 
         def done() -> None:
             self.hv_used[h] -= old
@@ -460,6 +513,7 @@ class World:
             self.hv[i] = target
             self.flavor[i] = f
             self.vcpus[i] = new[0]
+            self.invalidate()
             proj = int(self.svc_project[self.svc[i]])
             self.proj_used[proj] += np.array([0, new[0] - old[0], new[1] - old[1]])
             self.leak[i] = 0.0
@@ -490,6 +544,7 @@ class World:
         self.hv_used[target] += self.f_res[f]
         d = self.draw(self.cfg.latencies.migrate)
         self.busy_until[i] = self.down_until[i] = self.now() + d
+        self.invalidate()
 
         def done() -> None:
             self.hv_used[h] -= self.f_res[f]
@@ -499,6 +554,7 @@ class World:
             self.hv[i] = target
             if self.status[i] == ERROR and self.hv_up[target]:
                 self.status[i] = ACTIVE
+            self.invalidate()
             self.leak[i] = 0.0
             self._notify("migrate_server", i, int(self.svc[i]), actor)
 
@@ -521,6 +577,7 @@ class World:
 
     def _bounce(self, i: int, d: float) -> None:
         self.down_until[i] = max(self.down_until[i], self.now() + d)
+        self.invalidate()
         self.leak[i] = 0.0
 
     def restart_service(self, service: str, actor: str = "automation") -> None:
@@ -566,6 +623,7 @@ class World:
             idx.append((i, w))
         for i, w in idx:
             self.weight[i] = w
+        self.invalidate()
         self._notify("set_lb_weights", -1, s, actor)
 
     def set_metadata(self, sid: str, metadata: dict[str, str]) -> None:
@@ -623,6 +681,42 @@ class World:
         self._rows = rc
         return rc
 
+    def _structure(self, t: float, rc: _Rows) -> _Structure:
+        """The tick's structural per-row vectors over ``rc``, cached until ``invalidate()`` or a server's
+        ``down_until`` passes (computed exactly as they would be afresh, so caching changes no result)."""
+        sc = self._struct
+        if sc is None or sc.rows is not rc or sc.gen != self._gen or t >= sc.valid_until:
+            sc = self._struct = self._compute_structure(t, rc)
+        elif self.verify_cache and (bad := sc.diff(self._compute_structure(t, rc))):
+            raise AssertionError(f"stale structural cache at t={t} ({', '.join(bad)}): "
+                                 "a writer did not call World.invalidate()")
+        return sc
+
+    def _compute_structure(self, t: float, rc: _Rows) -> _Structure:
+        idx, svc_c = rc.idx, rc.svc_c
+        m = len(svc_c)
+        nsvc = self.n_svc
+        st = self.status[idx]
+        hv = self.hv[idx]
+        down = self.down_until[idx]
+        # == serving() over the rows
+        up = (st == ACTIVE) & (down <= t) & self.hv_up[hv] & ~self.deleting[idx]
+        if not rc.all_svc_ok:
+            up &= rc.svc_ok
+        later = down[down > t]
+        w = self.weight[idx] * up
+        wsum = np.bincount(svc_c, w, nsvc)
+        denom = wsum[svc_c]
+        share = np.divide(w, denom, out=np.zeros(m), where=denom > 0)
+        cap = self.vcpus[idx] * self.svc_cpv[svc_c]
+        if (self.hv_throttle != 1.0).any():
+            cap = cap * self.hv_throttle[hv]
+        part = self.zone_partitioned[self.hv_zone[hv]] if self.zone_partitioned.any() else None
+        return _Structure(rows=rc, gen=self._gen, valid_until=float(later.min()) if len(later) else np.inf,
+                          st=st, hv=hv, up=up, share=share, cap=cap, lat0=(self.svc_lat * self.svc_lat_mult)[svc_c],
+                          part=part, tracked=(st != DELETED) & (st != BUILD), svc_disk=self.svc_disk[svc_c],
+                          svc_mem=self.svc_mem[svc_c], mbps=self.svc_mbps_per_rps[svc_c])
+
     def tick(self, dt: float) -> None:
         """Advance the fleet by one physics step of ``dt`` seconds ending now."""
         t = self.now()
@@ -636,32 +730,21 @@ class World:
         rc = self._tick_rows(t, dt)
         idx, svc_c = rc.idx, rc.svc_c
         m = len(svc_c)
-        st = self.status[idx]
-        hv = self.hv[idx]
-        # == serving() over the rows
-        up = (st == ACTIVE) & (self.down_until[idx] <= t) & self.hv_up[hv] & ~self.deleting[idx]
-        if not rc.all_svc_ok:
-            up &= rc.svc_ok
-        w = self.weight[idx] * up
-        wsum = np.bincount(svc_c, w, nsvc)
-        denom = wsum[svc_c]
-        share = np.divide(w, denom, out=np.zeros(m), where=denom > 0)
+        sc = self._structure(t, rc)
+        up, share, cap = sc.up, sc.share, sc.cap
         assigned = offered[svc_c] * share
-        cap = self.vcpus[idx] * self.svc_cpv[svc_c]
-        if (self.hv_throttle != 1.0).any():
-            cap = cap * self.hv_throttle[hv]
         util = np.divide(assigned, cap, out=np.zeros(m), where=cap > 0)
         served = np.minimum(assigned, cap)
         disk_extra = self.disk_extra[idx]
-        disk = self.svc_disk[svc_c] + disk_extra
+        disk = sc.svc_disk + disk_extra
         bad = disk >= 1.0
-        if self.zone_partitioned.any():
-            bad = self.zone_partitioned[self.hv_zone[hv]] | bad
+        if sc.part is not None:
+            bad = sc.part | bad
         bad &= up
         served_svc = np.bincount(svc_c, served, nsvc)
         failed_svc = np.bincount(svc_c, served * bad, nsvc) if bad.any() else np.zeros(nsvc)
         # latency: M/M/1-like growth with utilisation, plus what dependencies add
-        lat_srv = (self.svc_lat * self.svc_lat_mult)[svc_c] / (1.0 - np.minimum(util, 0.95))
+        lat_srv = sc.lat0 / (1.0 - np.minimum(util, 0.95))
         lat_sum = np.bincount(svc_c, served * lat_srv, nsvc)
         own_lat = np.divide(lat_sum, served_svc, out=self.svc_lat * self.svc_lat_mult, where=served_svc > 0)
         dep_lat = np.bincount(self.e_src, self.e_ratio * self.prev_lat[self.e_dst], nsvc) if len(self.e_src) \
@@ -689,13 +772,14 @@ class World:
         # memory leaks and OOM kills, disk growth
         if self.svc_leak_rate.any():
             self.leak[idx] += self.svc_leak_rate[svc_c] * dt * up
-            mem = self.svc_mem[svc_c] + self.leak[idx]
+            mem = sc.svc_mem + self.leak[idx]
             oom = rc.rows[np.flatnonzero(up & (mem >= 1.0))]
             if len(oom):
                 self.truth.oom_kills += len(oom)
                 for i in oom:
                     self.down_until[i] = t + self.draw(self.cfg.latencies.process_restart)
                     self.leak[i] = 0.0
+                self.invalidate()
         if self.disk_rate[:n].any():
             self.disk_extra[:n] = np.minimum(self.disk_extra[:n] + self.disk_rate[:n] * dt, 1.0)
         # ground truth: every offered request is served by a server or dropped (overload or no server)
@@ -712,7 +796,7 @@ class World:
             cpu_sum = np.bincount(svc_c, np.minimum(util, 1.0) * up, nsvc)
             cpu = np.divide(cpu_sum, active, out=np.zeros(nsvc), where=active > 0)
             leak = self.leak[idx]
-            mem_srv = self.svc_mem[svc_c] + leak
+            mem_srv = sc.svc_mem + leak
             has_up = active > 0
             if leak.any():
                 mem_max = np.zeros(nsvc)
@@ -725,7 +809,7 @@ class World:
             else:
                 disk_max = np.where(has_up, np.maximum(np.minimum(self.svc_disk, 1.0), 0.0), 0.0)
             self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active, util, mem_srv, disk, up,
-                         rc, st, served * self.svc_mbps_per_rps[svc_c], served_svc * self.svc_mbps_per_rps)
+                         rc, sc.tracked, served * sc.mbps, served_svc * self.svc_mbps_per_rps)
         self.faults.tick(t)
 
     def _bill(self, t: float, dt: float, rc: _Rows) -> None:
@@ -762,7 +846,7 @@ class World:
     def _scrape(self, t: float, offered: np.ndarray, good: np.ndarray, err: np.ndarray, p95: np.ndarray,
                 cpu: np.ndarray, mem: np.ndarray, disk: np.ndarray, pool: np.ndarray, active: np.ndarray,
                 util: np.ndarray, mem_srv: np.ndarray, disk_srv: np.ndarray, up: np.ndarray, rc: _Rows,
-                st: np.ndarray, net_srv: np.ndarray, net: np.ndarray) -> None:
+                tracked: np.ndarray, net_srv: np.ndarray, net: np.ndarray) -> None:
         """Scrape one snapshot; per-server inputs are over ``rc``'s rows (the rest read as NaN: deleted)."""
         noise = self.cfg.telemetry.noise
         z = 1.0 + noise * self.rng_noise.standard_normal((4, self.n_svc))
@@ -779,7 +863,6 @@ class World:
             "active_servers": active,
         }
         n = self.n
-        tracked = (st != DELETED) & (st != BUILD)
 
         if rc.scratch is None and not isinstance(rc.idx, slice):
             # full-width rows, NaN outside rc's rows (deleted servers); one buffer reused across scrapes and row sets
