@@ -83,3 +83,28 @@ def test_down_until_expiry_refreshes_without_invalidate() -> None:
     assert not w._struct.up[0]
     w.run(until=140)  # passes 130: up again, recomputed because valid_until passed
     assert w._struct.up[0]
+
+
+def test_grouped_physics_matches_per_row_physics_to_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
+    grouped_structures = []
+    orig = twin.world.World._compute_structure
+
+    def counting(self, t, rc):  # type: ignore[no-untyped-def]
+        sc = orig(self, t, rc)
+        grouped_structures.append(sc.groups is not None)
+        return sc
+
+    monkeypatch.setattr(twin.world.World, "_compute_structure", counting)
+    grouped = run_scenario(_scenario(), "reactive")
+    assert any(grouped_structures) and not all(grouped_structures)  # both paths ran (faults make rows differ)
+    monkeypatch.setattr(twin.world.World, "_groups", lambda self, *a: None)  # every tick per row
+    per_row = run_scenario(_scenario(), "reactive")
+    a, b = grouped.score.metrics, per_row.score.metrics
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k] == (b[k] if b[k] is None or isinstance(b[k], str) else pytest.approx(b[k], rel=1e-9, abs=1e-12)), k
+    pd_a, pd_b = grouped.world.metrics.to_pandas(60), per_row.world.metrics.to_pandas(60)
+    np.testing.assert_allclose(pd_a.to_numpy(), pd_b.to_numpy(), rtol=1e-9, atol=1e-12)
+    cpu_a, cpu_b = grouped.world.metrics.srv["server_cpu_util"].v, per_row.world.metrics.srv["server_cpu_util"].v
+    np.testing.assert_allclose(cpu_a, cpu_b, rtol=1e-6, atol=1e-9)  # float32 rings
+    assert grouped.world.spend_total == per_row.world.spend_total  # billing is per row either way

@@ -55,6 +55,29 @@ class _Rows:
 
 
 @dataclass(slots=True)
+class _Groups:
+    """Rows of a ``_Structure`` grouped into identical servers: same service, serving state, scrape state,
+    partition, LB share and capacity (see ``World._groups``).  Per-group arrays, one entry per group."""
+
+    svc: np.ndarray
+    cnt: np.ndarray  # rows in the group (float)
+    share: np.ndarray
+    cap: np.ndarray
+    lat0: np.ndarray
+    up: np.ndarray
+    tracked: np.ndarray
+    part: np.ndarray | None
+    disk: np.ndarray
+    mem: np.ndarray
+    mbps: np.ndarray
+    full: np.ndarray  # per row of the world (0..n): its group, or len(svc) (scraped as NaN) outside the rows
+
+    def arrays(self) -> tuple[np.ndarray | None, ...]:
+        return (self.svc, self.cnt, self.share, self.cap, self.lat0, self.up, self.tracked, self.part, self.disk,
+                self.mem, self.mbps, self.full)
+
+
+@dataclass(slots=True)
 class _Structure:
     """Per-row vectors that change only when a server, host or fault changes (see ``World._structure``)."""
 
@@ -72,14 +95,20 @@ class _Structure:
     svc_disk: np.ndarray
     svc_mem: np.ndarray
     mbps: np.ndarray
+    groups: _Groups | None  # None: rows not grouped (some service's servers differ in share or capacity)
 
     def diff(self, other: _Structure) -> list[str]:
         """Names of the vectors that differ from ``other``'s."""
         def eq(a: np.ndarray | None, b: np.ndarray | None) -> bool:
             return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
-        return [k for k in ("st", "hv", "up", "share", "cap", "lat0", "part", "tracked", "svc_disk", "svc_mem", "mbps")
-                if not eq(getattr(self, k), getattr(other, k))]
+        bad = [k for k in ("st", "hv", "up", "share", "cap", "lat0", "part", "tracked", "svc_disk", "svc_mem", "mbps")
+               if not eq(getattr(self, k), getattr(other, k))]
+        g, h = self.groups, other.groups
+        if (g is None) != (h is None) or (g is not None and h is not None and not all(
+                eq(a, b) for a, b in zip(g.arrays(), h.arrays(), strict=True))):
+            bad.append("groups")
+        return bad
 
 
 def server_id(i: int) -> str:
@@ -132,6 +161,7 @@ class World:
         self._end: simpy.Event | None = None
         self._rows: _Rows | None = None  # see _tick_rows
         self._scratch: np.ndarray | None = None  # see _scrape
+        self._rowbuf: np.ndarray | None = None  # per-server scrape rows of grouped ticks
         self.env.process(self._physics())
 
     # ------------------------------------------------------------ building
@@ -712,10 +742,40 @@ class World:
         if (self.hv_throttle != 1.0).any():
             cap = cap * self.hv_throttle[hv]
         part = self.zone_partitioned[self.hv_zone[hv]] if self.zone_partitioned.any() else None
+        tracked = (st != DELETED) & (st != BUILD)
         return _Structure(rows=rc, gen=self._gen, valid_until=float(later.min()) if len(later) else np.inf,
                           st=st, hv=hv, up=up, share=share, cap=cap, lat0=(self.svc_lat * self.svc_lat_mult)[svc_c],
-                          part=part, tracked=(st != DELETED) & (st != BUILD), svc_disk=self.svc_disk[svc_c],
-                          svc_mem=self.svc_mem[svc_c], mbps=self.svc_mbps_per_rps[svc_c])
+                          part=part, tracked=tracked, svc_disk=self.svc_disk[svc_c],
+                          svc_mem=self.svc_mem[svc_c], mbps=self.svc_mbps_per_rps[svc_c],
+                          groups=self._groups(rc, up, tracked, part, share, cap))
+
+    def _groups(self, rc: _Rows, up: np.ndarray, tracked: np.ndarray, part: np.ndarray | None, share: np.ndarray,
+                cap: np.ndarray) -> _Groups | None:
+        """Group ``rc``'s rows by (service, up, tracked, partitioned); None unless every group's rows have the
+        same LB share and capacity (then each row's physics is its group's, computed once per group)."""
+        key = rc.svc_c * 8 + up * 4 + tracked * 2
+        if part is not None:
+            key += part
+        size = self.n_svc * 8
+        cnt = np.bincount(key, minlength=size)
+        rep_share = np.zeros(size)
+        rep_share[key] = share
+        if not np.array_equal(rep_share[key], share):
+            return None
+        rep_cap = np.zeros(size)
+        rep_cap[key] = cap
+        if not np.array_equal(rep_cap[key], cap):
+            return None
+        present = np.flatnonzero(cnt)
+        remap = np.zeros(size, dtype=np.int64)
+        remap[present] = np.arange(len(present))
+        full = np.full(self.n, len(present), dtype=np.int64)
+        full[rc.rows] = remap[key]
+        svc = present // 8
+        return _Groups(svc=svc, cnt=cnt[present].astype(float), share=rep_share[present], cap=rep_cap[present],
+                       lat0=(self.svc_lat * self.svc_lat_mult)[svc], up=(present & 4) > 0, tracked=(present & 2) > 0,
+                       part=(present & 1) > 0 if part is not None else None, disk=self.svc_disk[svc],
+                       mem=self.svc_mem[svc], mbps=self.svc_mbps_per_rps[svc], full=full)
 
     def tick(self, dt: float) -> None:
         """Advance the fleet by one physics step of ``dt`` seconds ending now."""
@@ -731,21 +791,41 @@ class World:
         idx, svc_c = rc.idx, rc.svc_c
         m = len(svc_c)
         sc = self._structure(t, rc)
-        up, share, cap = sc.up, sc.share, sc.cap
-        assigned = offered[svc_c] * share
-        util = np.divide(assigned, cap, out=np.zeros(m), where=cap > 0)
-        served = np.minimum(assigned, cap)
-        disk_extra = self.disk_extra[idx]
-        disk = sc.svc_disk + disk_extra
-        bad = disk >= 1.0
-        if sc.part is not None:
-            bad = sc.part | bad
-        bad &= up
-        served_svc = np.bincount(svc_c, served, nsvc)
-        failed_svc = np.bincount(svc_c, served * bad, nsvc) if bad.any() else np.zeros(nsvc)
-        # latency: M/M/1-like growth with utilisation, plus what dependencies add
-        lat_srv = sc.lat0 / (1.0 - np.minimum(util, 0.95))
-        lat_sum = np.bincount(svc_c, served * lat_srv, nsvc)
+        up = sc.up
+        g = sc.groups
+        if g is not None and (self.svc_leak_rate.any() or self.leak[:n].any() or self.disk_extra[:n].any()):
+            g = None  # some server's memory or disk differs from its service's base: per row
+        if g is not None:
+            # every row is its group's: the same per-row values, computed once per group; the per-service sums
+            # add cnt × value instead of cnt values one by one (equal to rounding)
+            cnt = g.cnt
+            assigned = offered[g.svc] * g.share
+            util = np.divide(assigned, g.cap, out=np.zeros(len(cnt)), where=g.cap > 0)
+            served = np.minimum(assigned, g.cap)
+            bad = g.disk >= 1.0
+            if g.part is not None:
+                bad = g.part | bad
+            bad &= g.up
+            served_svc = np.bincount(g.svc, served * cnt, nsvc)
+            failed_svc = np.bincount(g.svc, served * bad * cnt, nsvc) if bad.any() else np.zeros(nsvc)
+            lat_srv = g.lat0 / (1.0 - np.minimum(util, 0.95))
+            lat_sum = np.bincount(g.svc, served * lat_srv * cnt, nsvc)
+        else:
+            cnt = None
+            assigned = offered[svc_c] * sc.share
+            util = np.divide(assigned, sc.cap, out=np.zeros(m), where=sc.cap > 0)
+            served = np.minimum(assigned, sc.cap)
+            disk_extra = self.disk_extra[idx]
+            disk = sc.svc_disk + disk_extra
+            bad = disk >= 1.0
+            if sc.part is not None:
+                bad = sc.part | bad
+            bad &= up
+            served_svc = np.bincount(svc_c, served, nsvc)
+            failed_svc = np.bincount(svc_c, served * bad, nsvc) if bad.any() else np.zeros(nsvc)
+            # latency: M/M/1-like growth with utilisation, plus what dependencies add
+            lat_srv = sc.lat0 / (1.0 - np.minimum(util, 0.95))
+            lat_sum = np.bincount(svc_c, served * lat_srv, nsvc)
         own_lat = np.divide(lat_sum, served_svc, out=self.svc_lat * self.svc_lat_mult, where=served_svc > 0)
         dep_lat = np.bincount(self.e_src, self.e_ratio * self.prev_lat[self.e_dst], nsvc) if len(self.e_src) \
             else np.zeros(nsvc)
@@ -783,15 +863,45 @@ class World:
         if self.disk_rate[:n].any():
             self.disk_extra[:n] = np.minimum(self.disk_extra[:n] + self.disk_rate[:n] * dt, 1.0)
         # ground truth: every offered request is served by a server or dropped (overload or no server)
-        routed = np.bincount(svc_c, assigned, nsvc)
+        if g is not None:
+            routed = np.bincount(g.svc, assigned * cnt, nsvc)
+            over = np.bincount(g.svc, (assigned - served) * cnt, nsvc)
+        else:
+            routed = np.bincount(svc_c, assigned, nsvc)
+            over = np.bincount(svc_c, assigned - served, nsvc)
         self.truth.served += served_svc * dt
-        self.truth.dropped += (np.bincount(svc_c, assigned - served, nsvc) + (offered - routed)) * dt
+        self.truth.dropped += (over + (offered - routed)) * dt
         self.truth.offered += offered * dt
         self.truth.good += good * dt
         breach = (offered > 0) & ((p95 > self.svc_slo_lat) | (err > self.svc_slo_err))
         self.truth.slo_step(t, dt, breach)
         self._bill(t, dt, rc)
-        if self.ticks % self.scrape_every == 0:
+        if self.ticks % self.scrape_every == 0 and g is not None:
+            active = np.bincount(g.svc, g.up * cnt, nsvc)
+            cpu_sum = np.bincount(g.svc, np.minimum(util, 1.0) * g.up * cnt, nsvc)
+            cpu = np.divide(cpu_sum, active, out=np.zeros(nsvc), where=active > 0)
+            has_up = active > 0  # no server leaks memory or fills its disk: each at its service's base
+            mem_max = np.where(has_up, np.maximum(self.svc_mem, 0.0), 0.0)
+            disk_max = np.where(has_up, np.maximum(np.minimum(self.svc_disk, 1.0), 0.0), 0.0)
+            if self._rowbuf is None or self._rowbuf.shape[1] < n:
+                self._rowbuf = np.empty((len(SERVER_METRICS), self.cap))
+            buf = iter(self._rowbuf[:, :n])
+            nan = np.full(1, np.nan)
+
+            def expand(per_group: np.ndarray) -> np.ndarray:  # full-width row: each row its group's, NaN outside
+                return np.take(np.concatenate((per_group, nan)), g.full, out=next(buf))
+
+            tr = g.tracked
+            srv_vals = {
+                "server_cpu_util": expand(np.where(g.up, np.minimum(util, 1.0), np.where(tr, 0.0, np.nan))),
+                "server_memory_util": expand(np.where(tr, g.mem, np.nan)),
+                "server_disk_util": expand(np.where(tr, np.minimum(g.disk, 1.0), np.nan)),
+                "server_network_mbps": expand(np.where(tr, served * g.mbps, np.nan)),
+                "server_up": expand(np.where(tr, g.up.astype(float), np.nan)),
+            }
+            self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active,
+                         served_svc * self.svc_mbps_per_rps, srv_vals)
+        elif self.ticks % self.scrape_every == 0:
             active = np.bincount(svc_c, up.astype(float), nsvc)
             cpu_sum = np.bincount(svc_c, np.minimum(util, 1.0) * up, nsvc)
             cpu = np.divide(cpu_sum, active, out=np.zeros(nsvc), where=active > 0)
@@ -808,8 +918,9 @@ class World:
                 np.maximum.at(disk_max, svc_c[up], np.minimum(disk[up], 1.0))
             else:
                 disk_max = np.where(has_up, np.maximum(np.minimum(self.svc_disk, 1.0), 0.0), 0.0)
-            self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active, util, mem_srv, disk, up,
-                         rc, sc.tracked, served * sc.mbps, served_svc * self.svc_mbps_per_rps)
+            srv_vals = self._server_rows(rc, util, mem_srv, disk, up, sc.tracked, served * sc.mbps)
+            self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active,
+                         served_svc * self.svc_mbps_per_rps, srv_vals)
         self.faults.tick(t)
 
     def _bill(self, t: float, dt: float, rc: _Rows) -> None:
@@ -845,9 +956,8 @@ class World:
 
     def _scrape(self, t: float, offered: np.ndarray, good: np.ndarray, err: np.ndarray, p95: np.ndarray,
                 cpu: np.ndarray, mem: np.ndarray, disk: np.ndarray, pool: np.ndarray, active: np.ndarray,
-                util: np.ndarray, mem_srv: np.ndarray, disk_srv: np.ndarray, up: np.ndarray, rc: _Rows,
-                tracked: np.ndarray, net_srv: np.ndarray, net: np.ndarray) -> None:
-        """Scrape one snapshot; per-server inputs are over ``rc``'s rows (the rest read as NaN: deleted)."""
+                net: np.ndarray, srv_vals: dict[str, np.ndarray]) -> None:
+        """Scrape one snapshot: per-service values (with noise) and full-width per-server rows."""
         noise = self.cfg.telemetry.noise
         z = 1.0 + noise * self.rng_noise.standard_normal((4, self.n_svc))
         svc_vals = {
@@ -862,8 +972,17 @@ class World:
             "network_mbps": net * z[0],
             "active_servers": active,
         }
-        n = self.n
+        self.last = svc_vals
+        self.metrics.scrape(t, svc_vals, srv_vals)
+        before = len(self.alerting.alerts)
+        self.alerting.evaluate(t, svc_vals, srv_vals, self._svc_labels(), self._server_labels)
+        if len(self.alerting.alerts) > before:
+            self.operator.on_alerts(self.alerting.alerts[before:])
 
+    def _server_rows(self, rc: _Rows, util: np.ndarray, mem_srv: np.ndarray, disk_srv: np.ndarray, up: np.ndarray,
+                     tracked: np.ndarray, net_srv: np.ndarray) -> dict[str, np.ndarray]:
+        """Full-width per-server scrape rows from inputs over ``rc``'s rows (the rest read as NaN: deleted)."""
+        n = self.n
         if rc.scratch is None and not isinstance(rc.idx, slice):
             # full-width rows, NaN outside rc's rows (deleted servers); one buffer reused across scrapes and row sets
             if self._scratch is None or self._scratch.shape[1] < n:
@@ -878,19 +997,13 @@ class World:
             rc.scratch[k, rc.idx] = rows
             return rc.scratch[k]
 
-        srv_vals = {
+        return {
             "server_cpu_util": full(0, np.where(up, np.minimum(util, 1.0), np.where(tracked, 0.0, np.nan))),
             "server_memory_util": full(1, np.where(tracked, mem_srv, np.nan)),
             "server_disk_util": full(2, np.where(tracked, np.minimum(disk_srv, 1.0), np.nan)),
             "server_network_mbps": full(3, np.where(tracked, net_srv, np.nan)),
             "server_up": full(4, np.where(tracked, up.astype(float), np.nan)),
         }
-        self.last = svc_vals
-        self.metrics.scrape(t, svc_vals, srv_vals)
-        before = len(self.alerting.alerts)
-        self.alerting.evaluate(t, svc_vals, srv_vals, self._svc_labels(), self._server_labels)
-        if len(self.alerting.alerts) > before:
-            self.operator.on_alerts(self.alerting.alerts[before:])
 
     def _svc_labels(self) -> list[dict[str, str]]:
         if not hasattr(self, "_svc_label_cache"):
