@@ -25,6 +25,9 @@ _ERRORS: dict[type[errors.TwinError], type[base.AdapterError]] = {
 }
 
 
+_COUNT_CLASS = np.array([1, 0, 2, 2, 3], dtype=np.int64)  # by status: BUILD, ACTIVE, SHUTOFF, ERROR, DELETED
+
+
 class SimAdapter:
     """One world behind the seam. ``actor`` names who acts, for the ground truth."""
 
@@ -34,6 +37,7 @@ class SimAdapter:
         self.w = world
         self.actor = actor
         self._deps: list[tuple[str, ...]] | None = None  # per service, from the (frozen) config
+        self._states: list[base.ServiceState | None] = []  # per service, the state services() last returned
 
     def now(self) -> float:
         return self.w.now()
@@ -89,24 +93,31 @@ class SimAdapter:
     def services(self) -> Sequence[base.ServiceState]:
         w = self.w
         n = w.n
-        live = ~w.deleting[:n] & (w.svc[:n] >= 0)
-        svc = np.maximum(w.svc[:n], 0)
-        st = w.status[:n]
-
-        def count(mask: np.ndarray) -> np.ndarray:
-            return np.bincount(svc[mask & live], minlength=w.n_svc)
-
-        active, building, failed = count(st == 1).tolist(), count(st == 0).tolist(), count((st == 2) | (st == 3)).tolist()
+        svc = w.svc[:n]
+        live = ~w.deleting[:n] & (svc >= 0)
+        # one count per (service, class): 0 ACTIVE, 1 BUILD, 2 SHUTOFF or ERROR, 3 DELETED
+        key = svc[live] * 4 + _COUNT_CLASS[w.status[:n][live]]
+        counts = np.bincount(key, minlength=4 * w.n_svc).reshape(w.n_svc, 4)
+        active, building, failed = counts[:, 0].tolist(), counts[:, 1].tolist(), counts[:, 2].tolist()
         version = w.svc_version.tolist()
         if self._deps is None:
             self._deps = [tuple(d.service for d in s.dependencies) for s in w.cfg.services]
+            self._states = [None] * w.n_svc
+        states = self._states
         out = []
         for i, s in enumerate(w.cfg.services):
-            out.append(base.ServiceState(
+            # a state equal to the last one returned is returned again (it is immutable; its settings are a copy)
+            old = states[i]
+            if (old is not None and old.active == active[i] and old.building == building[i]
+                    and old.failed == failed[i] and old.version == version[i] and old.settings == w.svc_settings[i]):
+                out.append(old)
+                continue
+            states[i] = st = base.ServiceState(
                 name=s.name, project=s.project, flavor=s.flavor, dependencies=self._deps[i],
                 active=active[i], building=building[i], failed=failed[i],
                 version=version[i], settings=dict(w.svc_settings[i]), min_servers=s.min_servers,
-                max_servers=s.max_servers, stateful=s.stateful))
+                max_servers=s.max_servers, stateful=s.stateful)
+            out.append(st)
         return out
 
     def metric_window(self, metric: str, labels: Mapping[str, str], seconds: float) -> base.MetricWindow:

@@ -47,23 +47,34 @@ class ReactiveScaler:
     def step(self, now: float, obs: Observation) -> Iterable[Action]:
         cpu = obs.latest("cpu_util")
         actions: list[Action] = []
+        target, tolerance, floor = self.target, self.tolerance, self.min_floor
+        cutoff = now - self.stabilisation
+        history, peaks = self.history, self._peaks
+        nan = math.nan
         for name, svc in obs.services.items():
-            u = cpu.get(name, float("nan"))
+            u = cpu.get(name, nan)
             current = svc.active
-            if math.isnan(u) or current + svc.building == 0:
+            if u != u or current + svc.building == 0:  # u is NaN
                 continue
-            ratio = u / self.target
-            desired = current if abs(ratio - 1.0) <= self.tolerance else math.ceil(current * ratio)
-            lo, hi = max(svc.min_servers, self.min_floor), svc.max_servers
-            desired = min(max(desired, lo), hi)
-            hist = self.history.setdefault(name, deque())
+            ratio = u / target
+            desired = current if abs(ratio - 1.0) <= tolerance else math.ceil(current * ratio)
+            lo, hi = max(svc.min_servers, floor), svc.max_servers
+            if desired < lo:  # desired = min(max(desired, lo), hi)
+                desired = lo
+            if desired > hi:
+                desired = hi
+            hist = history.get(name)
+            if hist is None:
+                hist = history[name] = deque()
+                peak = peaks[name] = deque()
+            else:
+                peak = peaks[name]
             hist.append((now, desired))
             # the window's running maximum: recommendations not dominated by a later, higher one
-            peak = self._peaks.setdefault(name, deque())
             while peak and peak[-1][1] <= desired:
                 peak.pop()
             peak.append((now, desired))
-            while len(hist) > 1 and hist[1][0] <= now - self.stabilisation:
+            while len(hist) > 1 and hist[1][0] <= cutoff:
                 if hist.popleft()[0] == peak[0][0]:
                     peak.popleft()
             have = current + svc.building

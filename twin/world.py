@@ -194,6 +194,8 @@ class World:
             self.hv_names.append(f"{self.zone_names[zi]}-hv{j:03d}")
         self.hv_index = {n: i for i, n in enumerate(self.hv_names)}
         self.zone_partitioned = np.zeros(len(self.zone_names), dtype=bool)
+        self._hv_total = np.stack([self.hv_vcpus, self.hv_ram, self.hv_disk, self.hv_gpus], axis=1)  # capacities
+        self._zone_hv = [self.hv_zone == z for z in range(len(self.zone_names))]
 
         self.flavor_names = [f.name for f in cfg.flavors]
         self.flavor_index = {n: i for i, n in enumerate(self.flavor_names)}
@@ -364,17 +366,19 @@ class World:
     def place(self, flavor: int, zone: int | None = None, exclude: int | None = None) -> int:
         """Pick a hypervisor with room (spread by free RAM); raises NoValidHost."""
         need = self.f_res[flavor]
-        free = np.stack([self.hv_vcpus, self.hv_ram, self.hv_disk, self.hv_gpus], axis=1) - self.hv_used
-        ok = self.hv_up & np.all(free >= need, axis=1)
+        free = self._hv_total - self.hv_used
+        ok = (free >= need).all(axis=1)
+        ok &= self.hv_up
         if zone is not None:
-            ok &= self.hv_zone == zone
+            ok &= self._zone_hv[zone]
         if exclude is not None:
             ok[exclude] = False
-        if not ok.any():
+        score = np.where(ok, free[:, 1], -1)  # free RAM where it fits (>= 0), else -1
+        h = int(score.argmax())
+        if not ok[h]:
             where = f" in zone {self.zone_names[zone]}" if zone is not None else ""
             raise errors.NoValidHost(f"No valid host was found{where} for flavor {self.flavor_names[flavor]}")
-        score = np.where(ok, free[:, 1], -1)
-        return int(np.argmax(score))
+        return h
 
     # ---------------------------------------------------------- control API
     def _create(self, svc: int, flavor: int, count: int, zone: int | None, pricing: int,
