@@ -51,6 +51,8 @@ class _Rows:
     any_spot: bool
     any_reserved: bool
     any_spot_all: bool
+    created_sorted: bool  # created is nondecreasing (rows are created in time order)
+    finite_del: np.ndarray  # positions of rows with a deletion time (deleted within the step the rows were built)
     scratch: np.ndarray | None = None  # per-server scrape rows (see World._scrape)
 
 
@@ -71,6 +73,7 @@ class _Groups:
     mem: np.ndarray
     mbps: np.ndarray
     full: np.ndarray  # per row of the world (0..n): its group, or len(svc) (scraped as NaN) outside the rows
+    static_rows: np.ndarray | None = None  # server_memory_util, server_disk_util, server_up rows (set at a scrape)
 
     def arrays(self) -> tuple[np.ndarray | None, ...]:
         return (self.svc, self.cnt, self.share, self.cap, self.lat0, self.up, self.tracked, self.part, self.disk,
@@ -89,12 +92,10 @@ class _Structure:
     up: np.ndarray
     share: np.ndarray  # load-balancer share of its service's offered load
     cap: np.ndarray  # requests per second it can serve (throttling included)
-    lat0: np.ndarray  # base latency of its service (fault multiplier included)
     part: np.ndarray | None  # in a partitioned zone (None: no zone is partitioned)
     tracked: np.ndarray  # neither deleted nor building (scraped as a number, else NaN)
-    svc_disk: np.ndarray
-    svc_mem: np.ndarray
-    mbps: np.ndarray
+    fl: np.ndarray  # flavor
+    od_rate: np.ndarray  # on-demand price per second of its flavor
     groups: _Groups | None  # None: rows not grouped (some service's servers differ in share or capacity)
 
     def diff(self, other: _Structure) -> list[str]:
@@ -102,7 +103,7 @@ class _Structure:
         def eq(a: np.ndarray | None, b: np.ndarray | None) -> bool:
             return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
-        bad = [k for k in ("st", "hv", "up", "share", "cap", "lat0", "part", "tracked", "svc_disk", "svc_mem", "mbps")
+        bad = [k for k in ("st", "hv", "up", "share", "cap", "part", "tracked", "fl", "od_rate")
                if not eq(getattr(self, k), getattr(other, k))]
         g, h = self.groups, other.groups
         if (g is None) != (h is None) or (g is not None and h is not None and not all(
@@ -711,7 +712,9 @@ class World:
                    svc_proj=np.where(svc >= 0, self.svc_project[np.maximum(svc, 0)], 0),
                    pricing=pricing, created=self.created_at[idx], deleted=self.deleted_at[idx],
                    any_spot=bool((pricing == 1).any()), any_reserved=bool((pricing == 2).any()),
-                   any_spot_all=bool((self.pricing[:n] == 1).any()))
+                   any_spot_all=bool((self.pricing[:n] == 1).any()),
+                   created_sorted=bool((np.diff(self.created_at[idx]) >= 0).all()),
+                   finite_del=np.flatnonzero(np.isfinite(self.deleted_at[idx])))
         self._rows = rc
         return rc
 
@@ -747,10 +750,10 @@ class World:
             cap = cap * self.hv_throttle[hv]
         part = self.zone_partitioned[self.hv_zone[hv]] if self.zone_partitioned.any() else None
         tracked = (st != DELETED) & (st != BUILD)
+        fl = self.flavor[idx]
         return _Structure(rows=rc, gen=self._gen, valid_until=float(later.min()) if len(later) else np.inf,
-                          st=st, hv=hv, up=up, share=share, cap=cap, lat0=(self.svc_lat * self.svc_lat_mult)[svc_c],
-                          part=part, tracked=tracked, svc_disk=self.svc_disk[svc_c],
-                          svc_mem=self.svc_mem[svc_c], mbps=self.svc_mbps_per_rps[svc_c],
+                          st=st, hv=hv, up=up, share=share, cap=cap, part=part, tracked=tracked, fl=fl,
+                          od_rate=self.f_od[fl],
                           groups=self._groups(rc, up, tracked, part, share, cap))
 
     def _groups(self, rc: _Rows, up: np.ndarray, tracked: np.ndarray, part: np.ndarray | None, share: np.ndarray,
@@ -820,7 +823,7 @@ class World:
             util = np.divide(assigned, sc.cap, out=np.zeros(m), where=sc.cap > 0)
             served = np.minimum(assigned, sc.cap)
             disk_extra = self.disk_extra[idx]
-            disk = sc.svc_disk + disk_extra
+            disk = self.svc_disk[svc_c] + disk_extra
             bad = disk >= 1.0
             if sc.part is not None:
                 bad = sc.part | bad
@@ -828,7 +831,7 @@ class World:
             served_svc = np.bincount(svc_c, served, nsvc)
             failed_svc = np.bincount(svc_c, served * bad, nsvc) if bad.any() else np.zeros(nsvc)
             # latency: M/M/1-like growth with utilisation, plus what dependencies add
-            lat_srv = sc.lat0 / (1.0 - np.minimum(util, 0.95))
+            lat_srv = (self.svc_lat * self.svc_lat_mult)[svc_c] / (1.0 - np.minimum(util, 0.95))
             lat_sum = np.bincount(svc_c, served * lat_srv, nsvc)
         own_lat = np.divide(lat_sum, served_svc, out=self.svc_lat * self.svc_lat_mult, where=served_svc > 0)
         dep_lat = np.bincount(self.e_src, self.e_ratio * self.prev_lat[self.e_dst], nsvc) if len(self.e_src) \
@@ -856,7 +859,7 @@ class World:
         # memory leaks and OOM kills, disk growth
         if self.svc_leak_rate.any():
             self.leak[idx] += self.svc_leak_rate[svc_c] * dt * up
-            mem = sc.svc_mem + self.leak[idx]
+            mem = self.svc_mem[svc_c] + self.leak[idx]
             oom = rc.rows[np.flatnonzero(up & (mem >= 1.0))]
             if len(oom):
                 self.truth.oom_kills += len(oom)
@@ -879,7 +882,7 @@ class World:
         self.truth.good += good * dt
         breach = (offered > 0) & ((p95 > self.svc_slo_lat) | (err > self.svc_slo_err))
         self.truth.slo_step(t, dt, breach)
-        self._bill(t, dt, rc)
+        self._bill(t, dt, rc, sc)
         if self.ticks % self.scrape_every == 0 and g is not None:
             active = np.bincount(g.svc, g.up * cnt, nsvc)
             cpu_sum = np.bincount(g.svc, np.minimum(util, 1.0) * g.up * cnt, nsvc)
@@ -896,12 +899,16 @@ class World:
                 return np.take(np.concatenate((per_group, nan)), g.full, out=next(buf))
 
             tr = g.tracked
+            if g.static_rows is None:  # rows that change only with the structure: expanded once per structure
+                g.static_rows = np.stack([np.concatenate((v, nan))[g.full] for v in (
+                    np.where(tr, g.mem, np.nan), np.where(tr, np.minimum(g.disk, 1.0), np.nan),
+                    np.where(tr, g.up.astype(float), np.nan))])
             srv_vals = {
                 "server_cpu_util": expand(np.where(g.up, np.minimum(util, 1.0), np.where(tr, 0.0, np.nan))),
-                "server_memory_util": expand(np.where(tr, g.mem, np.nan)),
-                "server_disk_util": expand(np.where(tr, np.minimum(g.disk, 1.0), np.nan)),
+                "server_memory_util": g.static_rows[0],
+                "server_disk_util": g.static_rows[1],
                 "server_network_mbps": expand(np.where(tr, served * g.mbps, np.nan)),
-                "server_up": expand(np.where(tr, g.up.astype(float), np.nan)),
+                "server_up": g.static_rows[2],
             }
             self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active,
                          served_svc * self.svc_mbps_per_rps, srv_vals)
@@ -910,7 +917,7 @@ class World:
             cpu_sum = np.bincount(svc_c, np.minimum(util, 1.0) * up, nsvc)
             cpu = np.divide(cpu_sum, active, out=np.zeros(nsvc), where=active > 0)
             leak = self.leak[idx]
-            mem_srv = sc.svc_mem + leak
+            mem_srv = self.svc_mem[svc_c] + leak
             has_up = active > 0
             if leak.any():
                 mem_max = np.zeros(nsvc)
@@ -922,22 +929,38 @@ class World:
                 np.maximum.at(disk_max, svc_c[up], np.minimum(disk[up], 1.0))
             else:
                 disk_max = np.where(has_up, np.maximum(np.minimum(self.svc_disk, 1.0), 0.0), 0.0)
-            srv_vals = self._server_rows(rc, util, mem_srv, disk, up, sc.tracked, served * sc.mbps)
+            srv_vals = self._server_rows(rc, util, mem_srv, disk, up, sc.tracked, served * self.svc_mbps_per_rps[svc_c])
             self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active,
                          served_svc * self.svc_mbps_per_rps, srv_vals)
         self.faults.tick(t)
 
-    def _bill(self, t: float, dt: float, rc: _Rows) -> None:
-        start = np.maximum(rc.created, t - dt)
-        end = np.minimum(rc.deleted, t)
-        overlap = np.maximum(end - start, 0.0)
+    def _bill(self, t: float, dt: float, rc: _Rows, sc: _Structure) -> None:
+        lo = t - dt
+        partial: np.ndarray | None = None
+        if rc.created_sorted:
+            # every row overlaps the whole step but those created within it (a suffix, rows being created in time
+            # order) and those with a deletion time: the same per-row overlaps, computed only where they differ
+            m = len(rc.created)
+            k = int(np.searchsorted(rc.created, lo, side="right"))
+            partial = rc.finite_del if k == m else np.concatenate((rc.finite_del[rc.finite_del < k], np.arange(k, m)))
+            whole = float(np.maximum(np.float64(t) - np.float64(lo), 0.0))
+            if len(partial) or rc.any_reserved:
+                overlap = np.full(m, whole)
+                overlap[partial] = np.maximum(np.minimum(rc.deleted[partial], t) - np.maximum(rc.created[partial], lo),
+                                              0.0)
+                partial = None
+        else:
+            start = np.maximum(rc.created, lo)
+            end = np.minimum(rc.deleted, t)
+            overlap = np.maximum(end - start, 0.0)
         if self.cfg.prices.spot.volatility > 0 and rc.any_spot_all:
             theta, vol = dt / 3600.0, self.cfg.prices.spot.volatility
             self._spot_x += -theta * self._spot_x + vol * np.sqrt(theta) * self.rng_spot.standard_normal(len(self._spot_x))
             self.f_spot = self.f_spot_mean * np.exp(self._spot_x)
-        fl = self.flavor[rc.idx]
+        fl = sc.fl
         pr = rc.pricing
-        rate = np.where(pr == 1, self.f_spot[fl], self.f_od[fl]) if rc.any_spot else self.f_od[fl]
+        rate = np.where(pr == 1, self.f_spot[fl], sc.od_rate) if rc.any_spot else \
+            sc.od_rate.copy() if rc.any_reserved else sc.od_rate
         if rc.any_reserved:
             # reserved servers are covered by commitments up to their count; the rest pay on-demand
             alive_res = (pr == 2) & (overlap > 0)
@@ -946,7 +969,7 @@ class World:
                 if covered_left[fl[i]] > 0:
                     covered_left[fl[i]] -= 1
                     rate[i] = 0.0
-        cost = rate * overlap
+        cost = rate * whole if partial is not None else rate * overlap  # partial is not None: every row whole
         self.billed[rc.idx] += cost
         per_proj = np.bincount(rc.svc_proj, cost, len(self.proj_names))
         commit = float((self.f_commit * self.f_reserved_rate).sum()) * dt
