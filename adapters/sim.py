@@ -38,6 +38,7 @@ class SimAdapter:
         self.actor = actor
         self._deps: list[tuple[str, ...]] | None = None  # per service, from the (frozen) config
         self._states: list[base.ServiceState | None] = []  # per service, the state services() last returned
+        self._servers: dict[int, tuple[int, int, int, base.Server]] = {}  # row -> (status, host, flavor, last)
 
     def now(self) -> float:
         return self.w.now()
@@ -83,6 +84,18 @@ class SimAdapter:
     def _server(self, i: int) -> base.Server:
         w = self.w
         h = int(w.hv[i])
+        st = int(w.status[i])
+        f = int(w.flavor[i])
+        # a server equal to the one last returned for this row is returned again (immutable; metadata is a copy)
+        old = self._servers.get(i)
+        if old is not None and old[0] == st and old[1] == h and old[2] == f and old[3].metadata == w.metadata[i]:
+            return old[3]
+        srv = self._make_server(i, h)
+        self._servers[i] = (st, h, f, srv)
+        return srv
+
+    def _make_server(self, i: int, h: int) -> base.Server:
+        w = self.w
         s = int(w.svc[i])
         return base.Server(
             id=server_id(i), name=f"{w.svc_names[s] if s >= 0 else 'server'}-{i}", flavor=w.flavor_names[w.flavor[i]],
