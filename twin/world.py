@@ -8,6 +8,7 @@ and traffic and faults are identical across the engine sets compared.
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ class _Structure:
     fl: np.ndarray  # flavor
     od_rate: np.ndarray  # on-demand price per second of its flavor
     groups: _Groups | None  # None: rows not grouped (some service's servers differ in share or capacity)
+    od_rate_proj: np.ndarray | None = None  # od_rate summed per project (set by _bill)
 
     def diff(self, other: _Structure) -> list[str]:
         """Names of the vectors that differ from ``other``'s."""
@@ -255,6 +257,62 @@ class World:
         self.prev_err = np.zeros(self.n_svc)
 
     def _build_servers(self) -> None:
+        """The initial servers, ACTIVE from t=0, placed one by one exactly as ``place()`` would place them."""
+        total = sum(s.servers for s in self.cfg.services)
+        self.cap = 0
+        self.n = 0
+        self._alloc(max(64, 2 * total))
+        free = (self._hv_total - self.hv_used).tolist()
+        # per zone, a heap of (-free RAM, host) over its up hosts: its first host that fits is place()'s argmax
+        heaps = [[(-free[h][1], h) for h in np.flatnonzero(self._zone_hv[z] & self.hv_up).tolist()]
+                 for z in range(len(self.zone_names))]
+        for hp in heaps:
+            heapq.heapify(hp)
+        svc, hosts = [], []
+        for i, s in enumerate(self.cfg.services):
+            zones = [self.zone_names.index(z) for z in s.zones] if s.zones else list(range(len(self.zone_names)))
+            need = self.f_res[self.svc_flavor[i]].tolist()
+            for k in range(s.servers):
+                hp = heaps[zones[k % len(zones)]]
+                skipped = []
+                while hp and not all(f >= r for f, r in zip(free[hp[0][1]], need, strict=True)):
+                    skipped.append(heapq.heappop(hp))
+                if not hp:
+                    raise ValueError(f"services[{i}] ({s.name}): the topology has no room for its {s.servers} "
+                                     f"initial servers; add hypervisors")
+                h = heapq.heappop(hp)[1]
+                fh = free[h]
+                for j in range(4):
+                    fh[j] -= need[j]
+                heapq.heappush(hp, (-fh[1], h))
+                for e in skipped:
+                    heapq.heappush(hp, e)
+                svc.append(i)
+                hosts.append(h)
+        if not svc:
+            return
+        rows = slice(0, len(svc))
+        sv, hv = np.array(svc, dtype=np.int64), np.array(hosts, dtype=np.int64)
+        fl = self.svc_flavor[sv]
+        res = self.f_res[fl]
+        np.add.at(self.hv_used, hv, res)
+        self.status[rows] = ACTIVE
+        self.svc[rows] = sv
+        self.flavor[rows] = fl
+        self.hv[rows] = hv
+        self.pricing[rows] = [PRICING.index(self.cfg.services[i].pricing) for i in svc]
+        self.created_at[rows] = 0.0
+        self.deleted_at[rows] = np.inf
+        self.weight[rows] = 1.0
+        self.vcpus[rows] = res[:, 0]
+        self.metadata.extend({} for _ in svc)
+        np.add.at(self.proj_used, self.svc_project[sv], np.stack([np.ones(len(svc), dtype=np.int64), res[:, 0],
+                                                                  res[:, 1]], axis=1))
+        self.n = len(svc)
+        self.invalidate()
+
+    def _build_servers_one_by_one(self) -> None:
+        """Reference for ``_build_servers`` (tests): each server through ``_create``, i.e. ``place()``."""
         total = sum(s.servers for s in self.cfg.services)
         self.cap = 0
         self.n = 0
@@ -969,9 +1027,18 @@ class World:
                 if covered_left[fl[i]] > 0:
                     covered_left[fl[i]] -= 1
                     rate[i] = 0.0
-        cost = rate * whole if partial is not None else rate * overlap  # partial is not None: every row whole
+        if partial is not None:  # every row overlaps the whole step
+            cost = rate * whole
+            if not rc.any_spot:  # on-demand rates: per project, the step times the sum of the rates (to rounding)
+                if sc.od_rate_proj is None:
+                    sc.od_rate_proj = np.bincount(rc.svc_proj, sc.od_rate, len(self.proj_names))
+                per_proj = sc.od_rate_proj * whole
+            else:
+                per_proj = np.bincount(rc.svc_proj, cost, len(self.proj_names))
+        else:
+            cost = rate * overlap
+            per_proj = np.bincount(rc.svc_proj, cost, len(self.proj_names))
         self.billed[rc.idx] += cost
-        per_proj = np.bincount(rc.svc_proj, cost, len(self.proj_names))
         commit = float((self.f_commit * self.f_reserved_rate).sum()) * dt
         self.spend_project += per_proj
         self.spend_project[0] += commit
