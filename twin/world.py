@@ -1002,10 +1002,10 @@ class World:
             k = int(np.searchsorted(rc.created, lo, side="right"))
             partial = rc.finite_del if k == m else np.concatenate((rc.finite_del[rc.finite_del < k], np.arange(k, m)))
             whole = float(np.maximum(np.float64(t) - np.float64(lo), 0.0))
-            if len(partial) or rc.any_reserved:
+            part_overlap = np.maximum(np.minimum(rc.deleted[partial], t) - np.maximum(rc.created[partial], lo), 0.0)
+            if rc.any_reserved:
                 overlap = np.full(m, whole)
-                overlap[partial] = np.maximum(np.minimum(rc.deleted[partial], t) - np.maximum(rc.created[partial], lo),
-                                              0.0)
+                overlap[partial] = part_overlap
                 partial = None
         else:
             start = np.maximum(rc.created, lo)
@@ -1027,12 +1027,19 @@ class World:
                 if covered_left[fl[i]] > 0:
                     covered_left[fl[i]] -= 1
                     rate[i] = 0.0
-        if partial is not None:  # every row overlaps the whole step
+        if partial is not None:  # every row overlaps the whole step but those at ``partial``
             cost = rate * whole
-            if not rc.any_spot:  # on-demand rates: per project, the step times the sum of the rates (to rounding)
+            if len(partial):
+                cost[partial] = rate[partial] * part_overlap
+            if not rc.any_spot:
+                # on-demand rates: per project, the step times the sum of the rates, corrected for the partial
+                # rows (equal to rounding)
                 if sc.od_rate_proj is None:
                     sc.od_rate_proj = np.bincount(rc.svc_proj, sc.od_rate, len(self.proj_names))
                 per_proj = sc.od_rate_proj * whole
+                if len(partial):
+                    per_proj += np.bincount(rc.svc_proj[partial], cost[partial] - rate[partial] * whole,
+                                            len(self.proj_names))
             else:
                 per_proj = np.bincount(rc.svc_proj, cost, len(self.proj_names))
         else:
