@@ -54,6 +54,11 @@ class Fault:
         self.baseline = {s: self._serving_count(s) for s in services}
         self.rec.services = [self.w.svc_names[s] for s in services]
 
+    def _snapshot_of(self, servers: np.ndarray) -> None:
+        """Snapshot the services the given server rows belong to."""
+        svc = self.w.svc[servers]
+        self._snapshot(sorted({int(s) for s in svc[svc >= 0]}))
+
     def _capacity_restored(self) -> bool:
         return all(self._serving_count(s) >= b for s, b in self.baseline.items())
 
@@ -155,7 +160,7 @@ class HypervisorFailure(Fault):
         on = np.flatnonzero((w.hv[: w.n] == h) & w.alive())
         if not w.hv_up[h]:
             return False
-        self._snapshot(sorted({int(w.svc[i]) for i in on if w.svc[i] >= 0}))
+        self._snapshot_of(on)
         self.host = h
         self.rec.hypervisors = [w.hv_names[h]]
         self.rec.servers = [self._sid(int(i)) for i in on]
@@ -195,7 +200,7 @@ class AzOutage(Fault):
         if not len(hosts):
             return False
         on = np.flatnonzero(np.isin(w.hv[: w.n], hosts) & w.alive())
-        self._snapshot(sorted({int(w.svc[i]) for i in on if w.svc[i] >= 0}))
+        self._snapshot_of(on)
         self.hosts, self.on = hosts, on
         self.rec.zones = [w.zone_names[z]]
         self.rec.servers = [self._sid(int(i)) for i in on]
@@ -345,7 +350,7 @@ class CpuThrottling(Fault):
         on = np.flatnonzero((w.hv[: w.n] == h) & (w.status[: w.n] == ACTIVE))
         if not len(on):
             return False
-        self._snapshot(sorted({int(w.svc[i]) for i in on if w.svc[i] >= 0}))
+        self._snapshot_of(on)
         self.host, self.on = h, on
         self.rec.hypervisors = [w.hv_names[h]]
         self.rec.servers = [self._sid(int(i)) for i in on]
@@ -427,7 +432,7 @@ class NetworkPartition(Fault):
         z = w.zone_names.index(self.spec.zone) if self.spec.zone else 0
         on = np.flatnonzero((w.hv_zone[w.hv[: w.n]] == z) & w.alive())
         self.zone, self.on = z, on
-        self._snapshot(sorted({int(w.svc[i]) for i in on if w.svc[i] >= 0}))
+        self._snapshot_of(on)
         self.rec.zones = [w.zone_names[z]]
         self.rec.servers = [self._sid(int(i)) for i in on]
         w.zone_partitioned[z] = True
