@@ -22,7 +22,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from adapters.base import (
@@ -60,7 +59,7 @@ from adapters.base import (
 )
 from adapters.journal import Journal, JournalEntry
 from adapters.live_config import ConfigError, LiveConfig, ServiceSpec
-from adapters.prometheus import Prometheus
+from adapters.prometheus import Prometheus, epoch_seconds
 from adapters.retry import Retry, Trail, classify, fail
 
 # metadata keys zeroops writes on servers
@@ -104,15 +103,6 @@ def map_status(status: str | None, task_state: str | None) -> ServerStatus:
     if st in ("SHUTOFF", "STOPPED", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED"):
         return "SHUTOFF"
     return "ACTIVE"  # ACTIVE, RESIZE, VERIFY_RESIZE, REVERT_RESIZE, MIGRATING, PASSWORD, RESCUE
-
-
-def _epoch(s: str | None) -> float:
-    if not s:
-        return 0.0
-    try:
-        return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
 
 
 def _int(s: Any, default: int = 0) -> int:
@@ -385,7 +375,7 @@ class OpenStackAdapter:
             hypervisor=getattr(s, "hypervisor_hostname", None) or getattr(s, "compute_host", None),
             service=meta.get(META_SERVICE),
             pricing=pricing if pricing in ("on_demand", "spot", "reserved") else "on_demand",  # type: ignore[arg-type]
-            created_at=_epoch(getattr(s, "created_at", None)),
+            created_at=epoch_seconds(getattr(s, "created_at", None)),
             metadata=meta,
         )
 

@@ -59,7 +59,8 @@ def _num(x: Any) -> float:
         return math.nan
 
 
-def _ts(s: str | None) -> float:
+def epoch_seconds(s: str | None) -> float:
+    """Seconds since the epoch of an ISO-8601 time as OpenStack and Prometheus write it; 0.0 if absent or bad."""
     if not s:
         return 0.0
     try:
@@ -177,7 +178,7 @@ class Prometheus:
                 severity=severity,  # type: ignore[arg-type]
                 labels=labels,
                 state="firing",
-                starts_at=_ts(a.get("activeAt")),
+                starts_at=epoch_seconds(a.get("activeAt")),
                 at=now,
                 value=_num(a.get("value")),
                 fingerprint=fp,
