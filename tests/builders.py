@@ -37,3 +37,14 @@ def scenario_dict(**overrides: Any) -> dict[str, Any]:
 
 def make_scenario(**overrides: Any) -> Scenario:
     return Scenario.model_validate(scenario_dict(**overrides))
+
+
+# a 12-server api over a 2-server db, with a 4x spike at 1,500 s: enough churn to scale, fail and recover
+SPIKY_SERVICES: list[dict[str, Any]] = [
+    {"name": "api", "project": "p", "flavor": "small", "servers": 12, "min_servers": 1, "max_servers": 30,
+     "capacity_per_vcpu": 50, "dependencies": [{"service": "db", "calls_per_request": 0.5}],
+     "traffic": {"base": 300, "components": [{"type": "noise", "sigma": 0.05},
+                                             {"type": "spike", "at": 1500, "duration": 400, "factor": 4}]}},
+    {"name": "db", "project": "p", "flavor": "large", "servers": 2, "min_servers": 2, "max_servers": 6,
+     "capacity_per_vcpu": 40, "base_latency_ms": 5, "settings": {"pool_size": 100}},
+]

@@ -8,21 +8,14 @@ import pytest
 
 import twin.world
 from scenarios.runner import run_scenario
-from tests.builders import make_scenario
+from tests.builders import SPIKY_SERVICES, make_scenario
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, share: float) -> tuple[dict, pd.DataFrame, np.ndarray, list, bool]:
     monkeypatch.setattr(twin.world, "ROWS_AS_SLICE", share)
     scn = make_scenario(
         duration=2400,
-        services=[
-            {"name": "api", "project": "p", "flavor": "small", "servers": 12, "min_servers": 1, "max_servers": 30,
-             "capacity_per_vcpu": 50, "dependencies": [{"service": "db", "calls_per_request": 0.5}],
-             "traffic": {"base": 300, "components": [{"type": "noise", "sigma": 0.05},
-                                                     {"type": "spike", "at": 1500, "duration": 400, "factor": 4}]}},
-            {"name": "db", "project": "p", "flavor": "large", "servers": 2, "min_servers": 2, "max_servers": 6,
-             "capacity_per_vcpu": 40, "base_latency_ms": 5, "settings": {"pool_size": 100}},
-        ],
+        services=SPIKY_SERVICES,
         faults=[{"type": "memory_leak", "at": 500, "service": "api"},
                 {"type": "disk_pressure", "at": 700, "service": "api"},
                 {"type": "server_crash", "at": 900, "service": "api"}])
