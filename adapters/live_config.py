@@ -98,7 +98,7 @@ class LiveConfig(_Strict):
     )
     journal: str = Field(".zeroops/live-journal.sqlite", description="SQLite journal of in-flight actions")
     decisions: str = Field(".zeroops/live-decisions.jsonl", description="JSON lines record of every decision")
-    audit: str | None = Field(None, description="hash-chained SQLite audit trail (engines.audit) of every decision")
+    audit: str | None = Field(None, description="hash-chained SQLite audit trail (control.audit) of every decision")
 
     @field_validator("services")
     @classmethod

@@ -36,9 +36,9 @@ from adapters.base import (
     ServiceState,
     Spend,
 )
-from engines.audit import AuditLog, verify
-from engines.runtime import ChokePoint
-from engines.safety import SafetyConfig, SafetyGate
+from control.audit import AuditLog, verify
+from control.runtime import ChokePoint
+from control.safety import SafetyConfig, SafetyGate
 
 N = 20_000
 TARGET = 10_000.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from engines.safety import SafetyConfig
+from control.safety import SafetyConfig
 from scenarios.schema import Scenario
 from twin.config import (
     Dependency,

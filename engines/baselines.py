@@ -24,7 +24,7 @@ from adapters.base import (
     RebootServer,
     StartServer,
 )
-from engines.runtime import ActionRecord, Engine
+from control.runtime import ActionRecord, Engine
 
 
 class ReactiveScaler:

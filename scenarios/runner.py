@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.sim import SimAdapter
+from control.runtime import ActionLog, ChokePoint, Gate, MemoryActionLog, Runtime
+from control.safety import SafetyConfig, SafetyKit
 from engines.baselines import engine_set
-from engines.runtime import ActionLog, ChokePoint, Gate, MemoryActionLog, Runtime
-from engines.safety import SafetyConfig, SafetyKit
 from scenarios.schema import Scenario
 from scenarios.scoring import Score, score_run
 from twin.clock import SimClock

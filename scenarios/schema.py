@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from engines.safety import SafetyConfig
+from control.safety import SafetyConfig
 from twin.config import Duration, Model, WorldConfig
 
 SCHEMA_VERSION = 1

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.runtime import ActionRecord
+from control.runtime import ActionRecord
 from twin.faults import CATALOG
 from twin.world import World
 

@@ -31,9 +31,14 @@ def test_engines_import_neither_twin_nor_simpy_nor_openstack() -> None:
         assert not names & {"twin", "simpy", "openstack", "scenarios"}, f
 
 
-def test_twin_never_imports_engines_or_adapters() -> None:
+def test_control_plane_imports_neither_twin_nor_simpy_nor_openstack() -> None:
+    for f, names in imports_of("control").items():
+        assert not names & {"twin", "simpy", "openstack", "scenarios", "zeroops"}, f
+
+
+def test_twin_never_imports_engines_control_or_adapters() -> None:
     for f, names in imports_of("twin").items():
-        assert not names & {"engines", "adapters"}, f
+        assert not names & {"engines", "control", "adapters"}, f
 
 
 def test_import_linter_contracts_hold() -> None:

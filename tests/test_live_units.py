@@ -27,7 +27,7 @@ from adapters.journal import Journal
 from adapters.live_config import ConfigError, load_config, parse_config
 from adapters.openstack import map_status
 from adapters.retry import Retry, Trail, classify
-from engines.runtime import ChokePoint
+from control.runtime import ChokePoint
 from zeroops.live import MODES, ObserveOnlyGate, add_live_parser, make_gate
 
 # openstacksdk deprecates http_status= on its exceptions; the real classes are still what the cloud raises
@@ -261,7 +261,7 @@ def test_observe_gate_turns_everything_into_proposals() -> None:
 
 
 def test_act_mode_always_acts_within_the_safety_gate(tmp_path: Path) -> None:
-    from engines.safety.gate import SafetyGate
+    from control.safety.gate import SafetyGate
 
     default = make_gate("act", state=str(tmp_path / "state.db"))
     assert isinstance(default, SafetyGate) and default.config.rate_limit_actions == 100  # the design's limits

@@ -6,7 +6,7 @@ import time
 
 from adapters.base import CreateServer, Observation, RebootServer
 from adapters.sim import SimAdapter
-from engines.runtime import ChokePoint, MemoryActionLog, Runtime, Verdict, WallClock
+from control.runtime import ChokePoint, MemoryActionLog, Runtime, Verdict, WallClock
 from tests.builders import make_scenario
 from twin.clock import SimClock
 from twin.world import World

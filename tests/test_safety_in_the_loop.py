@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engines.audit import verify
-from engines.safety import SafetyGate
+from control.audit import verify
+from control.safety import SafetyGate
 from scenarios.runner import run_scenario
 from tests.builders import make_scenario
 
@@ -42,7 +42,7 @@ def test_stateless_replicas_are_not_data_but_stateful_servers_are() -> None:
 def test_a_gate_can_be_swapped_in_for_tests() -> None:
     class DenyAll:
         def review(self, now, engine, action, obs):  # type: ignore[no-untyped-def]
-            from engines.runtime import Verdict
+            from control.runtime import Verdict
 
             return Verdict("deny", rule="deny-all")
 

@@ -1,8 +1,8 @@
 """``zeroops live``: the engines on the wall clock against a real OpenStack cloud.
 
-The same :class:`engines.runtime.Runtime` and :class:`~engines.runtime.ChokePoint`
+The same :class:`control.runtime.Runtime` and :class:`~control.runtime.ChokePoint`
 as in the twin drive the engines; only the adapter (:mod:`adapters.openstack`)
-and the clock (:class:`~engines.runtime.WallClock`) differ.
+and the clock (:class:`~control.runtime.WallClock`) differ.
 
 * ``--mode observe`` (the default) turns every action into a proposal
   (:class:`ObserveOnlyGate`): nothing in the cloud changes.
@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from adapters.base import Action, ActionResult, AdapterError, Observation
 from adapters.journal import Journal, JournalLocked
 from adapters.live_config import ConfigError, EngineSpec, LiveConfig, load_config
-from engines.runtime import ActionRecord, ChokePoint, Engine, Gate, Runtime, Verdict, WallClock
+from control.runtime import ActionRecord, ChokePoint, Engine, Gate, Runtime, Verdict, WallClock
 
 MODES = ("observe", "act")
 
@@ -140,7 +140,7 @@ def make_gate(mode: str, safety: str | None = None, state: str | None = None) ->
         raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
     if mode == "observe":
         return ObserveOnlyGate()
-    from engines.safety.gate import SafetyGate
+    from control.safety.gate import SafetyGate
 
     return SafetyGate.from_files(safety, state)
 
@@ -170,7 +170,7 @@ class LiveController:
         self.audit: Any = None
         audit = audit or config.audit
         if audit:
-            from engines.audit import AuditLog
+            from control.audit import AuditLog
 
             self.audit = AuditLog(audit, batch_size=1)  # committed before the next action starts
         self.choke = ChokePoint(adapter, self.gate, TeeLog(self.log, self.audit) if self.audit else self.log)

@@ -51,7 +51,7 @@ def _since(text: str) -> float:
 
 
 def _duration(text: str) -> float:
-    from engines.safety.config import parse_duration
+    from control.safety.config import parse_duration
 
     try:
         secs = parse_duration(text)
@@ -63,7 +63,7 @@ def _duration(text: str) -> float:
 
 
 def _state(a: argparse.Namespace, must_exist: bool = False) -> Any:
-    from engines.safety.store import SafetyStore
+    from control.safety.store import SafetyStore
 
     path = _state_db(a)
     if must_exist and not Path(path).is_file():
@@ -83,7 +83,7 @@ def _fmt(v: Any) -> str:
 
 # ------------------------------------------------------------------ decisions
 def cmd_decisions_list(a: argparse.Namespace) -> int:
-    from engines.audit import AuditReader
+    from control.audit import AuditReader
 
     since = _since(a.since) if a.since is not None else None
     entries = AuditReader(_audit_db(a)).list(since=since, engine=a.engine, limit=a.limit, outcome=a.outcome)
@@ -103,7 +103,7 @@ def cmd_decisions_list(a: argparse.Namespace) -> int:
 
 
 def cmd_decisions_show(a: argparse.Namespace) -> int:
-    from engines.audit import AuditReader
+    from control.audit import AuditReader
 
     r = AuditReader(_audit_db(a))
     e = r.get(a.id)
@@ -149,7 +149,7 @@ def cmd_decisions_show(a: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(a: argparse.Namespace) -> int:
-    from engines.audit import verify
+    from control.audit import verify
 
     rep = verify(_audit_db(a))
     if rep.ok:
@@ -163,7 +163,7 @@ def cmd_audit_verify(a: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ approvals
 def cmd_approvals_list(a: argparse.Namespace) -> int:
-    from engines.safety.approvals import ApprovalQueue
+    from control.safety.approvals import ApprovalQueue
 
     q = ApprovalQueue(_state(a, must_exist=True))
     items = q.list(None if a.all else a.status)
@@ -178,7 +178,7 @@ def cmd_approvals_list(a: argparse.Namespace) -> int:
 
 def _vote(decision: str) -> Callable[[argparse.Namespace], int]:
     def run(a: argparse.Namespace) -> int:
-        from engines.safety.approvals import ApprovalQueue
+        from control.safety.approvals import ApprovalQueue
 
         p = ApprovalQueue(_state(a, must_exist=True)).vote(a.id, a.by, decision, time.time(), a.comment or "")  # type: ignore[arg-type]
         print(f"proposal {p.id}: {p.status} ({len(p.approvers)}/{p.needed} approvals"
@@ -189,7 +189,7 @@ def _vote(decision: str) -> Callable[[argparse.Namespace], int]:
 
 # ------------------------------------------------------------------ overrides
 def cmd_override_enroll(a: argparse.Namespace) -> int:
-    from engines.safety.override import Overrides
+    from control.safety.override import Overrides
 
     ov = Overrides(_state(a))
     secret = ov.enroll(a.operator, time.time())
@@ -199,7 +199,7 @@ def cmd_override_enroll(a: argparse.Namespace) -> int:
 
 
 def cmd_override_start(a: argparse.Namespace) -> int:
-    from engines.safety.override import Overrides
+    from control.safety.override import Overrides
 
     p = Overrides(_state(a, must_exist=True)).emergency_override(
         time.time(), a.incident, a.operator, a.justification, a.code, _duration(a.for_))
@@ -209,7 +209,7 @@ def cmd_override_start(a: argparse.Namespace) -> int:
 
 
 def cmd_override_end(a: argparse.Namespace) -> int:
-    from engines.safety.override import Overrides
+    from control.safety.override import Overrides
 
     n = Overrides(_state(a, must_exist=True)).resume(time.time(), a.operator, a.code)
     print(f"ended {n} pause(s); automation resumes" if n else "nothing was paused")
@@ -217,7 +217,7 @@ def cmd_override_end(a: argparse.Namespace) -> int:
 
 
 def cmd_status(a: argparse.Namespace) -> int:
-    from engines.safety.override import Overrides
+    from control.safety.override import Overrides
 
     path = _state_db(a)
     if not Path(path).is_file():
@@ -233,7 +233,7 @@ def cmd_status(a: argparse.Namespace) -> int:
 
 
 def cmd_automation_disable(a: argparse.Namespace) -> int:
-    from engines.safety.override import Overrides
+    from control.safety.override import Overrides
 
     p = Overrides(_state(a)).disable_automation(time.time(), _duration(a.for_), a.operator or "", a.reason or "")
     print(f"automation disabled until {_when(p.until)} (pause #{p.id})")
@@ -244,7 +244,7 @@ def cmd_automation_disable(a: argparse.Namespace) -> int:
 def cmd_limits_check(a: argparse.Namespace) -> int:
     import yaml
 
-    from engines.safety.config import load_safety_config
+    from control.safety.config import load_safety_config
 
     cfg = load_safety_config(a.file)
     print(f"ok: {a.file}")
@@ -255,15 +255,15 @@ def cmd_limits_check(a: argparse.Namespace) -> int:
 def cmd_limits_profile(a: argparse.Namespace) -> int:
     import yaml
 
-    from engines.safety.profiles import profile
+    from control.safety.profiles import profile
 
     print(yaml.safe_dump(profile(a.name).to_yaml_dict(), sort_keys=False).rstrip())
     return EXIT_OK
 
 
 def cmd_limits_propose(a: argparse.Namespace) -> int:
-    from engines.safety.config import load_safety_config
-    from engines.safety.override import Overrides
+    from control.safety.config import load_safety_config
+    from control.safety.override import Overrides
 
     cfg = load_safety_config(a.file)
     cid = Overrides(_state(a)).propose_limits(time.time(), cfg, a.by, a.justification, needed=a.approvers)
@@ -273,7 +273,7 @@ def cmd_limits_propose(a: argparse.Namespace) -> int:
 
 
 def cmd_limits_approve(a: argparse.Namespace) -> int:
-    from engines.safety.override import Overrides
+    from control.safety.override import Overrides
 
     ch = Overrides(_state(a, must_exist=True)).approve_limits(time.time(), a.id, a.by)
     print(f"limit change #{ch.id}: {ch.status} ({len(ch.approvers)}/{ch.needed} approvals: {', '.join(ch.approvers)})")
@@ -281,7 +281,7 @@ def cmd_limits_approve(a: argparse.Namespace) -> int:
 
 
 def cmd_limits_list(a: argparse.Namespace) -> int:
-    from engines.safety.override import Overrides
+    from control.safety.override import Overrides
 
     for ch in Overrides(_state(a, must_exist=True)).limit_changes():
         print(f"#{ch.id}  {ch.status:<8} proposed by {ch.proposed_by:<12} approvals {len(ch.approvers)}/{ch.needed}"
@@ -294,10 +294,10 @@ def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
     """Turn every expected failure into one ``error:`` line and exit code 2, never a traceback."""
 
     def run(a: argparse.Namespace) -> int:
-        from engines.audit import AuditError
-        from engines.safety.approvals import ApprovalError
-        from engines.safety.config import SafetyConfigError
-        from engines.safety.override import OverrideError
+        from control.audit import AuditError
+        from control.safety.approvals import ApprovalError
+        from control.safety.config import SafetyConfigError
+        from control.safety.override import OverrideError
 
         try:
             return fn(a)

@@ -88,7 +88,7 @@ def test_act_mode_scales_out_in_and_restores_a_crashed_server(
     created = {sid for r in rows if r["kind"] == "create_server" for sid in r["server_ids"]}
     assert created <= set(watch.seen) and len(watch.seen) == len(created) + 1
     assert watch.duplicates() == [] and watch.max_alive <= 4
-    from engines.audit import AuditReader
+    from control.audit import AuditReader
 
     trail = AuditReader(audit)
     assert trail.count() == len(rows) and trail.verify().ok  # the same decisions, hash-chained

@@ -16,11 +16,11 @@ import pyotp
 from safety_fakes import FakeWorld
 
 from adapters.base import Action, ActionResult, Observation
-from engines.audit import AuditLog
-from engines.runtime import ActionRecord, ChokePoint
-from engines.safety import SafetyConfig, SafetyGate, SafetyStore
-from engines.safety.approvals import ApprovalExecutor, ApprovalQueue, SimulatedApprover
-from engines.safety.override import OverrideError, Overrides
+from control.audit import AuditLog
+from control.runtime import ActionRecord, ChokePoint
+from control.safety import SafetyConfig, SafetyGate, SafetyStore
+from control.safety.approvals import ApprovalExecutor, ApprovalQueue, SimulatedApprover
+from control.safety.override import OverrideError, Overrides
 
 GIB = 1024**3
 T0 = datetime(2026, 11, 23, 10, 30, tzinfo=UTC).timestamp()  # a Monday, 10:30 UTC

@@ -11,9 +11,9 @@ from safety_fakes import FakeWorld
 from safety_harness import SECRET
 
 from adapters.base import CreateServer, DeleteServer, Notify, Observation
-from engines.audit import AuditLog
-from engines.runtime import Runtime
-from engines.safety import (
+from control.audit import AuditLog
+from control.runtime import Runtime
+from control.safety import (
     ApprovalError,
     OverrideError,
     Overrides,
@@ -22,7 +22,7 @@ from engines.safety import (
     SafetyKit,
     SafetyStore,
 )
-from engines.safety.approvals import ApprovalQueue
+from control.safety.approvals import ApprovalQueue
 
 
 class TickClock:
@@ -80,7 +80,7 @@ def test_observation_mode_end_to_end_with_simulated_approvers(tmp_path: Path) ->
     assert [p.status for p in props] == ["executed", "executed"]
     assert len(props[1].approvers) == 2  # delete is high-risk: both simulated approvers
     kit.close()
-    from engines.audit import AuditReader
+    from control.audit import AuditReader
 
     entries = AuditReader(tmp_path / "audit.db").list()
     executed = [e.body for e in entries if e.body["outcome"] == "executed"]
@@ -93,7 +93,7 @@ def test_observation_mode_end_to_end_with_simulated_approvers(tmp_path: Path) ->
 def test_votes_rules() -> None:
     store = SafetyStore()
     q = ApprovalQueue(store)
-    from engines.runtime import Verdict
+    from control.runtime import Verdict
 
     pid = q.enqueue(0.0, "e", Notify(component="x"), Verdict("approval", "human-approval", {}, approvers=2))
     assert q.vote(pid, "alice", "approve", 1.0).status == "pending"
@@ -110,7 +110,7 @@ def test_votes_rules() -> None:
 
 def test_the_same_proposal_waits_once() -> None:
     q = ApprovalQueue(SafetyStore())
-    from engines.runtime import Verdict
+    from control.runtime import Verdict
 
     v = Verdict("approval", "human-approval", {}, approvers=1)
     a = q.enqueue(0.0, "e", Notify(component="x", reason="first"), v)

@@ -16,9 +16,9 @@ import pytest
 from safety_fakes import FakeWorld
 
 from adapters.base import CreateServer, Notify, Observation
-from engines.audit import AuditError, AuditLog, AuditReader, verify
-from engines.runtime import ChokePoint
-from engines.safety import SafetyConfig, SafetyGate
+from control.audit import AuditError, AuditLog, AuditReader, verify
+from control.runtime import ChokePoint
+from control.safety import SafetyConfig, SafetyGate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,7 +152,7 @@ def test_verify_detects_reordering(tmp_path: Path) -> None:
 
 def test_verify_detects_a_rehashed_edit(tmp_path: Path) -> None:
     """An attacker who edits a record and recomputes its hash breaks the next link."""
-    from engines.audit import chain_hash
+    from control.audit import chain_hash
 
     p = tmp_path / "a.db"
     fill(p, 6).close()
@@ -167,7 +167,7 @@ def test_verify_detects_a_rehashed_edit(tmp_path: Path) -> None:
 
 WRITER = textwrap.dedent("""
     import sys
-    from engines.audit import AuditLog
+    from control.audit import AuditLog
     log = AuditLog(sys.argv[1], batch_size=int(sys.argv[2]), background=False)
     i = 0
     while True:

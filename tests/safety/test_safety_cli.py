@@ -11,8 +11,8 @@ import pytest
 from safety_fakes import FakeWorld
 
 from adapters.base import CreateServer, Notify, Observation
-from engines.audit import AuditLog
-from engines.safety import SafetyConfig, SafetyKit
+from control.audit import AuditLog
+from control.safety import SafetyConfig, SafetyKit
 from zeroops.cli import main
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"

@@ -12,8 +12,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from safety_settings import scaled
 
-from engines.safety import SafetyConfig, SafetyConfigError, config_from_mapping, load_safety_config, profile
-from engines.safety.config import TB, field_names, parse_duration, parse_size
+from control.safety import SafetyConfig, SafetyConfigError, config_from_mapping, load_safety_config, profile
+from control.safety.config import TB, field_names, parse_duration, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,10 +8,10 @@ import pytest
 from safety_fakes import FakeWorld
 
 from adapters.base import CreateServer, DeleteServer, Notify, Observation, RebootServer, ResizeServer, StartServer
-from engines.runtime import ChokePoint, MemoryActionLog
-from engines.safety import SafetyConfig, SafetyGate, SafetyStore
-from engines.safety.gate import GIB, SpendRateLimit
-from engines.safety.override import Overrides
+from control.runtime import ChokePoint, MemoryActionLog
+from control.safety import SafetyConfig, SafetyGate, SafetyStore
+from control.safety.gate import GIB, SpendRateLimit
+from control.safety.override import Overrides
 
 MONDAY_10H = datetime(2026, 11, 23, 10, 0, tzinfo=UTC).timestamp()
 NO_LIMITS = dict(max_automated_cost=None, require_approval_above=None, max_vms_auto_provisioned=None,

@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from safety_harness import GIB, Harness
 from safety_settings import PROFILE, scaled
 
-from engines.safety import SafetyConfig
+from control.safety import SafetyConfig
 
 
 def opt(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -116,7 +116,7 @@ def test_every_guardrail_holds(cfg: SafetyConfig, script: list[tuple[str, Any]],
 @PROFILE
 @given(script=st.lists(events, max_size=25))
 def test_observation_mode_executes_only_approved(script: list[tuple[str, Any]]) -> None:
-    from engines.safety.profiles import profile
+    from control.safety.profiles import profile
 
     h = run(profile("week1"), [("propose", [("create", 0, 1, None)]), *script])
     h.check()
@@ -152,7 +152,7 @@ class GateMachine(RuleBasedStateMachine):
 
     @rule(who=st.sampled_from(["alice", "bob", "carol"]), approve=st.booleans(), pick=st.integers(0, 20))
     def human_vote(self, who: str, approve: bool, pick: int) -> None:
-        from engines.safety.approvals import ApprovalError
+        from control.safety.approvals import ApprovalError
 
         assert self.h is not None
         pending = self.h.queue.list("pending")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engines.audit import AuditLog
-from engines.runtime import Runtime
-from engines.safety import SafetyConfig, SafetyKit, profile
+from control.audit import AuditLog
+from control.runtime import Runtime
+from control.safety import SafetyConfig, SafetyKit, profile
 
 pytest.importorskip("twin.world")
 pytest.importorskip("adapters.sim")

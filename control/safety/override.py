@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import pyotp
 
-from engines.safety.config import SafetyConfig
-from engines.safety.store import Pause, SafetyStore
+from control.safety.config import SafetyConfig
+from control.safety.store import Pause, SafetyStore
 
 DEFAULT_OVERRIDE_SECONDS = 30 * 60.0
 TOTP_STEP = 30

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from adapters.base import Action, Observation
-from engines.runtime import ActionRecord, ChokePoint, Verdict
-from engines.safety.serialize import action_from_dict, action_to_dict, dumps, verdict_from_dict, verdict_to_dict
-from engines.safety.store import SafetyStore
+from control.runtime import ActionRecord, ChokePoint, Verdict
+from control.safety.serialize import action_from_dict, action_to_dict, dumps, verdict_from_dict, verdict_to_dict
+from control.safety.store import SafetyStore
 
 Status = Literal["pending", "approved", "denied", "executed", "failed", "expired"]
 VoteDecision = Literal["approve", "deny"]

@@ -74,7 +74,7 @@ class ActionRecord:
     outcome: Outcome
     result: ActionResult | None = None
     error: str | None = None  # exception class name when the adapter raised
-    audit_id: int | None = None  # set by an ActionLog that assigns durable ids (engines.audit)
+    audit_id: int | None = None  # set by an ActionLog that assigns durable ids (control.audit)
 
     @property
     def kind(self) -> str:

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.runtime import ActionRecord
-from engines.safety.serialize import plain
+from control.runtime import ActionRecord
+from control.safety.serialize import plain
 
 GENESIS = "0" * 64
 COLUMNS = ("at", "engine", "kind", "target", "decision", "rule", "outcome")

@@ -14,19 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import Adapter
-from engines.runtime import ActionLog, ChokePoint, Clock, MemoryActionLog
-from engines.safety.approvals import (
+from control.runtime import ActionLog, ChokePoint, Clock, MemoryActionLog
+from control.safety.approvals import (
     ApprovalError,
     ApprovalExecutor,
     ApprovalQueue,
     Proposal,
     SimulatedApprover,
 )
-from engines.safety.config import SafetyConfig, SafetyConfigError, config_from_mapping, load_safety_config
-from engines.safety.gate import Assessment, BudgetGuard, SafetyGate, SpendRateLimit
-from engines.safety.override import OverrideError, Overrides
-from engines.safety.profiles import PROFILES, profile
-from engines.safety.store import Pause, SafetyStore
+from control.safety.config import SafetyConfig, SafetyConfigError, config_from_mapping, load_safety_config
+from control.safety.gate import Assessment, BudgetGuard, SafetyGate, SpendRateLimit
+from control.safety.override import OverrideError, Overrides
+from control.safety.profiles import PROFILES, profile
+from control.safety.store import Pause, SafetyStore
 
 __all__ = [
     "PROFILES", "ApprovalError", "ApprovalExecutor", "ApprovalQueue", "Assessment", "BudgetGuard", "OverrideError",
@@ -57,7 +57,7 @@ class SafetyKit:
         store = SafetyStore(state_path)
         gate = SafetyGate(config, store, **gate_kw)
         if log is None and audit_path is not None:
-            from engines.audit import AuditLog
+            from control.audit import AuditLog
 
             log = AuditLog(audit_path)
         choke = ChokePoint(adapter, gate, log or MemoryActionLog())

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.base import ACTION_TYPES, Action
-from engines.runtime import Verdict
+from control.runtime import Verdict
 
 _META = ("reason", "confidence", "evidence", "alternatives", "incident")
 

@@ -26,10 +26,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from adapters.base import Action, ActionResult, Observation, Server
-from engines.runtime import Verdict
-from engines.safety.config import SafetyConfig
-from engines.safety.serialize import dumps
-from engines.safety.store import Pause, SafetyStore
+from control.runtime import Verdict
+from control.safety.config import SafetyConfig
+from control.safety.serialize import dumps
+from control.safety.store import Pause, SafetyStore
 
 GIB = 1024**3
 RATE_WINDOW = 60.0
@@ -157,7 +157,7 @@ class SafetyGate:
         """
         import os
 
-        from engines.safety.config import load_safety_config
+        from control.safety.config import load_safety_config
 
         config = load_safety_config(config_path) if config_path else SafetyConfig()
         state = state_path or os.environ.get("ZEROOPS_SAFETY_DB", ".zeroops/safety.db")

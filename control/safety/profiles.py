@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from engines.safety.config import SafetyConfig
+from control.safety.config import SafetyConfig
 
 LOW_RISK_KINDS: tuple[str, ...] = ("notify", "reboot_server", "start_server", "create_server", "set_metadata",
                                    "restart_service")

@@ -216,7 +216,7 @@ def _expand(data: Any) -> Any:
     profile = data.pop("profile", data.pop("Profile", None))
     if profile is None:
         return data
-    from engines.safety.profiles import PROFILES
+    from control.safety.profiles import PROFILES
 
     if not isinstance(profile, str) or profile not in PROFILES:
         raise ValueError(f"profile: unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
