@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-ServerStatus = Literal["BUILD", "ACTIVE", "SHUTOFF", "ERROR", "DELETED"]
+ServerStatus = Literal["BUILD", "ACTIVE", "SHUTOFF", "SHELVED_OFFLOADED", "ERROR", "DELETED"]
 PricingModel = Literal["on_demand", "spot", "reserved"]
 Severity = Literal["critical", "warning", "info"]
 
@@ -129,9 +129,83 @@ class Price:
 
 @dataclass(frozen=True, slots=True)
 class Spend:
+    """Money spent since the start (``total``), the current burn rate, and the split per project and service."""
+
     total: float
     rate_per_hour: float
     per_project: Mapping[str, float]
+    per_service: Mapping[str, float] = field(default_factory=dict)
+    rate_per_project: Mapping[str, float] = field(default_factory=dict)  # per hour, now
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A spending limit for a project (or ``*`` for the whole account) over a period, as engines see it."""
+
+    project: str
+    period_s: float  # length of the budget period (e.g. 30 days)
+    period_start: float
+    limit: float
+    spent: float  # in the current period
+    alert_at: tuple[float, ...] = (0.5, 0.8, 1.0)  # shares of ``limit`` at which owners expect warnings
+    hard: bool = False  # True: spend beyond the limit must be prevented, not only reported
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A commitment: ``count`` servers of ``flavor`` at the reserved rate from ``start`` to ``end``."""
+
+    id: str
+    project: str
+    flavor: str
+    count: int
+    per_hour: float  # per server
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeployEvent:
+    """A release rolled out to part or all of a service (by an engine, a person or a pipeline)."""
+
+    service: str
+    version: str
+    previous: str
+    fraction: float
+    at: float
+    actor: str  # "pipeline", "automation", "human"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentInfo:
+    """An incident as declared through the choke point (``DeclareIncident``), with its updates."""
+
+    id: str
+    components: tuple[str, ...]
+    severity: str
+    status: str  # "open", "investigating", "mitigating", "mitigated", "resolved"
+    declared_at: float
+    declared_by: str
+    title: str = ""
+    root_causes: tuple[Mapping[str, Any], ...] = ()
+    confidence: float = 1.0
+    updated_at: float = 0.0
+    resolved_at: float | None = None
+    postmortem: str = ""
+    pages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A self-service request waiting in the inbox (``obs.requests``), answered by ``FulfillRequest``."""
+
+    id: str
+    project: str
+    requester: str
+    kind: str  # e.g. "create_servers", "quota_increase", "resize"
+    params: Mapping[str, Any]
+    submitted_at: float
+    status: str = "open"  # "open", "approved", "denied"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,20 +250,50 @@ SERVICE_METRICS: tuple[str, ...] = (
 )
 SERVER_METRICS: tuple[str, ...] = ("server_cpu_util", "server_memory_util", "server_disk_util", "server_network_mbps",
                                    "server_up")
+# Per dependency edge (labels ``service`` = the caller, ``dependency`` = the callee): the evidence that
+# root-cause analysis reads.
+DEPENDENCY_METRICS: tuple[str, ...] = ("dep_call_rate", "dep_error_ratio", "dep_latency_ms")
 
 
 # --------------------------------------------------------------------- actions
 _action_ids = itertools.count(1)
+
+Risk = Literal["low", "medium", "high"]
+# What an action does to capacity and spend, for the safety gate's cost estimate:
+# adds (new servers), removes (deletes one), resizes, resumes (a stopped or shelved server runs again),
+# pauses (stops or shelves one), commits (buys a reservation), none (no change in capacity or spend).
+Effect = Literal["adds", "removes", "resizes", "resumes", "pauses", "commits", "none"]
+IncidentSeverity = Literal["P0", "P1", "P2", "P3", "P4"]
+SEVERITIES: tuple[str, ...] = ("P0", "P1", "P2", "P3", "P4")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Action:
     """Something an engine asks the world to do.
 
+    Each action class declares its metadata once, as class attributes, and
+    every consumer (the twin's adapter, the OpenStack adapter, the fake, the
+    safety gate, the audit trail, the scorer) reads it from there:
+
+    * ``kind`` — the verb's name (``create_server``); adapters dispatch on it;
+    * ``target_field`` — the field naming the component it touches;
+    * ``risk`` — ``low``, ``medium`` or ``high`` (rollout profiles and multi-approval);
+    * ``effect`` — what it does to capacity and spend (the gate's cost estimate);
+    * ``changes_world`` — False for record-only decisions (incidents, pages, notes):
+      they change no infrastructure, but pass the choke point and the audit trail like any other;
+    * ``always_approval`` — True when it never runs unattended unless a policy says so (chaos).
+
     ``reason``, ``confidence``, ``evidence`` and ``alternatives`` explain the
     decision and land in the audit trail; ``incident`` ties actions to one
-    incident when the engine tracks incidents.
+    declared incident.
     """
+
+    kind: ClassVar[str] = "action"
+    target_field: ClassVar[str] = ""
+    risk: ClassVar[Risk] = "medium"
+    effect: ClassVar[Effect] = "none"
+    changes_world: ClassVar[bool] = True
+    always_approval: ClassVar[bool] = False
 
     reason: str = ""
     confidence: float = 1.0
@@ -197,172 +301,322 @@ class Action:
     alternatives: tuple[str, ...] = ()
     incident: str | None = None
 
-    kind: str = field(init=False, default="action")
-
     def target(self) -> str:
-        """The component the action touches (a server id or a service name)."""
-        return ""
+        """The component the action touches (a server id, a service, a project or an incident id)."""
+        return str(getattr(self, self.target_field)) if self.target_field else ""
 
     def params(self) -> dict[str, Any]:
-        skip = {"reason", "confidence", "evidence", "alternatives", "incident", "kind"}
-        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _META_FIELDS}
+
+
+_META_FIELDS = frozenset({"reason", "confidence", "evidence", "alternatives", "incident"})
 
 
 @dataclass(frozen=True, kw_only=True)
 class CreateServer(Action):
+    kind: ClassVar[str] = "create_server"
+    target_field: ClassVar[str] = "service"
+    risk: ClassVar[Risk] = "low"
+    effect: ClassVar[Effect] = "adds"
     service: str
     flavor: str | None = None  # None: the service's flavor
     count: int = 1
     zone: str | None = None
     pricing: PricingModel = "on_demand"
     request_id: str | None = None  # idempotency key, stored in server metadata
-    kind: str = field(init=False, default="create_server")
-
-    def target(self) -> str:
-        return self.service
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeleteServer(Action):
+    kind: ClassVar[str] = "delete_server"
+    target_field: ClassVar[str] = "server_id"
+    risk: ClassVar[Risk] = "high"
+    effect: ClassVar[Effect] = "removes"
     server_id: str
-    kind: str = field(init=False, default="delete_server")
-
-    def target(self) -> str:
-        return self.server_id
 
 
 @dataclass(frozen=True, kw_only=True)
 class RebootServer(Action):
+    kind: ClassVar[str] = "reboot_server"
+    target_field: ClassVar[str] = "server_id"
+    risk: ClassVar[Risk] = "low"
     server_id: str
     hard: bool = False
-    kind: str = field(init=False, default="reboot_server")
-
-    def target(self) -> str:
-        return self.server_id
 
 
 @dataclass(frozen=True, kw_only=True)
 class StartServer(Action):
-    server_id: str
-    kind: str = field(init=False, default="start_server")
+    """Power on a SHUTOFF server, or unshelve a SHELVED_OFFLOADED one."""
 
-    def target(self) -> str:
-        return self.server_id
+    kind: ClassVar[str] = "start_server"
+    target_field: ClassVar[str] = "server_id"
+    risk: ClassVar[Risk] = "low"
+    effect: ClassVar[Effect] = "resumes"
+    server_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopServer(Action):
+    """Power off a server: it keeps its host and disk (billed as the provider bills stopped servers)."""
+
+    kind: ClassVar[str] = "stop_server"
+    target_field: ClassVar[str] = "server_id"
+    risk: ClassVar[Risk] = "medium"
+    effect: ClassVar[Effect] = "pauses"
+    server_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShelveServer(Action):
+    """Shelve a server: it leaves its host (SHELVED_OFFLOADED) and stops costing compute; StartServer unshelves."""
+
+    kind: ClassVar[str] = "shelve_server"
+    target_field: ClassVar[str] = "server_id"
+    risk: ClassVar[Risk] = "medium"
+    effect: ClassVar[Effect] = "pauses"
+    server_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class ResizeServer(Action):
+    kind: ClassVar[str] = "resize_server"
+    target_field: ClassVar[str] = "server_id"
+    risk: ClassVar[Risk] = "medium"
+    effect: ClassVar[Effect] = "resizes"
     server_id: str
     flavor: str
-    kind: str = field(init=False, default="resize_server")
-
-    def target(self) -> str:
-        return self.server_id
 
 
 @dataclass(frozen=True, kw_only=True)
 class MigrateServer(Action):
+    kind: ClassVar[str] = "migrate_server"
+    target_field: ClassVar[str] = "server_id"
+    risk: ClassVar[Risk] = "medium"
     server_id: str
     hypervisor: str | None = None  # None: let the scheduler choose
-    kind: str = field(init=False, default="migrate_server")
-
-    def target(self) -> str:
-        return self.server_id
 
 
 @dataclass(frozen=True, kw_only=True)
 class RestartService(Action):
-    service: str
-    kind: str = field(init=False, default="restart_service")
+    """Restart a service's processes, one server at a time."""
 
-    def target(self) -> str:
-        return self.service
+    kind: ClassVar[str] = "restart_service"
+    target_field: ClassVar[str] = "service"
+    risk: ClassVar[Risk] = "low"
+    service: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class SetServiceSetting(Action):
+    kind: ClassVar[str] = "set_service_setting"
+    target_field: ClassVar[str] = "service"
+    risk: ClassVar[Risk] = "medium"
     service: str
     key: str
     value: float
-    kind: str = field(init=False, default="set_service_setting")
 
-    def target(self) -> str:
-        return self.service
+
+@dataclass(frozen=True, kw_only=True)
+class Deploy(Action):
+    """Roll ``version`` of a service out to ``fraction`` of its servers (a canary at 0.05, everyone at 1.0).
+
+    Servers carry their version; the load balancer splits traffic by server, so
+    ``fraction`` of the servers take about that share of the requests.
+    """
+
+    kind: ClassVar[str] = "deploy"
+    target_field: ClassVar[str] = "service"
+    risk: ClassVar[Risk] = "medium"
+    service: str
+    version: str
+    fraction: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class RollbackDeploy(Action):
-    service: str
-    kind: str = field(init=False, default="rollback_deploy")
+    """Put every server of a service back on the version before the last deploy."""
 
-    def target(self) -> str:
-        return self.service
+    kind: ClassVar[str] = "rollback_deploy"
+    target_field: ClassVar[str] = "service"
+    risk: ClassVar[Risk] = "medium"
+    service: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class SetLBWeights(Action):
+    kind: ClassVar[str] = "set_lb_weights"
+    target_field: ClassVar[str] = "service"
+    risk: ClassVar[Risk] = "medium"
     service: str
     weights: Mapping[str, float]  # server id -> weight (0 drains)
-    kind: str = field(init=False, default="set_lb_weights")
-
-    def target(self) -> str:
-        return self.service
 
 
 @dataclass(frozen=True, kw_only=True)
 class SetMetadata(Action):
+    kind: ClassVar[str] = "set_metadata"
+    target_field: ClassVar[str] = "server_id"
+    risk: ClassVar[Risk] = "low"
     server_id: str
     metadata: Mapping[str, str]
-    kind: str = field(init=False, default="set_metadata")
-
-    def target(self) -> str:
-        return self.server_id
 
 
 @dataclass(frozen=True, kw_only=True)
 class UpdateQuota(Action):
+    kind: ClassVar[str] = "update_quota"
+    target_field: ClassVar[str] = "project"
+    risk: ClassVar[Risk] = "high"
     project: str
     instances: int | None = None
     cores: int | None = None
     ram_mb: int | None = None
-    kind: str = field(init=False, default="update_quota")
 
-    def target(self) -> str:
-        return self.project
+
+@dataclass(frozen=True, kw_only=True)
+class PurchaseReservation(Action):
+    """Commit to ``count`` servers of ``flavor`` for ``term_s`` seconds at the reserved rate (billed used or not)."""
+
+    kind: ClassVar[str] = "purchase_reservation"
+    target_field: ClassVar[str] = "project"
+    risk: ClassVar[Risk] = "high"
+    effect: ClassVar[Effect] = "commits"
+    project: str
+    flavor: str
+    count: int = 1
+    term_s: float = 365 * 86400.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class InjectFault(Action):
+    """Chaos: inject a catalogued fault into ``target`` (a service, server, hypervisor or zone).
+
+    Always needs a human approval unless a chaos policy allows it (``always_approval``);
+    the ground truth marks it as a chaos fault.
+    """
+
+    kind: ClassVar[str] = "inject_fault"
+    target_field: ClassVar[str] = "target_component"
+    risk: ClassVar[Risk] = "high"
+    always_approval: ClassVar[bool] = True
+    fault: str
+    target_component: str
+    duration: float | None = None
+    magnitude: float | None = None
+    experiment: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FulfillRequest(Action):
+    """Answer a self-service request from ``obs.requests``: approve (the world carries it out) or deny."""
+
+    kind: ClassVar[str] = "fulfill_request"
+    target_field: ClassVar[str] = "request_id"
+    risk: ClassVar[Risk] = "medium"
+    request_id: str
+    approve: bool = True
+    note: str = ""
+
+
+# ------------------------------------------------------ record-only decisions
+@dataclass(frozen=True, kw_only=True)
+class DeclareIncident(Action):
+    """Declare an incident: the only action that counts as detecting a fault.
+
+    ``root_causes`` are ranked candidates, best first, each a mapping with
+    ``component`` and ``score`` (0..1) and optionally ``evidence``.
+    """
+
+    kind: ClassVar[str] = "declare_incident"
+    target_field: ClassVar[str] = "incident_id"
+    risk: ClassVar[Risk] = "low"
+    changes_world: ClassVar[bool] = False
+    incident_id: str
+    components: tuple[str, ...]
+    severity: IncidentSeverity = "P3"
+    title: str = ""
+    root_causes: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateIncident(Action):
+    kind: ClassVar[str] = "update_incident"
+    target_field: ClassVar[str] = "incident_id"
+    risk: ClassVar[Risk] = "low"
+    changes_world: ClassVar[bool] = False
+    incident_id: str
+    severity: IncidentSeverity | None = None
+    components: tuple[str, ...] | None = None
+    root_causes: tuple[Mapping[str, Any], ...] | None = None
+    status: Literal["investigating", "mitigating", "mitigated"] | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolveIncident(Action):
+    kind: ClassVar[str] = "resolve_incident"
+    target_field: ClassVar[str] = "incident_id"
+    risk: ClassVar[Risk] = "low"
+    changes_world: ClassVar[bool] = False
+    incident_id: str
+    postmortem: str = ""  # a reference (path or id) to the post-mortem
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page(Action):
+    """Page a human (``who``: a rota or a person) about an incident, with why."""
+
+    kind: ClassVar[str] = "page"
+    target_field: ClassVar[str] = "who"
+    risk: ClassVar[Risk] = "low"
+    changes_world: ClassVar[bool] = False
+    who: str = "oncall"
+    why: str = ""
+    incident_id: str | None = None
+    severity: IncidentSeverity = "P2"
+    components: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
 class Notify(Action):
-    """Declare or page an incident: changes nothing in the world, but is recorded."""
+    """A message to a channel (chat, ticket): recorded, pages nobody, and never counts as detection."""
 
+    kind: ClassVar[str] = "notify"
+    target_field: ClassVar[str] = "component"
+    risk: ClassVar[Risk] = "low"
+    changes_world: ClassVar[bool] = False
     component: str
     severity: Severity = "warning"
     message: str = ""
-    page_human: bool = False
-    kind: str = field(init=False, default="notify")
-
-    def target(self) -> str:
-        return self.component
 
 
 ACTION_TYPES: dict[str, type[Action]] = {
-    cls.__dataclass_fields__["kind"].default: cls  # type: ignore[misc]
+    cls.kind: cls
     for cls in (
         CreateServer,
         DeleteServer,
         RebootServer,
         StartServer,
+        StopServer,
+        ShelveServer,
         ResizeServer,
         MigrateServer,
         RestartService,
         SetServiceSetting,
+        Deploy,
         RollbackDeploy,
         SetLBWeights,
         SetMetadata,
         UpdateQuota,
+        PurchaseReservation,
+        InjectFault,
+        FulfillRequest,
+        DeclareIncident,
+        UpdateIncident,
+        ResolveIncident,
+        Page,
         Notify,
     )
 }
+RECORD_ONLY_KINDS: frozenset[str] = frozenset(k for k, c in ACTION_TYPES.items() if not c.changes_world)
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,65 +649,130 @@ class Adapter(Protocol):
     def prices(self) -> Sequence[Price]: ...
     def spend(self) -> Spend: ...
     def quotas(self) -> Sequence[Quota]: ...
+    def metric_history(self, metric: str, labels: Mapping[str, str], seconds: float, step: float) -> MetricWindow:
+        """Rolled-up history (mean per ``step`` seconds, e.g. 60 or 300) reaching back past the raw window."""
+        ...
+    def budgets(self) -> Sequence[Budget]: ...
+    def reservations(self) -> Sequence[Reservation]: ...
+    def deploys(self, since: float) -> Sequence[DeployEvent]: ...
+    def incidents(self) -> Sequence[IncidentInfo]: ...
+    def requests(self) -> Sequence[Request]: ...
     # act
     def execute(self, action: Action) -> ActionResult: ...
 
 
-class Observation:
-    """What an engine sees at ``now``: a lazy, per-step cached view of an adapter.
+_READERS: dict[int, Adapter] = {}  # observation key -> what it reads; see Observation
+_reader_keys = itertools.count(1)
 
-    Each property asks the adapter once per observation, so engines that do
-    not look at servers do not pay for listing them.
+
+class Observation:
+    """What an engine sees at ``now``: a lazy, per-step cached, read-only view of a world.
+
+    Sealed: an observation holds no handle to the adapter or the world (only
+    a key, valid while the runtime's step lasts), so an engine can read what
+    the adapter shows and act only through the actions it returns. Each
+    property asks the adapter once per observation; metric windows are
+    read-only copies.
     """
 
+    __slots__ = ("now", "_cache", "_key", "__weakref__")
+
     def __init__(self, adapter: Adapter, now: float) -> None:
-        self.adapter = adapter
         self.now = now
         self._cache: dict[Any, Any] = {}
+        self._key = next(_reader_keys)
+        _READERS[self._key] = adapter
+
+    def close(self) -> None:
+        """End the view: later reads raise (the runtime closes each observation after its step)."""
+        _READERS.pop(self._key, None)
+
+    def __del__(self) -> None:
+        _READERS.pop(self._key, None)
 
     def _get(self, key: Any, fn: Any) -> Any:
         if key not in self._cache:
-            self._cache[key] = fn()
+            self._cache[key] = fn(self._reader())
         return self._cache[key]
+
+    def _reader(self) -> Adapter:
+        try:
+            return _READERS[self._key]
+        except KeyError:
+            raise RuntimeError("this observation is closed: engines read the observation of their own step") from None
 
     @property
     def flavors(self) -> dict[str, Flavor]:
-        return self._get("flavors", lambda: {f.name: f for f in self.adapter.flavors()})
+        return self._get("flavors", lambda a: {f.name: f for f in a.flavors()})
 
     @property
     def hypervisors(self) -> Sequence[Hypervisor]:
-        return self._get("hypervisors", self.adapter.hypervisors)
+        return self._get("hypervisors", lambda a: tuple(a.hypervisors()))
 
     @property
     def services(self) -> dict[str, ServiceState]:
-        return self._get("services", lambda: {s.name: s for s in self.adapter.services()})
+        return self._get("services", lambda a: {s.name: s for s in a.services()})
 
     def servers(self, *, service: str | None = None, status: str | None = None) -> Sequence[Server]:
-        return self._get(("servers", service, status), lambda: self.adapter.servers(service=service, status=status))
+        return self._get(("servers", service, status), lambda a: tuple(a.servers(service=service, status=status)))
 
     def server(self, server_id: str) -> Server | None:
         """One server by id (None if it does not exist or is deleted)."""
-        return self._get(("server", server_id), lambda: self.adapter.server(server_id))
+        return self._get(("server", server_id), lambda a: a.server(server_id))
 
     def latest(self, metric: str) -> Mapping[str, float]:
         """Latest value of a per-service metric, keyed by service name."""
-        return self._get(("latest", metric), lambda: self.adapter.latest(metric))
+        return self._get(("latest", metric), lambda a: dict(a.latest(metric)))
 
     def window(self, metric: str, seconds: float, **labels: str) -> MetricWindow:
         key = ("window", metric, seconds, tuple(sorted(labels.items())))
-        return self._get(key, lambda: self.adapter.metric_window(metric, labels, seconds))
+        return self._get(key, lambda a: _frozen(a.metric_window(metric, labels, seconds)))
+
+    def history(self, metric: str, seconds: float, step: float = 300.0, **labels: str) -> MetricWindow:
+        """Rollups (mean per ``step``) over ``seconds``, reaching back past the raw window (days)."""
+        key = ("history", metric, seconds, step, tuple(sorted(labels.items())))
+        return self._get(key, lambda a: _frozen(a.metric_history(metric, labels, seconds, step)))
 
     def alerts(self, since: float) -> Sequence[Alert]:
-        return self._get(("alerts", since), lambda: self.adapter.alerts(since))
+        return self._get(("alerts", since), lambda a: tuple(a.alerts(since)))
+
+    def deploys(self, since: float) -> Sequence[DeployEvent]:
+        return self._get(("deploys", since), lambda a: tuple(a.deploys(since)))
 
     @property
     def prices(self) -> Sequence[Price]:
-        return self._get("prices", self.adapter.prices)
+        return self._get("prices", lambda a: tuple(a.prices()))
 
     @property
     def spend(self) -> Spend:
-        return self._get("spend", self.adapter.spend)
+        return self._get("spend", lambda a: a.spend())
 
     @property
     def quotas(self) -> dict[str, Quota]:
-        return self._get("quotas", lambda: {q.project: q for q in self.adapter.quotas()})
+        return self._get("quotas", lambda a: {q.project: q for q in a.quotas()})
+
+    @property
+    def budgets(self) -> dict[str, Budget]:
+        return self._get("budgets", lambda a: {b.project: b for b in a.budgets()})
+
+    @property
+    def reservations(self) -> Sequence[Reservation]:
+        return self._get("reservations", lambda a: tuple(a.reservations()))
+
+    @property
+    def incidents(self) -> dict[str, IncidentInfo]:
+        """Open (not resolved) incidents declared through the choke point, by id."""
+        return self._get("incidents", lambda a: {i.id: i for i in a.incidents() if i.status != "resolved"})
+
+    @property
+    def requests(self) -> Sequence[Request]:
+        """Open self-service requests, oldest first."""
+        return self._get("requests", lambda a: tuple(r for r in a.requests() if r.status == "open"))
+
+
+def _frozen(w: MetricWindow) -> MetricWindow:
+    """A copy an engine cannot write back through (no view of the world's buffers)."""
+    t, v = np.array(w.t, dtype=float), np.array(w.v, dtype=float)
+    t.flags.writeable = False
+    v.flags.writeable = False
+    return MetricWindow(w.metric, dict(w.labels), t, v)

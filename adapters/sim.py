@@ -221,8 +221,9 @@ class SimAdapter:
             case base.UpdateQuota():
                 w.update_quota(a.project, a.instances, a.cores, a.ram_mb)
             case base.Notify():
-                if a.page_human:
-                    w.operator.page(f"notify:{a.component}", {a.component})
+                pass
+            case base.Page():
+                w.operator.page(f"page:{a.who}:{a.incident_id or ''}", set(a.components))
             case _:
                 raise base.Conflict(f"the simulated adapter does not support {type(a).__name__}")
         return ActionResult(True, "accepted")

@@ -208,7 +208,10 @@ class Runtime:
         """Run one step of one engine and pass its actions through the choke point."""
         self.steps += 1
         obs = Observation(self.adapter, now)
-        records = [self.choke.submit(now, engine.name, a, obs) for a in engine.step(now, obs) or ()]
+        try:
+            records = [self.choke.submit(now, engine.name, a, obs) for a in engine.step(now, obs) or ()]
+        finally:
+            obs.close()  # the engine keeps no reading handle past its step
         feedback = getattr(engine, "on_result", None)
         if feedback is not None:
             for rec in records:

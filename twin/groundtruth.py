@@ -22,6 +22,10 @@ class FaultRecord:
     resolved_by: str | None = None  # "automation", "human" or "self"
     human_started: float | None = None  # when the paged operator took over
     relieved: list[tuple[float, str]] = field(default_factory=list)  # (time, action kind) that only relieved
+    root_component: str = ""  # the component whose repair ends the fault (a service, server, hypervisor or zone)
+    mitigated_at: float | None = None  # when the affected services' SLO stopped being breached (None: never breached)
+    resolving_action: dict | None = None  # {"at", "actor", "kind", "target"}: the action after which resolved() held
+    chaos: bool = False  # injected by a chaos experiment (InjectFault), not by the scenario
 
     def components(self) -> set[str]:
         return set(self.services) | set(self.servers) | set(self.hypervisors) | set(self.zones)
@@ -31,7 +35,8 @@ class FaultRecord:
             "id": self.id, "type": self.type, "start": self.start, "end": self.end,
             "root_cause": self.root_cause, "services": self.services, "servers": self.servers,
             "hypervisors": self.hypervisors, "zones": self.zones, "resolved_by": self.resolved_by,
-            "human_started": self.human_started,
+            "human_started": self.human_started, "root_component": self.root_component,
+            "mitigated_at": self.mitigated_at, "resolving_action": self.resolving_action, "chaos": self.chaos,
         }
 
 
@@ -51,6 +56,9 @@ class GroundTruth:
         n = len(services)
         self.faults: list[FaultRecord] = []
         self.offered = np.zeros(n)
+        # user-facing (edge) requests only: what users sent to services nobody else calls, and what they got back
+        self.edge_offered = np.zeros(n)
+        self.edge_good = np.zeros(n)
         self.good = np.zeros(n)
         self.served = np.zeros(n)
         self.dropped = np.zeros(n)

@@ -103,7 +103,7 @@ class _Window:
 
 
 def _obs_cache(obs: Observation, key: str, fn: Any) -> Any:
-    return obs._get(("safety", key), fn)  # noqa: SLF001 - the observation's own per-step cache
+    return obs._get(("safety", key), lambda _reader: fn())  # noqa: SLF001 - the observation's own per-step cache
 
 
 class SafetyGate:
