@@ -14,6 +14,7 @@ import numpy as np
 from adapters import base
 from adapters.base import Action, ActionResult
 from twin import errors
+from twin.incidents import IncidentBoard
 from twin.world import PRICING, SERVER_METRICS, SERVICE_METRICS, STATUS, World, server_id
 
 _ERRORS: dict[type[errors.TwinError], type[base.AdapterError]] = {
@@ -179,6 +180,21 @@ class SimAdapter:
         w = self.w
         return [base.Quota(p, *map(int, w.quota[i]), *map(int, w.proj_used[i])) for i, p in enumerate(w.proj_names)]
 
+    @property
+    def board(self) -> IncidentBoard:
+        """The world's incident board (created on first use when the world does not hold one yet)."""
+        b = getattr(self.w, "incident_board", None)
+        if b is None:
+            b = self.w.incident_board = IncidentBoard(self.w.now)
+        return b
+
+    def incidents(self) -> Sequence[base.IncidentInfo]:
+        return [base.IncidentInfo(
+            id=i.id, components=i.components, severity=i.severity, status=i.status, declared_at=i.declared_at,
+            declared_by=i.declared_by, title=i.title, root_causes=i.root_causes, confidence=i.confidence,
+            updated_at=i.updated_at, resolved_at=i.resolved_at, postmortem=i.postmortem, pages=i.pages)
+            for i in self.board.all()]
+
     # ---------------------------------------------------------------- act
     def execute(self, action: Action) -> ActionResult:
         try:
@@ -222,7 +238,15 @@ class SimAdapter:
                 w.update_quota(a.project, a.instances, a.cores, a.ram_mb)
             case base.Notify():
                 pass
+            case base.DeclareIncident():
+                self.board.declare(a.incident_id, a.components, a.severity, a.title, a.root_causes, by=actor)
+            case base.UpdateIncident():
+                self.board.update(a.incident_id, severity=a.severity, components=a.components,
+                                  root_causes=a.root_causes, status=a.status, note=a.note, by=actor)
+            case base.ResolveIncident():
+                self.board.resolve(a.incident_id, a.postmortem, by=actor)
             case base.Page():
+                self.board.page(a.incident_id, by=actor)
                 w.operator.page(f"page:{a.who}:{a.incident_id or ''}", set(a.components))
             case _:
                 raise base.Conflict(f"the simulated adapter does not support {type(a).__name__}")
