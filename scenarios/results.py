@@ -7,6 +7,7 @@ Layout of an output folder::
     <scenario>/<engines>/result.json     run summary + incidents
     <scenario>/<engines>/actions.csv     every decision that passed the choke point
     <scenario>/<engines>/incidents.csv   ground-truth incidents with detection and resolution
+    <scenario>/<engines>/declarations.csv  every executed DeclareIncident and what the scorer matched it to
     <scenario>/<engines>/timeseries.csv  per-minute means of every service metric, and spend
 """
 
@@ -21,7 +22,7 @@ import pandas as pd
 
 from scenarios.runner import RunResult
 from scenarios.schema import SCHEMA_VERSION
-from scenarios.scoring import METRICS
+from scenarios.scoring import INCIDENT_COLUMNS, METRICS
 
 
 def _clean(v: Any) -> Any:
@@ -49,6 +50,7 @@ def write_run(r: RunResult, out: Path) -> Path:
     summary = run_summary(r) | {
         "schema_version": SCHEMA_VERSION,
         "incidents": [i.as_dict() for i in r.score.incidents],
+        "declarations": [d.as_dict() for d in r.score.declarations],
         "slo_breaches": [{"service": s, "start": a, "end": b} for s, a, b in r.world.truth.breaches],
     }
     (d / "result.json").write_text(json.dumps(summary, indent=2, default=_clean) + "\n")
@@ -60,9 +62,11 @@ def write_run(r: RunResult, out: Path) -> Path:
         df["params"] = df["params"].map(lambda p: json.dumps(p, default=str))
         df["server_ids"] = df["server_ids"].map(lambda s: " ".join(s))
     df.to_csv(d / "actions.csv", index=False)
-    pd.DataFrame([i.as_dict() for i in r.score.incidents],
-                 columns=["id", "type", "start", "end", "detected_at", "detected_by", "resolved_by", "ttd_s", "ttr_s",
-                          "services", "servers", "root_cause"]).to_csv(d / "incidents.csv", index=False)
+    pd.DataFrame([i.as_dict() for i in r.score.incidents], columns=list(INCIDENT_COLUMNS)).to_csv(
+        d / "incidents.csv", index=False)
+    pd.DataFrame([x.as_dict() for x in r.score.declarations],
+                 columns=["id", "at", "engine", "components", "severity", "root_causes", "fault", "verdict"]).to_csv(
+        d / "declarations.csv", index=False)
     ts = r.world.metrics.to_pandas(60)
     ts.columns = [f"{m}:{s}" for m, s in ts.columns]
     spend = pd.Series(dict(r.world.spend_series), name="spend_total")
@@ -90,30 +94,49 @@ def write_summary(results: list[RunResult], out: Path) -> None:
 def fmt(v: Any, metric: str = "") -> str:
     if v is None:
         return "-"
-    if metric in ("availability", "automation_rate", "cost_savings"):
-        return f"{100 * v:.3f}%" if metric == "availability" else f"{100 * v:.1f}%"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, str):
+        return v
+    if metric == "availability":
+        return f"{100 * v:.3f}%"
+    if metric in RATIOS:
+        return f"{100 * v:.1f}%"
     if isinstance(v, float):
         return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.2f}"
     return str(v)
 
 
-TABLE_METRICS = ("incidents", "incidents_detected", "incidents_unresolved", "mttd_s", "mttr_s", "availability",
-                 "slo_violation_minutes", "cost", "cost_savings",
-                 "human_interventions", "automation_rate", "actions_taken")
+RATIOS = ("automation_rate", "cost_savings", "detection_precision", "detection_recall", "pages_precision",
+          "human_intervention_rate", "severity_accuracy", "root_cause_top1", "root_cause_top3", "cost_savings_raw")
+
+TABLE_METRICS = ("incidents", "mttd_p50_s", "mttd_p95_s", "mttr_p50_s", "mttr_p95_s", "detection_precision",
+                 "detection_recall", "automation_rate", "availability", "slo_violation_minutes", "cost",
+                 "cost_savings", "human_interventions", "actions_taken")
+
+
+def _cell(r: RunResult, m: str) -> str:
+    v = r.score.metrics.get(m)
+    if m == "cost_savings" and v is None and r.score.metrics.get("cost_savings_comparable") is False:
+        return "n/c"  # not comparable: worse service than static on the same seed
+    if m in ("mttr_p50_s", "mttr_p95_s") and v is not None and r.score.metrics.get("mttr_lower_bound"):
+        return "≥" + fmt(v, m)  # an incident was still open at the end: a lower bound
+    return fmt(v, m)
 
 
 def table(results: list[RunResult]) -> str:
-    """A plain-text results table for the terminal, with target status marks."""
+    """A plain-text results table for the terminal, with target status marks (✓ met, ✗ missed)."""
     heads = ["scenario", "engines", *TABLE_METRICS, "targets"]
     short = {"slo_violation_minutes": "slo_min", "human_interventions": "humans", "automation_rate": "automation",
              "actions_taken": "actions", "availability": "avail", "cost_savings": "savings",
-             "incidents_detected": "detected", "incidents_unresolved": "open"}
+             "mttd_p50_s": "mttd_p50", "mttd_p95_s": "mttd_p95", "mttr_p50_s": "mttr_p50", "mttr_p95_s": "mttr_p95",
+             "detection_precision": "det_prec", "detection_recall": "det_recall"}
     rows = []
     for r in results:
         cells = [r.scenario.name, r.engines]
-        for m in TABLE_METRICS:
+        for m in TABLE_METRICS:  # targets on metrics not shown (e.g. the mean mttd_s) count in the last column
             mark = {"met": " ✓", "missed": " ✗"}.get(r.targets.get(m, {}).get("status", ""), "")
-            cells.append(fmt(r.score.metrics.get(m), m) + mark)
+            cells.append(_cell(r, m) + mark)
         st = [t["status"] for t in r.targets.values()]
         cells.append(f"{st.count('met')}/{len(st) - st.count('n/a')} met" if st else "-")
         rows.append(cells)

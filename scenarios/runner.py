@@ -96,9 +96,7 @@ def check_targets(result: RunResult) -> dict[str, dict[str, Any]]:
 
 
 def compare_to_static(results: list[RunResult]) -> None:
-    """Fill ``cost_savings`` = 1 − cost / cost of the static baseline on the same seed."""
-    static = {(r.scenario.name, r.seed): r for r in results if r.engines == "static"}
-    for r in results:
-        base = static.get((r.scenario.name, r.seed))
-        if base is not None and base.score.metrics["cost"]:
-            r.score.metrics["cost_savings"] = 1.0 - r.score.metrics["cost"] / base.score.metrics["cost"]  # type: ignore[operator]
+    """Savings against the static baseline on the same seed, only at equal or better service (see scoring)."""
+    from scenarios.scoring import compare_to_static as _compare
+
+    _compare(results)

@@ -15,14 +15,18 @@ def test_crash_is_fixed_by_the_restarter_and_waits_for_the_human_under_static() 
     r = run_scenario(scn, "reactive")
     (inc,) = r.score.incidents
     assert inc.resolved_by == "automation"
-    assert inc.detected_by in ("crash-restarter", "reactive-scaler") and inc.ttd <= 30.0  # within a cadence
+    # the restarter fixed it without declaring an incident: fixed, but never detected (a fix is not a detection)
+    assert inc.detected_by is None and inc.ttd is None
     assert inc.ttr < 120
+    assert r.score.metrics["automation_rate"] == 1.0
+    assert r.score.metrics["detection_recall"] == 0.0 and r.score.metrics["detection_precision"] is None
     s = run_scenario(scn, "static")
     (inc,) = s.score.incidents
     assert inc.resolved_by == "human" and inc.detected_by == "human"
     assert inc.ttd >= 600  # paged, then the response delay
     assert s.score.metrics["human_interventions"] == 1
     assert s.score.metrics["automation_rate"] == 0.0
+    assert s.score.metrics["human_intervention_rate"] == 1.0
 
 
 def test_a_fault_nobody_fixes_persists_and_counts_until_the_end() -> None:
@@ -76,7 +80,12 @@ def test_reactive_scales_with_load_and_saves_against_static() -> None:
     compare_to_static(results)
     static, reactive = (r.score.metrics for r in results)
     assert reactive["actions_taken"] > 0 and reactive["cost"] < static["cost"]
-    assert reactive["cost_savings"] == pytest.approx(1 - reactive["cost"] / static["cost"])
+    assert reactive["cost_savings_raw"] == pytest.approx(1 - reactive["cost"] / static["cost"])
+    # it saved money but broke the SLO for a while during the spike where static did not: no savings credit
+    assert reactive["slo_violation_minutes"] > static["slo_violation_minutes"]
+    assert reactive["cost_savings"] is None and reactive["cost_savings_comparable"] is False
+    assert "SLO minutes" in reactive["cost_savings_reason"]
+    assert static["cost_savings"] == 0.0 and static["cost_savings_comparable"] is True
     assert reactive["peak_servers"] > 12  # it scaled out above the static fleet for the spike
 
 
