@@ -47,6 +47,29 @@ class TransientAPIError(AdapterError):
 
 
 # ---------------------------------------------------------------- observations
+class FrozenDict(dict):  # type: ignore[type-arg]
+    """A dict that refuses writes: the mappings inside observations (server metadata, service settings,
+    alert labels, spend splits) and the observation's own lookups, so that one engine cannot rewrite what
+    another engine or the safety gate reads from the same observation, nor the world's own records."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("observations are read-only: copy with dict(...) to change a value")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+
+def _freeze(obj: Any, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if not isinstance(v, FrozenDict):
+            object.__setattr__(obj, n, FrozenDict(v))
+
+
 @dataclass(frozen=True, slots=True)
 class Flavor:
     name: str
@@ -87,6 +110,9 @@ class Server:
     created_at: float = 0.0
     metadata: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _freeze(self, "metadata")
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceState:
@@ -105,6 +131,9 @@ class ServiceState:
     max_servers: int = 1_000_000
     stateful: bool = True  # its servers' disks hold data (deleting one deletes data); unknown = assume so
 
+    def __post_init__(self) -> None:
+        _freeze(self, "settings")
+
 
 @dataclass(frozen=True, slots=True)
 class Alert:
@@ -118,6 +147,9 @@ class Alert:
     at: float
     value: float
     fingerprint: str
+
+    def __post_init__(self) -> None:
+        _freeze(self, "labels")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +168,9 @@ class Spend:
     per_project: Mapping[str, float]
     per_service: Mapping[str, float] = field(default_factory=dict)
     rate_per_project: Mapping[str, float] = field(default_factory=dict)  # per hour, now
+
+    def __post_init__(self) -> None:
+        _freeze(self, "per_project", "per_service", "rate_per_project")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +241,9 @@ class Request:
     params: Mapping[str, Any]
     submitted_at: float
     status: str = "open"  # "open", "approved", "denied"
+
+    def __post_init__(self) -> None:
+        _freeze(self, "params")
 
 
 @dataclass(frozen=True, slots=True)
@@ -703,7 +741,7 @@ class Observation:
 
     @property
     def flavors(self) -> dict[str, Flavor]:
-        return self._get("flavors", lambda a: {f.name: f for f in a.flavors()})
+        return self._get("flavors", lambda a: FrozenDict({f.name: f for f in a.flavors()}))
 
     @property
     def hypervisors(self) -> Sequence[Hypervisor]:
@@ -711,7 +749,7 @@ class Observation:
 
     @property
     def services(self) -> dict[str, ServiceState]:
-        return self._get("services", lambda a: {s.name: s for s in a.services()})
+        return self._get("services", lambda a: FrozenDict({s.name: s for s in a.services()}))
 
     def servers(self, *, service: str | None = None, status: str | None = None) -> Sequence[Server]:
         return self._get(("servers", service, status), lambda a: tuple(a.servers(service=service, status=status)))
@@ -722,7 +760,7 @@ class Observation:
 
     def latest(self, metric: str) -> Mapping[str, float]:
         """Latest value of a per-service metric, keyed by service name."""
-        return self._get(("latest", metric), lambda a: dict(a.latest(metric)))
+        return self._get(("latest", metric), lambda a: FrozenDict(a.latest(metric)))
 
     def window(self, metric: str, seconds: float, **labels: str) -> MetricWindow:
         key = ("window", metric, seconds, tuple(sorted(labels.items())))
@@ -749,11 +787,11 @@ class Observation:
 
     @property
     def quotas(self) -> dict[str, Quota]:
-        return self._get("quotas", lambda a: {q.project: q for q in a.quotas()})
+        return self._get("quotas", lambda a: FrozenDict({q.project: q for q in a.quotas()}))
 
     @property
     def budgets(self) -> dict[str, Budget]:
-        return self._get("budgets", lambda a: {b.project: b for b in a.budgets()})
+        return self._get("budgets", lambda a: FrozenDict({b.project: b for b in a.budgets()}))
 
     @property
     def reservations(self) -> Sequence[Reservation]:
@@ -762,7 +800,7 @@ class Observation:
     @property
     def incidents(self) -> dict[str, IncidentInfo]:
         """Open (not resolved) incidents declared through the choke point, by id."""
-        return self._get("incidents", lambda a: {i.id: i for i in a.incidents() if i.status != "resolved"})
+        return self._get("incidents", lambda a: FrozenDict({i.id: i for i in a.incidents() if i.status != "resolved"}))
 
     @property
     def requests(self) -> Sequence[Request]:
@@ -775,4 +813,4 @@ def _frozen(w: MetricWindow) -> MetricWindow:
     t, v = np.array(w.t, dtype=float), np.array(w.v, dtype=float)
     t.flags.writeable = False
     v.flags.writeable = False
-    return MetricWindow(w.metric, dict(w.labels), t, v)
+    return MetricWindow(w.metric, FrozenDict(w.labels), t, v)
