@@ -25,6 +25,7 @@ happened.  Each rule is written out in docs/results.md; in short:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 ONSET_TOLERANCE_S = 0.0  # a declaration before the onset (minus this) detects nothing: it was not about this fault
 DETECTION_GRACE_S = 60.0  # a declaration up to this long after the fault ended still matches it (scrape lag)
 PAGE_DEADLINES_S = {"P0": 300.0, "P1": 900.0}  # a P0/P1 needs a page or an automatic fix within this
+REPAGE_S = 900.0  # a further page about the same incident counts as a useful escalation only this long after
 SEVERITIES = ("P0", "P1", "P2", "P3", "P4")
 # ground-truth severity from user impact (share of user-facing requests that failed during the fault) and blast
 # radius (share of services affected, callers included): the first row that holds
@@ -314,6 +316,7 @@ def score_run(world: World, records: list[ActionRecord]) -> Score:
     approved = [r for r in records if r.outcome == "executed" and r.verdict.decision == "approval"]
 
     incidents: list[Incident] = []
+    useful_pages: set[int] = set()
     for f in faults:
         root, root_src = _root_component(f)
         d = matched.get(f.id)
@@ -339,8 +342,14 @@ def score_run(world: World, records: list[ActionRecord]) -> Score:
         elif breached_here:
             inc.mitigated_at = max(b for _, _, b in breached_here)
             inc.ttm_lower_bound = inc.mitigated_at >= run_end
-        tied = [t for t, comps in pages if f.start <= t <= end + DETECTION_GRACE_S and comps & matchable[f.id]]
-        inc.paged_at = min(tied) if tied else None
+        tied = sorted((t, k) for k, (t, comps) in enumerate(pages)
+                      if f.start <= t <= end + DETECTION_GRACE_S and comps & matchable[f.id])
+        inc.paged_at = tied[0][0] if tied else None
+        last = -math.inf
+        for t, k in tied:  # the first page about a fault, and escalations REPAGE_S apart, are useful; repeats are noise
+            if t >= last + REPAGE_S:
+                useful_pages.add(k)
+                last = t
         deadline = PAGE_DEADLINES_S.get(sev)
         if deadline is not None:
             paged_in_time = inc.paged_at is not None and inc.paged_at <= f.start + deadline
@@ -348,7 +357,8 @@ def score_run(world: World, records: list[ActionRecord]) -> Score:
             inc.missed_deadline = not (paged_in_time or fixed_in_time)
         incidents.append(inc)
 
-    return Score(_metrics(world, records, incidents, decls, pages, approved, topo, matchable, run_end),
+    return Score(_metrics(world, records, incidents, decls, pages, len(useful_pages), approved, topo, matchable,
+                          run_end),
                  incidents, decls)
 
 
@@ -426,7 +436,7 @@ def _pages(world: World, records: list[ActionRecord], by_id: Mapping[str, Declar
 
 
 def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident], decls: list[Declaration],
-             pages: list[tuple[float, set[str]]], approved: list[ActionRecord], topo: _Topology,
+             pages: list[tuple[float, set[str]]], true_pages: int, approved: list[ActionRecord], topo: _Topology,
              matchable: Mapping[str, set[str]], run_end: float) -> dict[str, Any]:
     truth = world.truth
     duration = max(run_end, 1e-9)
@@ -472,9 +482,6 @@ def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident
     slo_edge = float(truth.breach_seconds[edge_idx].sum()) / 60.0 if edge_idx else 0.0
 
     engine_pages = sum(1 for r in records if r.outcome == "executed" and r.kind == "page")
-    true_pages = sum(1 for t, comps in pages if any(
-        i.start <= t <= (i.end if i.end is not None else run_end) + DETECTION_GRACE_S
-        and comps & matchable[i.id] for i in incidents))
     n = world.n
     life = np.minimum(world.deleted_at[:n], run_end) - np.minimum(world.created_at[:n], run_end)
     cost = float(world.spend_total)

@@ -1,0 +1,142 @@
+"""Engines that try to game the score, for tests only.
+
+Each one aims at one figure: the spammer at detection (declare everything,
+page everyone), the do-nothing engine at not being blamed, the always-rollback
+engine at automation credit, the scale-everything engine at availability.  The
+tests in ``tests/test_scoring_honest.py`` assert each one scores badly on
+exactly the figure it tries to game.
+
+They are plugged into the runner through :func:`run_engines`: it uses the
+engine registry (``engines.registry.register`` / ``register_set``) when the
+runner resolves sets through it, and otherwise replaces the runner's
+``engine_set`` for the duration of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from adapters.base import Action, CreateServer, DeclareIncident, Observation, Page, RollbackDeploy
+from control.runtime import AllowAll, Engine
+
+
+class Spammer:
+    """Declares a P0 incident on every service every 5 s and pages the on-call human each time."""
+
+    name = "spammer"
+    cadence = 5.0
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    def step(self, now: float, obs: Observation) -> Iterable[Action]:
+        out: list[Action] = []
+        for svc in obs.services:
+            iid = f"spam-{next(self._ids)}"
+            out.append(DeclareIncident(incident_id=iid, components=(svc,), severity="P0", title=f"{svc} is bad",
+                                       root_causes=({"component": svc, "score": 1.0},)))
+            out.append(Page(who="oncall", why="spam", incident_id=iid, severity="P0", components=(svc,)))
+        return out
+
+
+class DoNothing:
+    name = "do-nothing"
+    cadence = 15.0
+
+    def step(self, now: float, obs: Observation) -> Iterable[Action]:
+        return ()
+
+
+class AlwaysRollback:
+    """Rolls back every service every minute, whatever happened."""
+
+    name = "always-rollback"
+    cadence = 60.0
+
+    def step(self, now: float, obs: Observation) -> Iterable[Action]:
+        return [RollbackDeploy(service=s, reason="roll back everything") for s in obs.services]
+
+
+class ScaleEverything:
+    """Creates a server for every service on every step (until the cloud or the service's maximum says no)."""
+
+    name = "scale-everything"
+    cadence = 15.0
+
+    def step(self, now: float, obs: Observation) -> Iterable[Action]:
+        return [CreateServer(service=s.name) for s in obs.services.values() if s.active + s.building < s.max_servers]
+
+
+class SimpleDetector:
+    """An honest, naive detector: declares an incident on a service whose error ratio or p95 latency is high."""
+
+    name = "simple-detector"
+
+    def __init__(self, cadence: float = 15.0, max_error: float = 0.05, max_latency_ms: float = 500.0) -> None:
+        self.cadence = cadence
+        self.max_error = max_error
+        self.max_latency = max_latency_ms
+        self._ids = itertools.count(1)
+
+    def step(self, now: float, obs: Observation) -> Iterable[Action]:
+        err, lat = obs.latest("error_ratio"), obs.latest("latency_p95_ms")
+        open_on = {c for i in obs.incidents.values() for c in i.components}
+        out: list[Action] = []
+        for svc in obs.services:
+            bad = err.get(svc, 0.0) > self.max_error or lat.get(svc, 0.0) > self.max_latency
+            if bad and svc not in open_on:
+                out.append(DeclareIncident(incident_id=f"det-{next(self._ids)}", components=(svc,), severity="P2",
+                                           root_causes=({"component": svc, "score": 0.5},)))
+        return out
+
+
+GAMING: dict[str, Callable[[], list[Engine]]] = {
+    "spammer": lambda: [Spammer()],
+    "do-nothing": lambda: [DoNothing()],
+    "always-rollback": lambda: [AlwaysRollback()],
+    "scale-everything": lambda: [ScaleEverything()],
+    "simple-detector": lambda: [SimpleDetector()],
+}
+
+
+@contextlib.contextmanager
+def installed(name: str, factory: Callable[[], list[Engine]]) -> Iterator[None]:
+    """Make ``name`` an engine set the runner can run, for the duration of the block."""
+    import scenarios.runner as runner
+
+    if hasattr(runner, "engine_set"):  # the runner still resolves sets through engines.baselines.engine_set
+        original = runner.engine_set
+
+        def engine_set(n: str) -> list[Engine]:
+            return factory() if n == name else original(n)
+
+        runner.engine_set = engine_set  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            runner.engine_set = original  # type: ignore[attr-defined]
+        return
+    from engines import registry  # the composition root's registry
+
+    engines = factory()
+    for e in engines:
+        with contextlib.suppress(registry.RegistryError):
+            registry.register(e.name, lambda cfg, cls=type(e): cls(), description="test-only gaming engine")
+    with contextlib.suppress(registry.RegistryError):
+        registry.register_set(name, [{"engine": e.name} for e in engines],
+                              handles_alerting=any(type(e) is Spammer for e in engines))
+    yield
+
+
+def run_engines(scn: Any, name: str, **kw: Any) -> Any:
+    """Run the baseline or gaming engine set ``name`` on ``scn`` (every action allowed by the gate)."""
+    from scenarios.runner import run_scenario
+
+    kw.setdefault("gate", AllowAll())
+    if name in GAMING:
+        with installed(name, GAMING[name]):
+            return run_scenario(scn, name, **kw)
+    return run_scenario(scn, name, **kw)
