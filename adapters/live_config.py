@@ -75,6 +75,29 @@ class WaitConfig(_Strict):
     poll: float = Field(0.5, gt=0)
 
 
+class BudgetSpec(_Strict):
+    """A spending limit for a project (``*``: the whole account) over a period, reported by ``budgets()``."""
+
+    project: str = "*"
+    limit: float = Field(gt=0)
+    period_s: float = Field(30 * 86400.0, gt=0, description="length of a budget period, seconds")
+    period_start: float = Field(0.0, ge=0, description="epoch seconds of the start of some period (periods repeat)")
+    alert_at: tuple[float, ...] = (0.5, 0.8, 1.0)
+    hard: bool = False
+
+
+class ReservationSpec(_Strict):
+    """A commitment bought outside zeroops (OpenStack has no reservations without Blazar), shown by ``reservations()``."""
+
+    id: str
+    project: str
+    flavor: str
+    count: int = Field(ge=1)
+    per_hour: float = Field(ge=0, description="price per server and hour")
+    start: float = Field(ge=0, description="epoch seconds")
+    end: float = Field(gt=0, description="epoch seconds")
+
+
 class EngineSpec(_Strict):
     """One engine of the live runtime: a class in ``engines`` and its keyword arguments."""
 
@@ -93,6 +116,8 @@ class LiveConfig(_Strict):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     wait: WaitConfig = Field(default_factory=WaitConfig)
     prices: dict[str, float] = Field(default_factory=dict, description="flavor name -> price per hour")
+    budgets: list[BudgetSpec] = Field(default_factory=list)
+    reservations: list[ReservationSpec] = Field(default_factory=list)
     engines: list[EngineSpec] = Field(
         default_factory=lambda: [EngineSpec(kind="reactive_scaler"), EngineSpec(kind="crash_restarter")]
     )
