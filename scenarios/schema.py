@@ -54,7 +54,8 @@ class Approvers(Model):
 class Scenario(WorldConfig):
     """One scenario: the world (see :class:`twin.config.WorldConfig`) plus what to run and expect."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="used in output paths")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$", max_length=100,
+                      description="used in output paths: letters, digits, '_', '-' and '.', not starting with '.'")
     description: str = ""
     engines: list[str] = Field(default_factory=lambda: list(ENGINE_SETS), min_length=1)
     targets: dict[TargetMetric, Target] = Field(default_factory=dict)
@@ -70,9 +71,29 @@ class Scenario(WorldConfig):
         return v
 
 
+_STANDARD_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
+
+
+def _standard_keywords(node: Any, names: bool = False) -> Any:
+    """pydantic writes a constraint it cannot place (e.g. on a type with a before-validator) under its own name
+    (``ge``); editors ignore those, so they become the standard ``minimum`` & co.  ``names``: ``node`` maps
+    field or definition names to schemas (a field may be called ``ge``)."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if not names and k in _STANDARD_BOUNDS and isinstance(v, int | float):
+                out[_STANDARD_BOUNDS[k]] = v
+            else:
+                out[k] = _standard_keywords(v, names=not names and k in ("properties", "$defs"))
+        return out
+    if isinstance(node, list):
+        return [_standard_keywords(x) for x in node]
+    return node
+
+
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of scenario files, for editors (``zeroops schema``)."""
-    schema = Scenario.model_json_schema(by_alias=True)
+    """JSON Schema (draft 2020-12, standard keywords only) of scenario files, for editors (``zeroops schema``)."""
+    schema = _standard_keywords(Scenario.model_json_schema(by_alias=True))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "zeroops scenario"
     return schema

@@ -45,18 +45,24 @@ def test_ramp_and_noise_are_non_negative() -> None:
 
 def test_trace_replay_rescaled_resampled_and_looped(tmp_path: Path) -> None:
     p = tmp_path / "t.csv"
-    p.write_text("timestamp,value\n2026-01-01T00:00:00Z,10\n2026-01-01T01:00:00Z,30\n2026-01-01T02:00:00Z,10\n")
-    t = np.array([0, 1800, 3600, 7200 + 3600], dtype=float)
+    p.write_text("timestamp,value\n2026-01-01T00:00:00Z,10\n2026-01-01T01:00:00Z,30\n2026-01-01T02:00:00Z,20\n")
+    # three hourly rows cover three hours: the last row plays at 2 h, the first comes round again at 3 h
+    t = np.array([0, 1800, 3600, 7200, 9000, 10800, 10800 + 3600], dtype=float)
     r = series([{"type": "trace", "file": str(p), "scale": 2.0}], base=50, t=t)
-    mean = np.mean([10, 30, 10])
-    assert r.tolist() == pytest.approx([50 * 2 * 10 / mean, 50 * 2 * 20 / mean, 50 * 2 * 30 / mean,
-                                        50 * 2 * 30 / mean])
+    k = 50 * 2 / np.mean([10, 30, 20])
+    assert r.tolist() == pytest.approx([k * 10, k * 20, k * 30, k * 20, k * 15, k * 10, k * 30])
 
 
 @pytest.mark.parametrize("text,msg", [
-    ("time,value\n0,1\n1,2\n", "missing column"),
+    ("period,count\n0,1\n1,2\n", r"no time column; columns found: period, count; allowed: timestamp, time"),
     ("timestamp,value\n0,1\n", "at least two"),
+    ("timestamp,value\n", "at least two"),
     ("timestamp,value\n0,1\n1,-5\n", "non-negative"),
+    ("timestamp,value\n0,1\n1,inf\n", "non-negative numbers up to"),
+    ("timestamp,value\n0,1\n1,1e308\n", "row 3 has '1e308'"),
+    ("timestamp,value\n0,0\n1,0\n", "every replayed value is 0"),
+    ("timestamp,value\n0,1\n0,2\n", "same time"),
+    ("", "not a readable CSV"),
     ("timestamp,value\nyesterday,1\nnow,2\n", "seconds or ISO"),
 ])
 def test_bad_trace_names_the_file(tmp_path: Path, text: str, msg: str) -> None:

@@ -7,10 +7,21 @@ is an error that names the field, never a silently ignored setting.
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Annotated, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|m|h|d|w)?\s*$")
@@ -20,20 +31,53 @@ def parse_duration(v: object) -> float:
     """``"5m"`` → 300.0; numbers are seconds. Raises ValueError naming what is allowed."""
     if isinstance(v, bool):
         raise ValueError("a duration must be a number of seconds or a string like '30s', '5m', '2h', '7d'")
-    if isinstance(v, int | float):
-        return float(v)
-    if isinstance(v, str):
-        m = _DUR.match(v)
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    raise ValueError(f"invalid duration {v!r}: use seconds or a string like '30s', '5m', '2h', '7d'")
+    secs: float | None = None
+    try:
+        if isinstance(v, int | float):
+            secs = float(v)
+        elif isinstance(v, str) and (m := _DUR.match(v)):
+            secs = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    except OverflowError:  # an integer too large for a float
+        raise ValueError(f"duration {str(v)[:20]}... is too large; at most {MAX_NUMBER:g} s") from None
+    if secs is None:
+        raise ValueError(f"invalid duration {v!r}: use seconds or a string like '30s', '5m', '2h', '7d'")
+    if not math.isfinite(secs) or abs(secs) > MAX_NUMBER:
+        raise ValueError(f"invalid duration {v!r}: must be a finite number of seconds, at most {MAX_NUMBER:g}")
+    return secs
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+MAX_NUMBER = 2.0**53  # the largest magnitude any number in a scenario may have (exact in a float)
+
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), Field(ge=0),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
+                              {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|min|m|h|d|w)?\s*$"}],
+                    "description": "seconds, or a number with a unit: 500ms, 30s, 5m, 2h, 7d, 1w"}),
+]
+
+
+def _check_magnitude(v: Any) -> None:
+    """Refuse numbers no run can use (they overflow numpy's int64 or lose every digit in a float)."""
+    if isinstance(v, bool):
+        return
+    if isinstance(v, int | float) and abs(v) > MAX_NUMBER:
+        raise ValueError(f"{v:.6g} is too large: numbers must be at most {MAX_NUMBER:.0f} in magnitude")
+    if isinstance(v, dict):
+        for x in v.values():
+            _check_magnitude(x)
+    elif isinstance(v, list | tuple):
+        for x in v:
+            _check_magnitude(x)
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite_and_bounded(cls, v: Any) -> Any:
+        _check_magnitude(v)
+        return v
 
 
 # ----------------------------------------------------------------- topology
@@ -107,7 +151,7 @@ class Weekly(Model):
 class Noise(Model):
     type: Literal["noise"]
     sigma: float = Field(0.05, ge=0, description="relative std-dev, smoothed over `period`")
-    period: Duration = 60.0
+    period: Duration = Field(60.0, gt=0)
 
 
 class Spike(Model):
@@ -131,11 +175,80 @@ class Idle(Model):
     end: Duration
 
 
+TRACE_POINT = re.compile(r"^@-?\d+(\.\d+)?$")  # '@1709337600': Unix epoch seconds
+
+
+def parse_trace_point(v: object, field: str) -> float | str | None:
+    """A trace window bound: an offset (seconds or '2h', from the file's first row), an ISO time or '@<epoch>'."""
+    if v is None:
+        return None
+    if isinstance(v, date):  # YAML reads an unquoted 2026-03-02T00:00:00Z as a date-time
+        v = v.isoformat() if isinstance(v, datetime) else f"{v.isoformat()}T00:00:00"
+    if isinstance(v, str) and TRACE_POINT.match(v.strip()):
+        return v.strip()
+    if isinstance(v, str | datetime) and not (isinstance(v, str) and _DUR.match(v)):
+        try:
+            parse_instant(v)
+        except ValueError:
+            raise ValueError(f"{field}: {v!r} is neither an offset (seconds or '2h', '1d' from the first row), an "
+                             f"ISO date-time ('2026-03-02T00:00:00Z') nor '@<epoch seconds>'") from None
+        return v if isinstance(v, str) else v.isoformat()
+    secs = parse_duration(v)
+    if secs < 0:
+        raise ValueError(f"{field}: an offset must be >= 0 s from the first row, got {secs:g}")
+    return secs
+
+
+def parse_instant(v: object) -> datetime:
+    """An ISO date-time (naive = UTC) or '@<epoch seconds>' as an aware datetime; ValueError otherwise."""
+    if isinstance(v, datetime):
+        dt = v
+    elif isinstance(v, str) and TRACE_POINT.match(v.strip()):
+        try:
+            return datetime.fromtimestamp(float(v.strip()[1:]), UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"{v!r}: epoch seconds out of range") from None
+    elif isinstance(v, str):
+        dt = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
+    else:
+        raise ValueError(f"{v!r} is not a date-time")
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
 class Trace(Model):
     type: Literal["trace"]
-    file: str = Field(description="CSV with columns timestamp,value (seconds or ISO time)")
+    file: str = Field(description="CSV with a time column (seconds, epoch seconds or ISO time) and a value column; "
+                      "relative paths are relative to the scenario file")
     scale: float = Field(1.0, gt=0, description="multiplies the trace's values")
     time_scale: float = Field(1.0, gt=0, description="stretches the trace's time axis")
+    normalize: Literal["mean", "peak", "none"] = Field(
+        "mean", description="mean: divide by the mean of the replayed rows, so `base` is the mean rate (default, as "
+        "before); peak: divide by their maximum, so `base` is the peak rate; none: the values are requests/s "
+        "(times `scale`; set the service's base to 1)")
+    start: float | str | None = Field(None, description="first row to replay: an offset from the file's first row "
+                                      "(seconds or '2h', '1d'), an ISO date-time or '@<epoch seconds>' (inclusive)")
+    end: float | str | None = Field(None, description="end of the replayed rows, same forms as start (exclusive)")
+    gaps: Literal["interpolate", "zero", "error"] = Field(
+        "interpolate", description="rows missing from the file (a step over 1.5x the usual one): interpolate "
+        "linearly (with a notice), count as zero requests (with a notice), or refuse the trace")
+    time_column: str | None = Field(None, description="name of the time column (default: the first of timestamp, "
+                                    "time, ts, datetime, date found)")
+    value_column: str | None = Field(None, description="name of the value column (default: the first of value, "
+                                     "count, requests, hits, rate, rps found)")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _point(cls, v: object, info: Any) -> float | str | None:
+        return parse_trace_point(v, info.field_name)
+
+    @model_validator(mode="after")
+    def _window(self) -> Trace:
+        if isinstance(self.start, float) and isinstance(self.end, float) and self.end <= self.start:
+            raise ValueError(f"end ({self.end:g} s) must be after start ({self.start:g} s)")
+        if isinstance(self.start, str) and isinstance(self.end, str) and \
+                parse_instant(self.end) <= parse_instant(self.start):
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
 
 
 TrafficComponent = Annotated[Diurnal | Weekly | Noise | Spike | Ramp | Idle | Trace, Field(discriminator="type")]
@@ -144,6 +257,9 @@ TrafficComponent = Annotated[Diurnal | Weekly | Noise | Spike | Ramp | Idle | Tr
 class Traffic(Model):
     base: float = Field(ge=0, description="requests per second before the components")
     components: list[TrafficComponent] = Field(default_factory=list)
+    # set by WorldConfig: the scenario's start_time, and the trace that 'start_time: trace' means
+    _start_time: str | None = PrivateAttr(None)
+    _anchor_trace: Trace | None = PrivateAttr(None)
 
 
 # ----------------------------------------------------------------- services
@@ -206,7 +322,7 @@ class FaultSpec(Model):
 
 
 class RandomFaults(Model):
-    rate_per_day: float = Field(ge=0)
+    rate_per_day: float = Field(ge=0, le=1_000_000)
     types: list[FaultType] = Field(min_length=1)
     services: list[str] | None = None
 
@@ -275,9 +391,13 @@ def default_alert_rules() -> list[AlertRule]:
 class WorldConfig(Model):
     """Everything the twin needs to build and run one world."""
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="random seed (a non-negative integer)")
     duration: Duration = Field(3600.0, gt=0)
     tick: Duration = Field(5.0, gt=0, description="physics step")
+    start_time: str | None = Field(
+        None, description="calendar time of t=0, for the diurnal and weekly components: an ISO date-time (its UTC "
+        "offset is the local time they follow), '@<epoch seconds>', or 'trace' (the first replayed row of the "
+        "scenario's first trace). Default: t=0 is a Monday 00:00")
     regions: list[Region] = Field(min_length=1)
     flavors: list[Flavor] = Field(min_length=1)
     prices: Prices
@@ -291,13 +411,49 @@ class WorldConfig(Model):
     operator: Operator = Operator()
     api: Api = Api()
 
+    @field_validator("start_time", mode="before")
+    @classmethod
+    def _start_time_yaml(cls, v: object) -> object:
+        if isinstance(v, date):  # YAML reads an unquoted 2026-03-02T00:00:00Z as a date-time
+            return v.isoformat() if isinstance(v, datetime) else f"{v.isoformat()}T00:00:00"
+        return v
+
+    @field_validator("start_time")
+    @classmethod
+    def _start_time(cls, v: str | None) -> str | None:
+        if v is None or v.strip() == "trace":
+            return None if v is None else "trace"
+        try:
+            parse_instant(v)
+        except ValueError:
+            raise ValueError(f"{v!r}: expected an ISO date-time like '2026-03-02T00:00:00Z', '@<epoch seconds>' "
+                             f"or 'trace'") from None
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _limits(self) -> WorldConfig:
+        """Sizes first: a world too big to build is refused before anything walks it."""
+        from twin.limits import check_size
+
+        if self.tick > self.duration:
+            raise ValueError(f"tick: {self.tick:g} s is longer than the run (duration {self.duration:g} s)")
+        check_size(self)
+        traces = [c for s in self.services if s.traffic for c in s.traffic.components if isinstance(c, Trace)]
+        if self.start_time == "trace" and not traces:
+            raise ValueError("start_time: 'trace' needs a service with a trace component")
+        for s in self.services:
+            if s.traffic is not None:
+                s.traffic._start_time = self.start_time
+                s.traffic._anchor_trace = traces[0] if traces else None
+        return self
+
     @model_validator(mode="after")
     def _references(self) -> WorldConfig:
         flavors = {f.name for f in self.flavors}
         projects = {p.name for p in self.projects}
         services = [s.name for s in self.services]
         zones = {z.name for r in self.regions for z in r.zones}
-        hvs = {f"{z.name}-hv{i:03d}" for r in self.regions for z in r.zones for i in range(_zone_hv_count(z))}
+        zone_hvs = {z.name: _zone_hv_count(z) for r in self.regions for z in r.zones}
 
         def allowed(xs: set[str] | list[str]) -> str:
             return ", ".join(sorted(xs)) or "(none defined)"
@@ -334,7 +490,7 @@ class WorldConfig(Model):
                 raise ValueError(f"{where}.service: unknown service {fs.service!r}; allowed: {allowed(services)}")
             if fs.zone is not None and fs.zone not in zones:
                 raise ValueError(f"{where}.zone: unknown zone {fs.zone!r}; allowed: {allowed(zones)}")
-            if fs.hypervisor is not None and fs.hypervisor not in hvs:
+            if fs.hypervisor is not None and not _is_hypervisor(fs.hypervisor, zone_hvs):
                 raise ValueError(f"{where}.hypervisor: unknown hypervisor {fs.hypervisor!r}; names look like 'az-1-hv000'")
             if fs.at > self.duration:
                 raise ValueError(f"{where}.at: {fs.at:g} s is after the end of the run ({self.duration:g} s)")
@@ -350,6 +506,15 @@ class WorldConfig(Model):
 
 def _zone_hv_count(z: Zone) -> int:
     return sum(g.count for g in z.hypervisors)
+
+
+def _is_hypervisor(name: str, zone_hvs: dict[str, int]) -> bool:
+    """Is ``name`` one of the '<zone>-hvNNN' hosts (checked without listing them all)?"""
+    m = re.fullmatch(r"(.+)-hv(\d{3,})", name)
+    if not m or m.group(1) not in zone_hvs:
+        return False
+    i = m.group(2)
+    return int(i) < zone_hvs[m.group(1)] and i == f"{int(i):03d}"
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
