@@ -228,7 +228,10 @@ class ApprovalExecutor:
             records.append(rec)
         for p in self.queue.list("approved"):
             obs = Observation(self.choke.adapter, now)
-            check = self.gate.recheck(now, p.engine, p.action, obs, approved_by=p.approvers)
+            try:
+                check = self.gate.recheck(now, p.engine, p.action, obs, approved_by=p.approvers)
+            finally:
+                obs.close()  # like an engine's step: the view ends with the decision
             if check.decision != "allow":
                 self.queue.set_status(p.id, "approved", now, note=f"waiting: {check.rule}")
                 continue

@@ -13,7 +13,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -69,6 +69,22 @@ def _f(default: Any, alias: str, snake: str, doc: str, **kw: Any) -> Any:
     return Field(default, validation_alias=AliasChoices(alias, snake), serialization_alias=alias, description=doc, **kw)
 
 
+# How far one chaos experiment may reach, smallest first (the design's ``MaxBlastRadius: "single-az"``).
+BLAST_RADII: tuple[str, ...] = ("single-server", "single-service", "single-hypervisor", "single-az", "single-region")
+BlastRadius = Literal["single-server", "single-service", "single-hypervisor", "single-az", "single-region"]
+
+
+class ChaosPolicy(BaseModel):
+    """When actions that always need a human (``always_approval``: fault injection) may run unattended."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    allow: bool = _f(False, "Allow", "allow", "true: chaos experiments within MaxBlastRadius run without approval")
+    max_blast_radius: BlastRadius = _f("single-az", "MaxBlastRadius", "max_blast_radius",
+                                       "the widest target an unattended experiment may hit: "
+                                       + ", ".join(BLAST_RADII))
+
+
 class SafetyConfig(BaseModel):
     """Guardrails every automated action must pass (``None`` disables a limit).
 
@@ -103,8 +119,8 @@ class SafetyConfig(BaseModel):
     require_multi_approval: bool = _f(True, "RequireMultiApproval", "require_multi_approval",
                                       "high-risk actions needing approval need MultiApprovers approvers")
     multi_approvers: int = _f(2, "MultiApprovers", "multi_approvers", "approvers a high-risk action needs", ge=2)
-    high_risk_kinds: tuple[str, ...] = _f(("delete_server", "rollback_deploy", "update_quota"), "HighRiskKinds",
-                                          "high_risk_kinds", "action kinds that are high-risk")
+    high_risk_kinds: tuple[str, ...] | None = _f(None, "HighRiskKinds", "high_risk_kinds",
+                                                 "action kinds that are high-risk (null: those declaring risk 'high')")
     automated_kinds: tuple[str, ...] | None = _f(None, "AutomatedKinds", "automated_kinds",
                                                  "kinds automation may run without approval (null: all)")
     business_hours_only: bool = _f(False, "BusinessHoursOnly", "business_hours_only",
@@ -126,6 +142,9 @@ class SafetyConfig(BaseModel):
                                           "window of MaxVMsAutoProvisioned and MaxDataDeleted", gt=0)
     approval_ttl_seconds: float = _f(3_600.0, "ApprovalTTL", "approval_ttl_seconds",
                                      "a proposal not executed within this expires", gt=0)
+    chaos: ChaosPolicy = _f(ChaosPolicy(), "Chaos", "chaos",
+                            "chaos policy: {Allow: false, MaxBlastRadius: single-az}; without Allow every fault "
+                            "injection needs a human approval")
     budget_hard_limit_per_hour: float | None = _f(None, "BudgetHardLimit", "budget_hard_limit_per_hour",
                                                   "deny actions that would take total spend per hour above this",
                                                   ge=0)
@@ -192,7 +211,12 @@ def format_validation_error(e: ValidationError, source: str) -> str:
     for err in e.errors():
         loc = ".".join(str(p) for p in err["loc"])
         msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and len(err["loc"]) > 1 and err["loc"][0] in ("Chaos", "chaos"):
+            names = [str(f.serialization_alias) for f in ChaosPolicy.model_fields.values()]
+            near = difflib.get_close_matches(str(err["loc"][-1]), names + list(ChaosPolicy.model_fields), n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            msg = f"unknown field; {hint}allowed: {', '.join(names)} (or their snake_case forms)"
+        elif err["type"] == "extra_forbidden":
             near = difflib.get_close_matches(str(err["loc"][-1]), field_names(), n=1)
             hint = f"did you mean {near[0]!r}? " if near else ""
             msg = f"unknown field; {hint}allowed: {', '.join(camel)} (or their snake_case forms)"

@@ -34,7 +34,9 @@ from control.safety.store import Pause, SafetyStore
 GIB = 1024**3
 RATE_WINDOW = 60.0
 COST_WINDOW = 3600.0
-_COST_KINDS = frozenset({"create_server", "resize_server", "start_server"})
+_SPENDING_EFFECTS = frozenset({"adds", "resizes", "resumes", "commits"})  # effects that can raise spend
+_RUNNING = frozenset({"ACTIVE", "BUILD"})  # statuses a server is billed for as running
+_SCOPES = ("server", "service", "hypervisor", "az", "region")  # blast radius, narrowest first
 
 
 class BudgetGuard(Protocol):
@@ -68,6 +70,7 @@ class Assessment:
     """What an action would do, as far as the observation tells."""
 
     cost_per_hour: float | None = 0.0  # signed change in hourly spend; None: no price known
+    commitment: float | None = 0.0  # money committed at once (effect "commits": the whole term); None: unknown
     created: int = 0
     deleted_bytes: int = 0
     service: str | None = None
@@ -201,11 +204,16 @@ class SafetyGate:
 
     # ------------------------------------------------------------ assessment
     def assess(self, action: Action, obs: Observation | None) -> Assessment:
-        """Cost, servers created, data deleted, scale step and region of ``action``."""
+        """Cost, servers created, data deleted, scale step and region of ``action``, from its declared ``effect``.
+
+        adds: ``count`` x price; removes: -price (and the disk of a stateful service's server);
+        resizes: new - old price; resumes: +price unless already running; pauses: -price if running;
+        commits: ``count`` x reserved price per hour, and the whole commitment for its term; none: 0.
+        """
         a = Assessment()
-        kind = action.kind
+        effect = action.effect
         server: Server | None = None
-        sid = getattr(action, "server_id", None)
+        sid = getattr(action, "server_id", None) if action.target_field == "server_id" else None
         if sid is not None:
             server = self._step_servers[sid] if sid in self._step_servers else self._server(obs, sid)
             if server is None:
@@ -214,19 +222,20 @@ class SafetyGate:
                 return a
             a.service = server.service
             a.region = self._region(obs, server.zone)
-        if kind == "create_server":
-            svc = self._services(obs).get(action.service)  # type: ignore[attr-defined]
-            a.service = action.service  # type: ignore[attr-defined]
-            count = int(action.count)  # type: ignore[attr-defined]
+        if effect == "adds":
+            service = getattr(action, "service", None)
+            svc = self._services(obs).get(service) if service is not None else None
+            a.service = service
+            count = int(getattr(action, "count", 1))
             a.created = a.scale_up = count
-            flavor = action.flavor or (svc.flavor if svc else None)  # type: ignore[attr-defined]
+            flavor = getattr(action, "flavor", None) or (svc.flavor if svc else None)
             if svc is None:
                 a.problems.append(f"service {a.service!r} not in the observation")
-            price = self._price(obs, flavor, action.pricing)  # type: ignore[attr-defined]
+            price = self._price(obs, flavor, getattr(action, "pricing", "on_demand"))
             a.cost_per_hour = None if price is None else count * price
-            zone = action.zone  # type: ignore[attr-defined]
+            zone = getattr(action, "zone", None)
             a.region = self._region(obs, zone) if zone else None
-        elif kind == "delete_server" and server is not None:
+        elif effect == "removes" and server is not None:
             fl = self._flavors(obs).get(server.flavor)
             svc = self._services(obs).get(server.service) if server.service else None
             if svc is not None and not svc.stateful:
@@ -239,16 +248,32 @@ class SafetyGate:
             a.cost_per_hour = None if price is None else -price
             if server.status == "ACTIVE" and server.service:
                 a.scale_down = 1
-        elif kind == "resize_server" and server is not None:
-            new = self._price(obs, action.flavor, server.pricing)  # type: ignore[attr-defined]
+        elif effect == "resizes" and server is not None:
+            new = self._price(obs, getattr(action, "flavor", None), server.pricing)
             old = self._price(obs, server.flavor, server.pricing)
             a.cost_per_hour = None if new is None or old is None else new - old
-        elif kind == "start_server" and server is not None:
-            price = self._price(obs, server.flavor, server.pricing)
-            a.cost_per_hour = (None if price is None else price) if server.status == "SHUTOFF" else 0.0
-        if kind in self.config.canary_kinds:
+        elif effect == "resumes" and server is not None:
+            if server.status in _RUNNING:
+                a.cost_per_hour = 0.0
+            else:
+                a.cost_per_hour = self._price(obs, server.flavor, server.pricing)
+        elif effect == "pauses" and server is not None:
+            if server.status in _RUNNING:
+                price = self._price(obs, server.flavor, server.pricing)
+                a.cost_per_hour = None if price is None else -price
+                if server.status == "ACTIVE" and server.service:
+                    a.scale_down = 1  # capacity leaves the service like a deletion
+            else:
+                a.cost_per_hour = 0.0
+        elif effect == "commits":
+            count = int(getattr(action, "count", 1))
+            price = self._price(obs, getattr(action, "flavor", None), "reserved")
+            a.cost_per_hour = None if price is None else count * price
+            hours = float(getattr(action, "term_s", 0.0)) / 3600.0
+            a.commitment = None if price is None else count * price * hours
+        if action.kind in self.config.canary_kinds:
             params = {k: v for k, v in action.params().items() if k != "server_id"}
-            a.change_key = dumps([kind, a.service, params])
+            a.change_key = dumps([action.kind, a.service, params])
         return a
 
     def _server(self, obs: Observation | None, sid: str) -> Server | None:
@@ -375,7 +400,7 @@ class SafetyGate:
             if v is not None and v.decision == "deny":
                 return v
         if approved is None:
-            v = self._approval(now, action, a, detail)
+            v = self._approval(now, action, a, detail, obs)
             if v is not None:
                 return v
         # admitted: count it
@@ -391,40 +416,54 @@ class SafetyGate:
             self._pending_canary[id(action)] = (a.change_key or "", a.region or "")
         if approved is not None:
             return Verdict("allow", "approved", {**detail, "approved_by": list(approved)})
-        self._cost.add(now, max(a.cost_per_hour or 0.0, 0.0))
+        self._cost.add(now, max((a.commitment if action.effect == "commits" else a.cost_per_hour) or 0.0, 0.0))
         self._vms.add(now, a.created)
         self._data.add(now, a.deleted_bytes)
         return Verdict("allow", "within-limits", detail)
 
     def _patch_step(self, action: Action) -> None:
         """Take an admitted action as done for the rest of the instant (the observation is older)."""
-        sid = getattr(action, "server_id", None)
+        sid = getattr(action, "server_id", None) if action.target_field == "server_id" else None
         if sid is None:
             return
         server = self._step_servers[sid] if sid in self._step_servers else self._servers_cached.get(sid)
-        if action.kind == "delete_server":
+        effect = action.effect
+        if effect == "removes":
             self._step_servers[sid] = None
-        elif server is not None and action.kind == "resize_server":
+        elif server is not None and effect == "resizes":
             self._step_servers[sid] = replace(server, flavor=action.flavor)  # type: ignore[attr-defined]
-        elif server is not None and action.kind == "start_server":
+        elif server is not None and effect == "resumes":
             self._step_servers[sid] = replace(server, status="ACTIVE")
+        elif server is not None and effect == "pauses":
+            self._step_servers[sid] = replace(server, status="SHUTOFF")
 
-    def _approval(self, now: float, action: Action, a: Assessment, detail: dict[str, Any]) -> Verdict | None:
+    def is_high_risk(self, action: Action) -> bool:
+        """``HighRiskKinds`` when configured, else the action's declared ``risk == "high"``."""
+        kinds = self.config.high_risk_kinds
+        return action.kind in kinds if kinds is not None else action.risk == "high"
+
+    def _approval(self, now: float, action: Action, a: Assessment, detail: dict[str, Any],
+                  obs: Observation | None) -> Verdict | None:
         cfg = self.config
         rule: str | None = None
         extra: dict[str, Any] = {}
         cost = a.cost_per_hour
-        if cfg.observation_mode:
+        spend = a.commitment if action.effect == "commits" else cost  # what the cost limits compare
+        if a.commitment:
+            detail["commitment"] = a.commitment
+        if cfg.observation_mode and action.changes_world:  # a record-only decision changes nothing: it may run
             rule = "human-approval"
         elif cfg.automated_kinds is not None and action.kind not in cfg.automated_kinds:
             rule, extra = "kind-not-automated", {"automated_kinds": list(cfg.automated_kinds)}
-        elif cost is None and action.kind in _COST_KINDS and (
+        elif action.always_approval and (chaos := self._chaos_rule(action, obs)) is not None:
+            rule, extra = chaos
+        elif spend is None and action.effect in _SPENDING_EFFECTS and (
                 cfg.require_approval_above is not None or cfg.max_automated_cost is not None):
             rule = "cost-unknown"
-        elif cfg.require_approval_above is not None and cost is not None and cost > cfg.require_approval_above:
+        elif cfg.require_approval_above is not None and spend is not None and spend > cfg.require_approval_above:
             rule, extra = "require-approval-above", {"limit": cfg.require_approval_above}
-        elif cfg.max_automated_cost is not None and cost is not None and cost > 0 and (
-                self._cost.sum(now) + cost > cfg.max_automated_cost + 1e-9):
+        elif cfg.max_automated_cost is not None and spend is not None and spend > 0 and (
+                self._cost.sum(now) + spend > cfg.max_automated_cost + 1e-9):
             rule, extra = "max-automated-cost", {"automated_cost_last_hour": self._cost.sum(now),
                                                  "limit_per_hour": cfg.max_automated_cost}
         elif cfg.max_vms_auto_provisioned is not None and a.created and (
@@ -440,6 +479,36 @@ class SafetyGate:
                                                "window_seconds": cfg.accounting_window_seconds}
         if rule is None:
             return None
-        high_risk = action.kind in cfg.high_risk_kinds or rule == "max-data-deleted"
+        high_risk = self.is_high_risk(action) or rule == "max-data-deleted"
         needed = cfg.multi_approvers if cfg.require_multi_approval and high_risk else 1
         return Verdict("approval", rule, {**detail, **extra, "high_risk": high_risk}, approvers=needed)
+
+    def _chaos_rule(self, action: Action, obs: Observation | None) -> tuple[str, dict[str, Any]] | None:
+        """Why an ``always_approval`` action needs a human: no chaos policy, or a target beyond MaxBlastRadius."""
+        chaos = self.config.chaos
+        if not chaos.allow:
+            return "always-approval", {"chaos_allowed": False}
+        scope = self._blast_radius(action, obs)
+        allowed = chaos.max_blast_radius.removeprefix("single-")
+        if scope is None or _SCOPES.index(scope) > _SCOPES.index(allowed):
+            return "max-blast-radius", {"blast_radius": None if scope is None else f"single-{scope}",
+                                        "max_blast_radius": chaos.max_blast_radius}
+        return None
+
+    def _blast_radius(self, action: Action, obs: Observation | None) -> str | None:
+        """What the target of a chaos action is: server, service, hypervisor, az or region (None: unknown)."""
+        if obs is None:
+            return None
+        target = action.target()
+        if self._server(obs, target) is not None:
+            return "server"
+        if target in obs.services:
+            return "service"
+        hvs = obs.hypervisors
+        if any(target in (h.id, h.name) for h in hvs):
+            return "hypervisor"
+        if any(target == h.zone for h in hvs):
+            return "az"
+        if any(target == h.region for h in hvs):
+            return "region"
+        return None

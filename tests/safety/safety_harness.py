@@ -194,7 +194,7 @@ class Harness:
                 assert i < mark or not (start <= c.t < end), f"executed at {c.t} during a pause [{start}, {end})"
             if cfg.business_hours_only:
                 assert self._business(c.t), f"executed outside business hours at {c.t}"
-            if cfg.observation_mode:
+            if cfg.observation_mode and c.action.changes_world:  # record-only decisions (notify) change nothing
                 assert v.decision == "approval", "observation mode executed without approval"
             if v.decision == "approval":
                 approved = v.detail.get("approved_by", [])
@@ -234,7 +234,9 @@ class Harness:
 
     @staticmethod
     def _needed(c: Call, cfg: SafetyConfig) -> int:
-        high = c.action.kind in cfg.high_risk_kinds
+        # HighRiskKinds when configured, else what the action class declares (the seam's metadata is the spec)
+        kinds = cfg.high_risk_kinds
+        high = c.action.kind in kinds if kinds is not None else type(c.action).risk == "high"
         return cfg.multi_approvers if cfg.require_multi_approval and high else 1
 
     @staticmethod

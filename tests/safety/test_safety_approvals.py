@@ -10,7 +10,7 @@ import pytest
 from safety_fakes import FakeWorld
 from safety_harness import SECRET
 
-from adapters.base import CreateServer, DeleteServer, Notify, Observation
+from adapters.base import CreateServer, DeleteServer, Notify, Observation, RebootServer
 from control.audit import AuditLog
 from control.runtime import Runtime
 from control.safety import (
@@ -125,8 +125,8 @@ def test_denied_and_expired_proposals_are_audited() -> None:
     log = AuditLog(":memory:", batch_size=1)
     kit = SafetyKit.build(world, SafetyConfig(human_approval=True, approval_ttl_seconds=100), log=log)
     obs = Observation(world, 0.0)
-    kit.choke.submit(0.0, "e", Notify(component="a"), obs)
-    kit.choke.submit(0.0, "e", Notify(component="b"), obs)
+    kit.choke.submit(0.0, "e", RebootServer(server_id="srv-1"), obs)  # record-only kinds (Notify) need no approval
+    kit.choke.submit(0.0, "e", RebootServer(server_id="srv-2"), obs)
     first, second = kit.queue.list()
     kit.queue.vote(first.id, "alice", "deny", 5.0)
     kit.executor.step(10.0)
@@ -141,7 +141,7 @@ def test_denied_and_expired_proposals_are_audited() -> None:
 def test_approved_action_waits_while_automation_is_disabled() -> None:
     world = FakeWorld()
     kit = SafetyKit.build(world, SafetyConfig(human_approval=True))
-    kit.choke.submit(0.0, "e", Notify(component="a"), Observation(world, 0.0))
+    kit.choke.submit(0.0, "e", RebootServer(server_id="srv-1"), Observation(world, 0.0))
     (p,) = kit.queue.list()
     kit.queue.vote(p.id, "alice", "approve", 1.0)
     kit.overrides.disable_automation(1.0, 60.0, "bob")

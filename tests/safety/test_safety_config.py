@@ -12,6 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from safety_settings import scaled
 
+from adapters.base import ACTION_TYPES
 from control.safety import SafetyConfig, SafetyConfigError, config_from_mapping, load_safety_config, profile
 from control.safety.config import TB, field_names, parse_duration, parse_size
 
@@ -55,7 +56,11 @@ def test_profiles_follow_the_rollout_weeks(tmp_path: Path) -> None:
     assert profile("week1").observation_mode
     w2, w3, w4 = profile("week2"), profile("week3"), profile("week4")
     assert (w2.max_vms_auto_provisioned, w3.max_vms_auto_provisioned, w4.max_vms_auto_provisioned) == (10, 100, 1000)
-    assert "delete_server" not in (w2.automated_kinds or ()) and "delete_server" in (w3.automated_kinds or ())
+    # derived from each action class's declared risk: week2 low, week3 low and medium, week4 all
+    assert set(w2.automated_kinds or ()) == {k for k, c in ACTION_TYPES.items() if c.risk == "low"}
+    assert set(w3.automated_kinds or ()) == {k for k, c in ACTION_TYPES.items() if c.risk in ("low", "medium")}
+    assert "restart_service" in (w2.automated_kinds or ()) and "resize_server" not in (w2.automated_kinds or ())
+    assert "delete_server" not in (w3.automated_kinds or ())  # risk "high": approved by people until week4
     assert w4.automated_kinds is None and not w4.observation_mode
     c = load_safety_config(write(tmp_path, "profile: week2\nMaxVMsAutoProvisioned: 5\n"))
     assert c.max_vms_auto_provisioned == 5 and c.automated_kinds == w2.automated_kinds

@@ -158,12 +158,14 @@ def test_canary_regions_first_with_bake_time() -> None:
         .verdict.rule == "canary-first"
 
 
-def test_observation_mode_proposes_everything() -> None:
+def test_observation_mode_proposes_everything_that_changes_the_world() -> None:
     world, _, choke = setup(cfg(human_approval=True))
-    recs = submit(choke, world, 0.0, Notify(component="x"), DeleteServer(server_id=sorted(world.servers_by_id)[0]))
-    assert [r.outcome for r in recs] == ["proposed", "proposed"]
-    assert recs[0].verdict.approvers == 1 and recs[1].verdict.approvers == 2  # delete is high-risk
-    assert world.executed == []
+    first = sorted(world.servers_by_id)[0]
+    recs = submit(choke, world, 0.0, RebootServer(server_id=first), DeleteServer(server_id=first),
+                  Notify(component="x"))
+    assert [r.outcome for r in recs] == ["proposed", "proposed", "executed"]  # a note changes nothing: it runs
+    assert recs[0].verdict.approvers == 1 and recs[1].verdict.approvers == 2  # delete declares risk "high"
+    assert [a.kind for _, a, _ in world.executed] == ["notify"]
 
 
 def test_kind_not_automated() -> None:

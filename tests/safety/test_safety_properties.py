@@ -120,7 +120,10 @@ def test_observation_mode_executes_only_approved(script: list[tuple[str, Any]]) 
 
     h = run(profile("week1"), [("propose", [("create", 0, 1, None)]), *script])
     h.check()
-    assert all(r.verdict.decision == "approval" for r in h.records if r.outcome == "executed")
+    assert all(r.verdict.decision == "approval" for r in h.records
+               if r.outcome == "executed" and r.action.changes_world)
+    # record-only decisions run in observation mode: they change nothing, but are audited and rate-limited
+    assert all(r.verdict.decision == "allow" for r in h.records if r.outcome == "executed" and not r.action.changes_world)
     assert h.queue.list()  # the first proposal at least is queued
 
 
