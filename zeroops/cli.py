@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_MISSED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 STANDARD = Path(__file__).resolve().parent.parent / "scenarios" / "standard"
@@ -30,6 +33,92 @@ def _progress(enabled: bool, desc: str):  # type: ignore[no-untyped-def]
         bar.update(round(100 * done / total) - bar.n)
 
     return bar, update
+
+
+_NOTICES_SEEN: set[str] = set()
+
+
+def _show_notices() -> None:
+    """Print each trace notice (gaps filled, ...) once per command, as one ``notice:`` line on stderr."""
+    from twin.traffic import TraceNotice
+
+    _NOTICES_SEEN.clear()
+    if getattr(warnings.showwarning, "zeroops", False):
+        return
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if not issubclass(category, TraceNotice):
+            return original(message, category, filename, lineno, file, line)
+        text = str(message)
+        if text not in _NOTICES_SEEN:
+            _NOTICES_SEEN.add(text)
+            print(f"notice: {text}", file=sys.stderr)
+        return None
+
+    show.zeroops = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+    warnings.simplefilter("always", TraceNotice)
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if not 0 <= v <= 2**53:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**53, got {v}")
+    return v
+
+
+def _known_sets() -> list[str]:
+    """Engine sets a name on the command line may mean (the registry's, when there is one)."""
+    from scenarios.schema import ENGINE_SETS
+
+    names = list(ENGINE_SETS)
+    try:
+        import engines.baselines  # noqa: F401 - registers the built-in sets
+        from engines.registry import REGISTRY  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return names
+    return names + [n for n in REGISTRY.set_names() if n not in names]
+
+
+def _engine_sets(values: list[str] | None) -> list[str] | None:
+    """``--engines static,reactive`` or ``--engines static --engines reactive``: the sets in order, once each."""
+    if not values:
+        return None
+    sets: list[str] = []
+    for v in values:
+        for e in (x.strip() for x in v.split(",")):
+            if e and e not in sets:
+                sets.append(e)
+    if not sets:
+        raise ValueError(f"--engines: no engine set given; allowed: {', '.join(_known_sets())}")
+    return sets
+
+
+def _check_engine_sets(engines: list[str], scns: list[tuple[Path, Any]]) -> None:
+    """Every set named on the command line must be known, or defined by each scenario run."""
+    known = _known_sets()
+    for f, scn in scns:
+        own = [e if isinstance(e, str) else getattr(e, "name", str(e)) for e in scn.engines]
+        for e in engines:
+            if e not in known and e not in own:
+                allowed = ", ".join(dict.fromkeys(known + own))
+                raise ValueError(f"--engines: unknown engine set {e!r} for {f}; allowed: {allowed}")
+
+
+def _out_dir(out: Path) -> None:
+    """The results folder must be a folder we can write: say so before running for an hour."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder; give a folder for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot create the results folder ({e.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: the results folder is not writable")
 
 
 def _scenario_files(paths: list[str]) -> list[Path]:
@@ -58,6 +147,20 @@ def _run_many(files: list[Path], engines: list[str] | None, seed: int | None, ou
     if not scns:
         print("error: no scenario files (*.yaml) found", file=sys.stderr)
         return EXIT_INPUT
+    first: dict[str, Path] = {}
+    for f, scn in scns:
+        if scn.name in first:  # both would write out/<name>/: the second would overwrite the first
+            print(f"error: {f}: name: {scn.name!r} is also the name of {first[scn.name]}; scenario names must be "
+                  f"unique in a suite (they name the results folders)", file=sys.stderr)
+            return EXIT_INPUT
+        first[scn.name] = f
+    try:
+        if engines:
+            _check_engine_sets(engines, scns)
+        _out_dir(out)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
     results = []
     show = not quiet and sys.stderr.isatty()
     for f, scn in scns:
@@ -73,6 +176,14 @@ def _run_many(files: list[Path], engines: list[str] | None, seed: int | None, ou
                 bar.close()
                 print(f"error: {f}: {err}", file=sys.stderr)
                 return EXIT_INPUT
+            except MemoryError:
+                bar.close()
+                from twin.limits import estimate, human
+
+                print(f"error: {f}: out of memory while running with {e} (estimated need "
+                      f"{human(estimate(scn).total)}); shrink the scenario or set ZEROOPS_MAX_MEMORY lower so such "
+                      f"runs are refused up front", file=sys.stderr)
+                return EXIT_INPUT
             except Exception:  # noqa: BLE001 - report, keep what was written
                 bar.close()
                 traceback.print_exc()
@@ -85,11 +196,20 @@ def _run_many(files: list[Path], engines: list[str] | None, seed: int | None, ou
                 print(f"  ran {scn.name} · {e}: {scn.duration / 3600:.1f} h simulated in {r.wall_s:.1f} s",
                       file=sys.stderr)
     compare_to_static(results)
-    for r in results:
-        check_targets(r)
-        write_run(r, out)
-    write_summary(results, out)
+    try:
+        for r in results:
+            check_targets(r)
+            write_run(r, out)
+        write_summary(results, out)
+    except OSError as err:
+        print(f"error: cannot write the results to {out}: {err}", file=sys.stderr)
+        return EXIT_INPUT
     print(table(results))
+    no_base = sorted({r.scenario.name for r in results if "cost_savings" in r.scenario.targets}
+                     - {r.scenario.name for r in results if r.engines == "static"})
+    if no_base:
+        print(f"note: cost_savings needs the static baseline in the same command (e.g. --engines static,reactive); "
+              f"not computed for {', '.join(no_base)}", file=sys.stderr)
     missed = sum(1 for r in results for t in r.targets.values() if t["status"] == "missed")
     print(f"\nresults: {out}/summary.json, {out}/summary.csv and one folder per run"
           f"{f'; {missed} target(s) missed' if missed else ''}")
@@ -97,7 +217,11 @@ def _run_many(files: list[Path], engines: list[str] | None, seed: int | None, ou
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    engines = [a.engines] if a.engines else None
+    try:
+        engines = _engine_sets(a.engines)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
     return _run_many([Path(a.scenario)], engines, a.seed, Path(a.out), a.quiet, a.strict)
 
 
@@ -106,7 +230,11 @@ def cmd_suite(a: argparse.Namespace) -> int:
     if not d.is_dir():
         print(f"error: {d}: not a directory of scenario files", file=sys.stderr)
         return EXIT_INPUT
-    engines = [a.engines] if a.engines else None
+    try:
+        engines = _engine_sets(a.engines)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
     return _run_many(_scenario_files([str(d)]), engines, a.seed, Path(a.out), a.quiet, a.strict)
 
 
@@ -131,18 +259,23 @@ def cmd_validate(a: argparse.Namespace) -> int:
 def cmd_list(a: argparse.Namespace) -> int:
     from scenarios.loader import ScenarioError, load_scenario
 
+    if not Path(a.dir).is_dir():
+        print(f"error: {a.dir}: not a directory of scenario files", file=sys.stderr)
+        return EXIT_INPUT
     files = _scenario_files([a.dir])
     if not files:
-        print(f"error: no scenario files in {a.dir}", file=sys.stderr)
+        print(f"error: no scenario files (*.yaml) in {a.dir}", file=sys.stderr)
         return EXIT_INPUT
     width = max(len(f.stem) for f in files)
+    bad = 0
     for f in files:
         try:
             s = load_scenario(f)
             print(f"{s.name.ljust(width)}  {s.duration / 3600:>6.1f} h  {', '.join(s.engines):<16}  {s.description}")
         except ScenarioError as e:
+            bad += 1
             print(f"{f.stem.ljust(width)}  INVALID: {str(e).splitlines()[0]}")
-    return EXIT_OK
+    return EXIT_INPUT if bad else EXIT_OK
 
 
 def cmd_schema(a: argparse.Namespace) -> int:
@@ -150,7 +283,11 @@ def cmd_schema(a: argparse.Namespace) -> int:
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if a.output:
-        Path(a.output).write_text(text)
+        try:
+            Path(a.output).write_text(text)
+        except OSError as e:
+            print(f"error: {a.output}: cannot write ({e.strerror})", file=sys.stderr)
+            return EXIT_INPUT
         print(f"wrote {a.output}")
     else:
         sys.stdout.write(text)
@@ -184,9 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--engines", metavar="SET", help="engine set to run: static or reactive "
-                        "(default: the scenario's own list, always with static for comparison)")
-        sp.add_argument("--seed", type=int, help="override the scenario's seed")
+        sp.add_argument("--engines", metavar="SET[,SET]", action="append",
+                        help="engine sets to run, comma-separated or repeated: static, reactive; with static among "
+                        "them cost_savings is computed against it (default: the scenario's own list, always with "
+                        "static for comparison)")
+        sp.add_argument("--seed", type=_seed, help="override the scenario's seed (a non-negative integer)")
         sp.add_argument("--out", default="out", help="output folder (default: out/)")
         sp.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar or run lines")
@@ -229,11 +368,21 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(a, "fn", None):
         parser.print_help()
         return EXIT_INPUT
+    _show_notices()
     try:
         return int(a.fn(a) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``zeroops decisions list | head``): stop quietly; point stdout at /dev/null so
+        # the interpreter's final flush does not complain either
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -30,12 +31,32 @@ def _state_db(a: argparse.Namespace) -> str:
     return a.state or os.environ.get("ZEROOPS_SAFETY_DB", ".zeroops/safety.db")
 
 
+MAX_PAUSE = 365 * 86400.0  # --for: a pause longer than a year is a typo, and past year 9999 no date can show it
+_NAME = re.compile(r"^[\w][\w .@'-]{0,63}$")
+
+
 def _when(t: float | None) -> str:
     if t is None:
         return "-"
     if t > 1e8:  # POSIX seconds (live); smaller values are simulated seconds
-        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OverflowError, OSError, ValueError):  # stored before --for was bounded
+            return f"t={t:.6g}s (beyond any calendar)"
     return f"t={t:.1f}s"
+
+
+def _person(name: str, flag: str = "--by") -> str:
+    """An operator name as given, trimmed: letters, digits, spaces and . @ ' - _, at most 64 characters."""
+    clean = " ".join(name.split())
+    if not _NAME.match(clean):
+        raise ValueError(f"{flag}: {name!r} is not an operator name (letters, digits, spaces and . @ ' - _, "
+                         f"1 to 64 characters, starting with a letter or digit)")
+    return clean
+
+
+def _same_person(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 def _since(text: str) -> float:
@@ -57,8 +78,11 @@ def _duration(text: str) -> float:
         secs = parse_duration(text)
     except ValueError as e:
         raise ValueError(f"--for: {e}") from None
-    if secs <= 0:
+    if not secs > 0:
         raise ValueError(f"--for: must be > 0, got {text!r}")
+    if secs > MAX_PAUSE:
+        raise ValueError(f"--for: {text!r} is longer than the longest pause allowed, 365d; use a shorter one "
+                         f"and renew it")
     return secs
 
 
@@ -151,14 +175,35 @@ def cmd_decisions_show(a: argparse.Namespace) -> int:
 def cmd_audit_verify(a: argparse.Namespace) -> int:
     from control.audit import verify
 
-    rep = verify(_audit_db(a))
+    db = _audit_db(a)
+    rep = verify(db, a.public_key, checkpoints=a.checkpoints)
     if rep.ok:
         print(f"ok: {rep.records} records, chain intact, head {rep.head}")
+        if rep.signed:
+            cover = f"all {rep.records} records" if not rep.unsigned else f"records 1..{rep.signed_seq}"
+            print(f"signed: trail {rep.trail}, key {rep.key}: {rep.checkpoints} checkpoint(s) in "
+                  f"{rep.checkpoint_log}; the last covers {cover}" + (", closed cleanly" if rep.closed else ""))
+        if rep.unsigned:
+            print(f"note: {rep.unsigned} records after the last signed checkpoint, verified by chain only (the "
+                  "writer stopped before signing them, or is still writing)")
+        for n in rep.notes:
+            print(f"note: {n}")
         return EXIT_OK
-    for p in rep.problems:
-        print(f"TAMPERED: {p}")
-    print(f"{len(rep.problems)} problem(s) in {rep.records} records of {_audit_db(a)}", file=sys.stderr)
+    for p, f in zip(rep.problems, rep.files, strict=True):
+        print(f"TAMPERED: {p}  [in {f}]")
+    print(f"{len(rep.problems)} problem(s) in {rep.records} records of {db}"
+          + (f" (checkpoint log {rep.checkpoint_log}, key {rep.key})" if rep.signed else ""), file=sys.stderr)
     return EXIT_TAMPERED
+
+
+def cmd_audit_key(a: argparse.Namespace) -> int:
+    from control.audit import AuditKey, public_key_path
+
+    key = AuditKey.load(a.key)
+    print(f"private key: {key.path} (keep it off the audit database's host or at least out of its reach)")
+    print(f"public key:  {public_key_path(key.path)}  (verify with: zeroops audit verify --public-key FILE)")
+    print(f"key id:      {key.id}")
+    return EXIT_OK
 
 
 # ------------------------------------------------------------------ approvals
@@ -180,7 +225,13 @@ def _vote(decision: str) -> Callable[[argparse.Namespace], int]:
     def run(a: argparse.Namespace) -> int:
         from control.safety.approvals import ApprovalQueue
 
-        p = ApprovalQueue(_state(a, must_exist=True)).vote(a.id, a.by, decision, time.time(), a.comment or "")  # type: ignore[arg-type]
+        q = ApprovalQueue(_state(a, must_exist=True))
+        by = _person(a.by)
+        before = q.get(a.id)
+        if any(_same_person(by, x) for x in (*before.approvers, *before.deniers)):
+            raise ValueError(f"--by: {by!r} has already voted on proposal {a.id} (names are compared "
+                             f"case-insensitively)")
+        p = q.vote(a.id, by, decision, time.time(), a.comment or "")  # type: ignore[arg-type]
         print(f"proposal {p.id}: {p.status} ({len(p.approvers)}/{p.needed} approvals"
               + (f"; denied by {', '.join(p.deniers)}" if p.deniers else "") + ")")
         return EXIT_OK
@@ -265,9 +316,10 @@ def cmd_limits_propose(a: argparse.Namespace) -> int:
     from control.safety.config import load_safety_config
     from control.safety.override import Overrides
 
+    by = _person(a.by)
     cfg = load_safety_config(a.file)
-    cid = Overrides(_state(a)).propose_limits(time.time(), cfg, a.by, a.justification, needed=a.approvers)
-    print(f"limit change #{cid} proposed by {a.by}; it applies after {max(2, a.approvers)} other operators approve "
+    cid = Overrides(_state(a)).propose_limits(time.time(), cfg, by, a.justification, needed=a.approvers)
+    print(f"limit change #{cid} proposed by {by}; it applies after {max(2, a.approvers)} other operators approve "
           f"(zeroops limits approve {cid} --by NAME)")
     return EXIT_OK
 
@@ -275,7 +327,18 @@ def cmd_limits_propose(a: argparse.Namespace) -> int:
 def cmd_limits_approve(a: argparse.Namespace) -> int:
     from control.safety.override import Overrides
 
-    ch = Overrides(_state(a, must_exist=True)).approve_limits(time.time(), a.id, a.by)
+    ov = Overrides(_state(a, must_exist=True))
+    by = _person(a.by)
+    before = ov.limit_change(a.id)
+    # one person is one approver, however they spell their name: the proposer and each earlier approver
+    if _same_person(by, before.proposed_by):
+        raise ValueError(f"--by: {by!r} proposed limit change #{a.id}; the proposer cannot approve it "
+                         f"(names are compared case-insensitively, spaces trimmed)")
+    for x in before.approvers:
+        if _same_person(by, x):
+            raise ValueError(f"--by: {by!r} already approved limit change #{a.id} (as {x!r}); it needs "
+                             f"{before.needed} distinct approvers")
+    ch = ov.approve_limits(time.time(), a.id, by)
     print(f"limit change #{ch.id}: {ch.status} ({len(ch.approvers)}/{ch.needed} approvals: {', '.join(ch.approvers)})")
     return EXIT_OK
 
@@ -301,6 +364,8 @@ def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
 
         try:
             return fn(a)
+        except BrokenPipeError:
+            raise  # the reader went away (``| head``): zeroops.cli.main exits quietly
         except (AuditError, ApprovalError, OverrideError, SafetyConfigError, ValueError, KeyError, OSError) as e:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else e
             print(f"error: {msg}", file=sys.stderr)
@@ -341,10 +406,17 @@ def add_safety_parsers(sub: Any) -> None:
     p.add_argument("id", type=int, help="decision id (see decisions list)")
     p.add_argument("--json", action="store_true", help="JSON output")
 
-    au = sub.add_parser("audit", help="audit trail integrity").add_subparsers(dest="audit_cmd", metavar="{verify}",
+    au = sub.add_parser("audit", help="audit trail integrity").add_subparsers(dest="audit_cmd", metavar="{verify,key}",
                                                                                required=True)
-    leaf(au, "verify", cmd_audit_verify, "check the hash chain; exit 1 and name every edited, removed or "
-         "reordered record", db)
+    p = leaf(au, "verify", cmd_audit_verify, "check the hash chain against its signed checkpoints; exit 1 and "
+             "name every edited, removed, reordered, rewritten or swapped record and its file", db)
+    p.add_argument("--public-key", metavar="FILE", help="Ed25519 public key (PEM or hex) the checkpoints must verify "
+                   "with (default: $ZEROOPS_AUDIT_PUBLIC_KEY, else the default key's .pub); the private key is "
+                   "not needed")
+    p.add_argument("--checkpoints", metavar="FILE", help="the signed checkpoint log (default: <db>.checkpoints)")
+    p = leaf(au, "key", cmd_audit_key, "show (and on first use create) the audit signing key and its public half")
+    p.add_argument("--key", metavar="FILE", help="private key file (default: $ZEROOPS_AUDIT_KEY or "
+                   "~/.config/zeroops/audit-ed25519.key)")
 
     ap = sub.add_parser("approvals", help="the approval queue").add_subparsers(
         dest="approvals_cmd", metavar="{list,approve,deny}", required=True)
