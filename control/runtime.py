@@ -126,6 +126,23 @@ class MemoryActionLog:
         self.records.append(rec)
 
 
+class TeeLog:
+    """Sends every record to several action logs (the audit trail, a JSON-lines file, ...); closes them all."""
+
+    def __init__(self, *logs: ActionLog) -> None:
+        self.logs = [log for log in logs if log is not None]
+
+    def record(self, rec: ActionRecord) -> None:
+        for log in self.logs:
+            log.record(rec)
+
+    def close(self) -> None:
+        for log in self.logs:
+            close = getattr(log, "close", None)
+            if close is not None:
+                close()
+
+
 class ChokePoint:
     """The single path from decisions to a world: gate, then log, then act.
 

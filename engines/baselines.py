@@ -14,6 +14,8 @@ import math
 from collections import deque
 from collections.abc import Iterable
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from adapters.base import (
     Action,
     Conflict,
@@ -25,6 +27,28 @@ from adapters.base import (
     StartServer,
 )
 from control.runtime import ActionRecord, Engine
+
+
+class ReactiveScalerConfig(BaseModel):
+    """Settings of ``reactive_scaler`` (engines.registry validates them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: float = Field(0.6, gt=0, le=1, description="target mean CPU utilisation, (0, 1]")
+    tolerance: float = Field(0.1, ge=0, lt=1, description="no change while |util / target - 1| <= this")
+    stabilisation_s: float = Field(300.0, ge=0, description="scale down only to the highest recommendation of this "
+                                                             "many seconds")
+    cadence: float = Field(15.0, gt=0, description="seconds between steps")
+    min_floor: int = Field(1, ge=0, description="never fewer servers than this (an HPA keeps one replica)")
+
+
+class CrashRestarterConfig(BaseModel):
+    """Settings of ``crash_restarter``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cadence: float = Field(30.0, gt=0, description="seconds between steps")
+    retry_s: float = Field(120.0, ge=0, description="seconds before the same server is tried again")
 
 
 class ReactiveScaler:
@@ -140,13 +164,8 @@ class CrashRestarter:
             self.tried.clear()
 
 
-ENGINE_SETS = ("static", "reactive")
-
-
 def engine_set(name: str) -> list[Engine]:
-    """The engines of a named set. Raises ValueError naming the allowed sets."""
-    if name == "static":
-        return []
-    if name == "reactive":
-        return [ReactiveScaler(), CrashRestarter()]
-    raise ValueError(f"unknown engine set {name!r}; allowed: {', '.join(ENGINE_SETS)}")
+    """Fresh engines of a registered set (kept for callers of the old API; see :mod:`engines.registry`)."""
+    from engines.registry import REGISTRY
+
+    return REGISTRY.build(name)

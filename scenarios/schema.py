@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from control.safety import SafetyConfig
+from engines.registry import REGISTRY, EngineSetSpec
 from twin.config import Duration, Model, WorldConfig
 
 SCHEMA_VERSION = 1
@@ -16,7 +17,7 @@ TargetMetric = Literal[
     "automation_rate", "incidents_auto_resolved", "incidents_unresolved", "actions_taken", "alerts_raw",
 ]
 
-ENGINE_SETS = ("static", "reactive")
+ENGINE_SETS = ("static", "reactive")  # the built-in sets (engines.registry holds every registered one)
 
 
 class Target(Model):
@@ -57,18 +58,33 @@ class Scenario(WorldConfig):
     name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$", max_length=100,
                       description="used in output paths: letters, digits, '_', '-' and '.', not starting with '.'")
     description: str = ""
-    engines: list[str] = Field(default_factory=lambda: list(ENGINE_SETS), min_length=1)
+    engines: list[EngineSetSpec] = Field(
+        default_factory=lambda: list(ENGINE_SETS), min_length=1,  # type: ignore[arg-type]
+        description="engine sets to compare: registered names (static, reactive, ...) or inline compositions "
+                    "{name, engines: [{engine: NAME, SETTING: VALUE}], handles_alerting}")
     targets: dict[TargetMetric, Target] = Field(default_factory=dict)
     safety: SafetyConfig | None = Field(None, description="safety constraints (docs/safety.md); default: the design's")
     approvers: Approvers = Approvers()
 
-    @field_validator("engines")
-    @classmethod
-    def _known_engines(cls, v: list[str]) -> list[str]:
-        for e in v:
-            if e not in ENGINE_SETS:
-                raise ValueError(f"unknown engine set {e!r}; allowed: {', '.join(ENGINE_SETS)}")
-        return v
+    _engine_sets: dict[str, EngineSetSpec] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _engine_names(self) -> Scenario:
+        """Keep ``engines`` a list of names (output folders, tables); inline compositions stay by name."""
+        specs: dict[str, EngineSetSpec] = {}
+        for i, e in enumerate(self.engines):
+            spec = REGISTRY.resolve(e) if isinstance(e, str) else e
+            if spec.name in specs:
+                raise ValueError(f"engines[{i}]: engine set {spec.name!r} is listed twice")
+            specs[spec.name] = spec
+        self._engine_sets = specs
+        self.__dict__["engines"] = list(specs)  # frozen model: set once, here
+        return self
+
+    def engine_set(self, name: str) -> EngineSetSpec:
+        """The engine set called ``name``: one of this scenario's inline compositions, else a registered one."""
+        spec = self._engine_sets.get(name)
+        return spec.resolved() if spec is not None else REGISTRY.resolve(name)
 
 
 _STANDARD_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
