@@ -2,10 +2,14 @@
 
 Observe: servers, flavors, hypervisors (capacity from Placement inventories,
 since compute microversion 2.88 hides hypervisor sizes), images, compute
-quotas and usage, server actions/faults; metrics and alerts from Prometheus
-(:mod:`adapters.prometheus`).  Act: create (idempotent through a request id
-in server metadata), delete, reboot, start, resize with confirm, migrate,
-metadata, quotas.  Every API call goes through :class:`adapters.retry.Retry`;
+quotas and usage, server actions/faults; metrics, rollups and alerts from
+Prometheus (:mod:`adapters.prometheus`); budgets and reservations from the
+live config; deploys, incidents and the request inbox from the adapter's own
+store (:mod:`adapters.journal`), since OpenStack has no API for them.  Act:
+create (idempotent through a request id in server metadata), delete, reboot,
+start/unshelve, stop, shelve, resize with confirm, migrate, metadata, quotas,
+deploys and rollbacks (server metadata), server-level chaos.  ``execute``
+dispatches on ``action.kind`` through one table (``_HANDLERS``).  Every API call goes through :class:`adapters.retry.Retry`;
 every attempt lands in the ``ActionResult`` (``attempts``, ``detail``).
 
 A protocol *service* is the set of servers carrying ``zeroops_service=<name>``
@@ -18,32 +22,50 @@ No credentials are logged: :meth:`OpenStackAdapter.describe` is what may be show
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from adapters.base import (
+    DEPENDENCY_METRICS,
+    SERVER_METRICS,
+    SERVICE_METRICS,
     Action,
     ActionResult,
     AdapterError,
     Alert,
+    Budget,
     Conflict,
     CreateServer,
+    DeclareIncident,
     DeleteServer,
+    Deploy,
+    DeployEvent,
     Flavor,
+    FulfillRequest,
     Hypervisor,
+    IncidentInfo,
+    InjectFault,
     MetricWindow,
     MigrateServer,
     NotFound,
     Notify,
     NoValidHost,
+    Page,
     Price,
+    PurchaseReservation,
     Quota,
     QuotaExceeded,
     RebootServer,
+    Request,
+    Reservation,
     ResizeServer,
+    ResolveIncident,
     RestartService,
     RollbackDeploy,
     Server,
@@ -52,9 +74,12 @@ from adapters.base import (
     SetLBWeights,
     SetMetadata,
     SetServiceSetting,
+    ShelveServer,
     Spend,
     StartServer,
+    StopServer,
     TransientAPIError,
+    UpdateIncident,
     UpdateQuota,
 )
 from adapters.journal import Journal, JournalEntry
@@ -87,7 +112,18 @@ _TRANSIT_TASKS = {
     "block_device_mapping",
     "networking",
     "rebuilding",
+    "shelving",
+    "shelving_image_pending_upload",
+    "shelving_image_uploading",
+    "shelving_offloading",
+    "unshelving",
+    "pausing",
+    "unpausing",
+    "suspending",
+    "resuming",
 }
+#: faults InjectFault can cause live (server-level only): fault -> what is done to the target server
+LIVE_FAULTS: dict[str, str] = {"server_crash": "stop", "server_pause": "pause", "server_reboot": "reboot"}
 
 
 def map_status(status: str | None, task_state: str | None) -> ServerStatus:
@@ -100,9 +136,17 @@ def map_status(status: str | None, task_state: str | None) -> ServerStatus:
         return "BUILD"
     if st == "ERROR" or st == "UNKNOWN":
         return "ERROR"
-    if st in ("SHUTOFF", "STOPPED", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED"):
+    if st == "SHELVED_OFFLOADED":
+        return "SHELVED_OFFLOADED"
+    if st in ("SHUTOFF", "STOPPED", "SUSPENDED", "PAUSED", "SHELVED"):
         return "SHUTOFF"
     return "ACTIVE"  # ACTIVE, RESIZE, VERIFY_RESIZE, REVERT_RESIZE, MIGRATING, PASSWORD, RESCUE
+
+
+def version_number(v: str | None) -> int:
+    """The release number in a version string: ``'7'`` -> 7, ``'v2.3'`` -> 3 (the last digits), ``'x'`` -> 0."""
+    m = re.search(r"(\d+)\D*$", v or "")
+    return int(m.group(1)) if m else 0
 
 
 def _int(s: Any, default: int = 0) -> int:
@@ -136,6 +180,9 @@ class OpenStackAdapter:
             else (Prometheus(self.config.prometheus, clock) if self.config.prometheus else None)
         )
         self.journal = journal
+        # deploys, incidents and requests: in the journal's database, else in memory (lost on restart)
+        self.store = journal if journal is not None else Journal(":memory:")
+        self.actor = "automation"
         self._sleep = sleep
         self._clock = clock
         r = self.config.retry
@@ -399,7 +446,7 @@ class OpenStackAdapter:
         out = []
         for spec in self.config.services:
             mine = [s for s in all_servers if s.service == spec.name]
-            version = max((_int(s.metadata.get(META_VERSION)) for s in mine), default=0)
+            version = max((version_number(s.metadata.get(META_VERSION)) for s in mine), default=0)
             settings: dict[str, float] = {}
             for s in sorted(mine, key=lambda s: s.created_at):
                 for k, v in s.metadata.items():
@@ -423,14 +470,30 @@ class OpenStackAdapter:
             )
         return out
 
+    def _check_metric(self, metric: str) -> None:
+        known = SERVICE_METRICS + SERVER_METRICS + DEPENDENCY_METRICS
+        if metric not in known and not (self.prometheus and metric in self.prometheus.config.queries):
+            raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(known)} (or a name under prometheus.queries)")
+
     def metric_window(self, metric: str, labels: Mapping[str, str], seconds: float) -> MetricWindow:
+        self._check_metric(metric)
         if self.prometheus is None:
             import numpy as np
 
             return MetricWindow(metric, dict(labels), np.array([]), np.array([]))
         return self.prometheus.metric_window(metric, labels, seconds)
 
+    def metric_history(self, metric: str, labels: Mapping[str, str], seconds: float, step: float) -> MetricWindow:
+        """Means per ``step`` from Prometheus (``avg_over_time`` over a range query at ``step``)."""
+        self._check_metric(metric)
+        if self.prometheus is None:
+            import numpy as np
+
+            return MetricWindow(metric, dict(labels), np.array([]), np.array([]))
+        return self.prometheus.metric_history(metric, labels, seconds, step)
+
     def latest(self, metric: str) -> Mapping[str, float]:
+        self._check_metric(metric)
         if metric == "active_servers" and not (self.prometheus and metric in self.prometheus.config.queries):
             return {s.name: float(s.active) for s in self.services()}
         if self.prometheus is None:
@@ -444,16 +507,57 @@ class OpenStackAdapter:
         return [Price(f, "on_demand", p) for f, p in sorted(self.config.prices.items())]
 
     def spend(self) -> Spend:
+        """Flavor price x age of every server that exists now (Nova forgets deleted ones); shelved ones do not burn."""
+        return self._spend(None)
+
+    def _spend(self, since: float | None) -> Spend:
         now = self.now()
         total = rate = 0.0
         per: dict[str, float] = {}
+        per_service: dict[str, float] = {}
+        rate_project: dict[str, float] = {}
         for s in self.servers():
             p = self.config.prices.get(s.flavor, 0.0)
-            cost = p * max(0.0, now - s.created_at) / 3600.0 if s.created_at else 0.0
+            start = max(s.created_at, since) if since is not None else s.created_at
+            cost = p * max(0.0, now - start) / 3600.0 if s.created_at else 0.0
             total += cost
-            rate += p
             per[s.project] = per.get(s.project, 0.0) + cost
-        return Spend(total, rate, per)
+            if s.service:
+                per_service[s.service] = per_service.get(s.service, 0.0) + cost
+            if s.status != "SHELVED_OFFLOADED":
+                rate += p
+                rate_project[s.project] = rate_project.get(s.project, 0.0) + p
+        return Spend(total, rate, per, per_service, rate_project)
+
+    def budgets(self) -> Sequence[Budget]:
+        """The config's ``budgets:``; ``spent`` is what :meth:`spend` counts within the current period."""
+        now = self.now()
+        out = []
+        for b in self.config.budgets:
+            start = b.period_start + math.floor(max(0.0, now - b.period_start) / b.period_s) * b.period_s
+            sp = self._spend(start)
+            spent = sp.total if b.project == "*" else sp.per_project.get(b.project, 0.0)
+            out.append(Budget(b.project, b.period_s, start, b.limit, spent, tuple(b.alert_at), b.hard))
+        return out
+
+    def reservations(self) -> Sequence[Reservation]:
+        """The config's ``reservations:`` (OpenStack has no reservations without Blazar)."""
+        return [Reservation(r.id, r.project, r.flavor, r.count, r.per_hour, r.start, r.end)
+                for r in self.config.reservations]
+
+    def deploys(self, since: float) -> Sequence[DeployEvent]:
+        """The deploys and rollbacks this adapter made (journalled); a pipeline's own releases are not seen."""
+        return self.store.deploys(since)
+
+    def incidents(self) -> Sequence[IncidentInfo]:
+        return self.store.incidents()
+
+    def requests(self) -> Sequence[Request]:
+        return self.store.requests()
+
+    def submit_request(self, project: str, kind: str, params: Mapping[str, Any], requester: str = "someone") -> str:
+        """Put a self-service request in the inbox (a portal or a CLI calls this); returns its id."""
+        return self.store.submit_request(project, kind, dict(params), requester, self.now())
 
     def quotas(self) -> Sequence[Quota]:
         def fetch() -> list[Quota]:
@@ -499,7 +603,7 @@ class OpenStackAdapter:
     # ------------------------------------------------------------------ act
     def execute(self, action: Action) -> ActionResult:
         """Carry out one action; journal it while in flight; raise adapter errors with the attempt trail."""
-        handler = self._HANDLERS.get(type(action))
+        handler = self._HANDLERS.get(action.kind)
         if handler is None:
             raise AdapterError(f"{type(action).__name__} is not supported by the OpenStack adapter")
         if isinstance(action, Notify):
@@ -690,11 +794,20 @@ class OpenStackAdapter:
         )
         return self._result(True, f"deleted {a.server_id}", trail, ())
 
-    def _reboot_one(self, server_id: str, hard: bool, trail: Trail) -> str:
+    def _reboot_one(self, server_id: str, hard: bool, trail: Trail, *, upgrade: bool = False) -> str:
+        """Reboot (or start, or unshelve) one server. A SOFT reboot of a server that is not ACTIVE is a
+        Conflict, as in Nova and the twin, unless ``upgrade`` (restarts and starts) makes it HARD."""
         s = self._get_server(server_id, trail)
+        if s.status in ("SHELVED", "SHELVED_OFFLOADED"):
+            self.retry.call(trail, f"unshelve {server_id[:8]}", lambda: self.conn.compute.unshelve_server(server_id))
+            return f"unshelved {server_id} (was {s.status})"
         if s.status == "SHUTOFF":
             self.retry.call(trail, f"start {server_id[:8]}", lambda: self.conn.compute.start_server(server_id))
             return f"started {server_id} (was SHUTOFF)"
+        if map_status(s.status, getattr(s, "task_state", None)) == "BUILD":
+            raise Conflict(f"cannot reboot {server_id} while it is {s.status}/{getattr(s, 'task_state', None)}")
+        if s.status != "ACTIVE" and not hard and not upgrade:
+            raise Conflict(f"cannot SOFT reboot {server_id} in {s.status} ({self._fault(s)}); use a hard reboot")
         kind = "HARD" if hard or s.status != "ACTIVE" else "SOFT"
         self.retry.call(trail, f"reboot {server_id[:8]} {kind}", lambda: self.conn.compute.reboot_server(server_id, kind))
         note = f" (was {s.status}: {self._fault(s)})" if s.status == "ERROR" else ""
@@ -705,9 +818,29 @@ class OpenStackAdapter:
 
     def _start(self, a: StartServer, rid: str, trail: Trail) -> ActionResult:
         s = self._get_server(a.server_id, trail)
-        if s.status == "ACTIVE":
+        if s.status == "ACTIVE" and not getattr(s, "task_state", None):
             return self._result(True, f"{a.server_id} is ACTIVE already", trail)
-        return self._result(True, self._reboot_one(a.server_id, True, trail), trail)
+        return self._result(True, self._reboot_one(a.server_id, True, trail, upgrade=True), trail)
+
+    def _stop(self, a: StopServer, rid: str, trail: Trail) -> ActionResult:
+        s = self._get_server(a.server_id, trail)
+        st = map_status(s.status, getattr(s, "task_state", None))
+        if st == "SHUTOFF":
+            return self._result(True, f"{a.server_id} is {s.status} already", trail)
+        if st in ("BUILD", "SHELVED_OFFLOADED"):
+            raise Conflict(f"cannot stop {a.server_id} while it is {s.status}/{getattr(s, 'task_state', None)}")
+        self.retry.call(trail, f"stop {a.server_id[:8]}", lambda: self.conn.compute.stop_server(a.server_id))
+        return self._result(True, f"stopped {a.server_id}", trail)
+
+    def _shelve(self, a: ShelveServer, rid: str, trail: Trail) -> ActionResult:
+        s = self._get_server(a.server_id, trail)
+        st = map_status(s.status, getattr(s, "task_state", None))
+        if st == "SHELVED_OFFLOADED" or s.status == "SHELVED":
+            return self._result(True, f"{a.server_id} is {s.status} already", trail)
+        if st == "BUILD":
+            raise Conflict(f"cannot shelve {a.server_id} while it is {s.status}/{getattr(s, 'task_state', None)}")
+        self.retry.call(trail, f"shelve {a.server_id[:8]}", lambda: self.conn.compute.shelve_server(a.server_id))
+        return self._result(True, f"shelved {a.server_id} (Nova offloads it: SHELVED_OFFLOADED)", trail)
 
     # -- resize / migrate
     def _resize(self, a: ResizeServer, rid: str, trail: Trail) -> ActionResult:
@@ -825,14 +958,29 @@ class OpenStackAdapter:
         return [s for s in self.servers(service=service) if s.status != "DELETED"]
 
     def _restart_service(self, a: RestartService, rid: str, trail: Trail) -> ActionResult:
+        """Rolling, as in the twin: reboot one server, wait until it is ACTIVE again, then the next."""
         done, errors = [], []
-        for s in self._members(a.service):
+        members = [s for s in self._members(a.service) if s.status != "SHELVED_OFFLOADED"]
+        for s in members:
             try:
-                done.append(self._reboot_one(s.id, False, trail))
+                done.append(self._reboot_one(s.id, False, trail, upgrade=True))
             except AdapterError as e:
                 errors.append(f"{s.id}: {type(e).__name__}")
+                continue
+            if self.config.wait.create > 0:
+                last = self._wait(
+                    s.id,
+                    lambda x: x.status == "ACTIVE" and not getattr(x, "task_state", None),
+                    self.config.wait.create,
+                    trail,
+                    "restart",
+                )
+                if last.status != "ACTIVE":
+                    errors.append(f"{s.id}: {last.status} after restart")
         return self._result(
-            not errors, f"restart {a.service}: {len(done)} rebooted" + (f", failed: {errors}" if errors else ""), trail
+            not errors,
+            f"restart {a.service}: {len(done)} rebooted, one at a time" + (f", failed: {errors}" if errors else ""),
+            trail,
         )
 
     def _set_setting(self, a: SetServiceSetting, rid: str, trail: Trail) -> ActionResult:
@@ -841,22 +989,51 @@ class OpenStackAdapter:
             self._set_meta(s.id, {META_SETTING + a.key: repr(float(a.value))}, trail)
         return self._result(True, f"{a.service}: {a.key}={a.value} on {len(members)} server(s)", trail)
 
+    def _current_version(self, members: Sequence[Server]) -> str:
+        versions = [s.metadata[META_VERSION] for s in members if META_VERSION in s.metadata]
+        return max(versions, key=version_number) if versions else "0"
+
+    def _deploy(self, a: Deploy, rid: str, trail: Trail) -> ActionResult:
+        """Tag ``fraction`` of the servers with the version; the rollout of the artefact is the site's pipeline."""
+        if not 0 < a.fraction <= 1:
+            raise Conflict(f"fraction must be in (0, 1], got {a.fraction}")
+        members = sorted(self._members(a.service), key=lambda s: (s.created_at, s.id))
+        if not members:
+            raise Conflict(f"{a.service} has no servers to deploy to")
+        previous = self._current_version(members)
+        n = max(1, min(len(members), math.ceil(a.fraction * len(members) - 1e-9)))
+        on = [s for s in members if s.metadata.get(META_VERSION) == a.version]
+        todo = [s for s in members if s.metadata.get(META_VERSION) != a.version][: max(0, n - len(on))]
+        for s in todo:
+            old = s.metadata.get(META_VERSION, previous)
+            self._set_meta(s.id, {META_VERSION: a.version, META_PREV_VERSION: old}, trail)
+        self.store.record_deploy(DeployEvent(a.service, a.version, previous, float(a.fraction), self.now(), self.actor))
+        return self._result(
+            True, f"deployed {a.version} to {len(on) + len(todo)} of {len(members)} server(s) of {a.service}", trail
+        )
+
     def _rollback(self, a: RollbackDeploy, rid: str, trail: Trail) -> ActionResult:
         members = self._members(a.service)
-        version = max((_int(s.metadata.get(META_VERSION)) for s in members), default=0)
-        if version <= 0:
-            raise Conflict(f"{a.service} is at version {version}: nothing to roll back")
-        prev = min((_int(s.metadata.get(META_PREV_VERSION), version - 1) for s in members), default=version - 1)
-        prev = max(0, min(prev, version - 1))
+        current = self._current_version(members)
+        version = version_number(current)
+        prevs = [s.metadata[META_PREV_VERSION] for s in members if s.metadata.get(META_PREV_VERSION)]
+        if prevs:  # what each server ran before the last deploy
+            target = min(prevs, key=version_number)
+        elif version > 0:
+            target = str(version - 1)
+        else:
+            raise Conflict(f"{a.service} is at version {current}: nothing to roll back")
+        before = str(max(0, version_number(target) - 1))
         for s in members:
-            self._set_meta(s.id, {META_VERSION: str(prev), META_PREV_VERSION: str(max(0, prev - 1))}, trail)
-        return self._result(True, f"{a.service}: version {version} -> {prev} on {len(members)} server(s)", trail)
+            self._set_meta(s.id, {META_VERSION: target, META_PREV_VERSION: before}, trail)
+        self.store.record_deploy(DeployEvent(a.service, target, current, 1.0, self.now(), self.actor))
+        return self._result(True, f"{a.service}: version {current} -> {target} on {len(members)} server(s)", trail)
 
     def _lb_weights(self, a: SetLBWeights, rid: str, trail: Trail) -> ActionResult:
         members = {s.id for s in self._members(a.service)}
-        unknown = sorted(set(a.weights) - members)
-        if unknown:
-            raise NotFound(f"servers {unknown} are not members of {a.service}")
+        for sid in sorted(set(a.weights) - members):
+            self._get_server(sid, trail)  # NotFound for an unknown server, as in the twin
+            raise Conflict(f"server {sid} is not behind service {a.service}")
         for sid, w in a.weights.items():
             self._set_meta(sid, {META_WEIGHT: repr(float(w))}, trail)
         return self._result(True, f"{a.service}: weights set on {len(a.weights)} server(s)", trail)
@@ -869,20 +1046,130 @@ class OpenStackAdapter:
         self.retry.call(trail, f"update quota {a.project}", lambda: self.conn.compute.update_quota_set(pid, **attrs))
         return self._result(True, f"quota of {a.project}: {attrs}", trail)
 
-    _HANDLERS: dict[type, Callable[..., ActionResult]] = {
-        CreateServer: _create,
-        DeleteServer: _delete,
-        RebootServer: _reboot,
-        StartServer: _start,
-        ResizeServer: _resize,
-        MigrateServer: _migrate,
-        SetMetadata: _set_metadata,
-        RestartService: _restart_service,
-        SetServiceSetting: _set_setting,
-        RollbackDeploy: _rollback,
-        SetLBWeights: _lb_weights,
-        UpdateQuota: _update_quota,
-        Notify: lambda self, a, rid, trail: ActionResult(True, "recorded"),
+    def _purchase(self, a: PurchaseReservation, rid: str, trail: Trail) -> ActionResult:
+        raise Conflict(
+            "PurchaseReservation is not supported live: OpenStack has no reservations without Blazar; "
+            "buy the commitment with your provider and list it under `reservations:` in the live config"
+        )
+
+    def _inject(self, a: InjectFault, rid: str, trail: Trail) -> ActionResult:
+        """Server-level chaos only (:data:`LIVE_FAULTS`); a service target picks its oldest ACTIVE server."""
+        how = LIVE_FAULTS.get(a.fault)
+        if how is None:
+            raise Conflict(f"fault {a.fault!r} is not supported live; live faults: {sorted(LIVE_FAULTS)}")
+        target = a.target_component
+        if self.config.service(target) is not None:
+            up = sorted(self.servers(service=target, status="ACTIVE"), key=lambda s: (s.created_at, s.id))
+            if not up:
+                raise Conflict(f"service {target} has no ACTIVE server to inject {a.fault} into")
+            target = up[0].id
+        s = self._get_server(target, trail)
+        if (s.metadata or {}).get(META_SERVICE) is None:
+            raise Conflict(f"server {target} is not a zeroops server (no {META_SERVICE}); chaos stays inside zeroops")
+        if how == "stop":
+            self.retry.call(trail, f"stop {target[:8]}", lambda: self.conn.compute.stop_server(target))
+        elif how == "pause":
+            self.retry.call(trail, f"pause {target[:8]}", lambda: self.conn.compute.pause_server(target))
+        else:
+            self.retry.call(trail, f"reboot {target[:8]}", lambda: self.conn.compute.reboot_server(target, "HARD"))
+        return self._result(True, f"injected {a.fault} into {target}: {how}", trail)
+
+    def _fulfill(self, a: FulfillRequest, rid: str, trail: Trail) -> ActionResult:
+        r = self.store.request(a.request_id)
+        if r is None:
+            raise NotFound(f"no request {a.request_id!r}")
+        if r.status != "open":
+            raise Conflict(f"request {r.id} is {r.status} already")
+        if not a.approve:
+            self.store.set_request_status(r.id, "denied")
+            return self._result(True, f"denied {r.id}" + (f": {a.note}" if a.note else ""), trail)
+        p = r.params
+        if r.kind == "create_servers":
+            res = self._create(
+                CreateServer(service=str(p["service"]), count=int(p.get("count", 1)), flavor=p.get("flavor")),
+                r.id,
+                trail,
+            )
+        elif r.kind == "quota_increase":
+            res = self._update_quota(
+                UpdateQuota(project=r.project, instances=p.get("instances"), cores=p.get("cores"), ram_mb=p.get("ram_mb")),
+                rid,
+                trail,
+            )
+        elif r.kind == "resize":
+            res = self._resize(ResizeServer(server_id=str(p["server_id"]), flavor=str(p["flavor"])), rid, trail)
+        else:
+            raise Conflict(f"request kind {r.kind!r} is not supported; kinds: create_servers, quota_increase, resize")
+        self.store.set_request_status(r.id, "approved")
+        return ActionResult(res.ok, f"approved {r.id}: {res.detail}", res.server_ids, res.attempts)
+
+    # -- record-only decisions: the incident board lives in the adapter's store (OpenStack has no incident tool)
+    def _declare(self, a: DeclareIncident, rid: str, trail: Trail) -> ActionResult:
+        old = self.store.incident(a.incident_id)
+        if old is not None and old.status != "resolved":
+            raise Conflict(f"incident {a.incident_id} is open already; update it")
+        now = self.now()
+        self.store.put_incident(
+            IncidentInfo(a.incident_id, tuple(a.components), a.severity, "open", now, self.actor, a.title,
+                         tuple(a.root_causes), a.confidence, now)
+        )
+        return ActionResult(True, f"declared {a.incident_id}")
+
+    def _incident(self, incident_id: str) -> IncidentInfo:
+        i = self.store.incident(incident_id)
+        if i is None:
+            raise NotFound(f"no incident {incident_id!r}")
+        return i
+
+    def _update_incident(self, a: UpdateIncident, rid: str, trail: Trail) -> ActionResult:
+        i = self._incident(a.incident_id)
+        if i.status == "resolved":
+            raise Conflict(f"incident {i.id} is resolved")
+        changes: dict[str, Any] = {"updated_at": self.now()}
+        for f in ("severity", "components", "root_causes", "status"):
+            v = getattr(a, f)
+            if v is not None:
+                changes[f] = tuple(v) if isinstance(v, list | tuple) else v
+        self.store.put_incident(replace(i, **changes))
+        return ActionResult(True, f"updated {i.id}")
+
+    def _resolve(self, a: ResolveIncident, rid: str, trail: Trail) -> ActionResult:
+        i = self._incident(a.incident_id)
+        if i.status != "resolved":
+            now = self.now()
+            self.store.put_incident(replace(i, status="resolved", resolved_at=now, updated_at=now, postmortem=a.postmortem))
+        return ActionResult(True, f"resolved {i.id}")
+
+    def _page(self, a: Page, rid: str, trail: Trail) -> ActionResult:
+        i = self.store.incident(a.incident_id) if a.incident_id else None
+        if i is not None:
+            self.store.put_incident(replace(i, pages=i.pages + 1, updated_at=self.now()))
+        return ActionResult(True, f"paged {a.who} (recorded; wire a pager to the audit trail)")
+
+    _HANDLERS: dict[str, Callable[..., ActionResult]] = {
+        CreateServer.kind: _create,
+        DeleteServer.kind: _delete,
+        RebootServer.kind: _reboot,
+        StartServer.kind: _start,
+        StopServer.kind: _stop,
+        ShelveServer.kind: _shelve,
+        ResizeServer.kind: _resize,
+        MigrateServer.kind: _migrate,
+        SetMetadata.kind: _set_metadata,
+        RestartService.kind: _restart_service,
+        SetServiceSetting.kind: _set_setting,
+        Deploy.kind: _deploy,
+        RollbackDeploy.kind: _rollback,
+        SetLBWeights.kind: _lb_weights,
+        UpdateQuota.kind: _update_quota,
+        PurchaseReservation.kind: _purchase,
+        InjectFault.kind: _inject,
+        FulfillRequest.kind: _fulfill,
+        DeclareIncident.kind: _declare,
+        UpdateIncident.kind: _update_incident,
+        ResolveIncident.kind: _resolve,
+        Page.kind: _page,
+        Notify.kind: lambda self, a, rid, trail: ActionResult(True, "recorded"),
     }
 
     # -------------------------------------------------------- reconciliation
@@ -948,7 +1235,7 @@ class OpenStackAdapter:
             if act:
                 action = _rebuild(e)
                 if action is not None:
-                    self._HANDLERS[type(action)](self, action, e.request_id, Trail())
+                    self._HANDLERS[action.kind](self, action, e.request_id, Trail())
             state, msg = "finished", f"{verb}re-apply"
         if act and self.journal:
             self.journal.finish(e.request_id, state, msg)

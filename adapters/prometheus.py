@@ -161,6 +161,28 @@ class Prometheus:
                 return MetricWindow(metric, dict(labels), t, v)
         return empty
 
+    def metric_history(self, metric: str, labels: Mapping[str, str], seconds: float, step: float) -> MetricWindow:
+        """Mean per ``step`` seconds over the last ``seconds``: ``avg_over_time((expr)[step:])`` as a range query.
+
+        Each point is stamped with the end of its step, at a multiple of ``step`` (the range is aligned), so
+        points line up across calls, as the twin's 1- and 5-minute rollups do.
+        """
+        promql = self.config.queries.get(metric)
+        empty = MetricWindow(metric, dict(labels), np.array([]), np.array([]))
+        if step <= 0:
+            raise ValueError(f"step must be > 0, got {step}")
+        if not promql or seconds <= 0:
+            return empty
+        if seconds / step > 11_000:  # Prometheus refuses more points per series
+            raise ValueError(f"{seconds:.0f} s at step {step:.0f} s is more than 11,000 points; use a larger step")
+        end = math.floor(self._clock() / step) * step
+        start = end - math.floor(seconds / step) * step
+        rollup = f"avg_over_time(({promql})[{step:g}s:])"
+        for series_labels, t, v in self.query_range(rollup, start, end, step):
+            if all(series_labels.get(k) == val for k, val in labels.items()):
+                return MetricWindow(metric, dict(labels), t, v)
+        return empty
+
     def alerts(self, since: float) -> list[Alert]:
         """Firing alerts from ``/api/v1/alerts`` and resolutions seen since the last call, at or after ``since``."""
         now = self._clock()
