@@ -830,10 +830,14 @@ class AuditReader:
             else:
                 others.setdefault(c.trail, []).append(c.line)
         for t, lines in others.items():
-            rep.add(log_file, f"{len(lines)} checkpoint(s) (first: line {lines[0]}) sign trail {t}, but the database "
-                              f"is trail {trail} (the database or its checkpoint log was swapped for another trail's)")
+            if own:  # a foreign trail's lines in this trail's log
+                rep.add(log_file, f"{len(lines)} checkpoint(s) (first: line {lines[0]}) sign trail {t}, not this "
+                                  f"trail {trail} (spliced in from another trail's log)")
+            else:
+                rep.add(db_file, f"is trail {trail}, but its checkpoint log {log_file} signs trail {t} (the database, "
+                                 "or its log, was swapped for another trail's)")
         if not own:
-            if trail is not None:
+            if trail is not None and not others:
                 rep.add(log_file, f"no valid signed checkpoint of trail {trail}")
             rep.unsigned = rep.records
             return

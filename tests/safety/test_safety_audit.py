@@ -23,6 +23,15 @@ from control.safety import SafetyConfig, SafetyGate
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def audit_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test (and the writer processes it starts) signs with its own key, never the real ~/.config one."""
+    key = tmp_path / "keys" / "audit-ed25519.key"
+    monkeypatch.setenv("ZEROOPS_AUDIT_KEY", str(key))
+    monkeypatch.delenv("ZEROOPS_AUDIT_PUBLIC_KEY", raising=False)
+    return key
+
+
 def fill(path: Path, n: int = 10, **kw: object) -> AuditLog:
     log = AuditLog(path, **kw)  # type: ignore[arg-type]
     world = FakeWorld()
@@ -196,15 +205,17 @@ def test_committed_records_survive_sigkill(tmp_path: Path, batch: int) -> None:
     proc.send_signal(signal.SIGKILL)  # mid-stream: records after the last flush are in flight
     proc.wait()
     rep = verify(p)
-    assert rep.ok, rep.problems
+    assert rep.ok, rep.problems  # a checkpoint lagging the committed records is not tampering
     assert rep.records >= committed  # nothing committed is missing
+    assert rep.signed and rep.signed_seq >= committed and not rep.closed  # flush() signs before it returns
+    assert rep.unsigned == rep.records - rep.signed_seq
     seqs = [e.seq for e in AuditReader(p).list()]
     assert seqs == list(range(1, rep.records + 1))
     log = AuditLog(p)  # restart: the lock died with the process, the chain continues
     log.append({"at": 0.0, "engine": "w", "kind": "notify", "decision": "allow", "outcome": "executed"})
     log.close()
     rep2 = verify(p)
-    assert rep2.ok and rep2.records == rep.records + 1
+    assert rep2.ok and rep2.records == rep.records + 1 and rep2.unsigned == 0 and rep2.closed
 
 
 def test_reader_errors_are_clear(tmp_path: Path) -> None:
