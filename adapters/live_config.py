@@ -21,7 +21,7 @@ build their servers.  Errors name the file, the field and the allowed values::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -99,9 +99,10 @@ class ReservationSpec(_Strict):
 
 
 class EngineSpec(_Strict):
-    """One engine of the live runtime: a class in ``engines`` and its keyword arguments."""
+    """The older form of one engine, ``{kind: reactive_scaler, params: {target: 0.5}}``; still accepted, and the
+    same as ``{engine: reactive_scaler, target: 0.5}``."""
 
-    kind: Literal["reactive_scaler", "crash_restarter"]
+    kind: str
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -118,12 +119,16 @@ class LiveConfig(_Strict):
     prices: dict[str, float] = Field(default_factory=dict, description="flavor name -> price per hour")
     budgets: list[BudgetSpec] = Field(default_factory=list)
     reservations: list[ReservationSpec] = Field(default_factory=list)
-    engines: list[EngineSpec] = Field(
-        default_factory=lambda: [EngineSpec(kind="reactive_scaler"), EngineSpec(kind="crash_restarter")]
-    )
+    engines: str | list[dict[str, Any]] | dict[str, Any] = Field(
+        "reactive",
+        description="the engine set: a registered name (reactive, static, ...), a list of engines "
+                    "[{engine: reactive_scaler, target: 0.5}, {engine: crash_restarter}], or an inline set "
+                    "{name, engines, handles_alerting}; checked against engines.registry when live mode starts")
     journal: str = Field(".zeroops/live-journal.sqlite", description="SQLite journal of in-flight actions")
     decisions: str = Field(".zeroops/live-decisions.jsonl", description="JSON lines record of every decision")
-    audit: str | None = Field(None, description="hash-chained SQLite audit trail (control.audit) of every decision")
+    audit: str | None = Field(None, description="hash-chained SQLite audit trail (control.audit) of every decision; "
+                                                 "default: $ZEROOPS_AUDIT_DB or .zeroops/audit.db, where "
+                                                 "`zeroops audit verify` looks")
 
     @field_validator("services")
     @classmethod

@@ -160,7 +160,10 @@ def test_map_status(status: str, task: str | None, expected: str) -> None:
 def test_config_defaults_and_services() -> None:
     cfg = parse_config({"services": [{"name": "web", "flavor": "m1", "image": "img", "max_servers": 3}]})
     assert cfg.network == "none" and cfg.retry.attempts == 5 and cfg.service("web").max_servers == 3
-    assert [e.kind for e in cfg.engines] == ["reactive_scaler", "crash_restarter"]
+    assert cfg.engines == "reactive"  # the registered set, resolved in engines.registry
+    from zeroops.live import engine_set_spec
+
+    assert [u.engine for u in engine_set_spec(cfg).engines or ()] == ["reactive_scaler", "crash_restarter"]
 
 
 @pytest.mark.parametrize(
@@ -170,7 +173,6 @@ def test_config_defaults_and_services() -> None:
             {"services": [{"name": "web", "flavor": "m1", "image": "i", "replicas": 3}]},
             ["live.yaml", "services[0](web).replicas", "unknown field", "max_servers"],
         ),
-        ({"engines": [{"kind": "magic"}]}, ["engines[0].kind", "'reactive_scaler'", "'crash_restarter'", "'magic'"]),
         ({"services": [{"name": "web", "image": "i"}]}, ["services[0](web).flavor", "Field required"]),
         (
             {"services": [{"name": "web", "flavor": "m", "image": "i", "min_servers": 5, "max_servers": 2}]},
@@ -276,16 +278,43 @@ def test_act_mode_always_acts_within_the_safety_gate(tmp_path: Path) -> None:
         make_gate("act", str(f), str(tmp_path / "state.db"))
 
 
-def test_engine_params_are_checked() -> None:
-    from adapters.live_config import EngineSpec
+@pytest.mark.parametrize(
+    ("engines", "needles"),
+    [
+        ([{"kind": "magic"}], ["live.yaml: engines[0]: unknown engine 'magic'", "allowed: crash_restarter, "
+                                                                               "reactive_scaler"]),
+        ([{"engine": "reactive_scaler", "targett": 0.5}],
+         ["live.yaml: engines[0]: reactive_scaler.targett: unknown setting", "did you mean 'target'?"]),
+        ([{"kind": "reactive_scaler", "params": {"target": 3}}],
+         ["live.yaml: engines[0]: reactive_scaler.target: Input should be less than or equal to 1 (got 3)"]),
+        ("reactiv", ["live.yaml: engines: unknown engine set 'reactiv'; allowed: static, reactive"]),
+        ({"name": "mine", "engines": [{"engine": "crash_restarter", "retry_s": -1}]},
+         ["live.yaml: engines.engines[0]: crash_restarter.retry_s: Input should be greater than or equal to 0"]),
+    ],
+)
+def test_live_engine_set_errors_name_file_field_and_allowed_values(engines: Any, needles: list[str]) -> None:
+    from zeroops.live import engine_set_spec
+
+    cfg = parse_config({"engines": engines}, "live.yaml")
+    with pytest.raises(ConfigError) as ei:
+        engine_set_spec(cfg, "live.yaml")
+    for n in needles:
+        assert n in str(ei.value), (n, str(ei.value))
+
+
+def test_live_engines_come_from_the_one_registry() -> None:
     from zeroops.live import make_engines
 
-    (scaler,) = make_engines([EngineSpec(kind="reactive_scaler", params={"target": 0.5, "cadence": 5})])
-    assert scaler.cadence == 5
-    with pytest.raises(ConfigError, match=r"engines\[0\]\(reactive_scaler\)\.params"):
-        make_engines([EngineSpec(kind="reactive_scaler", params={"targett": 0.5})])
-    with pytest.raises(ConfigError, match="target utilisation"):
-        make_engines([EngineSpec(kind="reactive_scaler", params={"target": 3})])
+    # the older {kind, params} form, the {engine, settings} form, a set name and an inline set: one registry
+    (scaler,) = make_engines(parse_config({"engines": [{"kind": "reactive_scaler", "params": {"target": 0.5,
+                                                                                                "cadence": 5}}]}))
+    assert scaler.cadence == 5 and scaler.target == 0.5
+    (scaler,) = make_engines(parse_config({"engines": [{"engine": "reactive_scaler", "target": 0.4}]}))
+    assert scaler.target == 0.4
+    assert make_engines(parse_config({"engines": "static"})) == []
+    inline = {"name": "mine", "engines": [{"engine": "crash_restarter", "retry_s": 5}]}
+    (restarter,) = make_engines(parse_config({"engines": inline}))
+    assert restarter.retry == 5
 
 
 def test_live_parser() -> None:

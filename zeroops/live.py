@@ -6,7 +6,14 @@ and the clock (:class:`~control.runtime.WallClock`) differ.
 
 * ``--mode observe`` (the default) turns every action into a proposal
   (:class:`ObserveOnlyGate`): nothing in the cloud changes.
-* ``--mode act`` executes within the safety gate's limits (``--safety FILE``, else the design's defaults).
+* ``--mode act`` executes within the safety gate's limits (``--safety FILE`` or ``--profile week1..week4``,
+  else the design's defaults).  What needs approval waits in the approval queue of the safety state
+  database: ``zeroops approvals list/approve/deny`` vote, and the approved action runs through the same
+  choke point in this loop.
+
+The control plane is wired by :func:`control.compose.compose`, the same function the twin's scenario
+runner uses.  Every decision lands in the hash-chained audit trail (default ``$ZEROOPS_AUDIT_DB`` or
+``.zeroops/audit.db``, where ``zeroops audit verify`` looks) and in the JSON-lines decision record.
 
 Level-triggered reconciliation: on start the controller rebuilds its view from
 the cloud (servers carry ``zeroops_service`` and ``zeroops_request_id``
@@ -29,22 +36,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from adapters.base import Action, ActionResult, AdapterError, Observation
+from adapters.base import AdapterError, Observation
 from adapters.journal import Journal, JournalLocked
-from adapters.live_config import ConfigError, EngineSpec, LiveConfig, load_config
-from control.runtime import ActionRecord, ChokePoint, Engine, Gate, Runtime, Verdict, WallClock
+from adapters.live_config import ConfigError, LiveConfig, load_config
+from control.compose import ObserveOnlyGate
+from control.runtime import ActionRecord, Engine, Gate, Runtime, TeeLog, WallClock
+from control.safety import SafetyConfig
+from engines.registry import EngineSetSpec
+
+__all__ = ["MODES", "JsonlDecisionLog", "LiveController", "LiveRuntime", "ObserveOnlyGate", "TeeLog", "add_live_parser",
+           "engine_set_spec", "live_main", "load_safety", "make_engines", "make_gate", "read_decisions",
+           "status_report"]
 
 MODES = ("observe", "act")
-
-
-class ObserveOnlyGate:
-    """A gate that lets nothing through: every action becomes a proposal (``Verdict("approval")``)."""
-
-    def review(self, now: float, engine: str, action: Action, obs: Observation | None) -> Verdict:
-        return Verdict("approval", rule="observe-only", detail={"mode": "observe"}, approvers=1)
-
-    def executed(self, now: float, engine: str, action: Action, result: ActionResult) -> None:
-        raise AssertionError("observe mode must never execute an action")
 
 
 class JsonlDecisionLog:
@@ -90,17 +94,6 @@ def read_decisions(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-class TeeLog:
-    """Sends every decision record to several action logs (JSON lines, the audit trail)."""
-
-    def __init__(self, *logs: Any) -> None:
-        self.logs = logs
-
-    def record(self, rec: ActionRecord) -> None:
-        for log in self.logs:
-            log.record(rec)
-
-
 class LiveRuntime(Runtime):
     """The twin's runtime, tolerant of a cloud that fails to answer: a failed observation skips one step."""
 
@@ -118,24 +111,44 @@ class LiveRuntime(Runtime):
             return []
 
 
-def make_engines(specs: Sequence[EngineSpec]) -> list[Engine]:
-    """Engines named in the live config, built with their parameters."""
-    from engines.baselines import CrashRestarter, ReactiveScaler
+def engine_set_spec(config: LiveConfig, source: str = "<config>") -> EngineSetSpec:
+    """The live config's engine set, resolved in :mod:`engines.registry`; errors name the file and the field."""
+    from engines.registry import REGISTRY, RegistryError
 
-    kinds: dict[str, Callable[..., Engine]] = {"reactive_scaler": ReactiveScaler, "crash_restarter": CrashRestarter}
-    out = []
-    for i, s in enumerate(specs):
-        try:
-            out.append(kinds[s.kind](**s.params))
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"engines[{i}]({s.kind}).params: {e}") from None
-    return out
+    ref: Any = config.engines
+    if isinstance(ref, list):  # a bare list of engines: an unnamed set
+        ref = {"name": "live", "engines": [_engine_entry(e) for e in ref]}
+    try:
+        return REGISTRY.resolve(ref)
+    except RegistryError as e:
+        lines = []
+        for line in str(e).splitlines():
+            m = re.match(r"^(\w+(?:\.\w+)*): (.*)$", line)
+            if m is None:
+                lines.append(f"{source}: engines: {line}")
+                continue
+            loc = m.group(1) if not isinstance(config.engines, list) else m.group(1).removeprefix("engines")
+            where = re.sub(r"\.(\d+)", r"[\1]", f"engines.{loc}".replace("engines..", "engines."))
+            lines.append(f"{source}: {where.replace('engines.[', 'engines[')}: {m.group(2)}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _engine_entry(e: Any) -> Any:
+    """``{kind: K, params: {...}}`` (the older form) as ``{engine: K, ...}``; anything else as it is."""
+    if isinstance(e, dict) and "kind" in e and "engine" not in e and set(e) <= {"kind", "params"}:
+        return {"engine": e["kind"], **(e.get("params") or {})}
+    return e
+
+
+def make_engines(config: LiveConfig, source: str = "<config>") -> list[Engine]:
+    """Fresh engines of the live config's engine set (see :func:`engine_set_spec`)."""
+    return engine_set_spec(config, source).build()
 
 
 def make_gate(mode: str, safety: str | None = None, state: str | None = None) -> Gate:
-    """Observe: :class:`ObserveOnlyGate`. Act: the safety gate, with the limits of ``safety`` (a YAML file) or
-    the design's defaults, sharing the safety CLI's state database ``state`` (default ``$ZEROOPS_SAFETY_DB`` or
-    ``.zeroops/safety.db``) so ``zeroops automation disable`` and ``zeroops override`` reach a running controller."""
+    """A bare gate (tests, ``status``): observe → :class:`ObserveOnlyGate`; act → the safety gate with the limits of
+    ``safety`` (a YAML file) or the design's defaults, sharing the state database ``state``.  The live controller
+    itself wires its gate with the approval queue through :func:`control.compose.compose`."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
     if mode == "observe":
@@ -145,8 +158,27 @@ def make_gate(mode: str, safety: str | None = None, state: str | None = None) ->
     return SafetyGate.from_files(safety, state)
 
 
+def load_safety(safety: str | None = None, profile_name: str | None = None) -> SafetyConfig:
+    """The act-mode limits: a YAML file (it may name its own ``profile:``), else a profile, else the design's."""
+    from control.safety import load_safety_config, profile
+
+    if safety:
+        return load_safety_config(safety)
+    if profile_name:
+        try:
+            return profile(profile_name)
+        except KeyError as e:
+            raise ValueError(str(e).strip("'\"")) from None
+    return SafetyConfig()
+
+
 class LiveController:
-    """Adapter + engines + gate + decision log + journal, on a wall clock."""
+    """Adapter + engine set + safety gate + approval queue + audit trail + journal, on a wall clock.
+
+    Wired by :func:`control.compose.compose`: in act mode an action that needs approval is queued in the
+    safety state database (``state``, default ``$ZEROOPS_SAFETY_DB`` or ``.zeroops/safety.db``), people vote
+    with ``zeroops approvals``, and the approval executor runs it through the same choke point.
+    """
 
     def __init__(
         self,
@@ -158,25 +190,36 @@ class LiveController:
         gate: Gate | None = None,
         decisions: str | Path | None = None,
         audit: str | Path | None = None,
+        safety: SafetyConfig | str | None = None,
+        state: str | None = None,
+        executor_cadence: float = 5.0,
+        clock: WallClock | None = None,
         out: TextIO | None = None,
     ) -> None:
+        from control.compose import HumanApprovals, compose, default_audit_path
+
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
         self.adapter = adapter
         self.config = config
         self.mode = mode
         self.out = out or sys.stdout
-        self.engines = list(engines) if engines is not None else make_engines(config.engines)
-        self.gate = gate or make_gate(mode)
         self.log = JsonlDecisionLog(decisions or config.decisions)
-        self.audit: Any = None
-        audit = audit or config.audit
-        if audit:
-            from control.audit import AuditLog
-
-            self.audit = AuditLog(audit, batch_size=1)  # committed before the next action starts
-        self.choke = ChokePoint(adapter, self.gate, TeeLog(self.log, self.audit) if self.audit else self.log)
-        self.runtime = LiveRuntime(adapter, self.engines, self.choke, on_error=self._say)
-        self.clock = WallClock()
-        self.runtime.attach(self.clock)
+        self.audit_path = Path(audit or config.audit or default_audit_path())
+        self.plane = compose(
+            adapter, list(engines) if engines is not None else engine_set_spec(config),
+            safety=safety, approvals=HumanApprovals(state, executor_cadence=executor_cadence),
+            audit_path=self.audit_path, audit_batch_size=1,  # committed before the next action starts
+            logs=[self.log], gate=gate, observe_only=mode == "observe" and gate is None,
+            runtime_factory=lambda a, e, c: LiveRuntime(a, e, c, on_error=self._say))
+        self.engines = self.plane.engines
+        self.gate = self.plane.gate
+        self.choke = self.plane.choke
+        self.runtime = self.plane.runtime
+        self.audit = self.plane.audit
+        self.queue = self.plane.queue
+        self.clock = clock or WallClock()
+        self.plane.attach(self.clock, on_error=self._say)
         self.choke.listeners.append(self._print_record)
 
     def _say(self, msg: str) -> None:
@@ -184,8 +227,9 @@ class LiveController:
 
     def _print_record(self, rec: ActionRecord) -> None:
         r = rec.result
+        queued = " (queued: zeroops approvals list)" if rec.outcome == "proposed" and self.queue is not None else ""
         self._say(
-            f"[live] {rec.outcome:8s} {rec.engine}: {rec.kind} {rec.target} — {rec.action.reason}"
+            f"[live] {rec.outcome:8s} {rec.engine}: {rec.kind} {rec.target} — {rec.action.reason}{queued}"
             + (f" → {r.detail[:200]} (attempts {r.attempts})" if r else "")
         )
 
@@ -196,7 +240,8 @@ class LiveController:
 
     def reconcile(self) -> list[str]:
         """Finish or abandon what a previous controller left in flight (only reports in observe mode)."""
-        notes = self.adapter.reconcile(act=self.mode == "act")
+        reconcile = getattr(self.adapter, "reconcile", None)
+        notes = reconcile(act=self.mode == "act") if reconcile is not None else []
         for n in notes:
             self._say(f"[live] reconcile: {n}")
         return notes
@@ -211,9 +256,7 @@ class LiveController:
         self.clock.stop()
 
     def close(self) -> None:
-        self.log.close()
-        if self.audit is not None:
-            self.audit.close()
+        self.plane.close()  # the decision record, the audit trail and the safety state
 
 
 # ------------------------------------------------------------------ status
@@ -274,7 +317,7 @@ def status_report(
                 f"{r['engine']}: {r['kind']} {r['target']} — {r['reason']}"
             )
     lines.append("would do now:")
-    engines = list(engines) if engines is not None else make_engines(config.engines)
+    engines = list(engines) if engines is not None else make_engines(config)
     any_action = False
     for eng in engines:
         try:
@@ -311,13 +354,16 @@ def add_live_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--mode", choices=MODES, default="observe", help="observe: propose only (default); act: execute through the gate"
     )
     p.add_argument("--config", help="live config YAML (services, prometheus queries, retries)")
-    p.add_argument("--safety", help="safety limits YAML for act mode (default: the design's limits)")
+    p.add_argument("--safety", help="safety limits YAML for act mode (default: --profile, else the design's limits)")
+    p.add_argument("--profile", help="rollout profile for act mode when no --safety file: week1 (every change waits "
+                   "for approval) .. week4, observe, full, production")
     p.add_argument("--safety-db", help="safety state shared with `zeroops automation|override|limits` "
                    "(default: $ZEROOPS_SAFETY_DB or .zeroops/safety.db)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until SIGTERM/^C)")
     p.add_argument("--journal", help="SQLite journal of in-flight actions (default: from the config)")
     p.add_argument("--decisions", help="JSON-lines decision record (default: from the config)")
-    p.add_argument("--audit", help="hash-chained SQLite audit trail of every decision (default: from the config)")
+    p.add_argument("--audit", help="hash-chained SQLite audit trail of every decision (default: the config's 'audit', "
+                   "else $ZEROOPS_AUDIT_DB or .zeroops/audit.db, where `zeroops audit verify` looks)")
     p.add_argument("--prometheus", help="Prometheus base URL (overrides the config)")
     p.set_defaults(fn=live_main, func=live_main)
     return p
@@ -328,6 +374,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, LiveConfig]:
     from adapters.prometheus import PrometheusConfig
 
     config = load_config(args.config)
+    engine_set_spec(config, args.config or "<config>")  # an unknown engine or setting fails before connecting
     if args.prometheus:
         base = config.prometheus or PrometheusConfig()
         config = config.model_copy(update={"prometheus": base.model_copy(update={"url": args.prometheus})})
@@ -354,16 +401,18 @@ def live_main(args: argparse.Namespace) -> int:
         print("zeroops live: the config does not match the cloud:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
     try:
-        gate = make_gate(args.mode, args.safety, args.safety_db)
-        engines = make_engines(config.engines)
+        safety = load_safety(args.safety, args.profile) if args.mode == "act" else None
+        ctl = LiveController(adapter, config, args.mode, decisions=args.decisions, audit=args.audit, safety=safety,
+                             state=args.safety_db)
     except (ConfigError, ValueError) as e:
         print(f"zeroops live: invalid config:\n{e}", file=sys.stderr)
         return 2
-    ctl = LiveController(adapter, config, args.mode, engines=engines, gate=gate, decisions=args.decisions, audit=args.audit)
     d = adapter.describe()
     ctl._say(
         f"[live] mode {args.mode}: cloud {d['cloud'] or '(env)'} project {d['project']}; "
-        f"engines {[e.name for e in ctl.engines]}; decisions -> {ctl.log.path}"
+        f"engines {ctl.plane.name} {[e.name for e in ctl.engines]}; decisions -> {ctl.log.path}; "
+        f"audit -> {ctl.audit_path}"
+        + (f"; approvals: zeroops approvals list --state {ctl.plane.kit.store.path}" if ctl.plane.kit else "")
     )
 
     def _stop(signum: int, frame: Any) -> None:

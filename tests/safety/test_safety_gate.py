@@ -203,3 +203,75 @@ def test_approved_actions_are_counted_by_the_rate_limit() -> None:
     obs = Observation(world, 0.0)
     assert gate.recheck(0.0, "e", Notify(component="x"), obs, approved_by=["a"]).decision == "allow"
     assert gate.review(1.0, "e", Notify(component="x"), obs).rule == "rate-limit"
+
+
+# ------------------------------------------------- the actions' declared metadata
+def test_cost_follows_each_action_s_declared_effect() -> None:
+    from adapters.base import PurchaseReservation, ShelveServer, StopServer
+
+    world, gate, choke = setup(cfg(), services={"web": ("medium", 4)})
+    first, second = sorted(world.servers_by_id)[:2]
+    stop, shelve = submit(choke, world, 0.0, StopServer(server_id=first), ShelveServer(server_id=second))
+    assert stop.verdict.detail["cost_per_hour"] == pytest.approx(-0.2)  # pauses: a running server's price saved
+    assert shelve.verdict.detail["cost_per_hour"] == pytest.approx(-0.2)
+    year = PurchaseReservation(project="p", flavor="small", count=3, term_s=365 * 86400.0)
+    (buy,) = submit(choke, world, 1.0, year)  # commits: no reserved price listed, on-demand 0.05 per hour
+    assert buy.verdict.detail["cost_per_hour"] == pytest.approx(0.15)
+    assert buy.verdict.detail["commitment"] == pytest.approx(0.15 * 365 * 24)
+
+
+def test_a_commitment_is_compared_whole_with_the_cost_limits() -> None:
+    from adapters.base import PurchaseReservation
+
+    world, _, choke = setup(cfg(require_approval_above=100.0))
+    (rec,) = submit(choke, world, 0.0, PurchaseReservation(project="p", flavor="small", count=1))  # 0.05 x 8760 h
+    assert rec.outcome == "proposed" and rec.verdict.rule == "require-approval-above"
+    assert rec.verdict.approvers == 2  # PurchaseReservation declares risk "high"
+
+
+def test_pausing_active_servers_is_a_scale_down_step() -> None:
+    from adapters.base import StopServer
+
+    world, _, choke = setup(cfg(max_scale_down_percent=50.0), services={"web": ("small", 4)})
+    ids = sorted(world.servers_by_id)
+    recs = submit(choke, world, 0.0, *[StopServer(server_id=s) for s in ids[:3]])
+    assert [r.verdict.rule for r in recs] == ["within-limits", "within-limits", "max-scale-down"]
+
+
+def test_high_risk_is_declared_by_the_action_and_high_risk_kinds_overrides_it() -> None:
+    world, _, choke = setup(cfg(human_approval=True))
+    sid = sorted(world.servers_by_id)[0]
+    delete, reboot = submit(choke, world, 0.0, DeleteServer(server_id=sid), RebootServer(server_id=sid))
+    assert (delete.verdict.approvers, reboot.verdict.approvers) == (2, 1)
+    world, _, choke = setup(cfg(human_approval=True, high_risk_kinds=("reboot_server",)))
+    delete, reboot = submit(choke, world, 0.0, DeleteServer(server_id=sid), RebootServer(server_id=sid))
+    assert (delete.verdict.approvers, reboot.verdict.approvers) == (1, 2)
+
+
+def test_fault_injection_needs_people_unless_a_chaos_policy_allows_it() -> None:
+    from adapters.base import InjectFault
+
+    sid = "srv-1"
+    crash = InjectFault(fault="server_crash", target_component=sid, experiment="exp-1")
+    world, _, choke = setup(cfg())
+    (rec,) = submit(choke, world, 0.0, crash)
+    assert rec.outcome == "proposed" and rec.verdict.rule == "always-approval" and rec.verdict.approvers == 2
+    policy = {"allow": True, "max_blast_radius": "single-hypervisor"}
+    world, _, choke = setup(cfg(chaos=policy))
+    ok, service, zone, nowhere = submit(choke, world, 0.0, crash,
+                                        InjectFault(fault="bad_deploy", target_component="web"),
+                                        InjectFault(fault="az_outage", target_component="az-east-1"),
+                                        InjectFault(fault="az_outage", target_component="atlantis"))
+    assert ok.outcome == service.outcome == "executed"  # a server and a service: within single-hypervisor
+    assert zone.verdict.rule == "max-blast-radius" and zone.verdict.detail["blast_radius"] == "single-az"
+    assert nowhere.verdict.rule == "max-blast-radius" and nowhere.verdict.detail["blast_radius"] is None
+
+
+def test_record_only_decisions_run_in_observation_mode_but_are_rate_limited() -> None:
+    from adapters.base import DeclareIncident, Page
+
+    world, _, choke = setup(cfg(human_approval=True, rate_limit_actions=2))
+    recs = submit(choke, world, 0.0, DeclareIncident(incident_id="i1", components=("web",)), Page(why="web down"),
+                  Notify(component="web"), RebootServer(server_id="srv-1"))
+    assert [r.outcome for r in recs] == ["executed", "executed", "denied", "denied"]
+    assert recs[2].verdict.rule == "rate-limit"
