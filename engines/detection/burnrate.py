@@ -12,7 +12,9 @@ Windows are exact to ``resolution_s`` (default: a fifth of the shortest window):
 cumulative sums are snapshotted at that resolution, so memory is
 N × (longest window / resolution) × 2 floats and each update is O(N).  The
 series of one batch share one clock (a scrape time); with per-series times the
-latest is used.  Samples are weighted equally (a ratio per scrape).
+latest is used.  Samples are weighted equally (a ratio per scrape).  While a
+window is not yet covered by data (start-up), its unseen part counts as
+error-free, so a fresh detector does not page on its first few samples.
 """
 
 from __future__ import annotations
@@ -47,12 +49,16 @@ class BurnRate(Detector):
         self.snap_t: list[float] = []
         self.snap_s: list[np.ndarray] = []
         self.snap_n: list[np.ndarray] = []
+        self.first_t = np.full(n, np.nan)
 
-    def _mean_since(self, t0: float) -> np.ndarray:
-        i = bisect.bisect_right(self.snap_t, t0) - 1
+    def _mean_since(self, now: float, window: float) -> np.ndarray:
+        i = bisect.bisect_right(self.snap_t, now - window) - 1
         s, c = (self.snap_s[i], self.snap_n[i]) if i >= 0 else (0.0, 0.0)
         cnt = self.cn - c
-        return np.where(cnt > 0, (self.cs - s) / np.maximum(cnt, 1.0), 0.0)
+        mean = np.where(cnt > 0, (self.cs - s) / np.maximum(cnt, 1.0), 0.0)
+        # a window not yet covered by data counts its unseen part as error-free (no alarm storm at start-up)
+        covered = np.clip((now - self.first_t + self.res) / window, 0.0, 1.0)
+        return mean * np.where(np.isfinite(covered), covered, 0.0)
 
     def _step(self, t: np.ndarray, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
         now = float(np.nanmax(t)) if np.isfinite(t).any() else (self.snap_t[-1] if self.snap_t else 0.0)
@@ -63,10 +69,11 @@ class BurnRate(Detector):
             drop = bisect.bisect_left(self.snap_t, now - self.keep)
             if drop > 0:
                 del self.snap_t[:drop], self.snap_s[:drop], self.snap_n[:drop]
+        self.first_t = np.where(np.isnan(self.first_t) & valid, t, self.first_t)
         self.cs = self.cs + np.clip(x, 0.0, None) * valid
         self.cn = self.cn + valid
         score = np.zeros(len(x))
         for long_w, short_w, factor in self.windows:
-            burn = np.minimum(self._mean_since(now - long_w), self._mean_since(now - short_w)) / self.budget
+            burn = np.minimum(self._mean_since(now, long_w), self._mean_since(now, short_w)) / self.budget
             score = np.maximum(score, np.clip(burn / factor - 0.5, 0.0, 1.0))
         return score
