@@ -12,11 +12,17 @@ from livekit import BIG, FLAVOR, IMAGE, servers_of, settle_deletes, wait_until
 from adapters.base import (
     Conflict,
     CreateServer,
+    DeclareIncident,
     DeleteServer,
+    Deploy,
+    FulfillRequest,
+    InjectFault,
     MigrateServer,
     NotFound,
     Notify,
     NoValidHost,
+    Page,
+    PurchaseReservation,
     QuotaExceeded,
     RebootServer,
     ResizeServer,
@@ -25,10 +31,13 @@ from adapters.base import (
     SetLBWeights,
     SetMetadata,
     SetServiceSetting,
+    ShelveServer,
     StartServer,
+    StopServer,
     UpdateQuota,
 )
-from adapters.openstack import META_REQUEST, META_VERSION
+from adapters.journal import Journal
+from adapters.openstack import META_PREV_VERSION, META_REQUEST, META_VERSION
 
 pytestmark = pytest.mark.openstack
 
@@ -169,8 +178,10 @@ def test_stopped_and_error_servers(make_adapter: Any, conn: Any, svc: Any) -> No
     wait_until(lambda: conn.compute.get_server(sid).status == "ERROR", 30, "the server to be in ERROR")
     a.invalidate()
     assert a.servers(service=name)[0].status == "ERROR"
-    r = a.execute(RebootServer(server_id=sid))
-    assert r.ok and "HARD" in r.detail, r  # SOFT is refused by Nova for ERROR servers
+    with pytest.raises(Conflict):  # SOFT is refused by Nova for ERROR servers, as in the twin
+        a.execute(RebootServer(server_id=sid))
+    r = a.execute(RebootServer(server_id=sid, hard=True))
+    assert r.ok and "HARD" in r.detail, r
     wait_until(lambda: conn.compute.get_server(sid).status == "ACTIVE", 60, "the ERROR server to recover")
 
 
@@ -258,3 +269,130 @@ def test_connect_from_os_environment_variables(conn: Any) -> None:
     )
     assert p.returncode == 0, p.stderr[-2000:]
     assert f"project {auth['project_name']}" in p.stdout and "hypervisors:" in p.stdout
+
+
+def test_stop_shelve_and_unshelve(make_adapter: Any, conn: Any, svc: Any) -> None:
+    name = svc("shelve")
+    a = make_adapter([{"name": name}])
+    (sid,) = a.execute(CreateServer(service=name)).server_ids
+    assert a.execute(StopServer(server_id=sid)).ok
+    wait_until(lambda: conn.compute.get_server(sid).status == "SHUTOFF", 60, "the server to stop")
+    assert a.execute(StopServer(server_id=sid)).ok  # stopped already: a no-op
+    assert a.server(sid).status == "SHUTOFF" and a.services()[0].failed == 1  # type: ignore[union-attr]
+    burn = a.spend().rate_per_hour  # a stopped server still holds its host: billed
+    assert a.execute(ShelveServer(server_id=sid)).ok
+    wait_until(lambda: conn.compute.get_server(sid).status == "SHELVED_OFFLOADED", 90, "Nova to offload the server")
+    a.invalidate()
+    s = a.server(sid)
+    assert s is not None and s.status == "SHELVED_OFFLOADED" and not s.hypervisor
+    assert burn - a.spend().rate_per_hour == pytest.approx(0.02)  # a shelved server burns no compute
+    r = a.execute(StartServer(server_id=sid))
+    assert r.ok and "unshelved" in r.detail, r
+    wait_until(lambda: conn.compute.get_server(sid).status == "ACTIVE", 90, "the server to unshelve")
+
+
+def test_restart_rolls_one_server_at_a_time(make_adapter: Any, conn: Any, svc: Any) -> None:
+    name = svc("roll")
+    a = make_adapter([{"name": name}])
+    ids = a.execute(CreateServer(service=name, count=3)).server_ids
+    r = a.execute(RestartService(service=name))
+    assert r.ok and "one at a time" in r.detail, r
+    # each reboot began after the previous one had finished: Nova's instance actions say when
+    spans = []
+    for sid in ids:
+        act = next(x for x in conn.compute.server_actions(sid) if x.action == "reboot")
+        events = conn.compute.get_server_action(act.request_id, sid).events or []
+        finish = max((e["finish_time"] or "" for e in events), default="") if events else ""
+        spans.append((act.start_time, finish or act.start_time, sid))
+    spans.sort()
+    for (_, end, _), (start, _, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end, f"a reboot started at {start} before the previous one ended at {end}: {spans}"
+    assert all(conn.compute.get_server(sid).status == "ACTIVE" for sid in ids)
+
+
+def test_deploy_tags_a_canary_and_is_journalled(make_adapter: Any, conn: Any, svc: Any, tmp_path: Any) -> None:
+    name = svc("deploy")
+    journal = Journal(tmp_path / "j.sqlite")
+    a = make_adapter([{"name": name}], journal=journal)
+    ids = a.execute(CreateServer(service=name, count=4)).server_ids
+    t0 = a.now()
+    r = a.execute(Deploy(service=name, version="7", fraction=0.25))
+    assert r.ok and "1 of 4" in r.detail, r
+    tagged = [sid for sid in ids if conn.compute.get_server(sid).metadata.get(META_VERSION) == "7"]
+    assert len(tagged) == 1 and conn.compute.get_server(tagged[0]).metadata[META_PREV_VERSION] == "0"
+    assert a.services()[0].version == 7
+    assert a.execute(Deploy(service=name, version="7", fraction=1.0)).ok
+    assert {conn.compute.get_server(sid).metadata[META_VERSION] for sid in ids} == {"7"}
+    assert a.execute(RollbackDeploy(service=name)).ok
+    assert {conn.compute.get_server(sid).metadata[META_VERSION] for sid in ids} == {"0"}
+    # a second adapter on the same journal (a restarted controller) sees the same history
+    b = make_adapter([{"name": name}], journal=journal)
+    assert [(d.version, d.previous, d.fraction) for d in b.deploys(t0)] == [("7", "0", 0.25), ("7", "7", 1.0),
+                                                                            ("0", "7", 1.0)]
+
+
+def test_chaos_live_is_server_level_only(make_adapter: Any, conn: Any, svc: Any) -> None:
+    name = svc("chaos")
+    a = make_adapter([{"name": name}])
+    (sid,) = a.execute(CreateServer(service=name)).server_ids
+    r = a.execute(InjectFault(fault="server_crash", target_component=name, reason="game day"))
+    assert r.ok and sid in r.detail, r
+    wait_until(lambda: conn.compute.get_server(sid).status == "SHUTOFF", 60, "the crashed server to be SHUTOFF")
+    for fault in ("memory_leak", "az_outage", "db_pool_exhaustion"):
+        with pytest.raises(Conflict, match="not supported live"):
+            a.execute(InjectFault(fault=fault, target_component=name))
+    with pytest.raises(Conflict, match="Blazar"):
+        a.execute(PurchaseReservation(project=a.project_name, flavor=FLAVOR))
+
+
+def test_budgets_and_reservations_come_from_the_config(make_adapter: Any, svc: Any) -> None:
+    name = svc("money")
+    a = make_adapter(
+        [{"name": name}],
+        budgets=[{"project": "*", "limit": 50.0, "period_s": 86400}],
+        reservations=[{"id": "r1", "project": "admin", "flavor": FLAVOR, "count": 2, "per_hour": 0.01,
+                       "start": 0, "end": 4e9}],
+    )
+    a.execute(CreateServer(service=name))
+    (b,) = a.budgets()
+    assert b.limit == 50.0 and b.period_start <= a.now() < b.period_start + 86400 and b.spent >= 0
+    (r,) = a.reservations()
+    assert (r.id, r.count, r.flavor) == ("r1", 2, FLAVOR)
+    assert name in a.spend().per_service
+
+
+def test_incidents_and_requests_persist_in_the_journal(make_adapter: Any, svc: Any, tmp_path: Any) -> None:
+    name = svc("board")
+    path = tmp_path / "j.sqlite"
+    j1 = Journal(path)
+    a = make_adapter([{"name": name}], journal=j1)
+    assert a.execute(DeclareIncident(incident_id="inc-1", components=(name,), severity="P2", title="t")).ok
+    assert a.execute(Page(who="oncall", incident_id="inc-1")).ok
+    rid = a.submit_request(a.project_name, "create_servers", {"service": name, "count": 1})
+    r = a.execute(FulfillRequest(request_id=rid))
+    assert r.ok and len(r.server_ids) == 1, r
+    j1.close()
+    b = make_adapter([{"name": name}], journal=Journal(path))  # a restarted controller
+    (inc,) = b.incidents()
+    assert (inc.id, inc.status, inc.pages) == ("inc-1", "open", 1)
+    assert {x.id: x.status for x in b.requests()}[rid] == "approved"
+    # approving twice is refused, and the request id made the create idempotent anyway
+    with pytest.raises(Conflict):
+        b.execute(FulfillRequest(request_id=rid))
+
+
+def test_metric_history_rolls_up_in_prometheus(make_adapter: Any, svc: Any, exporter: Any) -> None:
+    name = svc("hist")
+    a = make_adapter([{"name": name}])
+    a.execute(CreateServer(service=name, count=2))
+    exporter.load[name] = 1.0  # 0.5 per server
+
+    def history() -> Any:
+        h = a.metric_history("cpu_util", {"service": name}, 60, 10)
+        return h if len(h.t) >= 3 and h.v[-1] == pytest.approx(0.5) else None
+
+    h = wait_until(history, 60, "three 10-second rollups of cpu_util")
+    assert all(t % 10 == 0 for t in h.t) and (h.t[1:] - h.t[:-1] == 10).all()
+    assert len(h.t) <= 7
+    with pytest.raises(ValueError, match="11,000"):
+        a.metric_history("cpu_util", {"service": name}, 86400 * 30, 1)

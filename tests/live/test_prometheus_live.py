@@ -32,7 +32,8 @@ def test_latest_window_and_alerts_from_prometheus(
     w = wait_until(window, 30, "three samples in the window")
     assert len(w.t) >= 3 and w.last() == pytest.approx(0.5) and (w.t[1:] > w.t[:-1]).all()
     assert len(a.metric_window("cpu_util", {"service": "nobody"}, 30).v) == 0
-    assert a.latest("no_such_metric") == {}
+    with pytest.raises(ValueError, match="unknown metric"):  # the contract: every world refuses an unknown metric
+        a.latest("no_such_metric")
 
     exporter.load[name] = 4.0  # 100 % CPU: the devcloud's rule ZeroopsServiceHot fires after 5 s
     since = a.now()
