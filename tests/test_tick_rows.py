@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import twin.world
+import twin.physics
 from scenarios.runner import run_scenario
 from tests.builders import SPIKY_SERVICES, make_scenario
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, share: float) -> tuple[dict, pd.DataFrame, np.ndarray, list, bool]:
-    monkeypatch.setattr(twin.world, "ROWS_AS_SLICE", share)
+    monkeypatch.setattr(twin.physics, "ROWS_AS_SLICE", share)
     scn = make_scenario(
         duration=2400,
         services=SPIKY_SERVICES,

@@ -67,7 +67,7 @@ class Fault:
         return int(self.w.rng_faults.choice(ids)) if len(ids) else None
 
     def _sid(self, i: int) -> str:
-        from twin.world import server_id
+        from twin.names import server_id
 
         return server_id(i)
 
@@ -122,8 +122,7 @@ class ServerCrash(Fault):
         self._snapshot([s])
         self.server = i
         self.rec.servers = [self._sid(i)]
-        self.w.status[i] = ERROR
-        self.w.invalidate()
+        self.w.crash(i)
         return True
 
     def resolved(self) -> bool:
@@ -157,22 +156,19 @@ class HypervisorFailure(Fault):
     def start(self) -> bool:
         w = self.w
         h = self._host()
-        on = np.flatnonzero((w.hv[: w.n] == h) & w.alive())
         if not w.hv_up[h]:
             return False
-        self._snapshot_of(on)
+        on = w.servers_on(np.array([h]))
+        self._snapshot_of(on)  # the capacity to restore: counted before the host dies
+        w.fail_hosts(np.array([h]))
         self.host = h
         self.rec.hypervisors = [w.hv_names[h]]
         self.rec.servers = [self._sid(int(i)) for i in on]
-        w.hv_up[h] = False
-        w.status[on[w.status[on] != 0]] = ERROR
-        w.invalidate()
         w.later(4 * 3600.0, self._repair)
         return True
 
     def _repair(self) -> None:
-        self.w.hv_up[self.host] = True  # the hardware is fixed; its old servers stay in ERROR
-        self.w.invalidate()
+        self.w.repair_hosts(np.array([self.host]))  # the hardware is fixed; its old servers stay in ERROR
 
     def resolved(self) -> bool:
         return self._capacity_restored()
@@ -199,24 +195,19 @@ class AzOutage(Fault):
         hosts = np.flatnonzero((w.hv_zone == z) & w.hv_up)
         if not len(hosts):
             return False
-        on = np.flatnonzero(np.isin(w.hv[: w.n], hosts) & w.alive())
-        self._snapshot_of(on)
+        on = w.servers_on(hosts)
+        self._snapshot_of(on)  # the capacity to restore: counted before the zone goes dark
+        w.fail_hosts(hosts)
         self.hosts, self.on = hosts, on
         self.rec.zones = [w.zone_names[z]]
         self.rec.servers = [self._sid(int(i)) for i in on]
-        w.hv_up[hosts] = False
-        w.status[on[w.status[on] != 0]] = ERROR
-        w.invalidate()
         w.later(self.spec.duration or 3600.0, self.expire)
         return True
 
     def expire(self) -> None:
         super().expire()
-        w = self.w
-        w.hv_up[self.hosts] = True
-        back = self.on[w.status[self.on] == ERROR]
-        w.status[back] = ACTIVE
-        w.invalidate()
+        self.w.repair_hosts(self.hosts)
+        self.w.recover(self.on)
 
     def resolved(self) -> bool:
         return self._capacity_restored()
@@ -261,10 +252,10 @@ class MemoryLeak(_ReleaseFault):
     relieves = ("restart_service", "reboot_server", "create_server")
 
     def apply(self, s: int) -> None:
-        self.w.svc_leak_rate[s] = (1.0 - self.w.svc_mem[s]) / (900.0 / self.spec.severity)
+        self.w.set_leak_rate(s, (1.0 - self.w.svc_mem[s]) / (900.0 / self.spec.severity))
 
     def clear(self) -> None:
-        self.w.svc_leak_rate[self._svc()] = 0.0
+        self.w.set_leak_rate(self._svc(), 0.0)
 
 
 class BadDeploy(_ReleaseFault):
@@ -273,11 +264,10 @@ class BadDeploy(_ReleaseFault):
 
     def apply(self, s: int) -> None:
         self.extra = min(1.0, 0.1 * self.spec.severity)
-        self.w.svc_deploy_err[s] += self.extra
+        self.w.add_deploy_error(s, self.extra)
 
     def clear(self) -> None:
-        s = self._svc()
-        self.w.svc_deploy_err[s] = max(0.0, self.w.svc_deploy_err[s] - self.extra)
+        self.w.add_deploy_error(self._svc(), -self.extra)
 
 
 class DbPoolExhaustion(Fault):
@@ -288,16 +278,13 @@ class DbPoolExhaustion(Fault):
 
     def start(self) -> bool:
         s = self._svc()
-        w = self.w
-        if w.svc_pool[s] <= 0:
-            w.svc_pool[s] = w.svc_settings[s].setdefault("pool_size", 100.0)
+        pool = self.w.ensure_pool(s)
         self._snapshot([s])
-        w.svc_conn_leak[s] = w.svc_pool[s] * self.spec.severity / 300.0
+        self.w.set_conn_leak(s, pool * self.spec.severity / 300.0)
         return True
 
     def fixed(self, kind: str, server: int, service: int) -> None:
-        self.w.svc_conn_leak[self._svc()] = 0.0
-        self.w.svc_leaked[self._svc()] = 0.0
+        self.w.set_conn_leak(self._svc(), 0.0)
 
     def resolved(self) -> bool:
         s = self._svc()
@@ -318,8 +305,7 @@ class LatencyDegradation(Fault):
         s = self._svc()
         self._snapshot([s])
         self.mult = 1.0 + 4.0 * self.spec.severity
-        self.w.svc_lat_mult[s] *= self.mult
-        self.w.invalidate()
+        self.w.scale_latency(s, self.mult)
         self.done = False
         return True
 
@@ -330,8 +316,7 @@ class LatencyDegradation(Fault):
         return self.done
 
     def clear(self) -> None:
-        self.w.svc_lat_mult[self._svc()] /= self.mult
-        self.w.invalidate()
+        self.w.scale_latency(self._svc(), 1.0 / self.mult)
 
     def human_fix(self) -> list[tuple[str, str]]:
         self.w.restart_service(self.spec.service, actor="human")
@@ -355,21 +340,18 @@ class CpuThrottling(Fault):
         self.rec.hypervisors = [w.hv_names[h]]
         self.rec.servers = [self._sid(int(i)) for i in on]
         self.factor = max(0.05, 0.3 / self.spec.severity)
-        w.hv_throttle[h] = self.factor
-        w.invalidate()
+        w.set_throttle(h, self.factor)
         if self.spec.duration:
             w.later(self.spec.duration, self.expire)
         return True
 
     def expire(self) -> None:
         super().expire()
-        self.w.hv_throttle[self.host] = 1.0
-        self.w.invalidate()
+        self.w.set_throttle(self.host, 1.0)
 
     def clear(self) -> None:
         # with its servers moved away, the noisy neighbour is evicted and the host recovers
-        self.w.hv_throttle[self.host] = 1.0
-        self.w.invalidate()
+        self.w.set_throttle(self.host, 1.0)
 
     def resolved(self) -> bool:
         w = self.w
@@ -400,13 +382,12 @@ class DiskPressure(Fault):
         self._snapshot([s])
         self.server = i
         self.rec.servers = [self._sid(i)]
-        self.w.disk_rate[i] = (1.0 - self.w.svc_disk[s]) / (600.0 / self.spec.severity)
+        self.w.set_disk_rate(i, (1.0 - self.w.svc_disk[s]) / (600.0 / self.spec.severity))
         return True
 
     def fixed(self, kind: str, server: int, service: int) -> None:
         if server == self.server:
-            self.w.disk_rate[server] = 0.0
-            self.w.disk_extra[server] = 0.0
+            self.w.clear_disk(server)
 
     def matches(self, server: int, service: int) -> bool:
         return server == self.server
@@ -435,16 +416,14 @@ class NetworkPartition(Fault):
         self._snapshot_of(on)
         self.rec.zones = [w.zone_names[z]]
         self.rec.servers = [self._sid(int(i)) for i in on]
-        w.zone_partitioned[z] = True
-        w.invalidate()
+        w.set_partitioned(z, True)
         w.later(self.spec.duration or 1800.0, self.expire)
         return True
 
     def expire(self) -> None:
         super().expire()
         w = self.w
-        w.zone_partitioned[self.zone] = False
-        w.invalidate()
+        w.set_partitioned(self.zone, False)
         # the operator who drained the zone puts its servers back once the network heals
         for name, sids in getattr(self, "drained", {}).items():
             back = {sid: 1.0 for sid in sids if w.status[int(sid[4:])] != DELETED}
@@ -489,7 +468,7 @@ class SpotPreemption(Fault):
         hit = w.rng_faults.choice(ids, size=min(k, len(ids)), replace=False)
         self.rec.servers = [self._sid(int(i)) for i in hit]
         for i in hit:
-            w._release(int(i))
+            w.preempt(int(i))
         w.truth.preemptions += len(hit)
         return True
 

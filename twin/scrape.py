@@ -1,0 +1,141 @@
+"""The scrape: per-service values (with measurement noise) and per-server rows into the metric store, and
+the alert rules evaluated on them.
+
+Mixed into :class:`twin.world.World`; called by the physics step every ``scrape_every`` ticks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from twin.names import SERVER_METRICS, server_id
+
+if TYPE_CHECKING:
+    from twin.physics import _Groups, _Rows, _Structure
+
+
+class Scrape:
+    """Scraping of a :class:`twin.world.World`."""
+
+    def _scrape_groups(self, t: float, g: _Groups, util: np.ndarray, served: np.ndarray, offered: np.ndarray,
+                       good: np.ndarray, err: np.ndarray, p95: np.ndarray, pool_util: np.ndarray,
+                       served_svc: np.ndarray) -> None:
+        """Scrape a grouped tick: ``util`` and ``served`` are per group; per-server rows expand from the groups."""
+        n, nsvc, cnt = self.n, self.n_svc, g.cnt
+        active = np.bincount(g.svc, g.up * cnt, nsvc)
+        cpu_sum = np.bincount(g.svc, np.minimum(util, 1.0) * g.up * cnt, nsvc)
+        cpu = np.divide(cpu_sum, active, out=np.zeros(nsvc), where=active > 0)
+        has_up = active > 0  # no server leaks memory or fills its disk: each at its service's base
+        mem_max = np.where(has_up, np.maximum(self.svc_mem, 0.0), 0.0)
+        disk_max = np.where(has_up, np.maximum(np.minimum(self.svc_disk, 1.0), 0.0), 0.0)
+        if self._rowbuf is None or self._rowbuf.shape[1] < n:
+            self._rowbuf = np.empty((len(SERVER_METRICS), self.cap))
+        buf = iter(self._rowbuf[:, :n])
+        nan = np.full(1, np.nan)
+
+        def expand(per_group: np.ndarray) -> np.ndarray:  # full-width row: each row its group's, NaN outside
+            return np.take(np.concatenate((per_group, nan)), g.full, out=next(buf))
+
+        tr = g.tracked
+        if g.static_rows is None:  # rows that change only with the structure: expanded once per structure
+            g.static_rows = np.stack([np.concatenate((v, nan))[g.full] for v in (
+                np.where(tr, g.mem, np.nan), np.where(tr, np.minimum(g.disk, 1.0), np.nan),
+                np.where(tr, g.up.astype(float), np.nan))])
+        srv_vals = {
+            "server_cpu_util": expand(np.where(g.up, np.minimum(util, 1.0), np.where(tr, 0.0, np.nan))),
+            "server_memory_util": g.static_rows[0],
+            "server_disk_util": g.static_rows[1],
+            "server_network_mbps": expand(np.where(tr, served * g.mbps, np.nan)),
+            "server_up": g.static_rows[2],
+        }
+        self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active,
+                     served_svc * self.svc_mbps_per_rps, srv_vals)
+
+    def _scrape_rows(self, t: float, rc: _Rows, sc: _Structure, util: np.ndarray, disk: np.ndarray,
+                     disk_extra: np.ndarray, served: np.ndarray, offered: np.ndarray, good: np.ndarray,
+                     err: np.ndarray, p95: np.ndarray, pool_util: np.ndarray, served_svc: np.ndarray) -> None:
+        """Scrape a per-row tick: ``util``, ``disk``, ``disk_extra`` and ``served`` are over ``rc``'s rows."""
+        nsvc, svc_c, up = self.n_svc, rc.svc_c, sc.up
+        active = np.bincount(svc_c, up.astype(float), nsvc)
+        cpu_sum = np.bincount(svc_c, np.minimum(util, 1.0) * up, nsvc)
+        cpu = np.divide(cpu_sum, active, out=np.zeros(nsvc), where=active > 0)
+        leak = self.leak[rc.idx]
+        mem_srv = self.svc_mem[svc_c] + leak
+        has_up = active > 0
+        if leak.any():
+            mem_max = np.zeros(nsvc)
+            np.maximum.at(mem_max, svc_c[up], mem_srv[up])
+        else:  # every up server of a service is at its base: the same maximum without the scatter
+            mem_max = np.where(has_up, np.maximum(self.svc_mem, 0.0), 0.0)
+        if disk_extra.any():
+            disk_max = np.zeros(nsvc)
+            np.maximum.at(disk_max, svc_c[up], np.minimum(disk[up], 1.0))
+        else:
+            disk_max = np.where(has_up, np.maximum(np.minimum(self.svc_disk, 1.0), 0.0), 0.0)
+        srv_vals = self._server_rows(rc, util, mem_srv, disk, up, sc.tracked, served * self.svc_mbps_per_rps[svc_c])
+        self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active,
+                     served_svc * self.svc_mbps_per_rps, srv_vals)
+
+    def _scrape(self, t: float, offered: np.ndarray, good: np.ndarray, err: np.ndarray, p95: np.ndarray,
+                cpu: np.ndarray, mem: np.ndarray, disk: np.ndarray, pool: np.ndarray, active: np.ndarray,
+                net: np.ndarray, srv_vals: dict[str, np.ndarray]) -> None:
+        """Scrape one snapshot: per-service values (with noise) and full-width per-server rows."""
+        noise = self.cfg.telemetry.noise
+        z = 1.0 + noise * self.rng_noise.standard_normal((4, self.n_svc))
+        svc_vals = {
+            "request_rate": offered * z[0],
+            "served_rate": good * z[0],
+            "error_ratio": np.clip(err * z[1] + noise * 1e-3 * np.abs(z[1] - 1.0), 0.0, 1.0),
+            "latency_p95_ms": p95 * z[2],
+            "cpu_util": np.clip(cpu * z[3], 0.0, 1.0),
+            "memory_util": mem,
+            "disk_util": disk,
+            "pool_util": pool,
+            "network_mbps": net * z[0],
+            "active_servers": active,
+        }
+        self.last = svc_vals
+        self.metrics.scrape(t, svc_vals, srv_vals)
+        before = len(self.alerting.alerts)
+        self.alerting.evaluate(t, svc_vals, srv_vals, self._svc_labels(), self._server_labels)
+        if len(self.alerting.alerts) > before:
+            self.operator.on_alerts(self.alerting.alerts[before:])
+
+    def _server_rows(self, rc: _Rows, util: np.ndarray, mem_srv: np.ndarray, disk_srv: np.ndarray, up: np.ndarray,
+                     tracked: np.ndarray, net_srv: np.ndarray) -> dict[str, np.ndarray]:
+        """Full-width per-server scrape rows from inputs over ``rc``'s rows (the rest read as NaN: deleted)."""
+        n = self.n
+        if rc.scratch is None and not isinstance(rc.idx, slice):
+            # full-width rows, NaN outside rc's rows (deleted servers); one buffer reused across scrapes and row sets
+            if self._scratch is None or self._scratch.shape[1] < n:
+                self._scratch = np.full((len(SERVER_METRICS), self.cap), np.nan)
+            else:
+                self._scratch[:, :n] = np.nan
+            rc.scratch = self._scratch[:, :n]
+
+        def full(k: int, rows: np.ndarray) -> np.ndarray:
+            if rc.scratch is None:
+                return rows
+            rc.scratch[k, rc.idx] = rows
+            return rc.scratch[k]
+
+        return {
+            "server_cpu_util": full(0, np.where(up, np.minimum(util, 1.0), np.where(tracked, 0.0, np.nan))),
+            "server_memory_util": full(1, np.where(tracked, mem_srv, np.nan)),
+            "server_disk_util": full(2, np.where(tracked, np.minimum(disk_srv, 1.0), np.nan)),
+            "server_network_mbps": full(3, np.where(tracked, net_srv, np.nan)),
+            "server_up": full(4, np.where(tracked, up.astype(float), np.nan)),
+        }
+
+    def _svc_labels(self) -> list[dict[str, str]]:
+        if not hasattr(self, "_svc_label_cache"):
+            self._svc_label_cache = [{"service": s, "project": self.proj_names[self.svc_project[i]]}
+                                     for i, s in enumerate(self.svc_names)]
+        return self._svc_label_cache
+
+    def _server_labels(self, i: int) -> dict[str, str]:
+        s = int(self.svc[i])
+        return {"server": server_id(i), "service": self.svc_names[s] if s >= 0 else "",
+                "hypervisor": self.hv_names[self.hv[i]], "zone": self.zone_names[self.hv_zone[self.hv[i]]]}
