@@ -3,8 +3,9 @@
 Each decision: ``SafetyGate.review`` with the design's production guardrails
 (rate limit lifted so every rule runs), the adapter call (a no-op world, not
 what is measured), and an ``AuditLog`` record, hash-chained and group-committed
-to a WAL database with ``synchronous=FULL``.  The timed region ends with
-``flush()``, so every decision counted is committed (durable).
+to a WAL database with ``synchronous=FULL``, each commit followed by an Ed25519
+signed checkpoint in ``<db>.checkpoints``.  The timed region ends with
+``flush()``, so every decision counted is committed (durable) and signed.
 
 Run: ``make bench`` (or ``pytest -m benchmark_suite benchmarks/bench_audit.py -o addopts=''``).
 """
@@ -36,7 +37,7 @@ from adapters.base import (
     ServiceState,
     Spend,
 )
-from control.audit import AuditLog, verify
+from control.audit import AuditKey, AuditLog, verify
 from control.runtime import ChokePoint
 from control.safety import SafetyConfig, SafetyGate
 
@@ -112,10 +113,10 @@ def workload() -> list[Action]:
     return mix
 
 
-def run_decisions(path: Path, n: int = N) -> dict[str, int]:
+def run_decisions(path: Path, n: int = N, key: AuditKey | None = None) -> dict[str, int]:
     world = StaticWorld()
     cfg = SafetyConfig(rate_limit_actions=None)  # production limits; every rule evaluated
-    log = AuditLog(path, batch_size=1024, flush_interval=0.05, synchronous="FULL")
+    log = AuditLog(path, batch_size=1024, flush_interval=0.05, synchronous="FULL", key=key or AuditKey.generate())
     choke = ChokePoint(world, SafetyGate(cfg), log)
     mix = workload()
     outcomes: dict[str, int] = {}
@@ -136,14 +137,16 @@ def run_decisions(path: Path, n: int = N) -> dict[str, int]:
 def test_gated_audited_decisions_per_second(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     counter = iter(range(1_000_000))
     result: dict[str, int] = {}
+    key = AuditKey.generate()  # a throwaway signing key: the benchmark never touches ~/.config
 
     def once() -> None:
-        result.update(run_decisions(tmp_path / f"audit-{next(counter)}.db"))
+        result.update(run_decisions(tmp_path / f"audit-{next(counter)}.db", key=key))
 
     benchmark.pedantic(once, rounds=3, iterations=1, warmup_rounds=0)
     rate = N / benchmark.stats.stats.mean
     benchmark.extra_info.update(decisions=N, decisions_per_second=round(rate), outcomes=result)
-    print(f"\n{rate:,.0f} gated and audited decisions/s (durable, synchronous=FULL); outcomes {result}")
-    rep = verify(tmp_path / "audit-0.db")
-    assert rep.ok and rep.records == N
+    print(f"\n{rate:,.0f} gated and audited decisions/s (durable, synchronous=FULL, signed checkpoints); "
+          f"outcomes {result}")
+    rep = verify(tmp_path / "audit-0.db", key.public)
+    assert rep.ok and rep.records == N and rep.closed and rep.unsigned == 0
     assert rate >= TARGET, f"{rate:.0f} decisions/s < {TARGET:.0f}"

@@ -176,9 +176,12 @@ def cmd_audit_verify(a: argparse.Namespace) -> int:
     from control.audit import verify
 
     db = _audit_db(a)
-    rep = verify(db, a.public_key, checkpoints=a.checkpoints)
+    rep = verify(db, a.public_key, checkpoints=a.checkpoints, signed=not a.chain_only)
     if rep.ok:
         print(f"ok: {rep.records} records, chain intact, head {rep.head}")
+        if not rep.signed:
+            print("note: chain only; signed checkpoints NOT checked: a rewritten, truncated, wiped or swapped "
+                  "trail passes this")
         if rep.signed:
             cover = f"all {rep.records} records" if not rep.unsigned else f"records 1..{rep.signed_seq}"
             print(f"signed: trail {rep.trail}, key {rep.key}: {rep.checkpoints} checkpoint(s) in "
@@ -414,6 +417,8 @@ def add_safety_parsers(sub: Any) -> None:
                    "with (default: $ZEROOPS_AUDIT_PUBLIC_KEY, else the default key's .pub); the private key is "
                    "not needed")
     p.add_argument("--checkpoints", metavar="FILE", help="the signed checkpoint log (default: <db>.checkpoints)")
+    p.add_argument("--chain-only", action="store_true", help="check the hash chain and columns only (trails made "
+                   "before signed checkpoints); proves much less")
     p = leaf(au, "key", cmd_audit_key, "show (and on first use create) the audit signing key and its public half")
     p.add_argument("--key", metavar="FILE", help="private key file (default: $ZEROOPS_AUDIT_KEY or "
                    "~/.config/zeroops/audit-ed25519.key)")
