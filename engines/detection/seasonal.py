@@ -28,6 +28,7 @@ import numpy as np
 from engines.detection.api import DAY, WEEK, Detector, SamplingClock, halflife_alpha, ramp
 
 AUTO = "auto"
+ROWS_PER_STEP = 256  # periodic per-series work (seasonality tests) done for at most this many series per update
 
 
 class _Profile:
@@ -124,6 +125,9 @@ class RobustBaseline:
         self.acc = np.zeros(n)
         self.acc_n = np.zeros(n)
         self.lags = [round(p / self.bw) for p in plist]
+        # the daily test is due for every series at once (shared clock): spread it over scrapes, ROWS_PER_STEP at a time
+        self.due = np.zeros(n, dtype=bool)
+        self.due_end = np.zeros(n, dtype=np.int64)
 
     def _buckets(self, t: np.ndarray, x: np.ndarray, valid: np.ndarray) -> None:
         b = np.where(valid, np.floor(t / self.bw), -1).astype(np.int64)
@@ -137,7 +141,12 @@ class RobustBaseline:
             self.acc_n[idx] = 0.0
             day_end = (cb + 1) % self.lags[0] == 0
             if day_end.any():
-                self._test(idx[day_end], cb[day_end])
+                self.due[idx[day_end]] = True
+                self.due_end[idx[day_end]] = cb[day_end]
+        if self.due.any():
+            rows = np.flatnonzero(self.due)[:ROWS_PER_STEP]
+            self.due[rows] = False
+            self._test(rows, self.due_end[rows])
         self.cur_b = np.where(valid, b, self.cur_b)
         self.acc += np.where(valid, x, 0.0)
         self.acc_n += valid
@@ -159,12 +168,12 @@ class RobustBaseline:
             ref = prev_lag if prev_lag and lag % prev_lag == 0 else max(lag // 2, 1)
             num, cnt = msd(lag)
             den, _ = msd(ref)
-            need = lag
+            need = lag  # a full period of pairs: two periods of data (as STL needs)
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(den > 0, num / den, 1.0)
             enough = cnt >= need
             was = comp.active[idx]
-            on = enough & ((ratio < 0.5) | (was & (ratio < 0.8)))
+            on = enough & ((ratio < 0.5) | (was & (ratio < 1.0)))
             new = on & ~was
             if new.any():
                 self._seed_profile(k, idx[new], y[new], e[new])
@@ -205,7 +214,11 @@ class RobustBaseline:
         season = np.zeros(self.n)
         for c, loc in zip(self.components, locs, strict=True):
             season += c.value(loc)
-        pred = self.level + self.slope * dt + season
+        # damped-trend forecast: φ + φ² + … + φ^h steps of the local slope (h = dt in sampling intervals)
+        h = np.minimum(dt / interval, 1e4)
+        steps = self.phi * (1.0 - np.power(self.phi, h)) / (1.0 - self.phi) if self.phi < 1.0 else h
+        trend_term = self.slope * interval * steps
+        pred = self.level + trend_term + season
         r = np.where(first, 0.0, x - pred)
         # a gap widens the tolerance: the prediction is older than usual
         excess = np.where(interval > 0, np.maximum(dt / interval - 1.0, 0.0), 0.0)
@@ -224,7 +237,8 @@ class RobustBaseline:
         self.tail = np.clip(np.exp(self.log_q99) / 2.576, 1.0, 20.0)
         self.z = z / self.tail
         zc = np.clip(self.z, -4.0, 4.0)
-        a_r = halflife_alpha(dt, (self.scale_hl or 96.0 * interval))
+        dt_cap = np.minimum(dt, 2.0 * interval)  # statistics of the noise learn per sample, not per second of a gap
+        a_r = halflife_alpha(dt_cap, (self.scale_hl or 96.0 * interval))
         self.c0 = np.where(upd, self.c0 + a_r * (zc * zc - self.c0), self.c0)
         self.c1 = np.where(upd, self.c1 + a_r * (zc * self.z_prev - self.c1), self.c1)
         self.z_prev = np.where(upd, zc, self.z_prev)
@@ -234,7 +248,7 @@ class RobustBaseline:
         self.gap = gap
         # ---- learn (after scoring: strictly causal)
         a_l = halflife_alpha(dt, lvl_hl)
-        a_s = halflife_alpha(dt, scl_hl)
+        a_s = halflife_alpha(dt_cap, scl_hl)
         a_f = halflife_alpha(dt, 2.0 * interval)
         n_eff = np.maximum(cnt, 1).astype(float)
         a_l = np.where(warm, a_l, 1.0 / n_eff)  # running mean while warming up
@@ -242,7 +256,7 @@ class RobustBaseline:
         bound = self.clip * np.maximum(self.scale, tiny)
         rc = np.where(warm, np.clip(r, -bound, bound), r)
         des = x - season
-        self.level = np.where(first, x, np.where(valid, self.level + self.slope * dt + a_l * rc, self.level))
+        self.level = np.where(first, x, np.where(valid, self.level + trend_term + a_l * rc, self.level))
         if self.beta > 0:
             damp = np.power(self.phi, np.minimum(dt / interval, 1e3))
             nxt = damp * (self.slope + self.beta * a_l * rc / np.maximum(dt, 0.5 * interval))
@@ -274,7 +288,7 @@ class RobustBaseline:
     def season_extreme(self, high: bool = True) -> np.ndarray:
         """The highest (or lowest) value the active seasonal profiles reach: when will a daily peak hit a limit?"""
         out = np.zeros(self.n)
-        for c in self.components:
+        for c in self.components[:1]:  # the shortest period only: a longer profile may hold a past anomaly
             if c.active.any():
                 out += np.where(c.active, c.prof.max(axis=1) if high else c.prof.min(axis=1), 0.0)
         return out

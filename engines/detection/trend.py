@@ -7,7 +7,9 @@ discordant ones) are computed.  If the trend is consistent (agreement ≥
 ``min_agreement``) and heads for ``limit``, the predicted crossing time is
 stored; the score is ``1 − time_to_limit / (2·horizon_s)`` clipped to [0, 1], so
 it is 0.5 when the limit is ``horizon_s`` away, and 1 once it is reached.
-Cost: O(1) per sample, O(buckets²) per series per closed bucket.
+Cost: O(1) per sample, O(buckets²) per series per closed bucket; when many series close a
+bucket at once (a shared scrape clock) the refits are spread over the next updates,
+256 series per update.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import warnings
 import numpy as np
 
 from engines.detection.api import Detector
+from engines.detection.seasonal import ROWS_PER_STEP
 
 HOUR = 3600.0
 
@@ -45,12 +48,17 @@ class TrendToLimit(Detector):
         self.t_cross = np.full(n, np.inf)
         self.ttl = np.full(n, np.inf)
         self.offset = np.zeros(n)  # added to the values (e.g. the seasonal peak) before comparing with the limit
+        self.dirty = np.zeros(n, dtype=bool)  # a bucket closed, the trend is not yet refitted
 
     def _step(self, t: np.ndarray, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
         b = np.where(valid, np.floor(t / self.bw), -1).astype(np.int64)
         close = valid & (b != self.cur_b) & (self.acc_n > 0)
         if close.any():
             self._close(np.flatnonzero(close))
+        if self.dirty.any():  # with a shared clock every series closes at once: refit ROWS_PER_STEP per update
+            rows = np.flatnonzero(self.dirty)[:ROWS_PER_STEP]
+            self.dirty[rows] = False
+            self._fit(rows)
         self.cur_b = np.where(valid, b, self.cur_b)
         self.acc_t += np.where(valid, t, 0.0)
         self.acc_x += np.where(valid, x, 0.0)
@@ -62,8 +70,11 @@ class TrendToLimit(Detector):
         m = self.acc_n[idx]
         self.rt[idx] = np.concatenate([self.rt[idx, 1:], (self.acc_t[idx] / m)[:, None]], axis=1)
         self.ry[idx] = np.concatenate([self.ry[idx, 1:], (self.acc_x[idx] / m + self.offset[idx])[:, None]], axis=1)
-        t_now = self.rt[idx, -1]
         self.acc_t[idx] = self.acc_x[idx] = self.acc_n[idx] = 0.0
+        self.dirty[idx] = True
+
+    def _fit(self, idx: np.ndarray) -> None:
+        t_now = self.rt[idx, -1]
         # a bucket older than the window (a gap) does not count
         old = self.rt[idx] < (t_now[:, None] - self.window_s - self.bw)
         rt = np.where(old, np.nan, self.rt[idx])
