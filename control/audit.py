@@ -510,13 +510,14 @@ class AuditLog:
         if not log.is_file():
             raise AuditError(f"{log}: the checkpoint log of {self.path} is missing{refuse}")
         with open(log, "rb+") as f:  # a crash mid-append leaves a partial last line: drop it before appending
-            data_end = f.seek(0, os.SEEK_END)
-            if data_end:
-                f.seek(max(0, data_end - (1 << 16)))
-                tail = f.read()
-                if not tail.endswith(b"\n"):
-                    cut = tail.rfind(b"\n")
-                    f.truncate(data_end - len(tail) + cut + 1 if cut >= 0 else 0)
+            end = f.seek(0, os.SEEK_END)
+            f.seek(max(0, end - 4096))
+            tail = f.read()
+            cut = tail.rfind(b"\n")
+            if tail and not tail.endswith(b"\n"):
+                if cut < 0:  # not a checkpoint cut short (those are a few hundred bytes): leave it as evidence
+                    raise AuditError(f"{log}: ends in more than 4 KiB that are not a checkpoint{refuse}")
+                f.truncate(end - len(tail) + cut + 1)
         raw, n = _last_line(log)
         last = _parse_checkpoint(raw, self.key.public, self.key.id, n) if raw else "the log is empty"
         if not isinstance(last, Checkpoint):

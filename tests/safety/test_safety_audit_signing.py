@@ -326,3 +326,21 @@ def test_chain_only_checks_trails_made_before_signing(tmp_path: Path, capsys: py
     assert rc == 1 and "no trail id" in out
     rc, out, _ = cli(capsys, "--db", str(p), "--chain-only")
     assert rc == 0 and "ok: 10 records" in out and "signed checkpoints NOT checked" in out
+
+
+def test_first_use_by_many_writers_at_once_makes_one_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "race" / "k"
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(lambda _: AuditKey.load(path).id, range(16)))
+    assert len(ids) == 1 and not [f for f in path.parent.iterdir() if f.name.endswith(".tmp")]
+
+
+def test_checkpoints_of_another_trail_spliced_into_the_log_are_caught(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    p = trail(tmp_path / "a.db")
+    q = trail(tmp_path / "b.db", 12)
+    with open(checkpoint_path(p), "a") as f:
+        f.write(checkpoint_path(q).read_text().splitlines(keepends=True)[-1])  # b's seq-12 checkpoint
+    assert_caught(p, capsys, ("sign trail", "spliced in"), checkpoint_path(p))
