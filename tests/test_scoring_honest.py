@@ -243,3 +243,13 @@ def test_mttd_does_not_depend_on_the_onset_phase(cadence: float) -> None:
     print(f"\nMTTD by onset 3601/3603/3607/3611 s: {ttds}")
     assert all(0 < t <= cadence + scrape for t in ttds)
     assert max(ttds) - min(ttds) <= cadence + scrape
+
+
+def test_under_the_week1_profile_nothing_is_automation() -> None:
+    """Every action waits for a human approval (``profile: week1``): a fix the human approved is not automation."""
+    scn = make_scenario(**(MIX | {"safety": {"profile": "week1"}}))
+    r = run_engines(scn, "always-rollback", gate=None)  # the scenario's own safety gate and simulated approvers
+    s = r.score.metrics
+    assert by_type(r, "bad_deploy").resolved_by == "automation-approved"
+    assert s["automation_rate"] == 0.0 and s["incidents_auto_resolved"] == 0
+    assert s["human_approvals"] >= 1 and s["human_intervention_rate"] == 1.0
