@@ -23,6 +23,7 @@ from control.safety.approvals import ApprovalExecutor, ApprovalQueue, SimulatedA
 from control.safety.override import OverrideError, Overrides
 
 GIB = 1024**3
+SCOPES = ("single-server", "single-service", "single-hypervisor", "single-az", "single-region")  # narrowest first
 T0 = datetime(2026, 11, 23, 10, 30, tzinfo=UTC).timestamp()  # a Monday, 10:30 UTC
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
@@ -37,7 +38,7 @@ class Call:
     created: int = 0
     deleted_bytes: int = 0
     service: str | None = None
-    was_active: bool = False  # a server ACTIVE at the start of the instant
+    was_active: bool = False  # a server ACTIVE at the start of the instant (and still, for a stop)
     region: str | None = None
     ok: bool = False
 
@@ -80,6 +81,9 @@ class OracleWorld(FakeWorld):
                 c.cost = self.price_of(action.flavor, srv.pricing) - price  # type: ignore[attr-defined]
             elif k == "start_server" and srv.status == "SHUTOFF":
                 c.cost = price
+            elif k == "stop_server":
+                c.cost = -price if srv.status == "ACTIVE" else 0.0
+                c.was_active = c.was_active and srv.status == "ACTIVE"
         self.calls_log.append(c)
         res = super().execute(action)  # may raise
         c.ok = res.ok
@@ -152,7 +156,16 @@ class Harness:
 
     def materialize(self, spec: tuple[Any, ...]) -> Action:
         """An action from an abstract spec, picking real (or missing) servers of the world."""
-        from adapters.base import CreateServer, DeleteServer, Notify, RebootServer, ResizeServer, StartServer
+        from adapters.base import (
+            CreateServer,
+            DeleteServer,
+            InjectFault,
+            Notify,
+            RebootServer,
+            ResizeServer,
+            StartServer,
+            StopServer,
+        )
 
         ids = sorted(self.world.servers_by_id, key=lambda s: int(s.split("-")[1]))
         kind, i, n, flavor = spec
@@ -170,6 +183,11 @@ class Harness:
             return StartServer(server_id=sid)
         if kind == "reboot":
             return RebootServer(server_id=sid)
+        if kind == "stop":
+            return StopServer(server_id=sid)
+        if kind == "chaos":  # a server, a service, a zone, or nothing the world knows
+            target = [sid, services[i % 4], sorted(self.world.zones)[i % 3], "atlantis"][n % 4]
+            return InjectFault(fault="server_crash", target_component=target, experiment=f"e{i}")
         return Notify(component="web", message="hello")
 
     # ------------------------------------------------------------------ oracle
@@ -203,6 +221,12 @@ class Harness:
                 assert c.cost <= cfg.require_approval_above + 1e-9, f"{c.action.kind} cost {c.cost} unapproved"
             if cfg.automated_kinds is not None and v.decision == "allow":
                 assert c.action.kind in cfg.automated_kinds
+            if c.action.always_approval and v.decision == "allow":  # fault injection: only a chaos policy
+                assert cfg.chaos.allow, "fault injected without approval or chaos policy"
+                scope = self._scope(c.action.target())
+                allowed = cfg.chaos.max_blast_radius
+                assert scope is not None and SCOPES.index(scope) <= SCOPES.index(allowed), \
+                    f"fault injected into {c.action.target()} ({scope}) beyond {allowed}"
         # rate limit over every call (the window ending at each call)
         if cfg.rate_limit_actions is not None:
             self._window([c.t for c in calls], [1.0] * len(calls), 60.0, cfg.rate_limit_actions, "rate")
@@ -217,6 +241,18 @@ class Harness:
                          cfg.max_automated_cost + 1e-6, "automated cost")
         self._check_scale(calls, cfg)
         self._check_canary(calls, cfg)
+
+    def _scope(self, target: str) -> str | None:
+        w = self.world
+        if target in w.servers_by_id:
+            return "single-server"
+        if target in w.service_flavor:
+            return "single-service"
+        if target in w.zones:
+            return "single-az"
+        if target in w.zones.values():
+            return "single-region"
+        return None
 
     def _records_by_call(self) -> list[ActionRecord]:
         recs = [r for r in self.records if r.outcome in ("executed", "failed")]
@@ -253,7 +289,7 @@ class Harness:
                 continue
             if c.action.kind == "create_server":
                 up[(c.t, c.service)] = up.get((c.t, c.service), 0) + c.created
-            if c.action.kind == "delete_server" and c.was_active:
+            if c.action.kind in ("delete_server", "stop_server") and c.was_active:
                 down[(c.t, c.service)] = down.get((c.t, c.service), 0) + 1
         base = self._instant_bases()
         if cfg.max_scale_up_percent is not None:

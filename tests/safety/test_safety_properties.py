@@ -15,6 +15,7 @@ from safety_harness import GIB, Harness
 from safety_settings import PROFILE, scaled
 
 from control.safety import SafetyConfig
+from control.safety.config import ChaosPolicy
 
 
 def opt(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -47,10 +48,12 @@ def configs() -> st.SearchStrategy[SafetyConfig]:
         canary_bake_seconds=st.sampled_from([0.0, 60.0, 600.0]),
         accounting_window_seconds=st.sampled_from([60.0, 600.0, 7200.0]),
         approval_ttl_seconds=st.sampled_from([300.0, 3600.0]),
+        chaos=st.sampled_from([ChaosPolicy()] * 2 + [ChaosPolicy(allow=True, max_blast_radius="single-server"),
+                                                     ChaosPolicy(allow=True, max_blast_radius="single-az")]),
     )
 
 
-KINDS = ["create", "delete", "resize", "start", "reboot", "notify"]
+KINDS = ["create", "delete", "resize", "start", "reboot", "notify", "stop", "chaos"]
 action_specs = st.tuples(st.sampled_from(KINDS), st.integers(0, 1001), st.integers(1, 6),
                          st.sampled_from([None, "small", "medium", "large"]))
 dts = st.sampled_from([0.0, 0.5, 1.0, 20.0, 59.9, 60.0, 150.0, 400.0, 3600.0, 6 * 3600.0]) | st.floats(0, 900)
