@@ -78,6 +78,9 @@ class World(Scheduling, Control, Effects, Physics, Billing, Scrape):
 
         self.faults = FaultManager(self)
         self.operator = HumanOperator(self)
+        from twin.incidents import IncidentBoard  # declared incidents: what engines see, never ground truth
+
+        self.incident_board = IncidentBoard(self.now)
         self._end: simpy.Event | None = None
         self._rows: _Rows | None = None  # see _tick_rows
         self._scratch: np.ndarray | None = None  # see _scrape
