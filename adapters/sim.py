@@ -15,7 +15,7 @@ from adapters import base
 from adapters.base import Action, ActionResult
 from twin import errors
 from twin.incidents import IncidentBoard
-from twin.world import PRICING, SERVER_METRICS, SERVICE_METRICS, STATUS, World, server_id
+from twin.world import PRICING, SERVER_METRICS, SERVICE_METRICS, SHELVED, STATUS, World, server_id
 
 _ERRORS: dict[type[errors.TwinError], type[base.AdapterError]] = {
     errors.QuotaExceeded: base.QuotaExceeded,
@@ -26,7 +26,8 @@ _ERRORS: dict[type[errors.TwinError], type[base.AdapterError]] = {
 }
 
 
-_COUNT_CLASS = np.array([1, 0, 2, 2, 3], dtype=np.int64)  # by status: BUILD, ACTIVE, SHUTOFF, ERROR, DELETED
+_COUNT_CLASS = np.array([1, 0, 2, 2, 3, 2], dtype=np.int64)  # by status: BUILD, ACTIVE, SHUTOFF, ERROR, DELETED,
+# SHELVED_OFFLOADED (counted with the failed: not serving)
 
 
 class SimAdapter:
@@ -101,7 +102,8 @@ class SimAdapter:
         return base.Server(
             id=server_id(i), name=f"{w.svc_names[s] if s >= 0 else 'server'}-{i}", flavor=w.flavor_names[w.flavor[i]],
             project=w.proj_names[w.svc_project[s]] if s >= 0 else w.proj_names[0], status=STATUS[w.status[i]],
-            zone=w.zone_names[w.hv_zone[h]], hypervisor=w.hv_names[h], service=w.svc_names[s] if s >= 0 else None,
+            zone=w.zone_names[w.hv_zone[h]],
+            hypervisor=None if w.status[i] == SHELVED else w.hv_names[h], service=w.svc_names[s] if s >= 0 else None,
             pricing=PRICING[w.pricing[i]], created_at=float(w.created_at[i]), metadata=dict(w.metadata[i]))
 
     def services(self) -> Sequence[base.ServiceState]:
@@ -174,7 +176,31 @@ class SimAdapter:
 
     def spend(self) -> base.Spend:
         w = self.w
-        return base.Spend(w.spend_total, w.spend_rate, dict(zip(w.proj_names, w.spend_project.tolist(), strict=True)))
+        n = w.n
+        svc = w.svc[:n]
+        per_svc = np.bincount(svc[svc >= 0], w.billed[:n][svc >= 0], w.n_svc)  # each server's bill, summed
+        rate = getattr(w, "spend_rate_project", None)
+        return base.Spend(w.spend_total, w.spend_rate, dict(zip(w.proj_names, w.spend_project.tolist(), strict=True)),
+                          per_service=dict(zip(w.svc_names, per_svc.tolist(), strict=True)),
+                          rate_per_project=dict(zip(w.proj_names, (rate if rate is not None else
+                                                                   np.zeros(len(w.proj_names))).tolist(), strict=True)))
+
+    def budgets(self) -> Sequence[base.Budget]:
+        return [base.Budget(b.project, b.period_s, b.period_start, b.limit, b.spent, b.alert_at, b.hard)
+                for b in self.w.budgets.states()]
+
+    def reservations(self) -> Sequence[base.Reservation]:
+        w = self.w
+        return [base.Reservation(c.id, w.proj_names[c.project], w.flavor_names[c.flavor], c.count, c.per_hour,
+                                 c.start, c.end) for c in w.reservations.items]
+
+    def deploys(self, since: float) -> Sequence[base.DeployEvent]:
+        return [base.DeployEvent(d.service, d.version, d.previous, d.fraction, d.at, d.actor)
+                for d in self.w.releases.since(since)]
+
+    def requests(self) -> Sequence[base.Request]:
+        return [base.Request(r.id, r.project, r.requester, r.kind, dict(r.params), r.submitted_at, r.status)
+                for r in self.w.inbox.items]
 
     def quotas(self) -> Sequence[base.Quota]:
         w = self.w
@@ -203,51 +229,96 @@ class SimAdapter:
             raise _ERRORS[type(e)](str(e)) from None
 
     def _execute(self, a: Action) -> ActionResult:
-        w, actor = self.w, self.actor
-        match a:
-            case base.CreateServer():
-                if a.request_id:
-                    found = [server_id(i) for i in range(w.n)
-                             if w.metadata[i].get("zeroops_request_id") == a.request_id and w.status[i] != 4]
-                    if found:
-                        return ActionResult(True, "found by request id", tuple(found))
-                md = {"zeroops_request_id": a.request_id} if a.request_id else None
-                ids = w.create_servers(a.service, a.count, a.flavor, a.zone, a.pricing, md, actor=actor)
-                return ActionResult(True, f"created {len(ids)}", tuple(ids))
-            case base.DeleteServer():
-                w.delete_server(a.server_id, actor=actor)
-            case base.RebootServer():
-                w.reboot_server(a.server_id, a.hard, actor=actor)
-            case base.StartServer():
-                w.start_server(a.server_id, actor=actor)
-            case base.ResizeServer():
-                w.resize_server(a.server_id, a.flavor, actor=actor)
-            case base.MigrateServer():
-                w.migrate_server(a.server_id, a.hypervisor, actor=actor)
-            case base.RestartService():
-                w.restart_service(a.service, actor=actor)
-            case base.SetServiceSetting():
-                w.set_service_setting(a.service, a.key, a.value, actor=actor)
-            case base.RollbackDeploy():
-                w.rollback_deploy(a.service, actor=actor)
-            case base.SetLBWeights():
-                w.set_lb_weights(a.service, dict(a.weights), actor=actor)
-            case base.SetMetadata():
-                w.set_metadata(a.server_id, dict(a.metadata))
-            case base.UpdateQuota():
-                w.update_quota(a.project, a.instances, a.cores, a.ram_mb)
-            case base.Notify():
-                pass
-            case base.DeclareIncident():
-                self.board.declare(a.incident_id, a.components, a.severity, a.title, a.root_causes, by=actor)
-            case base.UpdateIncident():
-                self.board.update(a.incident_id, severity=a.severity, components=a.components,
-                                  root_causes=a.root_causes, status=a.status, note=a.note, by=actor)
-            case base.ResolveIncident():
-                self.board.resolve(a.incident_id, a.postmortem, by=actor)
-            case base.Page():
-                self.board.page(a.incident_id, by=actor)
-                w.operator.page(f"page:{a.who}:{a.incident_id or ''}", set(a.components))
-            case _:
-                raise base.Conflict(f"the simulated adapter does not support {type(a).__name__}")
-        return ActionResult(True, "accepted")
+        """Dispatch on the action's ``kind``: ``_do_<kind>`` does it (None means accepted)."""
+        fn = getattr(self, "_do_" + a.kind, None)
+        if fn is None:
+            raise base.Conflict(f"the simulated adapter does not support {type(a).__name__}")
+        out = fn(a)
+        return out if out is not None else ActionResult(True, "accepted")
+
+    # one handler per verb, named for its kind
+    def _do_create_server(self, a: base.CreateServer) -> ActionResult:
+        w = self.w
+        if a.request_id:
+            found = [server_id(i) for i in range(w.n)
+                     if w.metadata[i].get("zeroops_request_id") == a.request_id and w.status[i] != 4]
+            if found:
+                return ActionResult(True, "found by request id", tuple(found))
+        md = {"zeroops_request_id": a.request_id} if a.request_id else None
+        ids = w.create_servers(a.service, a.count, a.flavor, a.zone, a.pricing, md, actor=self.actor)
+        return ActionResult(True, f"created {len(ids)}", tuple(ids))
+
+    def _do_delete_server(self, a: base.DeleteServer) -> None:
+        self.w.delete_server(a.server_id, actor=self.actor)
+
+    def _do_reboot_server(self, a: base.RebootServer) -> None:
+        self.w.reboot_server(a.server_id, a.hard, actor=self.actor)
+
+    def _do_start_server(self, a: base.StartServer) -> None:
+        self.w.start_server(a.server_id, actor=self.actor)
+
+    def _do_stop_server(self, a: base.StopServer) -> None:
+        self.w.stop_server(a.server_id, actor=self.actor)
+
+    def _do_shelve_server(self, a: base.ShelveServer) -> None:
+        self.w.shelve_server(a.server_id, actor=self.actor)
+
+    def _do_resize_server(self, a: base.ResizeServer) -> None:
+        self.w.resize_server(a.server_id, a.flavor, actor=self.actor)
+
+    def _do_migrate_server(self, a: base.MigrateServer) -> None:
+        self.w.migrate_server(a.server_id, a.hypervisor, actor=self.actor)
+
+    def _do_restart_service(self, a: base.RestartService) -> None:
+        self.w.restart_service(a.service, actor=self.actor)
+
+    def _do_set_service_setting(self, a: base.SetServiceSetting) -> None:
+        self.w.set_service_setting(a.service, a.key, a.value, actor=self.actor)
+
+    def _do_deploy(self, a: base.Deploy) -> ActionResult:
+        self.w._check_api()
+        self.w.releases.deploy(a.service, a.version, a.fraction, actor=self.actor)
+        return ActionResult(True, f"deploying {a.version} to {a.fraction:g} of {a.service}")
+
+    def _do_rollback_deploy(self, a: base.RollbackDeploy) -> None:
+        self.w.rollback_deploy(a.service, actor=self.actor)
+
+    def _do_set_lb_weights(self, a: base.SetLBWeights) -> None:
+        self.w.set_lb_weights(a.service, dict(a.weights), actor=self.actor)
+
+    def _do_set_metadata(self, a: base.SetMetadata) -> None:
+        self.w.set_metadata(a.server_id, dict(a.metadata))
+
+    def _do_update_quota(self, a: base.UpdateQuota) -> None:
+        self.w.update_quota(a.project, a.instances, a.cores, a.ram_mb)
+
+    def _do_purchase_reservation(self, a: base.PurchaseReservation) -> ActionResult:
+        rid = self.w.reservations.purchase(a.project, a.flavor, a.count, a.term_s, actor=self.actor)
+        return ActionResult(True, f"reservation {rid}")
+
+    def _do_inject_fault(self, a: base.InjectFault) -> ActionResult:
+        from twin.chaos import inject_fault
+
+        rec = inject_fault(self.w, a.fault, a.target_component, a.duration, a.magnitude, a.experiment)
+        return ActionResult(True, f"injected {rec.type} ({rec.id})")
+
+    def _do_fulfill_request(self, a: base.FulfillRequest) -> ActionResult:
+        r = self.w.inbox.fulfill(a.request_id, a.approve, a.note, actor=self.actor)
+        return ActionResult(True, f"{r.status}: {r.result}" if r.result else r.status, tuple(r.server_ids))
+
+    def _do_notify(self, a: base.Notify) -> None:
+        pass
+
+    def _do_declare_incident(self, a: base.DeclareIncident) -> None:
+        self.board.declare(a.incident_id, a.components, a.severity, a.title, a.root_causes, by=self.actor)
+
+    def _do_update_incident(self, a: base.UpdateIncident) -> None:
+        self.board.update(a.incident_id, severity=a.severity, components=a.components,
+                          root_causes=a.root_causes, status=a.status, note=a.note, by=self.actor)
+
+    def _do_resolve_incident(self, a: base.ResolveIncident) -> None:
+        self.board.resolve(a.incident_id, a.postmortem, by=self.actor)
+
+    def _do_page(self, a: base.Page) -> None:
+        self.board.page(a.incident_id, by=self.actor)
+        self.w.operator.page(f"page:{a.who}:{a.incident_id or ''}", set(a.components))

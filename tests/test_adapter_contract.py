@@ -174,7 +174,11 @@ def _sim() -> World:
         w.run(until=w.now() + 60)
         return True
 
-    return World("sim", SimAdapter(w), "web", "p", "srv-999999", settle, advance, "large", "huge", raise_alert=alert)
+    def submit(kind: str, params: dict[str, Any]) -> str:  # a team's request arrives in the twin's inbox
+        return w.inbox.submit({"requester": "contract", "kind": kind, "project": "p", "params": params}).id
+
+    return World("sim", SimAdapter(w), "web", "p", "srv-999999", settle, advance, "large", "huge", raise_alert=alert,
+                 submit_request=submit)
 
 
 def _fake() -> World:

@@ -41,7 +41,8 @@ class Billing:
             self.f_spot = self.f_spot_mean * np.exp(self._spot_x)
         fl = sc.fl
         pr = rc.pricing
-        rate = np.where(pr == 1, self.f_spot[fl], sc.od_rate) if rc.any_spot else \
+        rate = np.where(pr == 1, self.f_spot[fl] if sc.bill is None else self.f_spot[fl] * sc.bill,
+                        sc.od_rate) if rc.any_spot else \
             sc.od_rate.copy() if rc.any_reserved else sc.od_rate
         if rc.any_reserved:
             # reserved servers are covered by commitments up to their count; the rest pay on-demand
@@ -70,11 +71,11 @@ class Billing:
             cost = rate * overlap
             per_proj = np.bincount(rc.svc_proj, cost, len(self.proj_names))
         self.billed[rc.idx] += cost
-        commit = float((self.f_commit * self.f_reserved_rate).sum()) * dt
+        per_proj = per_proj + self.reservations.rate_proj * dt  # commitments, used or not (twin/reservations.py)
         self.spend_project += per_proj
-        self.spend_project[0] += commit
-        total = float(per_proj.sum()) + commit
+        total = float(per_proj.sum())
         self.spend_total += total
         self.spend_rate = total / dt * 3600.0 if dt > 0 else 0.0
+        self.spend_rate_project = per_proj * (3600.0 / dt) if dt > 0 else per_proj * 0.0
         if int(t) // 60 != int(t - dt) // 60 or not self.spend_series:
             self.spend_series.append((t, self.spend_total))

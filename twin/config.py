@@ -134,6 +134,9 @@ class Prices(Model):
     on_demand: dict[str, float] = Field(description="flavor -> price per hour")
     spot: SpotPricing = SpotPricing()
     reserved: ReservedPricing = ReservedPricing()
+    stopped: float = Field(0.0, ge=0, le=1, description="share of its rate a SHUTOFF server still pays (0: a stopped "
+                           "server's compute is not billed; disks are not modelled); SHELVED_OFFLOADED servers pay "
+                           "nothing")
 
 
 # ------------------------------------------------------------------ traffic
@@ -319,6 +322,8 @@ class FaultSpec(Model):
     zone: str | None = None
     duration: Duration | None = Field(None, description="for faults that clear by themselves (az_outage, partition)")
     severity: float = Field(1.0, gt=0, description="scales the fault's strength")
+    effect: Literal["error_ratio", "latency", "cpu", "memory"] | None = Field(
+        None, description="bad_deploy only: what the bad release does (default error_ratio)")
 
 
 class RandomFaults(Model):
@@ -359,6 +364,106 @@ class Latencies(Model):
     restart_service: Distribution = Distribution(mean=10.0)
     rollback: Distribution = Distribution(mean=30.0)
     process_restart: Distribution = Distribution(mean=20.0, sigma=0.2)
+    deploy: Distribution = Distribution(mean=30.0)
+    stop: Distribution = Distribution(mean=10.0)
+    shelve: Distribution = Distribution(mean=60.0)
+    unshelve: Distribution = Distribution(mean=90.0)
+
+
+# ------------------------------------------------ releases, budgets, requests
+ReleaseEffect = Literal["error_ratio", "latency", "cpu", "memory", "memory_leak"]
+RequestKind = Literal["create_servers", "quota_increase", "resize"]
+
+
+class Canary(Model):
+    fraction: float = Field(0.1, gt=0, lt=1, description="share of the service's servers the pipeline deploys to first")
+    bake: Duration = Field(1800.0, description="how long the canary runs before the pipeline rolls out to every server")
+
+
+class Releases(Model):
+    """A delivery pipeline that ships releases on its own (actor ``pipeline``); each release's effect is drawn.
+
+    A bad release is a fault in the ground truth (``bad_deploy`` or ``memory_leak``); a benign one is not.
+    """
+
+    rate_per_day: float = Field(0.0, ge=0, le=10_000, description="releases per day, over all the services shipped")
+    services: list[str] | None = Field(None, description="services the pipeline ships (default: all)")
+    benign: float = Field(0.8, ge=0, le=1, description="share of releases that change no metric")
+    bad: dict[ReleaseEffect, float] = Field(
+        default_factory=lambda: {"error_ratio": 0.4, "latency": 0.2, "cpu": 0.15, "memory": 0.1, "memory_leak": 0.15},
+        description="how the bad releases split by effect (weights, normalised)")
+    severity_sigma: float = Field(0.5, ge=0, le=5, description="lognormal spread of a bad release's severity around 1")
+    canary: Canary | None = Field(None, description="deploy to a canary share first, then to all after `bake`")
+
+
+class BudgetSpec(Model):
+    project: str = Field("*", description="a project, or '*' for the whole account")
+    period: Duration = Field(30 * 86400.0, gt=0, description="budget period (periods start at t=0)")
+    limit: float = Field(gt=0, description="money per period")
+    alert_at: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0], description="shares of the limit")
+    hard: bool = Field(False, description="spend beyond the limit must be prevented, not only reported")
+
+
+class RequestSpec(Model):
+    """One self-service request from a team, submitted at ``at``."""
+
+    at: Duration
+    requester: str
+    kind: RequestKind
+    project: str | None = Field(None, description="default: the service's project, else the first project")
+    service: str | None = Field(None, description="create_servers and resize: the service")
+    count: int = Field(1, ge=1, le=1000, description="create_servers: how many")
+    flavor: str | None = Field(None, description="create_servers: the flavor (default the service's); resize: the new one")
+    server: str | None = Field(None, description="resize: the server id (default: the service's oldest live server)")
+    instances: int = Field(0, ge=0, description="quota_increase: added to the project's instance quota")
+    cores: int = Field(0, ge=0, description="quota_increase: added to the core quota")
+    ram_mb: int = Field(0, ge=0, description="quota_increase: added to the RAM quota")
+
+
+class RandomRequests(Model):
+    rate_per_day: float = Field(ge=0, le=10_000)
+    requesters: list[str] = Field(min_length=1)
+    kinds: list[RequestKind] = Field(default_factory=lambda: ["create_servers"], min_length=1)
+    services: list[str] | None = None
+
+
+class Requests(Model):
+    """The self-service inbox: requests at given times and/or at a rate, answered by FulfillRequest."""
+
+    items: list[RequestSpec] = Field(default_factory=list)
+    random: RandomRequests | None = None
+    human_delay: Duration | None = Field(
+        14400.0, description="a person approves a request still open after this long (actor 'human'); null: nobody")
+
+
+def check_ops_references(cfg: WorldConfig) -> None:
+    """Releases, budgets and requests name services, projects and flavors that exist."""
+    services = {s.name for s in cfg.services}
+    projects = {p.name for p in cfg.projects}
+    flavors = {f.name for f in cfg.flavors}
+
+    def need(where: str, value: str | None, allowed: set[str]) -> None:
+        if value is not None and value not in allowed:
+            raise ValueError(f"{where}: unknown {value!r}; allowed: {', '.join(sorted(allowed)) or '(none defined)'}")
+
+    for s in (cfg.releases.services if cfg.releases else None) or []:
+        need("releases.services", s, services)
+    for i, b in enumerate(cfg.budgets):
+        need(f"budgets[{i}].project", b.project, projects | {"*"})
+    for i, r in enumerate(cfg.requests.items):
+        where = f"requests.items[{i}] ({r.kind})"
+        need(f"{where}.service", r.service, services)
+        need(f"{where}.project", r.project, projects)
+        need(f"{where}.flavor", r.flavor, flavors)
+        if r.kind in ("create_servers", "resize") and r.service is None and r.server is None:
+            raise ValueError(f"{where}.service: required for {r.kind}")
+        if r.kind == "resize" and r.flavor is None:
+            raise ValueError(f"{where}.flavor: required for resize")
+        if r.at > cfg.duration:
+            raise ValueError(f"{where}.at: {r.at:g} s is after the end of the run ({cfg.duration:g} s)")
+    rr = cfg.requests.random
+    for s in (rr.services if rr else None) or []:
+        need("requests.random.services", s, services)
 
 
 class Operator(Model):
@@ -410,6 +515,14 @@ class WorldConfig(Model):
     latencies: Latencies = Latencies()
     operator: Operator = Operator()
     api: Api = Api()
+    releases: Releases | None = Field(None, description="a pipeline shipping releases on its own")
+    budgets: list[BudgetSpec] = Field(default_factory=list, description="spending limits engines can see")
+    requests: Requests = Field(default_factory=Requests, description="self-service requests from teams")
+
+    @model_validator(mode="after")
+    def _ops_references(self) -> WorldConfig:
+        check_ops_references(self)
+        return self
 
     @field_validator("start_time", mode="before")
     @classmethod

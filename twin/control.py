@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from twin import errors
-from twin.names import ACTIVE, BUILD, DELETED, ERROR, PRICING, SHUTOFF, STATUS, server_id, server_index
+from twin.names import ACTIVE, BUILD, DELETED, ERROR, PRICING, SHELVED, SHUTOFF, STATUS, server_id, server_index
 
 
 class Control:
@@ -146,6 +146,11 @@ class Control:
         self._check_api()
         i = self._server(sid)
         self._idle(i)
+        if self.status[i] == SHELVED:
+            from twin.shelving import unshelve_server
+
+            unshelve_server(self, i, actor)
+            return
         if self.status[i] != SHUTOFF:
             raise errors.Conflict(f"Cannot 'start' server {server_id(i)} while it is {STATUS[self.status[i]]}")
         if not self.hv_up[self.hv[i]]:
@@ -156,10 +161,16 @@ class Control:
         self.later(d, lambda: self._rebooted(i, actor, "start_server"))
 
     def stop_server(self, sid: str, actor: str = "automation") -> None:
-        i = self._server(sid)
-        self.status[i] = SHUTOFF
-        self.invalidate()
-        self._notify("stop_server", i, int(self.svc[i]), actor)
+        """SHUTOFF after ``latencies.stop``, keeping its host (twin/shelving.py)."""
+        from twin.shelving import stop_server
+
+        stop_server(self, sid, actor)
+
+    def shelve_server(self, sid: str, actor: str = "automation") -> None:
+        """SHELVED_OFFLOADED after ``latencies.shelve``, off its host (twin/shelving.py)."""
+        from twin.shelving import shelve_server
+
+        shelve_server(self, sid, actor)
 
     def _rebooted(self, i: int, actor: str, kind: str) -> None:
         if self.status[i] == DELETED or self.deleting[i]:
@@ -273,11 +284,7 @@ class Control:
 
     def rollback_deploy(self, service: str, actor: str = "automation") -> None:
         self._check_api()
-        s = self._service(service)
-        if self.svc_version[s] <= 1:
-            raise errors.Conflict(f"service {service} is at its first release; nothing to roll back")
-        self._rolling(s, self.draw(self.cfg.latencies.rollback), "rollback_deploy", actor,
-                      lambda: self.svc_version.__setitem__(s, max(1, self.svc_version[s] - 1)))
+        self.releases.rollback(service, actor)  # every server back on the previous version (twin/releases.py)
 
     def set_service_setting(self, service: str, key: str, value: float, actor: str = "automation") -> None:
         self._check_api()

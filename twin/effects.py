@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.names import ACTIVE, BUILD, ERROR
+from twin.names import ACTIVE, BUILD, ERROR, SHELVED
 
 
 class Effects:
@@ -42,8 +42,9 @@ class Effects:
 
     # ------------------------------------------------------------- hosts
     def servers_on(self, hosts: np.ndarray) -> np.ndarray:
-        """Rows of the live (not deleted) servers on hypervisors ``hosts``."""
-        return np.flatnonzero(np.isin(self.hv[: self.n], hosts) & self.alive())
+        """Rows of the live (not deleted) servers on hypervisors ``hosts`` (a shelved server is on none)."""
+        n = self.n
+        return np.flatnonzero(np.isin(self.hv[:n], hosts) & self.alive() & (self.status[:n] != SHELVED))
 
     def fail_hosts(self, hosts: np.ndarray) -> np.ndarray:
         """Hypervisors ``hosts`` die: they go down and every server on them not building goes to ERROR.

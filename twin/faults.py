@@ -224,50 +224,54 @@ class AzOutage(Fault):
 
 
 class _ReleaseFault(Fault):
-    """Faults that ship with a release: rollback is the fix."""
+    """Faults that ship with a release (twin/releases.py): the servers running the bad version carry its
+    effect; rolling back (or rolling a good version over it) is the fix."""
 
-    fixes = ("rollback_deploy",)
+    fixes = ("rollback_deploy", "deploy")
+    effect: ClassVar[str]
 
     def start(self) -> bool:
         s = self._svc()
         self._snapshot([s])
-        self.bad_version = self.w.deploy(self.spec.service)
-        self.apply(s)
+        self.release = self.w.releases.ship(self.spec.service, self.release_effect(), self.spec.severity, fault=self)
+        self.bad_version = self.release.seq
         return True
 
-    def apply(self, s: int) -> None:
-        raise NotImplementedError
+    def release_effect(self) -> str:
+        return self.effect
 
     def resolved(self) -> bool:
-        return bool(self.w.svc_version[self._svc()] < self.bad_version)
+        return not self.w.releases.affected(self.release)
+
+    def on_action(self, kind: str, server: int, service: int, actor: str) -> None:
+        super().on_action(kind, server, service, actor)
+        if self.fixer == "pipeline":  # the pipeline's next release replaced it: nobody fixed it
+            self.fixer = "self"
 
     def human_fix(self) -> list[tuple[str, str]]:
-        self.w.rollback_deploy(self.spec.service, actor="human")
-        return [("rollback_deploy", self.spec.service)]
+        r, s, name = self.w.releases, self._svc(), self.spec.service
+        if r.current[s] == self.release.idx:
+            self.w.rollback_deploy(name, actor="human")
+            return [("rollback_deploy", name)]
+        r.deploy(name, r.current_version(s), 1.0, actor="human")  # a newer version is current: roll it out
+        return [("deploy", name)]
 
 
 class MemoryLeak(_ReleaseFault):
     type = "memory_leak"
-    signature = "memory_util climbs on every server of a service after a release, then OOM kills (server flaps)"
+    signature = "memory_util climbs on the servers running a release, then OOM kills (servers flap)"
     relieves = ("restart_service", "reboot_server", "create_server")
-
-    def apply(self, s: int) -> None:
-        self.w.set_leak_rate(s, (1.0 - self.w.svc_mem[s]) / (900.0 / self.spec.severity))
-
-    def clear(self) -> None:
-        self.w.set_leak_rate(self._svc(), 0.0)
+    effect = "memory_leak"
 
 
 class BadDeploy(_ReleaseFault):
     type = "bad_deploy"
-    signature = "error_ratio of one service jumps right after a release"
+    signature = ("right after a release, on the servers running it: error_ratio jumps (or, by the release's "
+                 "effect, latency, CPU or memory per request rises)")
+    effect = "error_ratio"
 
-    def apply(self, s: int) -> None:
-        self.extra = min(1.0, 0.1 * self.spec.severity)
-        self.w.add_deploy_error(s, self.extra)
-
-    def clear(self) -> None:
-        self.w.add_deploy_error(self._svc(), -self.extra)
+    def release_effect(self) -> str:
+        return self.spec.effect or self.effect
 
 
 class DbPoolExhaustion(Fault):

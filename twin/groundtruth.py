@@ -26,6 +26,8 @@ class FaultRecord:
     mitigated_at: float | None = None  # when the affected services' SLO stopped being breached (None: never breached)
     resolving_action: dict | None = None  # {"at", "actor", "kind", "target"}: the action after which resolved() held
     chaos: bool = False  # injected by a chaos experiment (InjectFault), not by the scenario
+    experiment: str = ""  # the chaos experiment's name (InjectFault.experiment)
+    release: dict | None = None  # a bad release: {"service", "version", "effect", "severity", "actor"}
 
     def components(self) -> set[str]:
         return set(self.services) | set(self.servers) | set(self.hypervisors) | set(self.zones)
@@ -37,7 +39,32 @@ class FaultRecord:
             "hypervisors": self.hypervisors, "zones": self.zones, "resolved_by": self.resolved_by,
             "human_started": self.human_started, "root_component": self.root_component,
             "mitigated_at": self.mitigated_at, "resolving_action": self.resolving_action, "chaos": self.chaos,
+            "experiment": self.experiment, "release": self.release,
         }
+
+
+@dataclass
+class RequestRecord:
+    """A self-service request from a team: when it came, when and how it was answered (time-to-fulfil)."""
+
+    id: str
+    project: str
+    requester: str
+    kind: str
+    params: dict
+    submitted_at: float
+    status: str = "open"  # "open", "approved", "denied"
+    answered_at: float | None = None
+    answered_by: str | None = None  # "automation" or "human"
+    note: str = ""
+    result: str = ""  # what carrying it out did (server ids, the new quota)
+    server_ids: list[str] = field(default_factory=list)  # servers it created
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "project": self.project, "requester": self.requester, "kind": self.kind,
+                "params": self.params, "submitted_at": self.submitted_at, "status": self.status,
+                "answered_at": self.answered_at, "answered_by": self.answered_by, "note": self.note,
+                "result": self.result, "server_ids": self.server_ids}
 
 
 @dataclass
@@ -66,6 +93,7 @@ class GroundTruth:
         self.breach_open = np.full(n, np.nan)
         self.breaches: list[tuple[str, float, float]] = []  # (service, start, end)
         self.human_actions: list[HumanAction] = []
+        self.requests: list[RequestRecord] = []  # the self-service inbox, answered or not (twin/inbox.py)
         self.pages: list[tuple[float, str]] = []  # (time, alert fingerprint) that paged the operator
         self.oom_kills = 0
         self.preemptions = 0

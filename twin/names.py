@@ -6,8 +6,8 @@ import numpy as np
 
 from twin import errors
 
-BUILD, ACTIVE, SHUTOFF, ERROR, DELETED = range(5)
-STATUS = ("BUILD", "ACTIVE", "SHUTOFF", "ERROR", "DELETED")
+BUILD, ACTIVE, SHUTOFF, ERROR, DELETED, SHELVED = range(6)
+STATUS = ("BUILD", "ACTIVE", "SHUTOFF", "ERROR", "DELETED", "SHELVED_OFFLOADED")
 PRICING = ("on_demand", "spot", "reserved")
 SERVICE_METRICS = ["request_rate", "served_rate", "error_ratio", "latency_p95_ms", "cpu_util", "memory_util",
                    "disk_util", "pool_util", "network_mbps", "active_servers"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.names import ACTIVE, BUILD, DELETED, P95_OVER_MEAN, TIMEOUT_MS
+from twin.names import ACTIVE, BUILD, DELETED, P95_OVER_MEAN, SHELVED, SHUTOFF, TIMEOUT_MS
 
 ROWS_AS_SLICE = 0.75  # a tick indexes live rows with a slice over all rows while at least this share is live
 VERIFY_CACHE = os.environ.get("ZEROOPS_VERIFY_CACHE", "") not in ("", "0")  # recompute cached vectors and compare
@@ -81,6 +81,7 @@ class _Structure:
     od_rate: np.ndarray  # on-demand price per second of its flavor
     groups: _Groups | None  # None: rows not grouped (some service's servers differ in share or capacity)
     od_rate_proj: np.ndarray | None = None  # od_rate summed per project (set by _bill)
+    bill: np.ndarray | None = None  # share of its rate each row pays (stopped, shelved); None: all of it
 
     def diff(self, other: _Structure) -> list[str]:
         """Names of the vectors that differ from ``other``'s."""
@@ -165,12 +166,17 @@ class Physics:
         cap = self.vcpus[idx] * self.svc_cpv[svc_c]
         if (self.hv_throttle != 1.0).any():
             cap = cap * self.hv_throttle[hv]
+        rel_cap = self.releases.cap_mult(idx)  # releases that cost more CPU per request, on their servers
+        if rel_cap is not None:
+            cap = cap * rel_cap
         part = self.zone_partitioned[self.hv_zone[hv]] if self.zone_partitioned.any() else None
-        tracked = (st != DELETED) & (st != BUILD)
+        tracked = (st != DELETED) & (st != BUILD) & (st != SHELVED)  # a shelved server has no VM to scrape
         fl = self.flavor[idx]
+        paused = (st == SHUTOFF) | (st == SHELVED)
+        bill = np.where(st == SHUTOFF, self.cfg.prices.stopped, np.where(paused, 0.0, 1.0)) if paused.any() else None
         return _Structure(rows=rc, gen=self._gen, valid_until=float(later.min()) if len(later) else np.inf,
                           st=st, hv=hv, up=up, share=share, cap=cap, part=part, tracked=tracked, fl=fl,
-                          od_rate=self.f_od[fl],
+                          od_rate=self.f_od[fl] if bill is None else self.f_od[fl] * bill, bill=bill,
                           groups=self._groups(rc, up, tracked, part, share, cap))
 
     def _groups(self, rc: _Rows, up: np.ndarray, tracked: np.ndarray, part: np.ndarray | None, share: np.ndarray,
@@ -217,8 +223,10 @@ class Physics:
         sc = self._structure(t, rc)
         up = sc.up
         g = sc.groups
-        if g is not None and (self.svc_leak_rate.any() or self.leak[:n].any() or self.disk_extra[:n].any()):
-            g = None  # some server's memory or disk differs from its service's base: per row
+        fx = self.releases.effects(idx)  # what bad releases do on the servers running them (None: nothing)
+        if g is not None and (self.svc_leak_rate.any() or self.leak[:n].any() or self.disk_extra[:n].any()
+                              or fx is not None):
+            g = None  # some server's memory, disk or release differs from its service's base: per row
         if g is not None:
             # every row is its group's: the same per-row values, computed once per group; the per-service sums
             # add cnt × value instead of cnt values one by one (equal to rounding)
@@ -247,8 +255,12 @@ class Physics:
             bad &= up
             served_svc = np.bincount(svc_c, served, nsvc)
             failed_svc = np.bincount(svc_c, served * bad, nsvc) if bad.any() else np.zeros(nsvc)
+            if fx is not None and fx.any_err:  # a bad release fails a share of what its servers serve
+                failed_svc += np.bincount(svc_c, served * fx.err * (up & ~bad), nsvc)
             # latency: M/M/1-like growth with utilisation, plus what dependencies add
             lat_srv = (self.svc_lat * self.svc_lat_mult)[svc_c] / (1.0 - np.minimum(util, 0.95))
+            if fx is not None and fx.any_lat:
+                lat_srv = lat_srv * fx.lat
             lat_sum = np.bincount(svc_c, served * lat_srv, nsvc)
         own_lat = np.divide(lat_sum, served_svc, out=self.svc_lat * self.svc_lat_mult, where=served_svc > 0)
         dep_lat = np.bincount(self.e_src, self.e_ratio * self.prev_lat[self.e_dst], nsvc) if len(self.e_src) \
@@ -274,9 +286,12 @@ class Physics:
         self.prev_lat = np.minimum(mean_lat, TIMEOUT_MS)
         self.prev_err = err
         # memory leaks and OOM kills, disk growth
-        if self.svc_leak_rate.any():
-            self.leak[idx] += self.svc_leak_rate[svc_c] * dt * up
+        if self.svc_leak_rate.any() or (fx is not None and (fx.any_leak or fx.any_mem)):
+            leak_rate = self.svc_leak_rate[svc_c] if fx is None else self.svc_leak_rate[svc_c] + fx.leak
+            self.leak[idx] += leak_rate * dt * up
             mem = self.svc_mem[svc_c] + self.leak[idx]
+            if fx is not None and fx.any_mem:
+                mem = mem + fx.mem * np.minimum(util, 1.0)
             oom = rc.rows[np.flatnonzero(up & (mem >= 1.0))]
             if len(oom):
                 self.truth.oom_kills += len(oom)

@@ -63,6 +63,10 @@ class Scrape:
         cpu = np.divide(cpu_sum, active, out=np.zeros(nsvc), where=active > 0)
         leak = self.leak[rc.idx]
         mem_srv = self.svc_mem[svc_c] + leak
+        fx = self.releases.effects(rc.idx)
+        if fx is not None and fx.any_mem:  # a release that holds memory per request, on its servers
+            leak = leak + fx.mem * np.minimum(util, 1.0)
+            mem_srv = mem_srv + fx.mem * np.minimum(util, 1.0)
         has_up = active > 0
         if leak.any():
             mem_max = np.zeros(nsvc)

@@ -28,6 +28,7 @@ from twin.names import (  # noqa: F401  (re-exported: the world's names)
     PRICING,
     SERVER_METRICS,
     SERVICE_METRICS,
+    SHELVED,
     SHUTOFF,
     STATUS,
     TIMEOUT_MS,
@@ -70,6 +71,7 @@ class World(Scheduling, Control, Effects, Physics, Billing, Scrape):
         self.spend_total = 0.0
         self.spend_project = np.zeros(len(self.proj_names))
         self.spend_rate = 0.0  # per hour, last tick
+        self.spend_rate_project = np.zeros(len(self.proj_names))  # per hour, last tick
         self.spend_series: list[tuple[float, float]] = []  # (t, cumulative) per minute
         self.last = {m: np.zeros(self.n_svc) for m in SERVICE_METRICS}
         self.last_actor: dict[int, str] = {}  # service -> actor of the last completed action on it
@@ -78,6 +80,15 @@ class World(Scheduling, Control, Effects, Physics, Billing, Scrape):
 
         self.faults = FaultManager(self)
         self.operator = HumanOperator(self)
+        from twin.budgets import BudgetBook
+        from twin.inbox import Inbox
+        from twin.releases import ReleaseManager
+        from twin.reservations import ReservationBook
+
+        self.releases = ReleaseManager(self)  # versions per server, deploys, rollbacks, the pipeline
+        self.reservations = ReservationBook(self)  # commitments (keeps f_commit current)
+        self.budgets = BudgetBook(self)
+        self.inbox = Inbox(self)  # self-service requests
         from twin.incidents import IncidentBoard  # declared incidents: what engines see, never ground truth
 
         self.incident_board = IncidentBoard(self.now)

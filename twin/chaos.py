@@ -1,0 +1,67 @@
+"""Chaos experiments: ``InjectFault`` puts a catalogued fault (twin/faults.py) on a named component.
+
+The fault goes through the fault manager like a scenario's faults, and its ground-truth record is marked
+``chaos`` (with the experiment's name).  Whether an engine may inject at all is the safety gate's business
+(``InjectFault.always_approval``); here the world only refuses what it cannot do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twin import errors
+from twin.config import FaultSpec
+from twin.groundtruth import FaultRecord
+from twin.names import DELETED
+
+if TYPE_CHECKING:
+    from twin.world import World
+
+# what each fault is put on: a service (server-level faults pick one of its servers), a host or a zone
+TARGET_KIND = {
+    "server_crash": "service", "memory_leak": "service", "db_pool_exhaustion": "service",
+    "latency_degradation": "service", "bad_deploy": "service", "disk_pressure": "service",
+    "spot_preemption": "service", "hypervisor_failure": "hypervisor", "cpu_throttling": "hypervisor",
+    "az_outage": "zone", "network_partition": "zone",
+}
+
+
+def inject_fault(w: World, fault: str, target: str, duration: float | None = None, magnitude: float | None = None,
+                 experiment: str = "") -> FaultRecord:
+    """Inject ``fault`` on ``target`` (a service, a server id, a hypervisor or a zone name) now.
+
+    Raises Conflict for an unknown fault, a target of the wrong kind or nothing to hit, NotFound for an
+    unknown target.
+    """
+    from twin.faults import CATALOG
+
+    w._check_api()
+    if fault not in CATALOG:
+        raise errors.Conflict(f"unknown fault {fault!r}; allowed: {', '.join(sorted(CATALOG))}")
+    want = TARGET_KIND.get(fault, "service")
+    service = hypervisor = zone = None
+    if target in w.svc_index:
+        kind, service = "service", target
+    elif target in w.hv_index:
+        kind, hypervisor = "hypervisor", target
+    elif target in w.zone_names:
+        kind, zone = "zone", target
+    elif target.startswith("srv-") and target[4:].isdigit() and int(target[4:]) < w.n \
+            and w.status[int(target[4:])] != DELETED and w.svc[int(target[4:])] >= 0:
+        kind, service = "service", w.svc_names[int(w.svc[int(target[4:])])]  # a server: its service's fault
+    else:
+        raise errors.NotFound(f"no component {target!r} (a service, server id, hypervisor or zone)")
+    if kind != want:
+        raise errors.Conflict(f"fault {fault} is injected on a {want}, not on the {kind} {target!r}")
+    if magnitude is not None and not magnitude > 0:
+        raise errors.Conflict(f"magnitude must be > 0, got {magnitude}")
+    if duration is not None and not duration > 0:
+        raise errors.Conflict(f"duration must be > 0 s, got {duration}")
+    spec = FaultSpec(type=fault, at=w.now(), service=service, hypervisor=hypervisor, zone=zone,
+                     duration=duration, severity=magnitude if magnitude is not None else 1.0)
+    f = w.faults.inject(spec)
+    if f is None:
+        raise errors.Conflict(f"fault {fault} found nothing to hit on {target}")
+    f.rec.chaos = True
+    f.rec.experiment = experiment
+    return f.rec
