@@ -144,6 +144,7 @@ class SafetyGate:
         self._step_cost = 0.0
         self._step_active: dict[str, int] | None = None
         self._step_servers: dict[str, Server | None] = {}
+        self._step_earlier: dict[str, list[Server]] = {}  # versions before changes admitted this instant
         self._servers_cached: dict[str, Server | None] = {}
         self._servers_obs: Observation | None = None
         self._zones: dict[str, str] = {}
@@ -236,32 +237,34 @@ class SafetyGate:
             zone = getattr(action, "zone", None)
             a.region = self._region(obs, zone) if zone else None
         elif effect == "removes" and server is not None:
-            fl = self._flavors(obs).get(server.flavor)
+            versions = self._versions(server)
             svc = self._services(obs).get(server.service) if server.service else None
             if svc is not None and not svc.stateful:
                 a.deleted_bytes = 0  # a stateless replica's disk holds no data of record
-            elif fl is None:
-                a.problems.append(f"flavor {server.flavor!r} of server {server.id!r} unknown: data size unknown")
             else:
-                a.deleted_bytes = fl.disk_gb * GIB
-            price = self._price(obs, server.flavor, server.pricing)
+                disks = [self._flavors(obs).get(v.flavor) for v in versions]
+                if any(fl is None for fl in disks):
+                    a.problems.append(f"flavor {server.flavor!r} of server {server.id!r} unknown: data size unknown")
+                else:
+                    a.deleted_bytes = max(fl.disk_gb for fl in disks) * GIB  # type: ignore[union-attr]
+            price = self._least_price(obs, versions)
             a.cost_per_hour = None if price is None else -price
-            if server.status == "ACTIVE" and server.service:
+            if server.service and any(v.status == "ACTIVE" for v in versions):
                 a.scale_down = 1
         elif effect == "resizes" and server is not None:
             new = self._price(obs, getattr(action, "flavor", None), server.pricing)
-            old = self._price(obs, server.flavor, server.pricing)
+            old = self._least_price(obs, self._versions(server))
             a.cost_per_hour = None if new is None or old is None else new - old
         elif effect == "resumes" and server is not None:
-            if server.status in _RUNNING:
-                a.cost_per_hour = 0.0
-            else:
-                a.cost_per_hour = self._price(obs, server.flavor, server.pricing)
+            stopped = [v for v in self._versions(server) if v.status not in _RUNNING]
+            prices = [self._price(obs, v.flavor, v.pricing) for v in stopped]
+            a.cost_per_hour = 0.0 if not stopped else None if None in prices else max(prices)  # type: ignore[type-var]
         elif effect == "pauses" and server is not None:
-            if server.status in _RUNNING:
-                price = self._price(obs, server.flavor, server.pricing)
+            running = [v for v in self._versions(server) if v.status in _RUNNING]
+            if running:
+                price = self._least_price(obs, running)
                 a.cost_per_hour = None if price is None else -price
-                if server.status == "ACTIVE" and server.service:
+                if server.service and any(v.status == "ACTIVE" for v in running):
                     a.scale_down = 1  # capacity leaves the service like a deletion
             else:
                 a.cost_per_hour = 0.0
@@ -275,6 +278,15 @@ class SafetyGate:
             params = {k: v for k, v in action.params().items() if k != "server_id"}
             a.change_key = dumps([action.kind, a.service, params])
         return a
+
+    def _versions(self, server: Server) -> list[Server]:
+        """The server now, and as it was before changes admitted earlier in this instant (they may have failed)."""
+        return [*self._step_earlier.get(server.id, ()), server]
+
+    def _least_price(self, obs: Observation | None, versions: list[Server]) -> float | None:
+        """The lowest price among ``versions`` (the smallest saving, the largest increase); None if one is unknown."""
+        prices = [self._price(obs, v.flavor, v.pricing) for v in versions]
+        return None if any(p is None for p in prices) else min(prices)  # type: ignore[type-var]
 
     def _server(self, obs: Observation | None, sid: str) -> Server | None:
         """The observed server ``sid`` (looked up by id: listing a large fleet per step is too slow)."""
@@ -334,6 +346,7 @@ class SafetyGate:
             self._step_up.clear()
             self._step_down.clear()
             self._step_servers.clear()
+            self._step_earlier.clear()
             self._step_cost = 0.0
             self._step_active = None
         if self._step_active is None and obs is not None:
@@ -427,6 +440,8 @@ class SafetyGate:
         if sid is None:
             return
         server = self._step_servers[sid] if sid in self._step_servers else self._servers_cached.get(sid)
+        if server is not None:  # the admitted change may still fail: later assessments weigh both versions
+            self._step_earlier.setdefault(sid, []).append(server)
         effect = action.effect
         if effect == "removes":
             self._step_servers[sid] = None

@@ -110,6 +110,11 @@ REGRESSION_CFG = SafetyConfig(max_scale_down_percent=50.0, rate_limit_actions=No
 @example(  # many deletes in one instant: 50 % of 3 active db servers is 1
     cfg=REGRESSION_CFG, script=[("propose", [("delete", 4, 1, None), ("delete", 5, 1, None),
                                              ("delete", 6, 1, None)])], fail_every=0)
+@example(  # a resize that failed must not shrink the data a later delete of the same server removes
+    cfg=SafetyConfig(require_approval_above=0.0, max_data_deleted=120 * GIB, rate_limit_actions=None,
+                     max_scale_down_percent=None, accounting_window_seconds=60.0, canary_regions_first=False),
+    script=[("propose", [("delete", 0, 1, None), ("delete", 1, 1, None), ("resize", 7, 1, None),
+                         ("delete", 7, 1, None)])], fail_every=3)
 def test_every_guardrail_holds(cfg: SafetyConfig, script: list[tuple[str, Any]], fail_every: int) -> None:
     note(f"config: {cfg.model_dump(exclude_defaults=True)}")
     h = run(cfg, script, fail_every)
