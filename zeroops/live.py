@@ -330,6 +330,7 @@ def status_report(
             lines.append(f"  {eng.name}: {a.kind} {a.target()} {a.params()} — {a.reason}")
     if not any_action:
         lines.append("  nothing")
+    obs.close()  # like a runtime step: the engines keep no reading handle
     return "\n".join(lines)
 
 

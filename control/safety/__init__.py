@@ -1,6 +1,8 @@
 """Safety controls: the gate, approvals, overrides and rollout profiles.
 
-Typical wiring (twin or live)::
+Twin and live mode wire these through the one composition root,
+:func:`control.compose.compose` (engines, gate, approval queue, audit trail,
+choke point and runtime together).  The safety part alone::
 
     kit = SafetyKit.build(adapter, SafetyConfig(), audit_path="out/audit.db")
     runtime = Runtime(adapter, engines, choke=kit.choke)
