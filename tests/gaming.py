@@ -6,10 +6,10 @@ engine at automation credit, the scale-everything engine at availability.  The
 tests in ``tests/test_scoring_honest.py`` assert each one scores badly on
 exactly the figure it tries to game.
 
-They are plugged into the runner through :func:`run_engines`: it uses the
-engine registry (``engines.registry.register`` / ``register_set``) when the
-runner resolves sets through it, and otherwise replaces the runner's
-``engine_set`` for the duration of the run.
+They are plugged into the runner through :func:`run_engines`: registered in
+the engine registry (``engines.registry.register`` / ``register_set``) and, while
+the runner still resolves sets through ``engine_set``, wrapped into that too,
+for the duration of the run only.
 """
 
 from __future__ import annotations
@@ -104,31 +104,35 @@ GAMING: dict[str, Callable[[], list[Engine]]] = {
 
 @contextlib.contextmanager
 def installed(name: str, factory: Callable[[], list[Engine]]) -> Iterator[None]:
-    """Make ``name`` an engine set the runner can run, for the duration of the block."""
+    """Make ``name`` an engine set the runner can run, for the duration of the block.
+
+    Registered in the engine registry (``engines.registry``) when it exists, and the runner's
+    ``engine_set`` (if it still resolves sets through one) is wrapped too, so either route finds it.
+    """
     import scenarios.runner as runner
 
-    if hasattr(runner, "engine_set"):  # the runner still resolves sets through engines.baselines.engine_set
-        original = runner.engine_set
-
-        def engine_set(n: str) -> list[Engine]:
-            return factory() if n == name else original(n)
-
-        runner.engine_set = engine_set  # type: ignore[attr-defined]
+    with contextlib.ExitStack() as stack:
         try:
-            yield
-        finally:
-            runner.engine_set = original  # type: ignore[attr-defined]
-        return
-    from engines import registry  # the composition root's registry
+            from engines import registry
+        except ImportError:
+            registry = None  # type: ignore[assignment]
+        if registry is not None:
+            built = factory()
+            names = [f"test-{name}-{k}" for k in range(len(built))]
+            for k, ename in enumerate(names):
+                registry.register(ename, lambda cfg, k=k: factory()[k], description="test-only engine", replace=True)
+                stack.callback(registry.REGISTRY.unregister, ename)
+            registry.register_set(name, names, handles_alerting=any(isinstance(e, Spammer) for e in built),
+                                  replace=True)
+            stack.callback(registry.REGISTRY.unregister_set, name)
+        original = getattr(runner, "engine_set", None)
+        if original is not None:
+            def engine_set(n: str) -> list[Engine]:
+                return factory() if n == name else original(n)
 
-    engines = factory()
-    for e in engines:
-        with contextlib.suppress(registry.RegistryError):
-            registry.register(e.name, lambda cfg, cls=type(e): cls(), description="test-only gaming engine")
-    with contextlib.suppress(registry.RegistryError):
-        registry.register_set(name, [{"engine": e.name} for e in engines],
-                              handles_alerting=any(type(e) is Spammer for e in engines))
-    yield
+            runner.engine_set = engine_set  # type: ignore[attr-defined]
+            stack.callback(setattr, runner, "engine_set", original)
+        yield
 
 
 def run_engines(scn: Any, name: str, **kw: Any) -> Any:
