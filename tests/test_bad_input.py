@@ -119,6 +119,8 @@ def test_the_memory_estimate_is_of_the_right_size() -> None:
     ({"name": "../escape"}, ("name",)),
     ({"telemetry": {"noise": float("nan")}}, ("telemetry.noise", "finite")),
     ({"random_faults": {"rate_per_day": 1e12, "types": ["server_crash"]}}, ("random_faults.rate_per_day",)),
+    ({"services": [{**scenario_dict()["services"][1], "traffic": {"base": 1e9, "components": [
+        {"type": "spike", "at": 0, "duration": 60, "factor": 1e6}]}}]}, ("services[0] (db).traffic", "1e+15")),
 ])
 def test_bad_fields_name_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: dict[str, Any],
                                    needles: tuple[str, ...]) -> None:
@@ -267,7 +269,13 @@ def test_committed_json_schema_uses_standard_keywords_only() -> None:
 
 
 # ----------------------------------------------------------------- fuzzing
-SEEDS = [scenario_dict()] + [yaml.safe_load(f.read_text()) for f in sorted((ROOT / "scenarios").glob("*/*.yaml"))]
+TRACED = scenario_dict(start_time="trace")
+TRACED["services"][0]["traffic"] = {"base": 100, "components": [
+    {"type": "trace", "file": "../traces/week-10min.csv", "normalize": "peak", "start": "1d", "end": "3d",
+     "gaps": "error", "time_column": "timestamp", "value_column": "value", "scale": 2, "time_scale": 0.5},
+    {"type": "diurnal", "amplitude": 0.3}, {"type": "spike", "at": 60, "duration": 60, "factor": 3}]}
+SEEDS = [scenario_dict(), TRACED] + [yaml.safe_load(f.read_text())
+                                     for f in sorted((ROOT / "scenarios").glob("*/*.yaml"))]
 WEIRD = st.one_of(
     st.none(), st.booleans(), st.text(max_size=8), st.just([]), st.just({}), st.just({"x": 1}), st.just([1, "a"]),
     st.integers(min_value=-(10**30), max_value=10**30), st.sampled_from([

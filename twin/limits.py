@@ -21,6 +21,7 @@ from typing import Any
 MAX_HYPERVISORS = 1_000_000  # building is ~40 µs per host: beyond this the build alone takes minutes
 MAX_SERVERS = 1_000_000  # initial servers, all services together
 MAX_TICKS = 500_000_000  # physics steps in one run (duration / tick)
+MAX_RATE = 1e12  # requests per second a service's traffic components may reach
 
 # bytes, measured with tracemalloc on World builds (see the module docstring)
 _PER_TICK = 24  # the times vector, its arange and the offered-load matrix's own row overhead
@@ -139,8 +140,38 @@ def check_size(cfg: Any) -> None:
     if ticks > MAX_TICKS:
         raise ValueError(f"duration: {cfg.duration:g} s at a tick of {cfg.tick:g} s is {ticks:,.0f} physics steps; "
                          f"at most {MAX_TICKS:,} are supported (shorten duration or lengthen tick)")
+    check_traffic(cfg)
     est = estimate(cfg)
     limit, source = memory_limit()
     if est.total > limit:
         raise ValueError(f"{est.field}: this run would need about {human(est.total)} of memory ({est.describe()}), "
                          f"over the limit of {human(limit)} ({source}); shrink it or raise {_ENV}")
+
+
+def peak_factor(c: Any) -> float:
+    """An upper bound of one traffic component's multiplier (noise: ten sigmas; a trace: its scale)."""
+    kind = c.type
+    if kind == "diurnal":
+        return 1.0 + c.amplitude
+    if kind == "noise":
+        return 1.0 + 10.0 * c.sigma
+    if kind == "spike":
+        return max(1.0, c.factor)
+    if kind == "ramp":
+        return max(1.0, c.to_factor)
+    if kind == "trace":
+        return c.scale
+    return 1.0  # weekly, idle
+
+
+def check_traffic(cfg: Any) -> None:
+    """Refuse traffic whose components multiply past any real rate (and, further on, past a float)."""
+    for i, s in enumerate(cfg.services):
+        if s.traffic is None:
+            continue
+        peak = s.traffic.base
+        for c in s.traffic.components:
+            peak *= peak_factor(c)
+        if not peak <= MAX_RATE:
+            raise ValueError(f"services[{i}] ({s.name}).traffic: base x the components' largest factors reaches "
+                             f"{peak:.3g} requests/s; at most {MAX_RATE:g}")
