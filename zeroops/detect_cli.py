@@ -105,6 +105,8 @@ def detector_options(a: argparse.Namespace) -> dict[str, Any]:
             opts["periods"] = tuple(a.period)
     if m in ("ensemble", "seasonal") and a.z_threshold is not None:
         opts["z_threshold"] = a.z_threshold
+    if m == "ensemble" and a.fp_per_day is not None:
+        opts["fp_per_day"] = a.fp_per_day
     if m == "ensemble":
         if a.limit is not None:
             opts["limit"] = a.limit
@@ -179,6 +181,8 @@ def add_detect_parser(sub: Any) -> None:
                    help="a seasonality period in seconds (repeatable; default: auto-detect a day and a week)")
     p.add_argument("--no-seasonality", action="store_true", help="no seasonal baseline")
     p.add_argument("--z-threshold", type=float, help="robust sigmas at which a spike scores 0.5 (default 5)")
+    p.add_argument("--fp-per-day", type=float, metavar="N",
+                   help="false-alarm budget for spikes (ensemble): sets the z threshold from the sampling interval")
     p.add_argument("--limit", type=float, help="a limit the series must not reach (e.g. 1.0 for utilisation): "
                    "adds time-to-limit detection of slow trends")
     p.add_argument("--horizon", type=float, metavar="SECONDS",

@@ -21,7 +21,7 @@ DAY = 86400.0
 WEEK = 7 * DAY
 
 
-def ramp(x: np.ndarray, at_half: float) -> np.ndarray:
+def ramp(x: np.ndarray, at_half: float | np.ndarray) -> np.ndarray:
     """Map a non-negative statistic to [0, 1]: 0 up to ``at_half``/2, 0.5 at ``at_half``, 1 from 1.5 × ``at_half``."""
     return np.clip(x / at_half - 0.5, 0.0, 1.0)
 

@@ -26,8 +26,11 @@ class EnsembleDetector(Detector):
     """Parameters (all optional):
 
     periods: seasonality periods in seconds, ``"auto"`` (test a day and a week), or ``()``.
-    z_threshold: robust sigmas for a spike to score 0.5 (default 5); or give ``fp_per_day`` and the
-        sampling interval ``interval_s`` to derive it from a Gaussian false-alarm budget (never below 4).
+    z_threshold: calibrated robust sigmas for a spike to score 0.5 (default 5).
+    fp_per_day: instead of ``z_threshold``, a false-alarm budget for spikes: the threshold is the Gaussian z
+        exceeded ``fp_per_day`` times a day at each series' own sampling interval (never below 3.5).  The z is
+        tail-calibrated (its running 99th percentile is held at the Gaussian 2.58), so the budget is roughly
+        kept on heavy-tailed data too; level-shift and variance alarms are not part of the budget.
     limit, direction, horizon_s, trend_window_s: enable predictive time-to-limit detection.
     slo: enable burn-rate alerts (the series is an error ratio in [0, 1]).
     """
@@ -35,14 +38,17 @@ class EnsembleDetector(Detector):
     name = "ensemble"
 
     def __init__(self, periods: str | Sequence[float] = AUTO, z_threshold: float = 5.0,
-                 fp_per_day: float | None = None, interval_s: float | None = None,
+                 fp_per_day: float | None = None,
                  limit: float | None = None, direction: str = "up", horizon_s: float = 12 * 3600.0,
                  trend_window_s: float = 6 * 3600.0, slo: float | None = None,
                  shift_h: float = 8.0, **baseline: object) -> None:
         super().__init__()
-        if fp_per_day is not None:
-            z_threshold = max(4.0, gauss_z_for_rate(fp_per_day, interval_s or 60.0))
-        self.z_threshold = z_threshold
+        if fp_per_day is not None and not fp_per_day > 0:
+            raise ValueError("fp_per_day must be > 0")
+        self.z_threshold, self.fp_per_day = z_threshold, fp_per_day
+        # inverse Gaussian tail by table: log10 of the per-sample exceedance probability -> z
+        self._lp = np.linspace(-12.0, np.log10(0.5), 400)
+        self._z = np.array([gauss_z_for_rate(10.0**lp * DAY, 1.0) for lp in self._lp])
         self.periods, self.baseline_opts, self.shift_h = periods, baseline, shift_h
         self.limit, self.direction, self.horizon_s, self.trend_window_s = limit, direction, horizon_s, trend_window_s
         self.slo = slo
@@ -61,7 +67,11 @@ class EnsembleDetector(Detector):
     def _step(self, t: np.ndarray, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
         b = self.base
         b.step(t, x, valid)
-        spike = ramp(np.abs(b.z), self.z_threshold)
+        zt: np.ndarray | float = self.z_threshold
+        if self.fp_per_day is not None:
+            p = np.clip(self.fp_per_day * b.clock.interval() / DAY, 1e-12, 0.5)
+            zt = np.maximum(np.interp(np.log10(p), self._lp, self._z), 3.5)
+        spike = ramp(np.abs(b.z), zt)  # type: ignore[arg-type]
         shift, var = self.change.step(b.z, valid, b)
         score = np.maximum(spike, np.maximum(shift, var))
         self.parts = {"spike": spike, "shift": shift, "variance": var}
