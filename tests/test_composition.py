@@ -305,3 +305,13 @@ def test_human_approvals_default_to_the_cli_state_database(monkeypatch: pytest.M
     monkeypatch.delenv("ZEROOPS_SAFETY_DB")
     assert HumanApprovals().path() == ".zeroops/safety.db"
     assert isinstance(EngineSetSpec.model_validate("static"), EngineSetSpec)
+
+
+def test_the_runner_sets_the_twin_route_from_the_engine_set(counter: None) -> None:
+    from scenarios.runner import run_scenario
+
+    scn = _scn("[static]").model_copy(update={"duration": 120.0})
+    if not hasattr(run_scenario(scn, "static").world, "operator_route"):
+        pytest.skip("this twin has no operator route yet")
+    assert run_scenario(scn, "static").world.operator_route == "raw_alerts"
+    assert run_scenario(scn, "counting").world.operator_route == "pages"  # the set handles alerting
