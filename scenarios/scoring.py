@@ -313,7 +313,7 @@ def score_run(world: World, records: list[ActionRecord]) -> Score:
     pages = _pages(world, records, by_id, topo)
 
     # ---- approvals: executed engine actions that a human approved first
-    approved = [r for r in records if r.outcome == "executed" and r.verdict.decision == "approval"]
+    approved = {r.seq for r in records if r.outcome == "executed" and r.verdict.decision == "approval"}
 
     incidents: list[Incident] = []
     useful_pages: set[int] = set()
@@ -362,7 +362,7 @@ def score_run(world: World, records: list[ActionRecord]) -> Score:
                  incidents, decls)
 
 
-def _resolver(f: FaultRecord, records: list[ActionRecord], approved: list[ActionRecord]) -> str | None:
+def _resolver(f: FaultRecord, records: list[ActionRecord], approved: set[int]) -> str | None:
     """Who resolved the fault: the resolving action's actor (twin core), else ``resolved_by``.
 
     An automatic fix whose action waited for a human approval is ``automation-approved``: a person decided.
@@ -379,7 +379,7 @@ def _resolver(f: FaultRecord, records: list[ActionRecord], approved: list[Action
         fixes = set(CATALOG[f.type].fixes) if f.type in CATALOG else set()
         cands = [r for r in records if r.outcome == "executed" and r.kind in fixes and r.target in comps
                  and f.start <= r.at <= f.end]
-    if cands and max(cands, key=lambda r: (r.at, r.seq)) in approved:
+    if cands and max(cands, key=lambda r: (r.at, r.seq)).seq in approved:
         return "automation-approved"
     return who
 
@@ -436,7 +436,7 @@ def _pages(world: World, records: list[ActionRecord], by_id: Mapping[str, Declar
 
 
 def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident], decls: list[Declaration],
-             pages: list[tuple[float, set[str]]], true_pages: int, approved: list[ActionRecord], topo: _Topology,
+             pages: list[tuple[float, set[str]]], true_pages: int, approved: set[int], topo: _Topology,
              matchable: Mapping[str, set[str]], run_end: float) -> dict[str, Any]:
     truth = world.truth
     duration = max(run_end, 1e-9)
@@ -466,7 +466,7 @@ def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident
     world_changing = [r for r in records if r.outcome == "executed" and r.kind not in RECORD_ONLY_KINDS]
     work = [r for r in world_changing if incident_work(r)]
     humans = len(truth.human_actions)
-    approvals = sum(1 for r in work if r in approved)
+    approvals = sum(1 for r in work if r.seq in approved)
 
     # availability and SLO minutes on user-facing (edge) requests; all services only if the twin has no edge figures
     edge_off = float(np.sum(getattr(truth, "edge_offered", 0.0)))
