@@ -22,6 +22,23 @@ class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message says where and why."""
 
 
+MAX_VALUES = 1_000_000  # values in a document, aliases expanded: a billion-laughs file would take hours to check
+
+
+def _expanded_size(data: Any, limit: int) -> int:
+    """How many values ``data`` holds with shared (aliased) parts counted each time; stops past ``limit``."""
+    n, stack = 0, [data]
+    while stack and n <= limit:
+        x = stack.pop()
+        n += 1
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return n
+
+
 def load_scenario(path: str | Path, check_files: bool = True) -> Scenario:
     """Read and validate ``path``; ``check_files``: also open and check the trace files it replays."""
     p = Path(path)
@@ -74,6 +91,9 @@ def parse_scenario(text: str, path: Path) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: a scenario must be a mapping of fields (name, duration, regions, ...), "
                             f"got {type(data).__name__}")
+    if _expanded_size(data, MAX_VALUES) > MAX_VALUES:
+        raise ScenarioError(f"{path}: the document expands to more than {MAX_VALUES:,} values (YAML aliases "
+                            f"repeating lists?); a scenario is far smaller")
     try:
         return Scenario.model_validate(data)
     except ValidationError as e:

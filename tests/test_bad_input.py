@@ -155,6 +155,15 @@ def test_bad_trace_files_are_refused_by_validate(tmp_path: Path, capsys: pytest.
     one_line_error(capsys, ["run", str(p), "--out", str(tmp_path / "o"), "-q"], str(p), *needles)
 
 
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    text = "\n".join(lines) + "\nservices: *a8\n"  # 10**9 values once expanded
+    t0 = time.perf_counter()
+    one_line_error(capsys, ["validate", str(write(tmp_path, text=text))], "s.yaml", "more than 1,000,000 values")
+    assert time.perf_counter() - t0 < 5
+
+
 def test_validate_opens_the_trace_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     svcs = scenario_dict()["services"]
     svcs[0]["traffic"] = {"base": 100, "components": [{"type": "trace", "file": "missing.csv"}]}
