@@ -23,6 +23,12 @@ from scenarios.loader import ScenarioError, parse_scenario
 from tests.builders import make_scenario
 
 
+@pytest.fixture(autouse=True)
+def audit_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit trails written here sign with a throwaway key, never the user's ~/.config one."""
+    monkeypatch.setenv("ZEROOPS_AUDIT_KEY", str(tmp_path / "keys" / "audit-ed25519.key"))
+
+
 # ------------------------------------------------------------------ registry
 class Counter:
     """A test engine: creates ``per_step`` servers of ``service`` at each step, ``steps`` times."""
@@ -240,7 +246,6 @@ def test_live_approvals_are_queued_voted_with_the_cli_and_executed_in_the_loop(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ZEROOPS_AUDIT_DB", raising=False)
     monkeypatch.setenv("ZEROOPS_SAFETY_DB", str(tmp_path / "state.db"))
-    monkeypatch.setenv("ZEROOPS_AUDIT_KEY", str(tmp_path / "keys" / "audit.key"))
     fake = FakeAdapter(services={"web": ("small", 2)})
     out = io.StringIO()
     ctl = LiveController(fake, LiveConfig(), "act", engines=[ProposeOnce()], decisions=tmp_path / "d.jsonl",

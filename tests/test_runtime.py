@@ -74,3 +74,26 @@ def test_engine_names_must_be_unique() -> None:
     w = World(make_scenario(duration=60))
     with pytest.raises(ValueError, match="unique"):
         Runtime(SimAdapter(w), [Scripted("a", []), Scripted("a", [])])
+
+
+def test_an_engine_cannot_read_its_observation_after_its_step() -> None:
+    import pytest
+
+    class Keeper:
+        name, cadence = "keeper", 10.0
+
+        def __init__(self) -> None:
+            self.kept: list[Observation] = []
+
+        def step(self, now, obs):  # type: ignore[no-untyped-def]
+            obs.services  # noqa: B018 - reading during the step works
+            self.kept.append(obs)
+            return []
+
+    w = World(make_scenario(duration=30))
+    keeper = Keeper()
+    rt = Runtime(SimAdapter(w), [keeper])
+    rt.attach(SimClock(w.env))
+    w.run()
+    with pytest.raises(RuntimeError, match="closed"):
+        keeper.kept[0].servers(service="api")
