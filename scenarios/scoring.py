@@ -369,6 +369,8 @@ def _resolver(f: FaultRecord, records: list[ActionRecord], approved: set[int]) -
     """
     ra = f.resolving_action
     who = (ra.get("actor") if ra else None) or f.resolved_by
+    if who not in (None, "human", "self"):
+        who = "automation"  # an engine (whatever name the twin records for it)
     if who != "automation" or f.end is None:
         return who
     if ra and ra.get("kind") and ra.get("target"):
