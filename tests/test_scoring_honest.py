@@ -253,3 +253,20 @@ def test_under_the_week1_profile_nothing_is_automation() -> None:
     assert by_type(r, "bad_deploy").resolved_by == "automation-approved"
     assert s["automation_rate"] == 0.0 and s["incidents_auto_resolved"] == 0
     assert s["human_approvals"] >= 1 and s["human_intervention_rate"] == 1.0
+
+
+def test_ground_truth_fields_from_the_twin_take_precedence(mix: dict[str, Any]) -> None:
+    """root_component, mitigated_at and resolving_action, once the twin fills them, are what the scorer uses."""
+    w = mix["always-rollback"].world
+    f = [f for f in w.truth.faults if f.type == "bad_deploy"][0]
+    saved = (f.root_component, f.mitigated_at, f.resolving_action)
+    try:
+        f.root_component, f.mitigated_at = "db", f.start + 42.0
+        f.resolving_action = {"at": f.end, "actor": "human", "kind": "rollback_deploy", "target": "api"}
+        recs = [_rec(1, f.start + 10, _declare("x", "api", root_causes=({"component": "api"}, {"component": "db"})))]
+        s = score_run(w, recs)
+        inc = by_type(SimpleNamespace(score=s), "bad_deploy")
+        assert (inc.root_component, inc.root_component_source, inc.root_cause_rank) == ("db", "truth", 2)
+        assert inc.ttm == 42.0 and inc.resolved_by == "human"
+    finally:
+        f.root_component, f.mitigated_at, f.resolving_action = saved
