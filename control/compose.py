@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.base import Action, ActionResult, Adapter, AdapterError, Observation
+from adapters.base import Action, ActionResult, Adapter, Observation
 from control.runtime import (
     ActionLog,
     ChokePoint,
@@ -125,22 +125,8 @@ class ControlPlane:
         instead of ending the clock's run.
         """
         self.runtime.attach(clock)
-        if self.kit is None:
-            return
-        for a in self.kit.approvers:
-            clock.every(a.cadence, a.step, offset=a.cadence)
-        step = self.kit.executor.step
-        if on_error is not None:
-            inner = step
-
-            def step(now: float) -> Any:
-                try:
-                    return inner(now)
-                except AdapterError as e:
-                    on_error(f"approval executor: step skipped: {type(e).__name__}: {str(e)[:300]}")
-                    return []
-
-        clock.every(self.kit.executor.cadence, step, offset=self.kit.executor.cadence)
+        if self.kit is not None:
+            self.kit.attach(clock, on_error)
 
     def close(self) -> None:
         if self._closed:

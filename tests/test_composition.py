@@ -320,3 +320,33 @@ def test_the_runner_sets_the_twin_route_from_the_engine_set(counter: None) -> No
         pytest.skip("this twin has no operator route yet")
     assert run_scenario(scn, "static").world.operator_route == "raw_alerts"
     assert run_scenario(scn, "counting").world.operator_route == "pages"  # the set handles alerting
+
+
+def test_a_cloud_error_in_the_approval_executor_skips_its_step_not_the_controller(tmp_path: Path) -> None:
+    from adapters.base import TransientAPIError
+    from zeroops.live import LiveController
+
+    class Flaky(FakeAdapter):
+        down = False
+
+        def services(self) -> Any:
+            if self.down:
+                raise TransientAPIError("compute API unavailable")
+            return super().services()
+
+    fake = Flaky(services={"web": ("small", 2)})
+    out = io.StringIO()
+    ctl = LiveController(fake, LiveConfig(), "act", engines=[ProposeOnce()], decisions=tmp_path / "d.jsonl",
+                         audit=tmp_path / "a.db", state=str(tmp_path / "s.db"), safety="week1",
+                         executor_cadence=0.05, out=out)
+
+    def approve_then_break(now: float) -> None:
+        for p in ctl.queue.list("pending"):
+            ctl.queue.vote(p.id, "alice", "approve", now)
+            fake.down = True
+
+    ctl.clock.every(0.05, approve_then_break, offset=0.02)
+    ctl.run(duration=0.5)
+    assert "approval executor: step skipped: TransientAPIError" in out.getvalue()
+    assert [p.kind for p in ctl.queue.list("approved")] == ["create_server"]  # still waiting, not lost
+    ctl.close()

@@ -11,11 +11,12 @@ choke point and runtime together).  The safety part alone::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.base import Adapter
+from adapters.base import Adapter, AdapterError
 from control.runtime import ActionLog, ChokePoint, Clock, MemoryActionLog
 from control.safety.approvals import (
     ApprovalError,
@@ -70,11 +71,26 @@ class SafetyKit:
                                        cadence=approver_cadence, seed=i) for i in range(simulated_approvers)]
         return cls(choke, gate, store, queue, Overrides(store), executor, approvers, choke.log)
 
-    def attach(self, clock: Clock) -> None:
-        """Drive the simulated approvers and the approval executor on ``clock``."""
+    def attach(self, clock: Clock, on_error: Callable[[str], None] | None = None) -> None:
+        """Drive the simulated approvers and the approval executor on ``clock``.
+
+        ``on_error`` (live): an adapter error in the executor's step is reported and the step skipped,
+        instead of ending the clock's run.
+        """
         for a in self.approvers:
             clock.every(a.cadence, a.step, offset=a.cadence)
-        clock.every(self.executor.cadence, self.executor.step, offset=self.executor.cadence)
+        step = self.executor.step
+        if on_error is not None:
+            inner = step
+
+            def step(now: float) -> Any:
+                try:
+                    return inner(now)
+                except AdapterError as e:
+                    on_error(f"approval executor: step skipped: {type(e).__name__}: {str(e)[:300]}")
+                    return []
+
+        clock.every(self.executor.cadence, step, offset=self.executor.cadence)
 
     def close(self) -> None:
         close = getattr(self.log, "close", None)

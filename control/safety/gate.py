@@ -8,9 +8,14 @@ Deny rules (nobody can approve past them; re-checked when an approved action run
 ``rate-limit``, ``unverifiable`` (target unknown), ``max-scale-up``,
 ``max-scale-down``, ``canary-first``, ``budget-hard-limit``.
 
-Approval rules (a human may approve): ``human-approval`` (observation mode),
-``kind-not-automated``, ``cost-unknown``, ``require-approval-above``,
+Approval rules (a human may approve): ``human-approval`` (observation mode; not for
+record-only decisions), ``kind-not-automated``, ``always-approval`` / ``max-blast-radius``
+(the chaos policy), ``cost-unknown``, ``require-approval-above``,
 ``max-automated-cost``, ``max-vms-auto-provisioned``, ``max-data-deleted``.
+
+The gate reads what each action class declares in :mod:`adapters.base` (``effect``
+for the cost, ``risk`` for multi-approval, ``changes_world``, ``always_approval``),
+never a list of kind names.
 
 The gate is clock-agnostic: ``now`` is passed in, assumed non-decreasing, and
 read as POSIX seconds only for business hours.
