@@ -15,7 +15,16 @@ from adapters import base
 from adapters.base import Action, ActionResult
 from twin import errors
 from twin.incidents import IncidentBoard
-from twin.world import PRICING, SERVER_METRICS, SERVICE_METRICS, SHELVED, STATUS, World, server_id
+from twin.world import (
+    DEPENDENCY_METRICS,
+    PRICING,
+    SERVER_METRICS,
+    SERVICE_METRICS,
+    SHELVED,
+    STATUS,
+    World,
+    server_id,
+)
 
 _ERRORS: dict[type[errors.TwinError], type[base.AdapterError]] = {
     errors.QuotaExceeded: base.QuotaExceeded,
@@ -52,12 +61,13 @@ class SimAdapter:
     def hypervisors(self) -> Sequence[base.Hypervisor]:
         w = self.w
         out = []
+        shown_up = w.hv_shown_up()  # a dead host shows down only after service_down_time (twin/inventory.py)
         for h in range(w.n_hv):
             z = int(w.hv_zone[h])
             u = w.hv_used[h]
             out.append(base.Hypervisor(
                 id=f"hv-{h:04d}", name=w.hv_names[h], region=w.zone_region[z], zone=w.zone_names[z],
-                state="up" if w.hv_up[h] else "down", vcpus=int(w.hv_vcpus[h]), vcpus_used=int(u[0]),
+                state="up" if shown_up[h] else "down", vcpus=int(w.hv_vcpus[h]), vcpus_used=int(u[0]),
                 memory_mb=int(w.hv_ram[h]), memory_mb_used=int(u[1]), disk_gb=int(w.hv_disk[h]),
                 disk_gb_used=int(u[2]), gpus=int(w.hv_gpus[h]), gpus_used=int(u[3])))
         return out
@@ -73,7 +83,7 @@ class SimAdapter:
         if status is not None:
             if status not in STATUS:
                 raise ValueError(f"status must be one of {STATUS}, got {status!r}")
-            mask &= w.status[:n] == STATUS.index(status)
+            mask &= w.shown_status() == STATUS.index(status)  # the inventory's lagging view (twin/inventory.py)
         return [self._server(int(i)) for i in np.flatnonzero(mask)]
 
     def server(self, server_id: str) -> base.Server | None:
@@ -86,7 +96,7 @@ class SimAdapter:
     def _server(self, i: int) -> base.Server:
         w = self.w
         h = int(w.hv[i])
-        st = int(w.status[i])
+        st = w.shown_status_of(i)
         f = int(w.flavor[i])
         # a server equal to the one last returned for this row is returned again (immutable; metadata is a copy)
         old = self._servers.get(i)
@@ -101,7 +111,7 @@ class SimAdapter:
         s = int(w.svc[i])
         return base.Server(
             id=server_id(i), name=f"{w.svc_names[s] if s >= 0 else 'server'}-{i}", flavor=w.flavor_names[w.flavor[i]],
-            project=w.proj_names[w.svc_project[s]] if s >= 0 else w.proj_names[0], status=STATUS[w.status[i]],
+            project=w.proj_names[w.svc_project[s]] if s >= 0 else w.proj_names[0], status=STATUS[w.shown_status_of(i)],
             zone=w.zone_names[w.hv_zone[h]],
             hypervisor=None if w.status[i] == SHELVED else w.hv_names[h], service=w.svc_names[s] if s >= 0 else None,
             pricing=PRICING[w.pricing[i]], created_at=float(w.created_at[i]), metadata=dict(w.metadata[i]))
@@ -112,7 +122,7 @@ class SimAdapter:
         svc = w.svc[:n]
         live = ~w.deleting[:n] & (svc >= 0)
         # one count per (service, class): 0 ACTIVE, 1 BUILD, 2 SHUTOFF or ERROR, 3 DELETED
-        key = svc[live] * 4 + _COUNT_CLASS[w.status[:n][live]]
+        key = svc[live] * 4 + _COUNT_CLASS[w.shown_status()[live]]  # as the inventory shows them
         counts = np.bincount(key, minlength=4 * w.n_svc).reshape(w.n_svc, 4)
         active, building, failed = counts[:, 0].tolist(), counts[:, 1].tolist(), counts[:, 2].tolist()
         version = w.svc_version.tolist()
@@ -149,8 +159,36 @@ class SimAdapter:
             if not 0 <= i < w.n:
                 raise ValueError(f"metric {metric} needs a label server=<server id>, got {sid!r}")
             t, v = w.metrics.srv[metric].window(seconds, i)
+        elif metric in DEPENDENCY_METRICS:
+            t, v = w.metrics.dep[metric].window(seconds, self._edge(metric, labels))
         else:
-            raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(SERVICE_METRICS + SERVER_METRICS)}")
+            raise ValueError(f"unknown metric {metric!r}; allowed: "
+                             f"{', '.join(SERVICE_METRICS + SERVER_METRICS + DEPENDENCY_METRICS)}")
+        return base.MetricWindow(metric, dict(labels), t, v)
+
+    def _edge(self, metric: str, labels: Mapping[str, str]) -> int:
+        """The dependency edge (caller ``service`` -> callee ``dependency``) a per-edge metric's labels name."""
+        e = self.w.edge_index.get((labels.get("service", ""), labels.get("dependency", "")))
+        if e is None:
+            pairs = ", ".join(f"{a}->{b}" for a, b in self.w.edge_index)
+            raise ValueError(f"metric {metric} needs labels service=<caller>, dependency=<callee> of a dependency "
+                             f"({pairs or 'none'}), got {dict(labels)}")
+        return e
+
+    def metric_history(self, metric: str, labels: Mapping[str, str], seconds: float, step: float) -> base.MetricWindow:
+        """Means per ``step`` (a multiple of 60 s) from the telemetry's 1- and 5-minute rollups (twin/telemetry.py:
+        1-minute means kept 2 days, 5-minute means 35 days); per service or per dependency edge."""
+        w = self.w
+        if metric in SERVICE_METRICS:
+            name = labels.get("service")
+            if name not in w.svc_index:
+                raise ValueError(f"metric {metric} needs a label service=<one of {', '.join(w.svc_names)}>")
+            t, v = w.metrics.history(metric, w.svc_index[name], w.now(), seconds, step)
+        elif metric in DEPENDENCY_METRICS:
+            t, v = w.metrics.history(metric, self._edge(metric, labels), w.now(), seconds, step, dependency=True)
+        else:
+            raise ValueError(f"metric_history serves per-service and per-dependency metrics, not {metric!r}; "
+                             f"allowed: {', '.join(SERVICE_METRICS + DEPENDENCY_METRICS)}")
         return base.MetricWindow(metric, dict(labels), t, v)
 
     def latest(self, metric: str) -> Mapping[str, float]:

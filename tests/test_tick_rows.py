@@ -31,7 +31,12 @@ def test_compacted_rows_match_full_rows(monkeypatch: pytest.MonkeyPatch) -> None
     compact = _run(monkeypatch, 2.0)  # always only the live rows
     assert full[0]["actions_taken"] > 0 and full[0]["oom_kills"] > 0
     assert compact[4] and not full[4]  # the compacted run did skip deleted rows
-    assert full[0] == compact[0]
+    # spend is equal to rounding only: per-project billing sums the on-demand rates of the tick's rows, and
+    # the full-width rows include deleted ones (their rates added, then subtracted as partial rows)
+    money = {k for k, v in full[0].items() if k.startswith("cost") and isinstance(v, float)}
+    assert {k: v for k, v in full[0].items() if k not in money} == {
+        k: v for k, v in compact[0].items() if k not in money}
+    assert {k: full[0][k] for k in money} == pytest.approx({k: compact[0][k] for k in money}, rel=1e-12)
     pd.testing.assert_frame_equal(full[1], compact[1], check_exact=True)
     np.testing.assert_array_equal(full[2], compact[2])
-    assert full[3] == compact[3]
+    np.testing.assert_allclose(np.array(full[3]), np.array(compact[3]), rtol=1e-12)

@@ -291,6 +291,8 @@ class Service(Model):
     memory_base: float = Field(0.35, ge=0, le=1, description="memory utilisation at rest")
     kb_per_request: float = Field(20.0, ge=0, description="network traffic per request, in and out, KB")
     stateful: bool = Field(False, description="its servers hold data: deleting one counts against MaxDataDeleted")
+    edge: bool | None = Field(None, description="takes users' requests (edge availability counts them); default: "
+                              "true when no other service depends on it")
     disk_base: float = Field(0.3, ge=0, le=1)
     settings: dict[str, float] = Field(default_factory=dict, description="e.g. pool_size for databases")
     dependencies: list[Dependency] = Field(default_factory=list)
@@ -322,6 +324,8 @@ class FaultSpec(Model):
     zone: str | None = None
     duration: Duration | None = Field(None, description="for faults that clear by themselves (az_outage, partition)")
     severity: float = Field(1.0, gt=0, description="scales the fault's strength")
+    jitter: Duration = Field(0.0, ge=0, description="onset = at + a uniform draw in [0, jitter) from the fault's own "
+                             "random stream: the same for every engine set on a seed, not aligned to their cadences")
     effect: Literal["error_ratio", "latency", "cpu", "memory"] | None = Field(
         None, description="bad_deploy only: what the bad release does (default error_ratio)")
 
@@ -473,6 +477,18 @@ class Operator(Model):
     response_delay: Duration = Field(900.0, description="from page to hands on keyboard")
     paged_by: Literal["critical_alerts", "any_alert"] = Field(
         "any_alert", description="which raw alerts page the human: a traditional on-call gets every warning too")
+    route: Literal["raw_alerts", "pages"] = Field(
+        "raw_alerts", description="raw_alerts: raw alerts page the human (baselines); pages: only a Page action does "
+        "(an engine set that handles alerting); the runner sets World.operator_route from the engine set")
+
+
+class Inventory(Model):
+    """How late the cloud's inventory (what the API shows) follows the truth, as in Nova."""
+
+    power_state_sync_interval: Duration = Field(
+        600.0, gt=0, description="Nova's sync_power_state_interval: a server that crashed shows ERROR at the next sync")
+    service_down_time: Duration = Field(
+        60.0, ge=0, description="Nova's service_down_time: a dead hypervisor shows 'down' this long after it died")
 
 
 class Api(Model):
@@ -514,6 +530,7 @@ class WorldConfig(Model):
     telemetry: Telemetry = Telemetry()
     latencies: Latencies = Latencies()
     operator: Operator = Operator()
+    inventory: Inventory = Inventory()
     api: Api = Api()
     releases: Releases | None = Field(None, description="a pipeline shipping releases on its own")
     budgets: list[BudgetSpec] = Field(default_factory=list, description="spending limits engines can see")

@@ -18,12 +18,14 @@ class Effects:
     # ------------------------------------------------------------ servers
     def crash(self, i: int) -> None:
         """Server ``i``'s guest dies: ERROR now (the inventory shows it at its next sync)."""
+        self._hide_status(i)
         self.status[i] = ERROR
         self.invalidate()
 
     def recover(self, rows: np.ndarray) -> None:
         """Servers in ERROR among ``rows`` come back ACTIVE by themselves (their host returned)."""
         back = rows[self.status[rows] == ERROR]
+        self._hide_status(back)
         self.status[back] = ACTIVE
         self.invalidate()
 
@@ -52,7 +54,9 @@ class Effects:
         on = self.servers_on(hosts)
         self.hv_up[hosts] = False
         self.hv_down_at[hosts] = np.where(np.isnan(self.hv_down_at[hosts]), self.now(), self.hv_down_at[hosts])
-        self.status[on[self.status[on] != BUILD]] = ERROR
+        hit = on[self.status[on] != BUILD]
+        self._hide_status(hit)
+        self.status[hit] = ERROR
         self.invalidate()
         return on
 

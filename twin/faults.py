@@ -3,10 +3,18 @@ actions that fix it and those that only relieve it.
 
 A fault stays until its resolution predicate holds in the world state: a fault
 that no right action addresses persists, and a wrong action does not fix it.
+
+Every fault is the same for every engine set on a seed: its onset (``at`` plus a ``jitter`` draw) and its
+target (a server, a host) come from the fault's own random stream (seeded by the world's seed and the fault
+spec) against the *initial* world, resolved when the world is built (:class:`FaultManager`).  Nothing an
+engine does moves a scheduled fault or changes what it hits, except that a chosen initial server an engine
+has deleted by the onset is replaced by a fixed rule (see :meth:`Fault._initial_server`), and recorded.
 """
 
 from __future__ import annotations
 
+import zlib
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -19,6 +27,18 @@ if TYPE_CHECKING:
     from twin.world import World
 
 ACTIVE, ERROR, DELETED = 1, 3, 4
+_FAULT_STREAM = 0xFA17  # spawn keys of the per-fault random streams
+_PREEMPT_STREAM = 0x5907  # the stream of runtime spot preemptions
+
+
+@dataclass
+class Target:
+    """What a fault hits, resolved from its own random stream before its onset (see :class:`FaultManager`)."""
+
+    onset: float = 0.0
+    servers: list[int] = field(default_factory=list)  # server rows in the fault's order of preference
+    host: int | None = None  # the hypervisor of host-level faults
+    count: int | None = None  # how many of ``servers`` (spot preemption); None: the fault decides
 
 
 class Fault:
@@ -30,13 +50,17 @@ class Fault:
     relieves: ClassVar[tuple[str, ...]] = ()
     self_clearing: ClassVar[bool] = False
 
-    def __init__(self, world: World, spec: FaultSpec, fid: str) -> None:
+    def __init__(self, world: World, spec: FaultSpec, fid: str, target: Target | None = None) -> None:
         self.w = world
         self.spec = spec
+        self.target = target or Target(onset=world.now())
         self.rec = FaultRecord(fid, self.type, world.now(), self.root_cause(), [], [])
-        self.fixer: str | None = None
         self.expired = False
         self.baseline: dict[int, int] = {}
+        self.last_action: dict | None = None  # the latest completed action on a component the fault covers
+        self.cover: np.ndarray = np.empty(0, dtype=np.int64)  # services whose SLO mitigation watches
+        self.breached = False  # some covered service breached its SLO since the onset
+        self.clear_since: float | None = None  # start of the current stretch without a breach
 
     def root_cause(self) -> str:
         return self.type
@@ -62,9 +86,20 @@ class Fault:
     def _capacity_restored(self) -> bool:
         return all(self._serving_count(s) >= b for s, b in self.baseline.items())
 
-    def _pick_server(self, s: int) -> int | None:
-        ids = self.w.servers_of(s, (ACTIVE,))
-        return int(self.w.rng_faults.choice(ids)) if len(ids) else None
+    def _initial_server(self, s: int) -> int | None:
+        """The first server of the fault's resolved order that still exists (not deleted or being deleted).
+
+        If an engine deleted all of them by the onset, the fixed rule is: the lowest-numbered ACTIVE server of
+        the service now (``rec.retargeted`` is set); None if it has none."""
+        w = self.w
+        for i in self.target.servers:
+            if w.status[i] != DELETED and not w.deleting[i]:
+                return i
+        ids = w.servers_of(s, (ACTIVE,))
+        if not len(ids):
+            return None
+        self.rec.retargeted = True
+        return int(ids[0])
 
     def _sid(self, i: int) -> str:
         from twin.names import server_id
@@ -94,8 +129,10 @@ class Fault:
     def on_action(self, kind: str, server: int, service: int, actor: str) -> None:
         if not self.matches(server, service):
             return
+        w = self.w
+        target = self._sid(server) if server >= 0 else w.svc_names[service]
+        self.last_action = {"at": w.now(), "actor": actor, "kind": kind, "target": target}
         if kind in self.fixes:
-            self.fixer = actor
             self.fixed(kind, server, service)
         elif kind in self.relieves:
             self.rec.relieved.append((self.w.now(), kind))
@@ -116,18 +153,19 @@ class ServerCrash(Fault):
 
     def start(self) -> bool:
         s = self._svc()
-        i = self._pick_server(s)
+        i = self._initial_server(s)
         if i is None:
             return False
         self._snapshot([s])
         self.server = i
         self.rec.servers = [self._sid(i)]
+        self.rec.root_component = self._sid(i)
         self.w.crash(i)
         return True
 
     def resolved(self) -> bool:
         w, i = self.w, self.server
-        if w.status[i] == ACTIVE and w.serving()[i]:
+        if w.status[i] == ACTIVE and w.is_serving(i):
             return True
         return bool((w.status[i] == DELETED or w.deleting[i]) and self._capacity_restored())
 
@@ -145,24 +183,17 @@ class HypervisorFailure(Fault):
     signature = "every server on one hypervisor stops answering (server_up 0); services lose capacity"
     fixes = ("migrate_server", "create_server")
 
-    def _host(self) -> int:
-        w = self.w
-        if self.spec.hypervisor:
-            return w.hv_index[self.spec.hypervisor]
-        counts = np.bincount(w.hv[: w.n][w.status[: w.n] == ACTIVE], minlength=w.n_hv)
-        counts = np.where(w.hv_up, counts, -1)
-        return int(np.argmax(counts))
-
     def start(self) -> bool:
         w = self.w
-        h = self._host()
-        if not w.hv_up[h]:
+        h = self.target.host
+        if h is None or not w.hv_up[h]:
             return False
         on = w.servers_on(np.array([h]))
         self._snapshot_of(on)  # the capacity to restore: counted before the host dies
         w.fail_hosts(np.array([h]))
         self.host = h
         self.rec.hypervisors = [w.hv_names[h]]
+        self.rec.root_component = w.hv_names[h]
         self.rec.servers = [self._sid(int(i)) for i in on]
         w.later(4 * 3600.0, self._repair)
         return True
@@ -200,6 +231,7 @@ class AzOutage(Fault):
         w.fail_hosts(hosts)
         self.hosts, self.on = hosts, on
         self.rec.zones = [w.zone_names[z]]
+        self.rec.root_component = w.zone_names[z]
         self.rec.servers = [self._sid(int(i)) for i in on]
         w.later(self.spec.duration or 3600.0, self.expire)
         return True
@@ -233,6 +265,7 @@ class _ReleaseFault(Fault):
     def start(self) -> bool:
         s = self._svc()
         self._snapshot([s])
+        self.rec.root_component = self.spec.service or ""
         self.release = self.w.releases.ship(self.spec.service, self.release_effect(), self.spec.severity, fault=self)
         self.bad_version = self.release.seq
         return True
@@ -242,11 +275,6 @@ class _ReleaseFault(Fault):
 
     def resolved(self) -> bool:
         return not self.w.releases.affected(self.release)
-
-    def on_action(self, kind: str, server: int, service: int, actor: str) -> None:
-        super().on_action(kind, server, service, actor)
-        if self.fixer == "pipeline":  # the pipeline's next release replaced it: nobody fixed it
-            self.fixer = "self"
 
     def human_fix(self) -> list[tuple[str, str]]:
         r, s, name = self.w.releases, self._svc(), self.spec.service
@@ -284,6 +312,7 @@ class DbPoolExhaustion(Fault):
         s = self._svc()
         pool = self.w.ensure_pool(s)
         self._snapshot([s])
+        self.rec.root_component = self.spec.service or ""
         self.w.set_conn_leak(s, pool * self.spec.severity / 300.0)
         return True
 
@@ -308,6 +337,7 @@ class LatencyDegradation(Fault):
     def start(self) -> bool:
         s = self._svc()
         self._snapshot([s])
+        self.rec.root_component = self.spec.service or ""
         self.mult = 1.0 + 4.0 * self.spec.severity
         self.w.scale_latency(s, self.mult)
         self.done = False
@@ -335,13 +365,16 @@ class CpuThrottling(Fault):
 
     def start(self) -> bool:
         w = self.w
-        h = HypervisorFailure._host(self)  # the busiest up host, or the one named
+        h = self.target.host  # the initially busiest host, or the one named
+        if h is None:
+            return False
         on = np.flatnonzero((w.hv[: w.n] == h) & (w.status[: w.n] == ACTIVE))
         if not len(on):
             return False
         self._snapshot_of(on)
         self.host, self.on = h, on
         self.rec.hypervisors = [w.hv_names[h]]
+        self.rec.root_component = w.hv_names[h]
         self.rec.servers = [self._sid(int(i)) for i in on]
         self.factor = max(0.05, 0.3 / self.spec.severity)
         w.set_throttle(h, self.factor)
@@ -380,12 +413,13 @@ class DiskPressure(Fault):
 
     def start(self) -> bool:
         s = self._svc()
-        i = self._pick_server(s)
+        i = self._initial_server(s)
         if i is None:
             return False
         self._snapshot([s])
         self.server = i
         self.rec.servers = [self._sid(i)]
+        self.rec.root_component = self._sid(i)
         self.w.set_disk_rate(i, (1.0 - self.w.svc_disk[s]) / (600.0 / self.spec.severity))
         return True
 
@@ -419,6 +453,7 @@ class NetworkPartition(Fault):
         self.zone, self.on = z, on
         self._snapshot_of(on)
         self.rec.zones = [w.zone_names[z]]
+        self.rec.root_component = w.zone_names[z]
         self.rec.servers = [self._sid(int(i)) for i in on]
         w.set_partitioned(z, True)
         w.later(self.spec.duration or 1800.0, self.expire)
@@ -464,12 +499,18 @@ class SpotPreemption(Fault):
     def start(self) -> bool:
         w = self.w
         s = self._svc()
-        ids = np.flatnonzero((w.svc[: w.n] == s) & (w.pricing[: w.n] == 1) & (w.status[: w.n] == ACTIVE))
-        if not len(ids):
+        order = self.target.servers
+        k = self.target.count or max(1, int(round(0.2 * self.spec.severity * len(order))))
+        hit = [i for i in order if w.status[i] == ACTIVE and not w.deleting[i]][:k]
+        if not hit:  # every chosen server is gone: the lowest-numbered ACTIVE spot servers of the service now
+            now = np.flatnonzero((w.svc[: w.n] == s) & (w.pricing[: w.n] == 1) & (w.status[: w.n] == ACTIVE)
+                                 & ~w.deleting[: w.n])
+            hit = now[:k].tolist()
+            self.rec.retargeted = bool(hit) and bool(order)
+        if not hit:
             return False
         self._snapshot([s])
-        k = max(1, int(round(0.2 * self.spec.severity * len(ids))))
-        hit = w.rng_faults.choice(ids, size=min(k, len(ids)), replace=False)
+        self.rec.root_component = self.spec.service or ""
         self.rec.servers = [self._sid(int(i)) for i in hit]
         for i in hit:
             w.preempt(int(i))
@@ -493,15 +534,29 @@ CATALOG: dict[str, type[Fault]] = {c.type: c for c in (
 
 
 class FaultManager:
-    """Schedules the scenario's faults, routes completed actions to them, and records ground truth."""
+    """Schedules the scenario's faults, routes completed actions to them, and records ground truth.
+
+    Each scheduled fault (the scenario's, and the random ones drawn up front from ``rng_faults``) gets its own
+    random stream, seeded by the world's seed and the fault spec, so adding a fault moves no other.  From it,
+    at build time and against the initial world: the onset (``at`` + uniform ``[0, jitter)``), then the
+    target — a server-level fault's order of preference over its service's initial servers, a host-level
+    fault's host (the one named, else the host with the most initial ACTIVE servers, ties drawn).  Faults
+    injected while running (chaos experiments, releases, spot preemptions) resolve their target when
+    injected, against the world as it is then.
+    """
 
     def __init__(self, world: World) -> None:
         self.w = world
         self.active: list[Fault] = []
+        self.watch: list[Fault] = []  # faults whose mitigation is still open (see _mitigation)
         self.count = 0
+        self._runtime = 0
         world.listeners.append(self.on_action)
-        for spec in world.cfg.faults:
-            world.later(spec.at, lambda spec=spec: self.inject(spec))
+        callers: list[set[int]] = [set() for _ in range(world.n_svc)]
+        for a, b in zip(world.e_src.tolist(), world.e_dst.tolist(), strict=True):
+            callers[b].add(a)
+        self._callers = callers
+        specs = list(world.cfg.faults)
         rf = world.cfg.random_faults
         if rf and rf.rate_per_day > 0:
             rng = world.rng_faults
@@ -511,18 +566,71 @@ class FaultManager:
             for t in times:
                 ftype = str(rng.choice(rf.types))
                 svc = str(rng.choice(names))
-                spec = FaultSpec(type=ftype, at=float(t), service=svc)
-                world.later(float(t), lambda spec=spec: self.inject(spec))
+                specs.append(FaultSpec(type=ftype, at=float(t), service=svc))
+        seen: dict[int, int] = {}
+        self.plan: list[tuple[FaultSpec, Target]] = []  # every scheduled fault, resolved at build time
+        for spec in specs:
+            key = zlib.crc32(spec.model_dump_json().encode())
+            seen[key] = seen.get(key, 0) + 1
+            rng = np.random.default_rng(np.random.SeedSequence(world.cfg.seed, spawn_key=(_FAULT_STREAM, key,
+                                                                                           seen[key])))
+            target = self.resolve(spec, rng)
+            self.plan.append((spec, target))
+            world.later(target.onset, lambda spec=spec, target=target: self.inject(spec, target))
         self._spot_rate = world.cfg.prices.spot.preemption_rate_per_hour
+        self.rng_preempt = np.random.default_rng(np.random.SeedSequence(world.cfg.seed, spawn_key=(_PREEMPT_STREAM,)))
 
-    def inject(self, spec: FaultSpec) -> Fault | None:
+    def resolve(self, spec: FaultSpec, rng: np.random.Generator) -> Target:
+        """The onset and target of ``spec``, drawn from ``rng`` against the world as it is now."""
+        w = self.w
+        n = w.n
+        onset = float(spec.at) + (float(rng.uniform(0.0, spec.jitter)) if spec.jitter > 0 else 0.0)
+        target = Target(onset=onset)
+        s = w.svc_index.get(spec.service, -1) if spec.service else -1
+        live = (w.status[:n] != DELETED) & ~w.deleting[:n]
+        if spec.type in ("server_crash", "disk_pressure") and s >= 0:
+            ids = np.flatnonzero((w.svc[:n] == s) & (w.status[:n] == ACTIVE) & live)
+            target.servers = rng.permutation(ids).tolist()
+        elif spec.type == "spot_preemption" and s >= 0:
+            ids = np.flatnonzero((w.svc[:n] == s) & (w.pricing[:n] == 1) & (w.status[:n] == ACTIVE) & live)
+            target.servers = rng.permutation(ids).tolist()
+        elif spec.type in ("hypervisor_failure", "cpu_throttling"):
+            if spec.hypervisor:
+                target.host = w.hv_index[spec.hypervisor]
+            else:  # the busiest up host (most ACTIVE servers); ties drawn
+                counts = np.bincount(w.hv[:n][(w.status[:n] == ACTIVE) & live], minlength=w.n_hv)
+                counts = np.where(w.hv_up, counts, -1)
+                best = np.flatnonzero(counts == counts.max())
+                target.host = int(best[0]) if len(best) == 1 else int(rng.choice(best))
+        return target
+
+    def inject(self, spec: FaultSpec, target: Target | None = None) -> Fault | None:
+        """Start ``spec`` now; without a resolved ``target`` (a runtime injection) it is resolved now."""
         self.count += 1
-        fault = CATALOG[spec.type](self.w, spec, f"F{self.count:03d}-{spec.type}")
+        if target is None:
+            self._runtime += 1
+            rng = np.random.default_rng(np.random.SeedSequence(self.w.cfg.seed,
+                                                               spawn_key=(_FAULT_STREAM, 0, self._runtime)))
+            target = self.resolve(spec, rng)
+        fault = CATALOG[spec.type](self.w, spec, f"F{self.count:03d}-{spec.type}", target)
         if not fault.start():
             return None
+        fault.cover = self._upstream(fault.rec.services)
         self.active.append(fault)
+        self.watch.append(fault)
         self.w.truth.faults.append(fault.rec)
         return fault
+
+    def _upstream(self, services: list[str]) -> np.ndarray:
+        """The services given and every service calling them, directly or not: where their errors show."""
+        out = {self.w.svc_index[s] for s in services}
+        todo = list(out)
+        while todo:
+            for c in self._callers[todo.pop()]:
+                if c not in out:
+                    out.add(c)
+                    todo.append(c)
+        return np.array(sorted(out), dtype=np.int64)
 
     def on_action(self, kind: str, server: int, service: int, actor: str) -> None:
         for f in self.active:
@@ -531,19 +639,38 @@ class FaultManager:
     def tick(self, t: float) -> None:
         if self._spot_rate > 0:
             self._preempt(t)
+        if self.watch:
+            self._mitigation(t)
         for f in list(self.active):
             if f.resolved():
                 self._close(f, t)
 
+    def _mitigation(self, t: float) -> None:
+        """Track each fault's ``mitigated_at`` from this tick's SLO breaches (see FaultRecord)."""
+        breach = ~np.isnan(self.w.truth.breach_open)
+        since = t - self.w.dt  # the step this tick covered: a breach that closed now ended at its start
+        for f in list(self.watch):
+            if breach[f.cover].any():
+                f.breached, f.clear_since = True, None
+            elif f.breached and f.clear_since is None:
+                f.clear_since = max(since, f.rec.start)
+            if f.rec.end is not None and (not f.breached or f.clear_since is not None):
+                self._mitigated(f)
+
+    def _mitigated(self, f: Fault) -> None:
+        f.rec.mitigated_at = f.clear_since if f.breached else None
+        self.watch.remove(f)
+
     def _close(self, f: Fault, t: float) -> None:
+        """Resolution first held at ``t``: attribute it to the latest completed action on a covered component."""
         f.rec.end = t
-        if f.fixer:
-            f.rec.resolved_by = f.fixer
-        elif f.expired:
-            f.rec.resolved_by = "self"
+        a = f.last_action
+        if f.expired or a is None:
+            f.rec.resolved_by, f.rec.resolving_action = "self", None
         else:
-            acts = [self.w.last_actor.get(self.w.svc_index[s]) for s in f.rec.services]
-            f.rec.resolved_by = "human" if "human" in acts else ("automation" if "automation" in acts else "self")
+            f.rec.resolving_action = dict(a)
+            # the world's own release pipeline replacing a bad release fixed nothing: the fault went away
+            f.rec.resolved_by = "self" if a["actor"] == "pipeline" else a["actor"]
         f.clear()
         self.active.remove(f)
 
@@ -553,9 +680,11 @@ class FaultManager:
         if not len(spot):
             return
         p = self._spot_rate * w.dt / 3600.0
-        hit = spot[w.rng_spot.random(len(spot)) < p]
+        hit = spot[self.rng_preempt.random(len(spot)) < p]
         for s in sorted({int(w.svc[i]) for i in hit}):
-            self.inject(FaultSpec(type="spot_preemption", at=t, service=w.svc_names[s], severity=0.01))
+            mine = [int(i) for i in hit if w.svc[i] == s]
+            self.inject(FaultSpec(type="spot_preemption", at=t, service=w.svc_names[s], severity=0.01),
+                        Target(onset=t, servers=mine, count=len(mine)))
 
     def human_fix(self, f: Fault) -> list[tuple[str, str]]:
         try:
@@ -570,3 +699,10 @@ class FaultManager:
         for f in list(self.active):
             if f.resolved():
                 self._close(f, t)
+        for f in list(self.watch):  # still breached at the end of the run: never mitigated
+            if f.rec.end is not None and (not f.breached or f.clear_since is not None):
+                self._mitigated(f)
+            elif not f.breached:
+                f.rec.mitigated_at = None
+            else:
+                f.rec.mitigated_at = f.clear_since

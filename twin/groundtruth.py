@@ -10,6 +10,29 @@ import numpy as np
 
 @dataclass
 class FaultRecord:
+    """One fault as it really happened (twin/faults.py writes it; only the scorer reads it).
+
+    * ``start``: the onset (the scenario's ``at`` plus its ``jitter`` draw); ``end``: the first physics tick
+      at which the fault's resolution predicate held (None: unresolved at the end of the run).
+    * ``root_component``: the component whose repair ends the fault — the crashed or disk-full server's id,
+      the dead or throttled hypervisor's name, the zone of an outage or partition, the service of a release
+      fault, a leaking pool, a latency degradation or a spot preemption.
+    * ``mitigated_at``: when the SLO stopped being breached — the start of the last stretch, begun after the
+      onset, during which none of the *covered* services breaches its SLO (latency p95 or error ratio), as
+      seen at the end of the run or once the fault is resolved and that stretch has begun.  The covered
+      services are ``services`` and every service that calls one of them, directly or not (their errors and
+      latency spread upstream).  None if no covered service breached after the onset, or if one still
+      breaches at the end of the run.  A breach that returns before the fault is resolved restarts it.
+    * ``resolving_action``: ``{"at", "actor", "kind", "target"}`` of the latest action *completed* (the
+      world's action listeners) on a component the fault covers (``Fault.matches``: its servers or services;
+      ``target`` a server id or a service name) at or before ``end``.  None — and ``resolved_by`` "self" — if
+      the fault expired (self-clearing faults) or no action touched it.  ``resolved_by`` is that action's
+      actor ("automation", "human", …), except the world's own release ``pipeline`` rolling over a bad
+      release, which counts as "self".
+    * ``retargeted``: the initial server the fault had drawn no longer existed at the onset (an engine had
+      deleted it), so it hit the lowest-numbered ACTIVE server of the service instead.
+    """
+
     id: str
     type: str
     start: float
@@ -26,8 +49,9 @@ class FaultRecord:
     mitigated_at: float | None = None  # when the affected services' SLO stopped being breached (None: never breached)
     resolving_action: dict | None = None  # {"at", "actor", "kind", "target"}: the action after which resolved() held
     chaos: bool = False  # injected by a chaos experiment (InjectFault), not by the scenario
+    retargeted: bool = False  # the drawn initial server was gone at the onset (see above)
     experiment: str = ""  # the chaos experiment's name (InjectFault.experiment)
-    release: dict | None = None  # a bad release: {"service", "version", "effect", "severity", "actor"}
+    release: dict | None = None  # a bad release: {"service", "version", "effect", "severity"}
 
     def components(self) -> set[str]:
         return set(self.services) | set(self.servers) | set(self.hypervisors) | set(self.zones)
@@ -39,6 +63,7 @@ class FaultRecord:
             "hypervisors": self.hypervisors, "zones": self.zones, "resolved_by": self.resolved_by,
             "human_started": self.human_started, "root_component": self.root_component,
             "mitigated_at": self.mitigated_at, "resolving_action": self.resolving_action, "chaos": self.chaos,
+            "retargeted": self.retargeted,
             "experiment": self.experiment, "release": self.release,
         }
 

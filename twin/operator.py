@@ -1,9 +1,14 @@
 """The human on call: part of the simulated world, not an engine.
 
-Paged by alerts, the operator takes ``response_delay`` to get to a keyboard,
+Paged, the operator takes ``response_delay`` to get to a keyboard,
 then finds the root cause (a human investigates with full knowledge) and
 applies the right fix through the same control API, with the same latencies.
 Every such fix is a human intervention in the ground truth.
+
+Who pages the human is ``World.operator_route``: ``"raw_alerts"`` (the baselines: every raw firing
+warning or critical alert pages, as a traditional on-call is paged) or ``"pages"`` (an engine set that
+handles alerting: raw alerts reach nobody; only a ``Page`` action does, which the adapter routes to
+:meth:`HumanOperator.page`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ class HumanOperator:
         self.assigned: set[str] = set()
 
     def on_alerts(self, alerts: list[RawAlert]) -> None:
-        if not self.cfg.enabled:
+        """Raw alerts just emitted; they page the human only on the ``raw_alerts`` route."""
+        if not self.cfg.enabled or self.w.operator_route != "raw_alerts":
             return
         for a in alerts:
             if a.state != "firing" or a.severity == "info" or (
@@ -36,6 +42,8 @@ class HumanOperator:
 
     def page(self, reason: str, components: set[str]) -> None:
         """Page the operator about ``components``; each matching open fault gets one responder."""
+        if not self.cfg.enabled:
+            return
         self.w.truth.pages.append((self.w.now(), reason))
         components = self._with_dependencies(components)
         for f in self.w.faults.active:

@@ -215,8 +215,13 @@ class Physics:
         n = self.n
         nsvc = self.n_svc
         ext = self.traffic[k]
-        offered = ext + np.bincount(self.e_dst, self.prev_good[self.e_src] * self.e_ratio, nsvc) if len(self.e_src) \
-            else ext.copy()
+        if len(self.e_src):
+            calls = self.prev_good[self.e_src] * self.e_ratio  # per dependency edge, caller -> callee
+            offered = ext + np.bincount(self.e_dst, calls, nsvc)
+            if self.ticks % self.scrape_every == 0:  # what each caller sees of its callee, for the scrape
+                self._dep_now = (calls, self.prev_err[self.e_dst], self.prev_lat[self.e_dst])
+        else:
+            offered = ext.copy()
         rc = self._tick_rows(t, dt)
         idx, svc_c = rc.idx, rc.svc_c
         m = len(svc_c)
@@ -312,6 +317,13 @@ class Physics:
         self.truth.dropped += (over + (offered - routed)) * dt
         self.truth.offered += offered * dt
         self.truth.good += good * dt
+        # users' requests only: what they sent to edge services and the good answers they got back
+        self.truth.edge_offered += self.svc_edge * ext * dt
+        if self._edge_called:  # an edge service other services call too: the users' share of its answers
+            user = np.divide(self.svc_edge * ext, offered, out=np.zeros(nsvc), where=offered > 0)
+            self.truth.edge_good += good * user * dt
+        else:
+            self.truth.edge_good += self.svc_edge * good * dt
         breach = (offered > 0) & ((p95 > self.svc_slo_lat) | (err > self.svc_slo_err))
         self.truth.slo_step(t, dt, breach)
         self._bill(t, dt, rc, sc)

@@ -101,7 +101,14 @@ class Scrape:
             "active_servers": active,
         }
         self.last = svc_vals
-        self.metrics.scrape(t, svc_vals, srv_vals)
+        dep_vals = None
+        if self._dep_now is not None:  # per dependency edge: the caller's noise on calls, the callee's on the rest
+            calls, e_err, e_lat = self._dep_now
+            src, dst = self.e_src, self.e_dst
+            dep_vals = {"dep_call_rate": calls * z[0][src], "dep_error_ratio": np.clip(e_err * z[1][dst], 0.0, 1.0),
+                        "dep_latency_ms": e_lat * z[2][dst]}
+            self._dep_now = None
+        self.metrics.scrape(t, svc_vals, srv_vals, dep_vals)
         before = len(self.alerting.alerts)
         self.alerting.evaluate(t, svc_vals, srv_vals, self._svc_labels(), self._server_labels)
         if len(self.alerting.alerts) > before:

@@ -1,7 +1,10 @@
 """Scraped metrics in a columnar in-memory store, and Prometheus-style alerting rules.
 
 Each metric family is one numpy ring buffer of shape ``(window, entities)``;
-rollups keep per-minute and per-five-minute means for long runs and reports.
+rollups keep per-minute and per-five-minute means for long runs and reports, and
+bounded history rings of those means (by default 1-minute means for 2 days,
+5-minute means for 35 days) serve ``metric_history``.  Families: per service,
+per server and per dependency edge (caller → callee).
 """
 
 from __future__ import annotations
@@ -57,16 +60,41 @@ class Ring:
         return t[keep], self.v[idx[keep], col].astype(np.float64)
 
 
-class Rollup:
-    """Means over fixed periods (e.g. 60 s), appended as each period closes."""
+class History:
+    """A bounded ring of closed periods' means: ``length`` rows of ``width`` columns (float64)."""
 
-    def __init__(self, period: float, width: int) -> None:
+    def __init__(self, length: int, width: int) -> None:
+        self.length = max(1, length)
+        self.t = np.full(self.length, np.nan)
+        self.v = np.zeros((self.length, width))
+        self.n = 0
+
+    def push(self, t: float, row: np.ndarray) -> None:
+        i = self.n % self.length
+        self.t[i] = t
+        self.v[i] = row
+        self.n += 1
+
+    def since(self, start: float, col: int) -> tuple[np.ndarray, np.ndarray]:
+        """Period starts ``>= start`` still held, and column ``col``'s means, oldest first."""
+        k = min(self.n, self.length)
+        idx = np.arange(self.n - k, self.n) % self.length
+        t = self.t[idx]
+        keep = t >= start - 1e-9
+        return t[keep], self.v[idx[keep], col]
+
+
+class Rollup:
+    """Means over fixed periods (e.g. 60 s), appended as each period closes (and pushed to ``history``)."""
+
+    def __init__(self, period: float, width: int, history: History | None = None) -> None:
         self.period = period
         self.sum = np.zeros(width)
         self.count = 0
         self.start = 0.0
         self.t: list[float] = []
         self.rows: list[np.ndarray] = []
+        self.history = history
 
     def add(self, t: float, row: np.ndarray, clean: bool = False) -> None:
         """Add one snapshot; ``clean`` says ``row`` has already been through ``np.nan_to_num``."""
@@ -80,6 +108,8 @@ class Rollup:
         if self.count:
             self.t.append(self.start)
             self.rows.append(self.sum / self.count)
+            if self.history is not None:
+                self.history.push(self.start, self.rows[-1])
             self.sum = np.zeros_like(self.sum)
             self.count = 0
 
@@ -88,11 +118,18 @@ class Rollup:
         return pd.DataFrame(data, index=pd.Index(self.t, name="t"), columns=columns)
 
 
+HISTORY_S = {60: 2 * 86400.0, 300: 35 * 86400.0}  # how long metric_history keeps each rollup's means
+
+
 class MetricStore:
-    """Named families: per-service (fixed width) and per-server (growing width)."""
+    """Named families: per-service (fixed width), per-server (growing width) and per dependency edge.
+
+    ``edges`` are the (caller, callee) service pairs of the dependency families' columns; ``horizon`` (the
+    run's length) bounds the history rings to what a run can fill."""
 
     def __init__(self, window_s: float, interval: float, service_names: list[str], service_metrics: list[str],
-                 server_metrics: list[str], server_capacity: int) -> None:
+                 server_metrics: list[str], server_capacity: int, edges: list[tuple[str, str]] | None = None,
+                 dependency_metrics: list[str] | None = None, horizon: float | None = None) -> None:
         length = max(2, int(round(window_s / interval)) + 1)
         self.interval = interval
         self.service_names = service_names
@@ -100,14 +137,25 @@ class MetricStore:
         self.server_metrics = list(server_metrics)
         self.svc = {m: Ring(length, len(service_names), np.float64) for m in service_metrics}
         self.srv = {m: Ring(length, server_capacity) for m in server_metrics}
+        self.edges = list(edges or [])
+        self.dep_metrics = list(dependency_metrics or []) if self.edges else []
+        self.dep = {m: Ring(length, len(self.edges), np.float64) for m in self.dep_metrics}
+
+        def hist(period: int, width: int) -> History:
+            keep = HISTORY_S[period] if horizon is None else min(HISTORY_S[period], horizon + period)
+            return History(int(np.ceil(keep / period)) + 1, width)
+
         ncols = len(service_metrics) * len(service_names)
-        self.rollups = {60: Rollup(60.0, ncols), 300: Rollup(300.0, ncols)}
+        self.rollups = {p: Rollup(float(p), ncols, hist(p, ncols)) for p in (60, 300)}
+        ecols = len(self.dep_metrics) * len(self.edges)
+        self.dep_rollups = {p: Rollup(float(p), ecols, hist(p, ecols)) for p in (60, 300)} if ecols else {}
 
     def grow_servers(self, capacity: int) -> None:
         for r in self.srv.values():
             r.grow(capacity)
 
-    def scrape(self, t: float, services: dict[str, np.ndarray], servers: dict[str, np.ndarray]) -> None:
+    def scrape(self, t: float, services: dict[str, np.ndarray], servers: dict[str, np.ndarray],
+               dependencies: dict[str, np.ndarray] | None = None) -> None:
         for m, row in services.items():
             self.svc[m].push(t, row)
         for m, row in servers.items():
@@ -115,10 +163,40 @@ class MetricStore:
         flat = np.nan_to_num(np.concatenate([services[m] for m in self.service_metrics]))
         for r in self.rollups.values():
             r.add(t, flat, clean=True)
+        if dependencies and self.dep_rollups:
+            for m, row in dependencies.items():
+                self.dep[m].push(t, row)
+            flat = np.nan_to_num(np.concatenate([dependencies[m] for m in self.dep_metrics]))
+            for r in self.dep_rollups.values():
+                r.add(t, flat, clean=True)
 
     def close(self) -> None:
         for r in self.rollups.values():
             r.flush()
+        for r in self.dep_rollups.values():
+            r.flush()
+
+    def history(self, metric: str, col: int, now: float, seconds: float, step: float,
+                dependency: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Means per ``step`` seconds (a multiple of 60) over the last ``seconds`` before ``now``, from the
+        closed 1-minute (or, for steps that are multiples of 300, 5-minute) periods held; times are the
+        steps' starts (multiples of ``step``), oldest first.  The period still open is not included.
+        ``col`` is the entity's column (a service, or an edge with ``dependency``)."""
+        if not step >= 60 or step % 60:
+            raise ValueError(f"step must be a multiple of 60 s, got {step}")
+        period = 300 if step % 300 == 0 else 60
+        if dependency:
+            rollups, names, width = self.dep_rollups, self.dep_metrics, len(self.edges)
+        else:
+            rollups, names, width = self.rollups, self.service_metrics, len(self.service_names)
+        h = rollups[period].history
+        start = np.floor((now - seconds) / step) * step
+        t, v = h.since(start, names.index(metric) * width + col)
+        if step == period or not len(t):
+            return t, v
+        bucket = np.floor(t / step + 1e-9) * step
+        keys, inv = np.unique(bucket, return_inverse=True)
+        return keys, np.bincount(inv, v) / np.bincount(inv)
 
     def to_pandas(self, period: int = 60) -> pd.DataFrame:
         """Rollup means as a frame with (metric, service) columns, indexed by time in seconds."""

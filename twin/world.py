@@ -19,10 +19,12 @@ from twin.config import Distribution, WorldConfig
 from twin.control import Control
 from twin.effects import Effects
 from twin.groundtruth import GroundTruth
+from twin.inventory import InventoryView
 from twin.names import (  # noqa: F401  (re-exported: the world's names)
     ACTIVE,
     BUILD,
     DELETED,
+    DEPENDENCY_METRICS,
     ERROR,
     P95_OVER_MEAN,
     PRICING,
@@ -42,7 +44,7 @@ from twin.telemetry import AlertEvaluator, MetricStore
 from twin.traffic import rate_series
 
 
-class World(Scheduling, Control, Effects, Physics, Billing, Scrape):
+class World(Scheduling, Control, Effects, InventoryView, Physics, Billing, Scrape):
     """One simulated cloud. Build from a :class:`WorldConfig`, then ``run()``."""
 
     def __init__(self, cfg: WorldConfig, base_dir: Path | None = None, env: simpy.Environment | None = None) -> None:
@@ -65,7 +67,8 @@ class World(Scheduling, Control, Effects, Physics, Billing, Scrape):
         scrape = cfg.telemetry.scrape_interval
         self.scrape_every = max(1, int(round(scrape / self.dt)))
         self.metrics = MetricStore(cfg.telemetry.window, self.dt * self.scrape_every, self.svc_names, SERVICE_METRICS,
-                                   SERVER_METRICS, self.cap)
+                                   SERVER_METRICS, self.cap, edges=list(self.edge_index),
+                                   dependency_metrics=DEPENDENCY_METRICS, horizon=cfg.duration)
         self.alerting = AlertEvaluator(cfg.alert_rules, set(SERVICE_METRICS), set(SERVER_METRICS),
                                        cfg.telemetry.repeat_interval)
         self.spend_total = 0.0
@@ -74,12 +77,15 @@ class World(Scheduling, Control, Effects, Physics, Billing, Scrape):
         self.spend_rate_project = np.zeros(len(self.proj_names))  # per hour, last tick
         self.spend_series: list[tuple[float, float]] = []  # (t, cumulative) per minute
         self.last = {m: np.zeros(self.n_svc) for m in SERVICE_METRICS}
-        self.last_actor: dict[int, str] = {}  # service -> actor of the last completed action on it
+        self.operator_route = cfg.operator.route  # "raw_alerts" or "pages" (the runner sets it per engine set)
         from twin.faults import FaultManager  # late import: faults need World's names
         from twin.operator import HumanOperator
 
         self.faults = FaultManager(self)
         self.operator = HumanOperator(self)
+        from twin.incidents import IncidentBoard  # declared incidents: what engines see, never ground truth
+
+        self.incident_board = IncidentBoard(self.now)
         from twin.budgets import BudgetBook
         from twin.inbox import Inbox
         from twin.releases import ReleaseManager
@@ -89,14 +95,12 @@ class World(Scheduling, Control, Effects, Physics, Billing, Scrape):
         self.reservations = ReservationBook(self)  # commitments (keeps f_commit current)
         self.budgets = BudgetBook(self)
         self.inbox = Inbox(self)  # self-service requests
-        from twin.incidents import IncidentBoard  # declared incidents: what engines see, never ground truth
-
-        self.incident_board = IncidentBoard(self.now)
         self._end: simpy.Event | None = None
         self._rows: _Rows | None = None  # see _tick_rows
         self._scratch: np.ndarray | None = None  # see _scrape
         self._rowbuf: np.ndarray | None = None  # per-server scrape rows of grouped ticks
         self.env.process(self._physics())
+        self.env.process(self._power_state_sync())
 
     # ------------------------------------------------------------ building
     def _build_topology(self) -> None:
@@ -178,6 +182,16 @@ class World(Scheduling, Control, Effects, Physics, Billing, Scrape):
         self.e_src = np.array([e[0] for e in edges], dtype=np.int64)
         self.e_dst = np.array([e[1] for e in edges], dtype=np.int64)
         self.e_ratio = np.array([e[2] for e in edges], dtype=float)
+        self.edge_index = {}  # (caller, callee) -> edge (the first, if a pair is listed twice)
+        for k, (a, b, _) in enumerate(edges):
+            self.edge_index.setdefault((self.svc_names[a], self.svc_names[b]), k)
+        self._dep_now: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see tick and _scrape
+        # edge services take the users' requests: those marked edge, else those no other service calls
+        called = np.zeros(self.n_svc, dtype=bool)
+        called[self.e_dst] = True
+        edge = np.array([(not called[i]) if s.edge is None else s.edge for i, s in enumerate(svcs)], dtype=bool)
+        self.svc_edge = edge.astype(float)
+        self._edge_called = bool((edge & called).any())
         n_ticks = int(np.ceil(self.cfg.duration / self.dt)) + 1
         times = np.arange(n_ticks) * self.dt
         self.traffic = np.zeros((n_ticks, self.n_svc))
@@ -211,6 +225,8 @@ class World(Scheduling, Control, Effects, Physics, Billing, Scrape):
         grow("disk_rate", 0.0, float)
         grow("billed", 0.0, float)
         grow("vcpus", 0.0, float)
+        grow("status_lag", False, bool)  # the inventory still shows shown_old (see twin/inventory.py)
+        grow("shown_old", DELETED, np.int8)
         if not hasattr(self, "metadata"):
             self.metadata: list[dict[str, str]] = []
         self.cap = cap
@@ -248,9 +264,15 @@ class World(Scheduling, Control, Effects, Physics, Billing, Scrape):
         mask = (self.svc[:n] == svc) & np.isin(self.status[:n], statuses) & ~self.deleting[:n]
         return np.flatnonzero(mask)
 
+    def is_serving(self, i: int) -> bool:
+        """``serving()[i]`` for one server, without the fleet-wide mask."""
+        return bool(self.status[i] == ACTIVE and self.down_until[i] <= self.now() and self.hv_up[self.hv[i]]
+                    and self.svc[i] >= 0 and not self.deleting[i])
+
     def _notify(self, kind: str, server: int, service: int, actor: str) -> None:
-        if service >= 0:
-            self.last_actor[service] = actor
+        """An action completed: listeners hear of it; the inventory shows the server's state at once."""
+        if server >= 0:
+            self.status_lag[server] = False
         for fn in self.listeners:
             fn(kind, server, service, actor)
 
