@@ -1,9 +1,12 @@
-"""The simulated cloud: topology, servers, services, physics, billing and control API.
+"""The simulated cloud: construction, the state arrays, shared helpers, run and finish.
 
-Per-tick physics is vectorised with numpy over the whole fleet; SimPy carries
-the discrete events (boots, deletions, migrations, faults).  Every random draw
-comes from a named stream of one seed, so a run is deterministic for a seed,
-and traffic and faults are identical across the engine sets compared.
+``World`` is assembled from one mixin per concern: :mod:`twin.scheduling` (placement),
+:mod:`twin.control` (the control API), :mod:`twin.effects` (what faults and hardware do),
+:mod:`twin.inventory` (the lagging view the adapter shows), :mod:`twin.physics` (the tick),
+:mod:`twin.billing` and :mod:`twin.scrape`.  Per-tick physics is vectorised with numpy over the
+whole fleet; SimPy carries the discrete events (boots, deletions, migrations, faults).  Every random
+draw comes from a named stream of one seed, so a run is deterministic for a seed, and traffic and
+faults are identical across the engine sets compared.
 """
 
 from __future__ import annotations
