@@ -49,7 +49,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -332,9 +332,14 @@ class Checkpoint:
     hash: str
     at: float
     final: bool
+    source: str = ""  # the file it was read from
+
+    @property
+    def where(self) -> str:
+        return f"line {self.line} of {self.source}"
 
 
-def _parse_checkpoint(raw: bytes, pub: Ed25519PublicKey, kid: str, line: int) -> Checkpoint | str:
+def _parse_checkpoint(raw: bytes, pub: Ed25519PublicKey, kid: str, line: int, source: str = "") -> Checkpoint | str:
     """The checkpoint on one log line, or why it is not one."""
     try:
         obj = json.loads(raw)
@@ -357,7 +362,7 @@ def _parse_checkpoint(raw: bytes, pub: Ed25519PublicKey, kid: str, line: int) ->
     except InvalidSignature:
         return f"signature does not verify with key {kid} (forged or edited checkpoint)"
     return Checkpoint(line, fields["trail"], fields["seq"], fields["count"], fields["hash"], float(fields["at"]),
-                      fields["final"])
+                      fields["final"], source)
 
 
 @dataclass(slots=True)
@@ -384,7 +389,7 @@ def read_checkpoints(path: str | Path, public_key: Ed25519PublicKey) -> Checkpoi
         lines.pop()
     wrong_key: dict[str, list[int]] = {}
     for n, raw in enumerate(lines, 1):
-        got = _parse_checkpoint(raw, public_key, kid, n)
+        got = _parse_checkpoint(raw, public_key, kid, n, str(p))
         if isinstance(got, Checkpoint):
             out.checkpoints.append(got)
         elif torn and n == len(lines):
@@ -723,16 +728,20 @@ class AuditReader:
         yield from self.db.execute(f"SELECT seq, {', '.join(COLUMNS)}, body, prev, hash FROM records ORDER BY seq")
 
     def verify(self, public_key: Ed25519PublicKey | str | Path | None = None, *,
-               checkpoints: str | Path | None = None, signed: bool | None = None) -> VerifyReport:
+               checkpoints: str | Path | None = None, signed: bool | None = None,
+               anchors: Sequence[str | Path] = ()) -> VerifyReport:
         """Walk the chain and check it against the signed checkpoints; name every edited, removed, inserted,
         reordered, rewritten or swapped record and the file it is in.
 
         ``public_key``: a key or a key file (default :func:`load_public_key`); ``checkpoints``: the log (default
-        ``<db>.checkpoints``); ``signed=False`` checks the chain only (always so for ``:memory:``).
+        ``<db>.checkpoints``); ``anchors``: copies of earlier checkpoint lines kept out of an attacker's reach
+        (the database and its log must still hold what they sign: this catches a rollback of both);
+        ``signed=False`` checks the chain only (always so for ``:memory:``).
         """
         rep = VerifyReport()
         db_file = self.path
         cps: list[Checkpoint] = []
+        saved: list[Checkpoint] = []  # from the anchors
         pub: Ed25519PublicKey | None = None
         log: Path | None = None
         meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -753,7 +762,14 @@ class AuditReader:
                     rep.add(str(log), p)
                 rep.notes += [f"{log}: {n}" for n in got.notes]
                 cps = got.checkpoints
-        need = {c.seq for c in cps}
+            for a in anchors:
+                if not Path(a).is_file():
+                    raise AuditError(f"{a}: no such anchor file")
+                got = read_checkpoints(a, pub)
+                for p in got.problems:
+                    rep.add(str(a), p)
+                saved += got.checkpoints
+        need = {c.seq for c in (*cps, *saved)}
         hash_at: dict[int, str] = {}
         seqs: list[int] = []
 
@@ -808,12 +824,13 @@ class AuditReader:
             rep.add(db_file, f"record {head_seq}: differs from the recorded head hash (edited)")
         if signed:
             assert log is not None and pub is not None
-            self._check_signed(rep, meta, log, cps, hash_at, seqs, expect - 1)
+            self._check_signed(rep, meta, log, cps, saved, hash_at, seqs, expect - 1)
         return rep
 
     def _check_signed(self, rep: VerifyReport, meta: dict[str, str], log: Path, cps: list[Checkpoint],
-                      hash_at: dict[int, str], seqs: list[int], last_seq: int) -> None:
-        """The database against its signed checkpoints: identity, key, coverage, hashes and counts."""
+                      saved: list[Checkpoint], hash_at: dict[int, str], seqs: list[int], last_seq: int) -> None:
+        """The database against its signed checkpoints (the log's and the anchors'): identity, key, coverage,
+        hashes and counts."""
         db_file, log_file = self.path, str(log)
         trail = rep.trail = meta.get("trail_id")
         if trail is None:
@@ -824,14 +841,10 @@ class AuditReader:
         if not log.is_file():
             rep.add(log_file, "checkpoint log missing: nothing outside the database vouches for this trail "
                               "(removed, or the database was copied without it)")
-            rep.unsigned = rep.records
-            return
+        own = [c for c in cps if c.trail == trail]
         others: dict[str, list[int]] = {}
-        own: list[Checkpoint] = []
         for c in cps:
-            if c.trail == trail:
-                own.append(c)
-            else:
+            if c.trail != trail:
                 others.setdefault(c.trail, []).append(c.line)
         for t, lines in others.items():
             if own:  # a foreign trail's lines in this trail's log
@@ -840,11 +853,18 @@ class AuditReader:
             else:
                 rep.add(db_file, f"is trail {trail}, but its checkpoint log {log_file} signs trail {t} (the database, "
                                  "or its log, was swapped for another trail's)")
-        if not own:
-            if trail is not None and not others:
-                rep.add(log_file, f"no valid signed checkpoint of trail {trail}")
-            rep.unsigned = rep.records
-            return
+        if not own and log.is_file() and trail is not None and not others:
+            rep.add(log_file, f"no valid signed checkpoint of trail {trail}")
+        anchored = [c for c in saved if c.trail == trail]
+        for c in saved:
+            if c.trail != trail:
+                rep.add(c.source, f"line {c.line}: signs trail {c.trail}, but the database is trail {trail} (the "
+                                  "database and its log were swapped for another trail's)")
+        log_top = max((c.seq for c in own), default=-1)
+        for c in anchored:
+            if log.is_file() and c.seq > log_top:
+                rep.add(log_file, f"signs records only up to {max(log_top, 0)}, but {c.where} signs record {c.seq} "
+                                  "(the log was cut back)")
         rep.checkpoints = len(own)
         top = -1
         for c in own:
@@ -852,12 +872,16 @@ class AuditReader:
                 rep.add(log_file, f"line {c.line}: checkpoint of record {c.seq} follows one of record {top} "
                                   "(lines reordered or spliced in)")
             top = max(top, c.seq)
-        rep.signed_seq = top
+        every = own + anchored
+        if not every:
+            rep.unsigned = rep.records
+            return
+        top = rep.signed_seq = max(c.seq for c in every)
         matched, mismatched = 0, None
-        for c in sorted(own, key=lambda c: c.seq):
+        for c in sorted(every, key=lambda c: c.seq):
             if c.seq == 0:
                 if c.hash != GENESIS or c.count != 0:
-                    rep.add(log_file, f"line {c.line}: the genesis checkpoint signs a non-empty trail")
+                    rep.add(c.source, f"line {c.line}: the genesis checkpoint signs a non-empty trail")
                 continue
             h = hash_at.get(c.seq)
             if h is None:
@@ -870,27 +894,28 @@ class AuditReader:
                 matched = c.seq
             have = bisect.bisect_right(seqs, c.seq)
             if have != c.count:
-                rep.add(db_file, f"holds {have} records up to record {c.seq}, but line {c.line} of {log_file} "
-                                 f"signs {c.count} (records inserted or removed)")
+                rep.add(db_file, f"holds {have} records up to record {c.seq}, but {c.where} signs {c.count} "
+                                 "(records inserted or removed)")
         if mismatched is not None:
             c = mismatched
             rep.add(db_file, f"records {matched + 1}..{c.seq} rewritten: record {c.seq}'s chain hash differs from "
-                             f"the one signed at line {c.line} of {log_file} (edited and re-hashed, or another trail "
-                             "swapped in)")
+                             f"the one signed at {c.where} (edited and re-hashed, or another trail swapped in)")
         if top > last_seq:
-            c = max(own, key=lambda c: c.seq)
+            c = max(every, key=lambda c: c.seq)
             what = "the trail was wiped" if rep.records == 0 else "tail truncated"
-            rep.add(db_file, f"records {last_seq + 1}..{top} missing: signed at line {c.line} of {log_file} but "
-                             f"not in the database ({what})")
+            rep.add(db_file, f"records {last_seq + 1}..{top} missing: signed at {c.where} but not in the "
+                             f"database ({what})")
         rep.unsigned = max(0, last_seq - top)
-        final = max(own, key=lambda c: (c.seq, c.line))
-        rep.closed = final.final and final.seq == last_seq and own[-1] is final
+        if own:
+            final = max(own, key=lambda c: (c.seq, c.line))
+            rep.closed = final.final and final.seq == last_seq and own[-1] is final
 
 
 def verify(path: str | Path, public_key: Ed25519PublicKey | str | Path | None = None, *,
-           checkpoints: str | Path | None = None, signed: bool = True) -> VerifyReport:
+           checkpoints: str | Path | None = None, signed: bool = True,
+           anchors: Sequence[str | Path] = ()) -> VerifyReport:
     """Verify the audit database at ``path`` against its signed checkpoints (see :meth:`AuditReader.verify`)."""
-    return AuditReader(path).verify(public_key, checkpoints=checkpoints, signed=signed)
+    return AuditReader(path).verify(public_key, checkpoints=checkpoints, signed=signed, anchors=anchors)
 
 
 def open_audit(path: str | Path | None = None, **kw: Any) -> AuditLog:

@@ -176,7 +176,7 @@ def cmd_audit_verify(a: argparse.Namespace) -> int:
     from control.audit import verify
 
     db = _audit_db(a)
-    rep = verify(db, a.public_key, checkpoints=a.checkpoints, signed=not a.chain_only)
+    rep = verify(db, a.public_key, checkpoints=a.checkpoints, signed=not a.chain_only, anchors=a.anchor or ())
     if rep.ok:
         print(f"ok: {rep.records} records, chain intact, head {rep.head}")
         if not rep.signed:
@@ -417,6 +417,9 @@ def add_safety_parsers(sub: Any) -> None:
                    "with (default: $ZEROOPS_AUDIT_PUBLIC_KEY, else the default key's .pub); the private key is "
                    "not needed")
     p.add_argument("--checkpoints", metavar="FILE", help="the signed checkpoint log (default: <db>.checkpoints)")
+    p.add_argument("--anchor", metavar="FILE", action="append", help="checkpoint lines saved earlier where the "
+                   "attacker cannot write (e.g. tail -n1 of the log); the trail must still hold what they sign, so "
+                   "a rollback of the database and its log together is caught (repeatable)")
     p.add_argument("--chain-only", action="store_true", help="check the hash chain and columns only (trails made "
                    "before signed checkpoints); proves much less")
     p = leaf(au, "key", cmd_audit_key, "show (and on first use create) the audit signing key and its public half")

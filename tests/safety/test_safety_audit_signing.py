@@ -85,7 +85,8 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def assert_caught(path: Path, capsys: pytest.CaptureFixture[str], words: tuple[str, ...], file: Path,
                   *argv: str) -> None:
     """Both the API and the CLI report the tampering, with these words, in this file."""
-    rep = verify(path, *(argv[1:2] if argv[:1] == ("--public-key",) else ()))
+    opts = dict(zip(argv[::2], argv[1::2], strict=True))
+    rep = verify(path, opts.get("--public-key"), anchors=[opts["--anchor"]] if "--anchor" in opts else ())
     assert not rep.ok
     hits = [(p, f) for p, f in zip(rep.problems, rep.files, strict=True) if all(w in p for w in words)]
     assert hits, rep.problems
@@ -344,3 +345,32 @@ def test_checkpoints_of_another_trail_spliced_into_the_log_are_caught(tmp_path: 
     with open(checkpoint_path(p), "a") as f:
         f.write(checkpoint_path(q).read_text().splitlines(keepends=True)[-1])  # b's seq-12 checkpoint
     assert_caught(p, capsys, ("sign trail", "spliced in"), checkpoint_path(p))
+
+
+def test_an_anchor_catches_the_database_and_its_log_rolled_back_together(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    p = trail(tmp_path / "a.db", 6)
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    shutil.copy(p, backup / "a.db")
+    shutil.copy(checkpoint_path(p), backup / "a.db.checkpoints")
+    log = AuditLog(p, batch_size=2, background=False)
+    for i in range(7, 11):
+        log.append(body(i))
+    log.close()
+    anchor = tmp_path / "safe" / "anchor"
+    anchor.parent.mkdir()
+    anchor.write_text(checkpoint_path(p).read_text().splitlines(keepends=True)[-1])  # what an auditor saved
+    assert verify(p, anchors=[anchor]).ok
+    shutil.copy(backup / "a.db", p)  # the attacker puts both back as they were at record 6
+    shutil.copy(backup / "a.db.checkpoints", checkpoint_path(p))
+    assert verify(p).ok  # consistent and signed: without the anchor, nothing shows
+    assert_caught(p, capsys, ("records 7..10 missing", f"of {anchor}"), p, "--anchor", str(anchor))
+    assert_caught(p, capsys, ("cut back",), checkpoint_path(p), "--anchor", str(anchor))
+    q = trail(tmp_path / "b.db", 12)  # or both swapped for another valid pair of the same key
+    shutil.copy(q, p)
+    shutil.copy(checkpoint_path(q), checkpoint_path(p))
+    assert verify(p).ok
+    assert_caught(p, capsys, ("signs trail", "swapped"), anchor, "--anchor", str(anchor))
+    rc, _, err = cli(capsys, "--db", str(p), "--anchor", str(tmp_path / "nope"))
+    assert rc == 2 and "no such anchor file" in err
