@@ -1,4 +1,4 @@
-"""What happens to the cloud without anyone asking: faults, hardware, releases, the provider's preemptions.
+"""What happens to the cloud without anyone asking: faults, hardware, the provider's preemptions.
 
 Faults (:mod:`twin.faults`) change the world only through these methods, never by writing its arrays, so
 every structural change invalidates the physics' cached vectors (``World.invalidate``) and none is missed.
@@ -82,14 +82,6 @@ class Effects:
         self.svc_lat_mult[s] *= mult
         self.invalidate()
 
-    def add_deploy_error(self, s: int, extra: float) -> None:
-        """A release adds ``extra`` to service ``s``'s error ratio (negative to take it back, floored at 0)."""
-        self.svc_deploy_err[s] = max(0.0, self.svc_deploy_err[s] + extra)
-
-    def set_leak_rate(self, s: int, rate: float) -> None:
-        """Every server of service ``s`` leaks memory at ``rate`` (fraction per second)."""
-        self.svc_leak_rate[s] = rate
-
     def ensure_pool(self, s: int, default: float = 100.0) -> float:
         """Service ``s``'s connection pool size, given ``default`` if it has none."""
         if self.svc_pool[s] <= 0:
@@ -101,9 +93,3 @@ class Effects:
         self.svc_conn_leak[s] = rate
         if rate == 0:
             self.svc_leaked[s] = 0.0
-
-    def deploy(self, service: str) -> int:
-        """A new release (the world's developers ship it); returns the new version."""
-        s = self._service(service)
-        self.svc_version[s] += 1
-        return int(self.svc_version[s])

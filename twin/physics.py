@@ -229,8 +229,7 @@ class Physics:
         up = sc.up
         g = sc.groups
         fx = self.releases.effects(idx)  # what bad releases do on the servers running them (None: nothing)
-        if g is not None and (self.svc_leak_rate.any() or self.leak[:n].any() or self.disk_extra[:n].any()
-                              or fx is not None):
+        if g is not None and (self.leak[:n].any() or self.disk_extra[:n].any() or fx is not None):
             g = None  # some server's memory, disk or release differs from its service's base: per row
         if g is not None:
             # every row is its group's: the same per-row values, computed once per group; the per-service sums
@@ -281,7 +280,7 @@ class Physics:
         # errors: own release, dependencies, pools, failing servers, drops
         dep_err = np.minimum(1.0, np.bincount(self.e_src, np.minimum(self.e_ratio, 1.0) * self.prev_err[self.e_dst],
                                               nsvc)) if len(self.e_src) else np.zeros(nsvc)
-        own_err = np.minimum(1.0, self.svc_err + self.svc_deploy_err)
+        own_err = np.minimum(1.0, self.svc_err)
         ok = (1.0 - own_err) * (1.0 - dep_err) * (1.0 - pool_fail)
         good = np.maximum(served_svc - failed_svc, 0.0) * ok
         err = np.divide(offered - good, offered, out=np.zeros(nsvc), where=offered > 0)
@@ -291,9 +290,8 @@ class Physics:
         self.prev_lat = np.minimum(mean_lat, TIMEOUT_MS)
         self.prev_err = err
         # memory leaks and OOM kills, disk growth
-        if self.svc_leak_rate.any() or (fx is not None and (fx.any_leak or fx.any_mem)):
-            leak_rate = self.svc_leak_rate[svc_c] if fx is None else self.svc_leak_rate[svc_c] + fx.leak
-            self.leak[idx] += leak_rate * dt * up
+        if fx is not None and (fx.any_leak or fx.any_mem):  # a release leaking memory on its servers
+            self.leak[idx] += fx.leak * dt * up
             mem = self.svc_mem[svc_c] + self.leak[idx]
             if fx is not None and fx.any_mem:
                 mem = mem + fx.mem * np.minimum(util, 1.0)

@@ -205,12 +205,6 @@ class MetricStore:
         df.columns = cols
         return df
 
-    def recent_pandas(self, metric: str) -> pd.DataFrame:
-        """The raw ring of one per-service metric as a frame."""
-        ring = self.svc[metric]
-        k = min(ring.n, ring.length)
-        idx = (np.arange(ring.n - k, ring.n)) % ring.length
-        return pd.DataFrame(ring.v[idx], index=pd.Index(ring.t[idx], name="t"), columns=self.service_names)
 
 
 # ------------------------------------------------------------------ alerting

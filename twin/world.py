@@ -175,12 +175,9 @@ class World(Scheduling, Control, Effects, InventoryView, Physics, Billing, Scrap
         self.svc_pool = np.array([s.settings.get("pool_size", 0.0) for s in svcs], dtype=float)
         self.svc_version = np.ones(self.n_svc, dtype=np.int64)
         # fault-driven state, per service
-        self.svc_deploy_err = np.zeros(self.n_svc)  # error ratio added by a bad release
         self.svc_lat_mult = np.ones(self.n_svc)
-        self.svc_leak_rate = np.zeros(self.n_svc)  # memory fraction per second per server
         self.svc_conn_leak = np.zeros(self.n_svc)  # leaked connections per second
         self.svc_leaked = np.zeros(self.n_svc)  # leaked connections held
-        self.svc_bad_versions: list[set[int]] = [set() for _ in svcs]
         edges = [(i, self.svc_index[d.service], d.calls_per_request) for i, s in enumerate(svcs) for d in s.dependencies]
         self.e_src = np.array([e[0] for e in edges], dtype=np.int64)
         self.e_dst = np.array([e[1] for e in edges], dtype=np.int64)
