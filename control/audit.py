@@ -68,6 +68,7 @@ KEY_ENV = "ZEROOPS_AUDIT_KEY"
 PUBLIC_KEY_ENV = "ZEROOPS_AUDIT_PUBLIC_KEY"
 _DOMAIN = b"zeroops-audit-checkpoint/v1\n"  # what a checkpoint signature can mean: nothing else is signed with it
 _CP_FIELDS = ("v", "trail", "seq", "count", "hash", "at", "key", "final")
+CHECKPOINT_FSYNC_SECONDS = 1.0  # the checkpoint log is fsynced at most this often (and at creation and close)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -442,6 +443,7 @@ class AuditLog:
         self.trail_id: str | None = None
         self.checkpoints_path: Path | None = None
         self._cp_fd: int | None = None
+        self._cp_synced = time.monotonic()
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._lockfile = open(self.path + ".writer-lock", "a+")  # noqa: SIM115 - held for the log's life
@@ -551,8 +553,10 @@ class AuditLog:
         data = checkpoint_line(self.key, trail, seq, seq, head, time.time(), final).encode()
         while data:
             data = data[os.write(self._cp_fd, data):]
-        if fsync:
-            os.fsync(self._cp_fd)
+        now = time.monotonic()
+        if fsync or now - self._cp_synced >= CHECKPOINT_FSYNC_SECONDS:
+            os.fsync(self._cp_fd)  # bounds what a power loss can take from the log (a lag, never tampering)
+            self._cp_synced = now
         self._signed_seq = seq
 
     # ---------------------------------------------------------------- writing
