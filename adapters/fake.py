@@ -55,6 +55,7 @@ Capacity is finite::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import itertools
@@ -152,6 +153,7 @@ class _Hyp:
     up: bool = True
 
 
+@functools.lru_cache(maxsize=4096)
 def version_number(v: str | None) -> int:
     """The release number in a version string: ``'7'`` -> 7, ``'v2.3'`` -> 3 (the last digits), ``'x'`` -> 0."""
     m = re.search(r"(\d+)\D*$", v or "")
@@ -164,7 +166,8 @@ class FakeAdapter:
     ``services``: a mapping ``name -> (flavor, servers)`` or a sequence of :class:`FakeService`.
     ``hypervisors``: ``(name, zone, region, vcpus, ram_mb, disk_gb)`` rows (default: one big host per zone).
     ``boot_delay``, ``reboot_delay``, ``restart_delay``: seconds a create, a reboot or start, and each
-    server of a rolling restart take (0: at once).  ``fail_every``: every n-th ``execute`` raises
+    server of a rolling restart take (0: at once).  ``stopped_price``: the share of its price a SHUTOFF
+    server is billed (0, as the twin's default ``prices.stopped``).  ``fail_every``: every n-th ``execute`` raises
     :class:`TransientAPIError` before acting.  ``actor`` is who acts, in deploy events and incidents.
     """
 
@@ -184,6 +187,7 @@ class FakeAdapter:
         reboot_delay: float = 0.0,
         restart_delay: float = 0.0,
         scrape_interval: float = 5.0,
+        stopped_price: float = 0.0,
         fail_every: int = 0,
         actor: str = "automation",
         t0: float = 0.0,
@@ -201,6 +205,7 @@ class FakeAdapter:
         self._hyps = [_Hyp(*row) for row in rows]
         self.boot_delay, self.reboot_delay, self.restart_delay = boot_delay, reboot_delay, restart_delay
         self.scrape_interval = scrape_interval
+        self.stopped_price = stopped_price
         self.fail_every = fail_every
         self.actor = actor
         self.calls = 0
@@ -287,7 +292,7 @@ class FakeAdapter:
         for s in sorted(self.servers_by_id.values(), key=lambda s: _num(s.id)):
             if s.status in _DOWN:
                 continue  # shelved servers cost no compute
-            p = self.price_of(s.flavor, s.pricing)
+            p = self.price_of(s.flavor, s.pricing) * (self.stopped_price if s.status == "SHUTOFF" else 1.0)
             if s.pricing == "reserved" and covered.get((s.project, s.flavor), 0) > 0:
                 covered[(s.project, s.flavor)] -= 1
                 p = 0.0  # paid by the reservation
@@ -327,9 +332,10 @@ class FakeAdapter:
 
     def hypervisors(self) -> Sequence[Hypervisor]:
         self._tick()
+        used = self._usage()
         out = []
         for h in self._hyps:
-            u = self._used(h.name)
+            u = used.get(h.name, (0, 0, 0))
             out.append(Hypervisor(h.name, h.name, h.region, h.zone, "up" if h.up else "down", h.vcpus, u[0], h.ram_mb,
                                   u[1], h.disk_gb, u[2]))
         return out
@@ -347,15 +353,24 @@ class FakeAdapter:
 
     def services(self) -> Sequence[ServiceState]:
         self._tick()
+        counts = {name: [0, 0, 0, -1] for name in self.specs}  # active, building, failed, newest version
+        column = {"ACTIVE": 0, "BUILD": 1, "ERROR": 2, "SHUTOFF": 2, "SHELVED_OFFLOADED": 2}  # as the twin counts
+        for s in self.servers_by_id.values():
+            c = counts.get(s.service or "")
+            if c is None:
+                continue
+            k = column.get(s.status)
+            if k is not None:
+                c[k] += 1
+            v = version_number(s.metadata.get(META_VERSION))
+            if v > c[3]:
+                c[3] = v
         out = []
         for name, spec in self.specs.items():
-            mine = [s for s in self.servers_by_id.values() if s.service == name]
+            active, building, failed, version = counts[name]
             out.append(ServiceState(
-                name, spec.project, self.service_flavor[name], spec.dependencies,
-                active=sum(s.status == "ACTIVE" for s in mine), building=sum(s.status == "BUILD" for s in mine),
-                failed=sum(s.status in ("ERROR", "SHUTOFF") for s in mine),
-                version=max((version_number(s.metadata.get(META_VERSION)) for s in mine),
-                            default=version_number(spec.version)),
+                name, spec.project, self.service_flavor[name], spec.dependencies, active=active, building=building,
+                failed=failed, version=version if version >= 0 else version_number(spec.version),
                 settings=dict(self.settings[name]), min_servers=spec.min_servers, max_servers=spec.max_servers,
                 stateful=spec.stateful))
         return out
@@ -524,29 +539,30 @@ class FakeAdapter:
         h.up = up
 
     # ------------------------------------------------------------ capacity
-    def _res(self, flavor: str) -> np.ndarray:
-        f = self._flavor[flavor]
-        return np.array([f.vcpus, f.ram_mb, f.disk_gb])
-
-    def _used(self, hv: str, exclude: str | None = None) -> list[int]:
-        u = np.zeros(3, dtype=np.int64)
+    def _usage(self, exclude: str | None = None) -> dict[str, tuple[int, int, int]]:
+        """vCPU, RAM and disk in use per hypervisor (one pass over the servers)."""
+        used: dict[str, tuple[int, int, int]] = {}
         for s in self.servers_by_id.values():
-            if s.hypervisor == hv and s.status not in _DOWN and s.id != exclude:
-                u += self._res(s.flavor)
-        return [int(x) for x in u]
+            if s.hypervisor is not None and s.status not in _DOWN and s.id != exclude:
+                f = self._flavor[s.flavor]
+                u = used.get(s.hypervisor, (0, 0, 0))
+                used[s.hypervisor] = (u[0] + f.vcpus, u[1] + f.ram_mb, u[2] + f.disk_gb)
+        return used
 
-    def _fits(self, h: _Hyp, flavor: str, exclude: str | None = None) -> bool:
-        free = np.array([h.vcpus, h.ram_mb, h.disk_gb]) - self._used(h.name, exclude)
-        return h.up and bool(np.all(self._res(flavor) <= free))
+    def _fits(self, h: _Hyp, flavor: str, used: dict[str, tuple[int, int, int]]) -> bool:
+        f = self._flavor[flavor]
+        u = used.get(h.name, (0, 0, 0))
+        return h.up and u[0] + f.vcpus <= h.vcpus and u[1] + f.ram_mb <= h.ram_mb and u[2] + f.disk_gb <= h.disk_gb
 
     def _pick_host(self, flavor: str, zone: str | None, exclude_host: str | None = None,
                    exclude: str | None = None) -> _Hyp:
+        used = self._usage(exclude)
         cands = [h for h in self._hyps if (zone is None or h.zone == zone) and h.name != exclude_host
-                 and self._fits(h, flavor, exclude)]
+                 and self._fits(h, flavor, used)]
         if not cands:
             f = self._flavor[flavor]
             raise NoValidHost(f"no hypervisor has room for 1 x {flavor} ({f.vcpus} vCPU, {f.ram_mb} MB, {f.disk_gb} GB)")
-        return max(cands, key=lambda h: (h.ram_mb - self._used(h.name)[1], -self._hyps.index(h)))
+        return max(cands, key=lambda h: (h.ram_mb - used.get(h.name, (0, 0, 0))[1], -self._hyps.index(h)))
 
     def _project_used(self, project: str, exclude: str | None = None) -> tuple[int, int, int]:
         n = c = r = 0
@@ -714,7 +730,7 @@ class FakeAdapter:
             raise Conflict(f"Cannot 'resize' server {s.id} while it is {s.status}")
         self._check_quota(s.project, a.flavor, 1, exclude=s.id)
         host = next(h for h in self._hyps if h.name == s.hypervisor)
-        if not self._fits(host, a.flavor, exclude=s.id):
+        if not self._fits(host, a.flavor, self._usage(exclude=s.id)):
             host = self._pick_host(a.flavor, None, exclude=s.id)
         self._set(s, flavor=a.flavor, hypervisor=host.name, zone=host.zone)
         return ActionResult(True, f"resized {s.id} to {a.flavor}")
@@ -727,7 +743,7 @@ class FakeAdapter:
             host = next((h for h in self._hyps if h.name == a.hypervisor), None)
             if host is None:
                 raise NotFound(f"no hypervisor {a.hypervisor!r}")
-            if host.name == s.hypervisor or not self._fits(host, s.flavor, exclude=s.id):
+            if host.name == s.hypervisor or not self._fits(host, s.flavor, self._usage(exclude=s.id)):
                 raise NoValidHost(f"hypervisor {host.name} cannot take {s.id}")
         else:
             host = self._pick_host(s.flavor, None, exclude_host=s.hypervisor, exclude=s.id)

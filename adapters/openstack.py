@@ -461,7 +461,7 @@ class OpenStackAdapter:
                     dependencies=tuple(spec.dependencies),
                     active=sum(s.status == "ACTIVE" for s in mine),
                     building=sum(s.status == "BUILD" for s in mine),
-                    failed=sum(s.status in ("ERROR", "SHUTOFF") for s in mine),
+                    failed=sum(s.status in ("ERROR", "SHUTOFF", "SHELVED_OFFLOADED") for s in mine),
                     version=version,
                     settings=settings,
                     min_servers=spec.min_servers,

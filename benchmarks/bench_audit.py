@@ -1,8 +1,8 @@
 """Throughput of the gated, audited choke point: at least 10,000 durable decisions per second.
 
 Each decision: ``SafetyGate.review`` with the design's production guardrails
-(rate limit lifted so every rule runs), the adapter call (a no-op world, not
-what is measured), and an ``AuditLog`` record, hash-chained and group-committed
+(rate limit lifted so every rule runs), the adapter call (the shipped fake
+world, frozen: not what is measured), and an ``AuditLog`` record, hash-chained and group-committed
 to a WAL database with ``synchronous=FULL``, each commit followed by an Ed25519
 signed checkpoint in ``<db>.checkpoints``.  The timed region ends with
 ``flush()``, so every decision counted is committed (durable) and signed.
@@ -12,31 +12,23 @@ Run: ``make bench`` (or ``pytest -m benchmark_suite benchmarks/bench_audit.py -o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from adapters.base import (
     Action,
     ActionResult,
-    Alert,
     CreateServer,
     DeleteServer,
     Flavor,
-    Hypervisor,
-    MetricWindow,
     Notify,
     Observation,
     Price,
-    Quota,
     RebootServer,
     ResizeServer,
-    Server,
-    ServiceState,
-    Spend,
 )
+from adapters.fake import FakeAdapter, FakeService
 from control.audit import AuditKey, AuditLog, verify
 from control.runtime import ChokePoint
 from control.safety import SafetyConfig, SafetyGate
@@ -45,55 +37,20 @@ N = 20_000
 TARGET = 10_000.0
 
 
-class StaticWorld:
-    """200 servers in 10 services over 3 zones; execute does nothing (the world is not what is measured)."""
+class StaticWorld(FakeAdapter):
+    """The shipped fake (adapters/fake.py): 200 servers in 10 services over 3 zones, frozen.
 
-    name = "static"
+    ``execute`` answers without changing the world: the world is not what is measured, and a world
+    that grew by 4,000 servers would measure the fake, not the gate and the audit trail.
+    """
 
     def __init__(self) -> None:
-        self._flavors = [Flavor("m1.small", 1, 2048, 20), Flavor("m1.medium", 2, 4096, 40)]
-        self._prices = [Price("m1.small", "on_demand", 0.02), Price("m1.medium", "on_demand", 0.05)]
-        zones = ["az1", "az2", "az3"]
-        self._servers = [Server(f"s{i}", f"s{i}", "m1.small", "p", "ACTIVE", zones[i % 3], "hv", f"svc{i % 10}")
-                         for i in range(200)]
-        self._services = [ServiceState(f"svc{k}", "p", "m1.small", (), 20, 0, 0, 1, {}) for k in range(10)]
-        self._hv = [Hypervisor(f"hv{z}", z, f"region-{z}", z, "up", 64, 0, 1 << 20, 0, 10_000, 0) for z in zones]
-
-    def now(self) -> float:
-        return 0.0
-
-    def flavors(self) -> Sequence[Flavor]:
-        return self._flavors
-
-    def hypervisors(self) -> Sequence[Hypervisor]:
-        return self._hv
-
-    def servers(self, *, service: str | None = None, status: str | None = None) -> Sequence[Server]:
-        return self._servers
-
-    def server(self, server_id: str) -> Server | None:
-        return next((s for s in self._servers if s.id == server_id), None)
-
-    def services(self) -> Sequence[ServiceState]:
-        return self._services
-
-    def metric_window(self, metric: str, labels: Mapping[str, str], seconds: float) -> MetricWindow:
-        return MetricWindow(metric, labels, np.array([]), np.array([]))
-
-    def latest(self, metric: str) -> Mapping[str, float]:
-        return {}
-
-    def alerts(self, since: float) -> Sequence[Alert]:
-        return []
-
-    def prices(self) -> Sequence[Price]:
-        return self._prices
-
-    def spend(self) -> Spend:
-        return Spend(0.0, 4.0, {})
-
-    def quotas(self) -> Sequence[Quota]:
-        return []
+        super().__init__(
+            [FakeService(f"svc{k}", "m1.small", 20) for k in range(10)],
+            flavors=[Flavor("m1.small", 1, 2048, 20), Flavor("m1.medium", 2, 4096, 40)],
+            prices=[Price("m1.small", "on_demand", 0.02), Price("m1.medium", "on_demand", 0.05)],
+            zones={"az1": "region-az1", "az2": "region-az2", "az3": "region-az3"},
+        )
 
     def execute(self, action: Action) -> ActionResult:
         return ActionResult(True, "ok", ("new",) if action.kind == "create_server" else ())
@@ -103,7 +60,7 @@ def workload() -> list[Action]:
     ev = {"cpu_util": 0.83, "latency_p95_ms": 412.0}
     mix: list[Action] = []
     for i in range(50):
-        sid = f"s{i * 4 % 200}"
+        sid = f"srv-{i * 4 % 200 + 1}"
         mix += [CreateServer(service=f"svc{i % 10}", reason="cpu above target", confidence=0.9, evidence=ev,
                              alternatives=("wait", "resize")),
                 RebootServer(server_id=sid, reason="unresponsive", confidence=0.7, incident=f"inc-{i}"),

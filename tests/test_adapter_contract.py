@@ -427,10 +427,12 @@ def test_stop_then_start(world: World) -> None:
 
 def test_shelve_then_unshelve(world: World) -> None:
     (sid,) = world.ensure_servers(1)
+    failed = _svc(world).failed
     run(world, lambda: world.adapter.execute(ShelveServer(server_id=sid)), "ShelveServer")
     world.settle()
     s = world.adapter.server(sid)
     assert s is not None and s.status == "SHELVED_OFFLOADED"
+    assert _svc(world).failed == failed + 1  # shelved capacity is not serving: counted as failed, like stopped
     assert world.adapter.execute(StartServer(server_id=sid)).ok  # StartServer unshelves
     world.settle()
     s = world.adapter.server(sid)
