@@ -301,7 +301,7 @@ def test_inject_fault_marks_chaos() -> None:
     a.execute(InjectFault(fault="hypervisor_failure", target_component=w.hv_names[0]))
     assert [(f.type, f.chaos) for f in w.truth.faults] == [
         ("server_crash", True), ("latency_degradation", True), ("hypervisor_failure", True)]
-    assert w.truth.faults[0].experiment == "gameday-1"
+    assert w.truth.faults[0].experiment == "gameday-1" and w.truth.faults[0].servers == [sid]  # that very server
     with pytest.raises(Conflict):
         a.execute(InjectFault(fault="no_such_fault", target_component="web"))
     with pytest.raises(NotFound):

@@ -17,6 +17,7 @@ from twin.names import DELETED
 if TYPE_CHECKING:
     from twin.world import World
 
+SERVER_FAULTS = frozenset({"server_crash", "disk_pressure"})  # aimed at the server named, if one is
 # what each fault is put on: a service (server-level faults pick one of its servers), a host or a zone
 TARGET_KIND = {
     "server_crash": "service", "memory_leak": "service", "db_pool_exhaustion": "service",
@@ -30,16 +31,19 @@ def inject_fault(w: World, fault: str, target: str, duration: float | None = Non
                  experiment: str = "") -> FaultRecord:
     """Inject ``fault`` on ``target`` (a service, a server id, a hypervisor or a zone name) now.
 
+    A server id names its service; ``server_crash`` and ``disk_pressure`` then hit that very server.
+
     Raises Conflict for an unknown fault, a target of the wrong kind or nothing to hit, NotFound for an
     unknown target.
     """
-    from twin.faults import CATALOG
+    from twin.faults import CATALOG, Target
 
     w._check_api()
     if fault not in CATALOG:
         raise errors.Conflict(f"unknown fault {fault!r}; allowed: {', '.join(sorted(CATALOG))}")
     want = TARGET_KIND.get(fault, "service")
     service = hypervisor = zone = None
+    row: int | None = None  # a server named as the target
     if target in w.svc_index:
         kind, service = "service", target
     elif target in w.hv_index:
@@ -48,7 +52,8 @@ def inject_fault(w: World, fault: str, target: str, duration: float | None = Non
         kind, zone = "zone", target
     elif target.startswith("srv-") and target[4:].isdigit() and int(target[4:]) < w.n \
             and w.status[int(target[4:])] != DELETED and w.svc[int(target[4:])] >= 0:
-        kind, service = "service", w.svc_names[int(w.svc[int(target[4:])])]  # a server: its service's fault
+        row = int(target[4:])
+        kind, service = "service", w.svc_names[int(w.svc[row])]  # a server: its service's fault, on that server
     else:
         raise errors.NotFound(f"no component {target!r} (a service, server id, hypervisor or zone)")
     if kind != want:
@@ -59,7 +64,8 @@ def inject_fault(w: World, fault: str, target: str, duration: float | None = Non
         raise errors.Conflict(f"duration must be > 0 s, got {duration}")
     spec = FaultSpec(type=fault, at=w.now(), service=service, hypervisor=hypervisor, zone=zone,
                      duration=duration, severity=magnitude if magnitude is not None else 1.0)
-    f = w.faults.inject(spec)
+    aim = Target(onset=w.now(), servers=[row]) if row is not None and fault in SERVER_FAULTS else None
+    f = w.faults.inject(spec, aim)
     if f is None:
         raise errors.Conflict(f"fault {fault} found nothing to hit on {target}")
     f.rec.chaos = True
