@@ -6,9 +6,12 @@ Methods
   ours: ensemble          the default ``ensemble`` detector, no hints (what ``zeroops detect`` runs)
   ours: ensemble + hints  the same, told the limit of utilisation series (1.0) and the SLO of error-ratio
                           series (99.9 %) — knowledge a user has and a generic detector does not
-  peer: windowed Gaussian z over the previous day (288 samples), alarm at |z| ≥ 4
-  peer: river HST         ``river.anomaly.HalfSpaceTrees`` (25 trees, height 15, window 250) behind an
-                          online ``MinMaxScaler``; alarm from ``river.anomaly.QuantileFilter(q=0.995)``
+  peer: windowed Gaussian z over the previous day (288 samples) or hour (12 samples), alarm at |z| ≥ 4
+  peer: river HST         ``river.anomaly.HalfSpaceTrees`` with river's defaults (10 trees, height 8, window
+                          250) behind an online ``MinMaxScaler`` (river's documented usage); alarm from
+                          ``river.anomaly.QuantileFilter(q=0.995)``, a running quantile of its own scores;
+                          "+ context" adds features a user might add: the change from the previous
+                          value and the hour of day (sin, cos)
 
 Scoring (NAB-style, by windows): an alarm is the rising edge of score ≥ threshold.
 A labelled window with an alarm inside it is detected (TP) and its delay is the
@@ -100,20 +103,28 @@ def run_batched(series: list[Labelled], make: Callable[[Labelled], object]) -> l
     return out
 
 
-def run_river(series: list[Labelled], q: float = 0.995) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def run_river(series: list[Labelled], q: float = 0.995, context: bool = False) -> tuple[list[np.ndarray],
+                                                                                      list[np.ndarray]]:
+    """HST per series; with ``context`` the features also hold the change from the last value and the hour of day."""
     from river import anomaly, compose, preprocessing
 
     raw, alarms = [], []
     for s in series:
         hst = compose.Pipeline(preprocessing.MinMaxScaler(),
-                               anomaly.HalfSpaceTrees(n_trees=25, height=15, window_size=250, seed=42))
+                               anomaly.HalfSpaceTrees(seed=42))
         filt = anomaly.QuantileFilter(hst, q=q)
         sc = np.zeros(len(s.x))
         al = np.zeros(len(s.x), dtype=bool)
+        last = float("nan")
         for k, v in enumerate(s.x):
             if not np.isfinite(v):
                 continue
             feat = {"value": float(v)}
+            if context:
+                h = 2 * np.pi * (s.t[k] % 86400.0) / 86400.0
+                feat.update(delta=float(v - last) if np.isfinite(last) else 0.0, hour_sin=float(np.sin(h)),
+                            hour_cos=float(np.cos(h)))
+                last = float(v)
             sc[k] = filt.score_one(feat)
             al[k] = bool(filt.classify(sc[k]))
             filt.learn_one(feat)
@@ -137,15 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     series = generate(a.seed, a.per_family)
     methods: dict[str, tuple[list[np.ndarray], list[np.ndarray], float]] = {}
     for name, make in (("ours: ensemble", ours(False)), ("ours: ensemble + hints", ours(True)),
-                       ("peer: windowed Gaussian", lambda s: WindowedGaussian())):
+                       ("peer: windowed Gaussian (1 day)", lambda s: WindowedGaussian(window=288)),
+                       ("peer: windowed Gaussian (1 h)", lambda s: WindowedGaussian(window=12, min_samples=12))):
         t0 = time.perf_counter()
         sc = run_batched(series, make)
         methods[name] = (sc, [x >= 0.5 for x in sc], time.perf_counter() - t0)
     if not a.no_river:
         try:
-            t0 = time.perf_counter()
-            raw, al = run_river(series)
-            methods["peer: river HST"] = (raw, al, time.perf_counter() - t0)
+            for label, ctx in (("peer: river HST", False), ("peer: river HST + context", True)):
+                t0 = time.perf_counter()
+                raw, al = run_river(series, context=ctx)
+                methods[label] = (raw, al, time.perf_counter() - t0)
         except ImportError:
             print("river is not installed (pip install -e '.[peers]'): skipping HalfSpaceTrees", file=sys.stderr)
     n_windows = sum(len(s.windows) for s in series)

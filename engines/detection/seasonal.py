@@ -84,7 +84,7 @@ class RobustBaseline:
     def __init__(self, n: int, periods: str | Sequence[float] = AUTO, candidates: Sequence[float] = (DAY, WEEK),
                  level_halflife_s: float | None = None, scale_halflife_s: float | None = None,
                  season_halflife_periods: float = 3.0, clip: float = 3.0, warmup: int = 16,
-                 slope_beta: float = 0.3, slope_damping: float = 0.98) -> None:
+                 slope_beta: float = 0.1, slope_damping: float = 0.98) -> None:
         self.n = n
         self.clock = SamplingClock(n)
         self.level = np.zeros(n)
@@ -93,9 +93,10 @@ class RobustBaseline:
         self.fast = np.zeros(n)  # deseasonalised value, half-life of 2 samples: the new level after a change point
         self.fast_abs = np.zeros(n)  # recent mean |residual|, unclipped: the new scale after a variance change
         self.scale = np.zeros(n)
-        # tail calibration: an online estimate of the 99th percentile of |z| (log scale, stochastic approximation);
-        # heavy-tailed noise raises it and so every threshold built on z
+        # tail calibration: online estimates of the 99th and 99.9th percentiles of |z| (log scale, stochastic
+        # approximation); heavy-tailed noise raises them and so every threshold built on z
         self.log_q99 = np.full(n, np.log(2.576))
+        self.log_q999 = np.full(n, np.log(3.291))
         # lag-1 autocorrelation of the residuals (exponentially weighted), for the change statistics
         self.c0 = np.ones(n)
         self.c1 = np.zeros(n)
@@ -234,11 +235,12 @@ class RobustBaseline:
         upd = valid & warm
         az = np.abs(z)
         self.log_q99 = np.where(upd, self.log_q99 + 0.02 * (0.99 - (az <= np.exp(self.log_q99))), self.log_q99)
-        self.tail = np.clip(np.exp(self.log_q99) / 2.576, 1.0, 20.0)
+        self.log_q999 = np.where(upd, self.log_q999 + 0.05 * (0.999 - (az <= np.exp(self.log_q999))), self.log_q999)
+        self.tail = np.clip(np.maximum(np.exp(self.log_q99) / 2.576, np.exp(self.log_q999) / 3.291), 1.0, 20.0)
         self.z = z / self.tail
         zc = np.clip(self.z, -4.0, 4.0)
         dt_cap = np.minimum(dt, 2.0 * interval)  # statistics of the noise learn per sample, not per second of a gap
-        a_r = halflife_alpha(dt_cap, (self.scale_hl or 96.0 * interval))
+        a_r = halflife_alpha(dt_cap, 4.0 * (self.scale_hl or 96.0 * interval))  # slow: an anomaly must not teach it
         self.c0 = np.where(upd, self.c0 + a_r * (zc * zc - self.c0), self.c0)
         self.c1 = np.where(upd, self.c1 + a_r * (zc * self.z_prev - self.c1), self.c1)
         self.z_prev = np.where(upd, zc, self.z_prev)
@@ -264,7 +266,7 @@ class RobustBaseline:
         self.fast = np.where(first, des, np.where(valid, self.fast + a_f * (des - self.fast), self.fast))
         absr = np.abs(r)
         self.fast_abs = np.where(valid, self.fast_abs + a_f * (absr - self.fast_abs), self.fast_abs)
-        grow = np.minimum(absr, 2.0 * bound)
+        grow = np.minimum(absr, bound)  # a variance change resets the scale (changepoint.py); here it stays robust
         self.scale = np.where(valid & ~first, self.scale + a_s * (np.where(warm, grow, absr) - self.scale), self.scale)
         if any(c.active.any() for c in self.components):
             e = np.where(valid & warm, (1.0 - a_l) * rc, 0.0)
