@@ -353,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Render PNG plots and OUT_DIR/report.md from a folder written by run or suite.")
     rp.add_argument("out_dir", metavar="OUT_DIR", help="results folder (with summary.json)")
     rp.set_defaults(fn=cmd_report)
-    for mod, fn in (("zeroops.live", "add_live_parser"), ("zeroops.safety_cli", "add_safety_parsers")):
+    for mod, fn in (("zeroops.live", "add_live_parser"), ("zeroops.safety_cli", "add_safety_parsers"),
+                    ("zeroops.detect_cli", "add_detect_parser")):
         try:
             module = __import__(mod, fromlist=[fn])
         except ImportError:
