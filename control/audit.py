@@ -444,6 +444,7 @@ class AuditLog:
         self.checkpoints_path: Path | None = None
         self._cp_fd: int | None = None
         self._cp_synced = time.monotonic()
+        self._thread: threading.Thread | None = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._lockfile = open(self.path + ".writer-lock", "a+")  # noqa: SIM115 - held for the log's life
@@ -479,7 +480,6 @@ class AuditLog:
         self._pending: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         if background and flush_interval > 0 and batch_size > 1:
             self._thread = threading.Thread(target=self._flusher, name="audit-flusher", daemon=True)
             self._thread.start()
@@ -553,11 +553,15 @@ class AuditLog:
         data = checkpoint_line(self.key, trail, seq, seq, head, time.time(), final).encode()
         while data:
             data = data[os.write(self._cp_fd, data):]
-        now = time.monotonic()
-        if fsync or now - self._cp_synced >= CHECKPOINT_FSYNC_SECONDS:
-            os.fsync(self._cp_fd)  # bounds what a power loss can take from the log (a lag, never tampering)
-            self._cp_synced = now
         self._signed_seq = seq
+        if fsync or (self._thread is None and time.monotonic() - self._cp_synced >= CHECKPOINT_FSYNC_SECONDS):
+            self._sync_checkpoints()  # with a flusher thread, it syncs the log outside the lock instead
+
+    def _sync_checkpoints(self) -> None:
+        """fsync the checkpoint log: bounds what a power loss can take from it (a lag, never tampering)."""
+        if self._cp_fd is not None:
+            os.fsync(self._cp_fd)
+        self._cp_synced = time.monotonic()
 
     # ---------------------------------------------------------------- writing
     def record(self, rec: ActionRecord) -> None:
@@ -610,6 +614,9 @@ class AuditLog:
         while not self._stop.wait(self.flush_interval):
             with self._lock, contextlib.suppress(sqlite3.Error, OSError):  # the owner's next flush() raises it
                 self._flush_locked()
+            if self._cp_fd is not None and time.monotonic() - self._cp_synced >= CHECKPOINT_FSYNC_SECONDS:
+                with contextlib.suppress(OSError):  # not under the lock: appends go on while the disk syncs
+                    self._sync_checkpoints()
 
     def close(self) -> None:
         """Commit, sign a final checkpoint, release the file."""

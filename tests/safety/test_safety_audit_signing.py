@@ -374,3 +374,23 @@ def test_an_anchor_catches_the_database_and_its_log_rolled_back_together(tmp_pat
     assert_caught(p, capsys, ("signs trail", "swapped"), anchor, "--anchor", str(anchor))
     rc, _, err = cli(capsys, "--db", str(p), "--anchor", str(tmp_path / "nope"))
     assert rc == 2 and "no such anchor file" in err
+
+
+def test_the_background_flusher_signs_and_syncs_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import control.audit as audit
+
+    synced: list[float] = []
+    monkeypatch.setattr(audit, "CHECKPOINT_FSYNC_SECONDS", 0.0)
+    monkeypatch.setattr(audit.AuditLog, "_sync_checkpoints",
+                        lambda self: (synced.append(time.monotonic()), os.fsync(self._cp_fd)))
+    log = AuditLog(tmp_path / "a.db", batch_size=1000, flush_interval=0.01)
+    log.append(body(1))
+    deadline = time.monotonic() + 2.0
+    while (log._signed_seq < 1 or len(synced) < 2) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert log._signed_seq == 1 and len(synced) >= 2  # genesis, then the flusher's own sync
+    log.close()
+    rep = verify(tmp_path / "a.db")
+    assert rep.ok and rep.closed
