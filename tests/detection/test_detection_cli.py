@@ -8,16 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zeroops.detect_cli import main as detect_main
-
-
-def zeroops(argv: list[str]) -> int:
-    """Through the real ``zeroops`` entry point once ``detect`` is registered there, else the module's own."""
-    from zeroops import cli
-
-    parser = cli.build_parser()
-    choices = next(a.choices for a in parser._actions if getattr(a, "choices", None) and "run" in a.choices)
-    return cli.main(argv) if "detect" in choices else detect_main(argv)
+from zeroops.cli import main as zeroops
 
 
 def write(path: Path, text: str) -> Path:
