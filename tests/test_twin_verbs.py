@@ -279,6 +279,33 @@ def test_shelve_frees_the_host_and_unshelve_places_again() -> None:
     assert _rate(a) == pytest.approx(r0)
 
 
+def test_a_shelved_server_is_on_no_host() -> None:
+    w, a = world()
+    sid, other = (s.id for s in a.servers(service="web")[:2])
+    used = w.hv_used.copy()
+    a.execute(ShelveServer(server_id=sid))
+    w.run(until=w.now() + 300)
+    for verb in (base.RebootServer(server_id=sid, hard=True), base.MigrateServer(server_id=sid),
+                 ShelveServer(server_id=sid), StopServer(server_id=sid)):
+        with pytest.raises(Conflict):
+            a.execute(verb)
+    a.execute(base.DeleteServer(server_id=sid))  # frees quota, and no host capacity twice
+    w.run(until=w.now() + 60)
+    assert a.server(sid) is None
+    assert (w.hv_used == used - np.where(np.arange(w.n_hv)[:, None] == w.hv[int(sid[4:])],
+                                         w.f_res[w.flavor_index["small"]], 0)).all()
+    # deleting a server while it unshelves frees the capacity it claimed
+    sid = other
+    a.execute(ShelveServer(server_id=sid))
+    w.run(until=w.now() + 300)
+    before = w.hv_used.copy()
+    a.execute(StartServer(server_id=sid))
+    assert a.server(sid).status == "BUILD"
+    a.execute(base.DeleteServer(server_id=sid))
+    w.run(until=w.now() + 300)
+    assert (w.hv_used == before).all() and (w.hv_used >= 0).all()
+
+
 def test_unshelve_needs_room() -> None:
     w, a = world()
     sid = a.servers(service="web")[0].id

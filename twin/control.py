@@ -118,11 +118,13 @@ class Control:
         """Mark a server DELETED now: billing stops, capacity and quota are freed."""
         if self.status[i] == DELETED:
             return
+        held = self.status[i] != SHELVED  # a shelved server holds no host capacity (twin/shelving.py)
         self.status[i] = DELETED
         self.deleted_at[i] = self.now()
         self.invalidate()
         res = self.f_res[self.flavor[i]]
-        self.hv_used[self.hv[i]] -= res
+        if held:
+            self.hv_used[self.hv[i]] -= res
         proj = int(self.svc_project[self.svc[i]]) if self.svc[i] >= 0 else 0
         self.proj_used[proj] -= np.array([1, res[0], res[1]])
 
@@ -132,6 +134,9 @@ class Control:
         self._idle(i)
         if self.status[i] == BUILD:
             raise errors.Conflict(f"Cannot 'reboot' server {server_id(i)} while it is in vm_state building")
+        if self.status[i] == SHELVED:
+            raise errors.Conflict(f"Cannot 'reboot' server {server_id(i)} while it is SHELVED_OFFLOADED (start "
+                                  "unshelves it)")
         if not self.hv_up[self.hv[i]]:
             raise errors.Conflict(f"Cannot 'reboot' server {server_id(i)}: compute host {self.hv_names[self.hv[i]]} "
                                   "is down (evacuate it with migrate)")
@@ -223,8 +228,8 @@ class Control:
         self._check_api()
         i = self._server(sid)
         self._idle(i)
-        if self.status[i] == BUILD:
-            raise errors.Conflict(f"Cannot 'migrate' server {server_id(i)} while it is building")
+        if self.status[i] in (BUILD, SHELVED):
+            raise errors.Conflict(f"Cannot 'migrate' server {server_id(i)} while it is {STATUS[self.status[i]]}")
         h = int(self.hv[i])
         f = int(self.flavor[i])
         if hypervisor is not None:

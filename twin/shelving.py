@@ -5,7 +5,8 @@
 * shelve: ``SHELVED_OFFLOADED`` after ``latencies.shelve``; it leaves its host (the capacity is released)
   and costs nothing.  It still counts against its project's quota (as Nova counts it).
 * start: a SHUTOFF server powers on (``latencies.reboot``); a shelved one is unshelved: placed again (which
-  may fail with NoValidHost) and ACTIVE after ``latencies.unshelve``.
+  may fail with NoValidHost), BUILD while it unshelves and ACTIVE after ``latencies.unshelve``.
+* a shelved server cannot be rebooted or migrated (Conflict); deleting it frees no host capacity.
 
 A server stops serving when the stop or shelve begins.  Completed calls notify the world's listeners
 (``stop_server``, ``shelve_server``, ``start_server``).
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from twin import errors
-from twin.names import ACTIVE, DELETED, ERROR, SHELVED, SHUTOFF, STATUS, server_id
+from twin.names import ACTIVE, BUILD, DELETED, ERROR, SHELVED, SHUTOFF, STATUS, server_id
 
 if TYPE_CHECKING:
     from twin.world import World
@@ -66,11 +67,13 @@ def shelve_server(w: World, sid: str, actor: str = "automation") -> None:
 
 
 def unshelve_server(w: World, i: int, actor: str = "automation") -> None:
-    """Start a SHELVED_OFFLOADED server: placed again (NoValidHost if no host has room)."""
+    """Start a SHELVED_OFFLOADED server: placed again (NoValidHost if no host has room), BUILD while it
+    unshelves (as the live adapter shows a server whose start is under way), then ACTIVE."""
     f = int(w.flavor[i])
     h = w.place(f)
     w.hv_used[h] += w.f_res[f]
     w.hv[i] = h
+    w.status[i] = BUILD  # holds its new host's capacity from now (a deletion frees it)
     d = w.draw(w.cfg.latencies.unshelve)
     w.busy_until[i] = w.down_until[i] = w.now() + d
     w.invalidate()
