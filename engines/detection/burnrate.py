@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engines.detection.api import Detector
+from engines.detection.api import Detector, fclip
 
 SRE_WORKBOOK_PAGES: tuple[tuple[float, float, float], ...] = ((3600.0, 300.0, 14.4), (21600.0, 1800.0, 6.0))
 
@@ -57,7 +57,7 @@ class BurnRate(Detector):
         cnt = self.cn - c
         mean = np.where(cnt > 0, (self.cs - s) / np.maximum(cnt, 1.0), 0.0)
         # a window not yet covered by data counts its unseen part as error-free (no alarm storm at start-up)
-        covered = np.clip((now - self.first_t + self.res) / window, 0.0, 1.0)
+        covered = fclip((now - self.first_t + self.res) / window, 0.0, 1.0)
         return mean * np.where(np.isfinite(covered), covered, 0.0)
 
     def _step(self, t: np.ndarray, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -70,10 +70,10 @@ class BurnRate(Detector):
             if drop > 0:
                 del self.snap_t[:drop], self.snap_s[:drop], self.snap_n[:drop]
         self.first_t = np.where(np.isnan(self.first_t) & valid, t, self.first_t)
-        self.cs = self.cs + np.clip(x, 0.0, None) * valid
+        self.cs = self.cs + np.maximum(x, 0.0) * valid
         self.cn = self.cn + valid
         score = np.zeros(len(x))
         for long_w, short_w, factor in self.windows:
             burn = np.minimum(self._mean_since(now, long_w), self._mean_since(now, short_w)) / self.budget
-            score = np.maximum(score, np.clip(burn / factor - 0.5, 0.0, 1.0))
+            score = np.maximum(score, fclip(burn / factor - 0.5, 0.0, 1.0))
         return score

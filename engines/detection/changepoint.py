@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.detection.api import Detector, ramp
+from engines.detection.api import Detector, fclip, ramp
 from engines.detection.seasonal import RobustBaseline
 
 
@@ -34,7 +34,7 @@ class ChangeStats:
         """Returns (shift score, variance score) and resets the baseline where a change is accepted."""
         # autocorrelated noise wanders: a sum of n residuals has sd ≈ √n·√((1+ρ)/(1−ρ)), so scale the steps down
         inflate = np.sqrt((1.0 + base.rho) / (1.0 - base.rho))
-        zc = np.clip(z, -self.z_clip, self.z_clip) / inflate
+        zc = fclip(z, -self.z_clip, self.z_clip) / inflate
         self.pos = np.where(valid, np.maximum(0.0, self.pos + zc - self.k), self.pos)
         self.neg = np.where(valid, np.maximum(0.0, self.neg - zc - self.k), self.neg)
         self.var = np.where(valid, np.maximum(0.0, self.var + np.minimum(z * z, 16.0) - self.var_drift), self.var)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engines.detection.api import DAY, Detector, gauss_z_for_rate, ramp
+from engines.detection.api import DAY, Detector, fclip, gauss_z_for_rate, ramp
 from engines.detection.burnrate import BurnRate
 from engines.detection.changepoint import ChangeStats
 from engines.detection.seasonal import AUTO, RobustBaseline
@@ -69,7 +69,7 @@ class EnsembleDetector(Detector):
         b.step(t, x, valid)
         zt: np.ndarray | float = self.z_threshold
         if self.fp_per_day is not None:
-            p = np.clip(self.fp_per_day * b.clock.interval() / DAY, 1e-12, 0.5)
+            p = fclip(self.fp_per_day * b.clock.interval() / DAY, 1e-12, 0.5)
             zt = np.maximum(np.interp(np.log10(p), self._lp, self._z), 3.5)
         spike = ramp(np.abs(b.z), zt)  # type: ignore[arg-type]
         shift, var = self.change.step(b.z, valid, b)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engines.detection.api import DAY, WEEK, Detector, SamplingClock, halflife_alpha, ramp
+from engines.detection.api import DAY, WEEK, Detector, SamplingClock, fclip, halflife_alpha, ramp
 
 AUTO = "auto"
 ROWS_PER_STEP = 256  # periodic per-series work (seasonality tests) done for at most this many series per update
@@ -236,15 +236,15 @@ class RobustBaseline:
         az = np.abs(z)
         self.log_q99 = np.where(upd, self.log_q99 + 0.02 * (0.99 - (az <= np.exp(self.log_q99))), self.log_q99)
         self.log_q999 = np.where(upd, self.log_q999 + 0.05 * (0.999 - (az <= np.exp(self.log_q999))), self.log_q999)
-        self.tail = np.clip(np.maximum(np.exp(self.log_q99) / 2.576, np.exp(self.log_q999) / 3.291), 1.0, 20.0)
+        self.tail = fclip(np.maximum(np.exp(self.log_q99) / 2.576, np.exp(self.log_q999) / 3.291), 1.0, 20.0)
         self.z = z / self.tail
-        zc = np.clip(self.z, -4.0, 4.0)
+        zc = fclip(self.z, -4.0, 4.0)
         dt_cap = np.minimum(dt, 2.0 * interval)  # statistics of the noise learn per sample, not per second of a gap
         a_r = halflife_alpha(dt_cap, 4.0 * (self.scale_hl or 96.0 * interval))  # slow: an anomaly must not teach it
         self.c0 = np.where(upd, self.c0 + a_r * (zc * zc - self.c0), self.c0)
         self.c1 = np.where(upd, self.c1 + a_r * (zc * self.z_prev - self.c1), self.c1)
         self.z_prev = np.where(upd, zc, self.z_prev)
-        self.rho = np.clip(self.c1 / np.maximum(self.c0, 1e-9), 0.0, 0.9)
+        self.rho = fclip(self.c1 / np.maximum(self.c0, 1e-9), 0.0, 0.9)
         self.r = np.where(valid, r, 0.0)
         self.season = season
         self.gap = gap
@@ -256,7 +256,7 @@ class RobustBaseline:
         a_l = np.where(warm, a_l, 1.0 / n_eff)  # running mean while warming up
         a_s = np.where(warm, a_s, 1.0 / np.maximum(n_eff - 1.0, 1.0))
         bound = self.clip * np.maximum(self.scale, tiny)
-        rc = np.where(warm, np.clip(r, -bound, bound), r)
+        rc = np.where(warm, fclip(r, -bound, bound), r)
         des = x - season
         self.level = np.where(first, x, np.where(valid, self.level + trend_term + a_l * rc, self.level))
         if self.beta > 0:

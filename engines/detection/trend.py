@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from engines.detection.api import Detector
+from engines.detection.api import Detector, fclip
 from engines.detection.seasonal import ROWS_PER_STEP
 
 HOUR = 3600.0
@@ -64,7 +64,7 @@ class TrendToLimit(Detector):
         self.acc_x += np.where(valid, x, 0.0)
         self.acc_n += valid
         self.ttl = np.maximum(self.t_cross - t, 0.0)
-        return np.clip(1.0 - self.ttl / (2.0 * self.horizon_s), 0.0, 1.0)
+        return fclip(1.0 - self.ttl / (2.0 * self.horizon_s), 0.0, 1.0)
 
     def _close(self, idx: np.ndarray) -> None:
         m = self.acc_n[idx]
