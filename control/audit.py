@@ -471,11 +471,14 @@ class AuditLog:
         if self.path != ":memory:":
             try:
                 self._open_signing(key, checkpoints)
-            except BaseException:
+            except BaseException as e:
                 self.db.close()
                 self._lockfile.close()
                 if self._cp_fd is not None:
                     os.close(self._cp_fd)
+                if isinstance(e, OSError):
+                    raise AuditError(f"{e.filename or self.checkpoints_path}: cannot write the checkpoint log: "
+                                     f"{e.strerror or e}") from None
                 raise
         self._pending: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()

@@ -394,3 +394,11 @@ def test_the_background_flusher_signs_and_syncs_the_log(tmp_path: Path, monkeypa
     log.close()
     rep = verify(tmp_path / "a.db")
     assert rep.ok and rep.closed
+
+
+def test_an_unwritable_checkpoint_log_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match="nowhere/a.log: cannot write the checkpoint log"):
+        AuditLog(tmp_path / "a.db", checkpoints=tmp_path / "nowhere" / "a.log")
+    log = AuditLog(tmp_path / "a.db")  # nothing was left half-made: the lock is free, the trail starts clean
+    log.close()
+    assert verify(tmp_path / "a.db").ok
