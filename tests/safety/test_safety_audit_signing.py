@@ -402,3 +402,38 @@ def test_an_unwritable_checkpoint_log_is_a_clear_error(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "a.db")  # nothing was left half-made: the lock is free, the trail starts clean
     log.close()
     assert verify(tmp_path / "a.db").ok
+
+
+KILLED_BEFORE_SIGNING = """
+import os, signal, sys
+from control import audit
+sign = audit.AuditLog._write_checkpoint
+def die_before_signing(self, trail, seq, head, **kw):
+    if seq >= 50 and not kw.get("fsync"):
+        os.kill(os.getpid(), signal.SIGKILL)  # records 41..50 are COMMITted, their checkpoint never written
+    sign(self, trail, seq, head, **kw)
+audit.AuditLog._write_checkpoint = die_before_signing
+log = audit.AuditLog(sys.argv[1], batch_size=10, background=False)
+for i in range(1, 100):
+    log.append({"at": float(i), "engine": "w", "kind": "notify", "decision": "allow", "outcome": "executed"})
+"""
+
+
+def test_a_writer_killed_between_commit_and_signature_loses_nothing_and_is_not_tampering(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    p = tmp_path / "a.db"
+    proc = subprocess.run([sys.executable, "-c", KILLED_BEFORE_SIGNING, str(p)],
+                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=60)
+    assert proc.returncode == -9
+    rep = verify(p)
+    assert rep.ok, rep.problems
+    assert rep.records == 50 and rep.signed_seq == 40 and rep.unsigned == 10 and not rep.closed
+    rc, out, _ = cli(capsys, "--db", str(p))
+    assert rc == 0 and "10 records after the last signed checkpoint" in out
+    AuditLog(p, batch_size=1).close()  # the restarted writer signs them
+    rep = verify(p)
+    assert rep.ok and rep.signed_seq == 50 and rep.unsigned == 0 and rep.closed
