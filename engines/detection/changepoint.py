@@ -9,7 +9,9 @@ baseline accepts the change: its level jumps to the recent mean and S restarts,
 so an alarm ends once the series has settled at its new level.
 
 The variance statistic V ← max(0, V + min(z², 16) − 3) works the same way; at its
-reset the noise scale jumps to the recent mean absolute residual.
+reset the noise scale jumps to the recent mean absolute residual — unless a level
+shift is under way: a shift is accepted first and clears V, so a step is not
+mistaken for noise (which would blind the detector for hours).
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ class ChangeStats:
             base.reset_level(accept)
             self.pos = np.where(accept, 0.0, self.pos)
             self.neg = np.where(accept, 0.0, self.neg)
-        vaccept = self.var >= 1.5 * self.var_h
+            # the residuals that raised the variance statistic were the shift's: forget them
+            self.var = np.where(accept, 0.0, self.var)
+            base.fast_abs = np.where(accept, base.scale, base.fast_abs)
+        vaccept = (self.var >= 1.5 * self.var_h) & ~accept & (s < self.h)
         if vaccept.any():
             base.reset_scale(vaccept)
             self.var = np.where(vaccept, 0.0, self.var)
