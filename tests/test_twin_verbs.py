@@ -335,6 +335,9 @@ def test_inject_fault_marks_chaos() -> None:
         a.execute(InjectFault(fault="server_crash", target_component="nowhere"))
     with pytest.raises(Conflict):
         a.execute(InjectFault(fault="az_outage", target_component="web"))  # a zone fault
+    a.execute(InjectFault(fault="bad_deploy", target_component="batch"))
+    assert w.truth.faults[-1].chaos and w.truth.faults[-1].release["actor"] == "chaos"
+    assert [(d.service, d.actor) for d in a.deploys(0)] == [("batch", "chaos")]
     w2 = World(cfg(faults=[{"type": "server_crash", "at": 60, "service": "web"}]))
     w2.run(until=120)
     assert [f.chaos for f in w2.truth.faults] == [False]

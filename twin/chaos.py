@@ -65,7 +65,12 @@ def inject_fault(w: World, fault: str, target: str, duration: float | None = Non
     spec = FaultSpec(type=fault, at=w.now(), service=service, hypervisor=hypervisor, zone=zone,
                      duration=duration, severity=magnitude if magnitude is not None else 1.0)
     aim = Target(onset=w.now(), servers=[row]) if row is not None and fault in SERVER_FAULTS else None
-    f = w.faults.inject(spec, aim)
+    if fault in ("bad_deploy", "memory_leak"):  # a bad release shipped by the experiment, to every server
+        w.releases._pending = (1.0, "chaos", None, None)
+    try:
+        f = w.faults.inject(spec, aim)
+    finally:
+        w.releases._pending = None
     if f is None:
         raise errors.Conflict(f"fault {fault} found nothing to hit on {target}")
     f.rec.chaos = True
