@@ -141,7 +141,11 @@ def cmd_detect(a: argparse.Namespace) -> int:
         return EXIT_INPUT
     scores = det.score_series(ts, vs)
     hit = scores >= a.threshold
-    out = sys.stdout if a.out in (None, "-") else open(a.out, "w", newline="", encoding="utf-8")  # noqa: SIM115
+    try:
+        out = sys.stdout if a.out in (None, "-") else open(a.out, "w", newline="", encoding="utf-8")  # noqa: SIM115
+    except OSError as e:
+        print(f"error: {a.out}: cannot write the output ({e.strerror or e})", file=sys.stderr)
+        return EXIT_INPUT
     try:
         w = csv.writer(out, lineterminator="\n")
         w.writerow(["timestamp", "value", "score", "detected"])

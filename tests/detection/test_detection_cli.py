@@ -65,3 +65,9 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path: Path, capsys: pytest.C
 def test_missing_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert zeroops(["detect", str(tmp_path / "nope.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = write(tmp_path / "ok.csv", "timestamp,value\n1,2\n2,3\n")
+    assert zeroops(["detect", str(src), "--out", str(tmp_path / "no" / "such" / "dir.csv")]) == 2
+    assert "cannot write the output" in capsys.readouterr().err
