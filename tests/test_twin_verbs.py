@@ -306,6 +306,16 @@ def test_a_shelved_server_is_on_no_host() -> None:
     assert (w.hv_used == before).all() and (w.hv_used >= 0).all()
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])  # the fault's drawn order puts either server first
+def test_a_server_fault_never_hits_a_shelved_server(seed: int) -> None:
+    w, a = world(seed=seed, faults=[{"type": "server_crash", "at": 900, "service": "batch"}])
+    shelved, other = (s.id for s in a.servers(service="batch"))
+    a.execute(ShelveServer(server_id=shelved))
+    w.run(until=1000)
+    (f,) = w.truth.faults
+    assert f.servers == [other] and a.server(shelved).status == "SHELVED_OFFLOADED"
+
+
 def test_unshelve_needs_room() -> None:
     w, a = world()
     sid = a.servers(service="web")[0].id

@@ -26,7 +26,7 @@ from twin.groundtruth import FaultRecord, HumanAction
 if TYPE_CHECKING:
     from twin.world import World
 
-ACTIVE, ERROR, DELETED = 1, 3, 4
+ACTIVE, ERROR, DELETED, SHELVED = 1, 3, 4, 5
 _FAULT_STREAM = 0xFA17  # spawn keys of the per-fault random streams
 _PREEMPT_STREAM = 0x5907  # the stream of runtime spot preemptions
 
@@ -87,13 +87,14 @@ class Fault:
         return all(self._serving_count(s) >= b for s, b in self.baseline.items())
 
     def _initial_server(self, s: int) -> int | None:
-        """The first server of the fault's resolved order that still exists (not deleted or being deleted).
+        """The first server of the fault's resolved order that still exists (not deleted or being deleted) on a
+        host (a shelved server is on none: nothing to crash or fill).
 
         If an engine deleted all of them by the onset, the fixed rule is: the lowest-numbered ACTIVE server of
         the service now (``rec.retargeted`` is set); None if it has none."""
         w = self.w
         for i in self.target.servers:
-            if w.status[i] != DELETED and not w.deleting[i]:
+            if w.status[i] != DELETED and w.status[i] != SHELVED and not w.deleting[i]:
                 return i
         ids = w.servers_of(s, (ACTIVE,))
         if not len(ids):
