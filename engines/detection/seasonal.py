@@ -79,6 +79,8 @@ class RobustBaseline:
       season_halflife_periods: how many periods a seasonal slot takes to move half way to a new shape.
       clip: residuals beyond ``clip`` robust sigmas are clipped before they are learned (Huber).
       warmup: samples per series before any score is non-zero.
+      slope_beta, slope_damping: the damped Holt local trend (0 switches it off); the trend's forecast over
+        h sampling intervals is φ + … + φ^h slopes, so it never runs away across a gap.
     """
 
     def __init__(self, n: int, periods: str | Sequence[float] = AUTO, candidates: Sequence[float] = (DAY, WEEK),
