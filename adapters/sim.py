@@ -160,7 +160,7 @@ class SimAdapter:
                 raise ValueError(f"metric {metric} needs a label server=<server id>, got {sid!r}")
             t, v = w.metrics.srv[metric].window(seconds, i)
         elif metric in DEPENDENCY_METRICS:
-            t, v = w.metrics.dep[metric].window(seconds, self._edge(metric, labels))
+            t, v = w.metrics.dep_window(metric, self._edge(metric, labels), seconds)
         else:
             raise ValueError(f"unknown metric {metric!r}; allowed: "
                              f"{', '.join(SERVICE_METRICS + SERVER_METRICS + DEPENDENCY_METRICS)}")

@@ -108,9 +108,13 @@ class GroundTruth:
         n = len(services)
         self.faults: list[FaultRecord] = []
         self.offered = np.zeros(n)
-        # user-facing (edge) requests only: what users sent to services nobody else calls, and what they got back
-        self.edge_offered = np.zeros(n)
-        self.edge_good = np.zeros(n)
+        # user-facing (edge) requests only: what users sent to edge services, and the good answers they got back
+        # (see edge_offered / edge_good); set by the world
+        self.edge_mask = np.zeros(n)  # 1.0 for an edge service
+        self.edge_shared = False  # some edge service is also called by others: its users' share is tracked
+        self._edge_offered = np.zeros(n)  # accumulated per tick when edge_shared, else filled by close()
+        self._edge_good = np.zeros(n)
+        self._closed = False
         self.good = np.zeros(n)
         self.served = np.zeros(n)
         self.dropped = np.zeros(n)
@@ -123,6 +127,16 @@ class GroundTruth:
         self.oom_kills = 0
         self.preemptions = 0
 
+    @property
+    def edge_offered(self) -> np.ndarray:
+        """Per service, requests users sent it (0 for internal services); internal calls never count."""
+        return self._edge_offered if self.edge_shared or self._closed else self.offered * self.edge_mask
+
+    @property
+    def edge_good(self) -> np.ndarray:
+        """Per service, good answers users got (a dependency's failure that reached them counted once)."""
+        return self._edge_good if self.edge_shared or self._closed else self.good * self.edge_mask
+
     def slo_step(self, t: float, dt: float, breach: np.ndarray) -> None:
         self.breach_seconds += breach * dt
         opening = breach & np.isnan(self.breach_open)
@@ -133,6 +147,10 @@ class GroundTruth:
         self.breach_open[closing] = np.nan
 
     def close(self, t: float) -> None:
+        if not self.edge_shared and not self._closed:  # every request to an edge service was a user's
+            self._edge_offered[:] = self.offered * self.edge_mask
+            self._edge_good[:] = self.good * self.edge_mask
+        self._closed = True
         for i in np.flatnonzero(~np.isnan(self.breach_open)):
             self.breaches.append((self.services[i], float(self.breach_open[i]), t))
         self.breach_open[:] = np.nan

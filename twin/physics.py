@@ -315,13 +315,12 @@ class Physics:
         self.truth.dropped += (over + (offered - routed)) * dt
         self.truth.offered += offered * dt
         self.truth.good += good * dt
-        # users' requests only: what they sent to edge services and the good answers they got back
-        self.truth.edge_offered += self.svc_edge * ext * dt
-        if self._edge_called:  # an edge service other services call too: the users' share of its answers
-            user = np.divide(self.svc_edge * ext, offered, out=np.zeros(nsvc), where=offered > 0)
-            self.truth.edge_good += good * user * dt
-        else:
-            self.truth.edge_good += self.svc_edge * good * dt
+        if self._edge_called:  # an edge service other services call too: its users' share of its answers
+            # (otherwise an edge service's requests are all users': GroundTruth.edge_* read offered and good)
+            user_in = self.svc_edge * ext
+            self.truth._edge_offered += user_in * dt
+            user = np.divide(user_in, offered, out=np.zeros(nsvc), where=offered > 0)
+            self.truth._edge_good += good * user * dt
         breach = (offered > 0) & ((p95 > self.svc_slo_lat) | (err > self.svc_slo_err))
         self.truth.slo_step(t, dt, breach)
         self._bill(t, dt, rc, sc)

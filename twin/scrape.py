@@ -105,8 +105,7 @@ class Scrape:
         if self._dep_now is not None:  # per dependency edge: the caller's noise on calls, the callee's on the rest
             calls, e_err, e_lat = self._dep_now
             src, dst = self.e_src, self.e_dst
-            dep_vals = {"dep_call_rate": calls * z[0][src], "dep_error_ratio": np.clip(e_err * z[1][dst], 0.0, 1.0),
-                        "dep_latency_ms": e_lat * z[2][dst]}
+            dep_vals = np.concatenate((calls * z[0][src], np.clip(e_err * z[1][dst], 0.0, 1.0), e_lat * z[2][dst]))
             self._dep_now = None
         self.metrics.scrape(t, svc_vals, srv_vals, dep_vals)
         before = len(self.alerting.alerts)

@@ -139,7 +139,8 @@ class MetricStore:
         self.srv = {m: Ring(length, server_capacity) for m in server_metrics}
         self.edges = list(edges or [])
         self.dep_metrics = list(dependency_metrics or []) if self.edges else []
-        self.dep = {m: Ring(length, len(self.edges), np.float64) for m in self.dep_metrics}
+        # one ring for every dependency metric, metric-major columns (one push per scrape)
+        self.dep = Ring(length, len(self.dep_metrics) * len(self.edges), np.float64)
 
         def hist(period: int, width: int) -> History:
             keep = HISTORY_S[period] if horizon is None else min(HISTORY_S[period], horizon + period)
@@ -155,7 +156,9 @@ class MetricStore:
             r.grow(capacity)
 
     def scrape(self, t: float, services: dict[str, np.ndarray], servers: dict[str, np.ndarray],
-               dependencies: dict[str, np.ndarray] | None = None) -> None:
+               dependencies: np.ndarray | None = None) -> None:
+        """One snapshot; ``dependencies`` is every dependency metric's row over the edges, concatenated in
+        ``dep_metrics`` order (finite values)."""
         for m, row in services.items():
             self.svc[m].push(t, row)
         for m, row in servers.items():
@@ -163,12 +166,14 @@ class MetricStore:
         flat = np.nan_to_num(np.concatenate([services[m] for m in self.service_metrics]))
         for r in self.rollups.values():
             r.add(t, flat, clean=True)
-        if dependencies and self.dep_rollups:
-            for m, row in dependencies.items():
-                self.dep[m].push(t, row)
-            flat = np.nan_to_num(np.concatenate([dependencies[m] for m in self.dep_metrics]))
+        if dependencies is not None and self.dep_rollups:
+            self.dep.push(t, dependencies)
             for r in self.dep_rollups.values():
-                r.add(t, flat, clean=True)
+                r.add(t, dependencies, clean=True)
+
+    def dep_window(self, metric: str, edge: int, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        """Times and values of a dependency metric on one edge within the last ``seconds``."""
+        return self.dep.window(seconds, self.dep_metrics.index(metric) * len(self.edges) + edge)
 
     def close(self) -> None:
         for r in self.rollups.values():

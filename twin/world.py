@@ -67,6 +67,7 @@ class World(Scheduling, Control, Effects, InventoryView, Physics, Billing, Scrap
         self._build_services(base_dir)
         self._build_servers()
         self.truth = GroundTruth(self.svc_names)
+        self.truth.edge_mask, self.truth.edge_shared = self.svc_edge, self._edge_called
         scrape = cfg.telemetry.scrape_interval
         self.scrape_every = max(1, int(round(scrape / self.dt)))
         self.metrics = MetricStore(cfg.telemetry.window, self.dt * self.scrape_every, self.svc_names, SERVICE_METRICS,
