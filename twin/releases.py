@@ -2,9 +2,9 @@
 
 Every server carries a version (a row of :attr:`ReleaseManager.ver`: the index of a :class:`Release`); a
 service has a current version and a history of earlier ones.  A deploy rolls a version onto a share of the
-service's servers (at least one; the others keep theirs).  The load balancer splits traffic by server, so a
-canary on 5 % of the servers takes about 5 % of the requests, and a release's *effect* shows only on the
-servers that run it:
+service's servers (⌈fraction × servers⌉, at least one; the others keep theirs).  The load balancer splits
+traffic by server, so a canary on 5 % of the servers takes about 5 % of the requests, and a release's
+*effect* shows only on the servers that run it:
 
 ==============  =====================================================================
 effect          on a server running the release (severity ``x``, about 1)
@@ -26,6 +26,7 @@ the same releases.  New servers start on the service's stable version (the last 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -309,7 +310,8 @@ class ReleaseManager:
             w.svc_version[s] = rel.seq
         rows = self._rows_of(s)
         n = len(rows)
-        k = n if fraction >= 1.0 else min(n, max(1, int(round(fraction * n))))
+        # ⌈fraction × n⌉ servers, as the fake and the OpenStack adapter take (docs/adapter-mapping.md)
+        k = n if fraction >= 1.0 else min(n, max(1, math.ceil(fraction * n - 1e-9)))
         if fraction >= 1.0:
             self.stable[s] = rel.idx
         on = self.ver[rows] == rel.idx
