@@ -1,0 +1,1 @@
+"""The autonomous operations center: detection, incidents, RCA, runbooks, alerting."""
