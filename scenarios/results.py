@@ -9,6 +9,7 @@ Layout of an output folder::
     <scenario>/<engines>/incidents.csv   ground-truth incidents with detection and resolution
     <scenario>/<engines>/declarations.csv  every executed DeclareIncident and what the scorer matched it to
     <scenario>/<engines>/timeseries.csv  per-minute means of every service metric, and spend
+    <scenario>/<engines>/alerts.csv      every raw alert notification of the twin's alert rules
 """
 
 from __future__ import annotations
@@ -52,14 +53,18 @@ def write_run(r: RunResult, out: Path) -> Path:
         "incidents": [i.as_dict() for i in r.score.incidents],
         "declarations": [d.as_dict() for d in r.score.declarations],
         "slo_breaches": [{"service": s, "start": a, "end": b} for s, a, b in r.world.truth.breaches],
+        "dependencies": {s.name: [x.service for x in s.dependencies] for s in r.scenario.services},
     }
     (d / "result.json").write_text(json.dumps(summary, indent=2, default=_clean) + "\n")
-    rows = [rec.as_row() for rec in r.records]
+    # the explanation of each decision (evidence, alternatives considered) rides along, as JSON, for post-mortems
+    rows = [rec.as_row() | {"evidence": dict(rec.action.evidence), "alternatives": list(rec.action.alternatives)}
+            for rec in r.records]
     cols = ["seq", "at", "engine", "kind", "target", "params", "reason", "confidence", "incident", "verdict", "rule",
-            "outcome", "detail", "server_ids", "error"]
+            "outcome", "detail", "server_ids", "error", "evidence", "alternatives"]
     df = pd.DataFrame(rows, columns=cols)
     if len(df):
-        df["params"] = df["params"].map(lambda p: json.dumps(p, default=str))
+        for c in ("params", "evidence", "alternatives"):
+            df[c] = df[c].map(lambda p: json.dumps(p, default=str))
         df["server_ids"] = df["server_ids"].map(lambda s: " ".join(s))
     df.to_csv(d / "actions.csv", index=False)
     pd.DataFrame([i.as_dict() for i in r.score.incidents], columns=list(INCIDENT_COLUMNS)).to_csv(
@@ -72,7 +77,20 @@ def write_run(r: RunResult, out: Path) -> Path:
     spend = pd.Series(dict(r.world.spend_series), name="spend_total")
     ts = ts.join(spend.reindex(ts.index, method="ffill") if len(ts) else spend, how="left")
     ts.to_csv(d / "timeseries.csv")
+    write_alerts(r, d / "alerts.csv")
     return d
+
+
+ALERT_COLUMNS = ("at", "state", "name", "severity", "labels", "starts_at", "value", "fingerprint", "paged")
+
+
+def write_alerts(r: RunResult, path: Path) -> None:
+    """Every raw notification the twin's alert rules emitted (repeats included), and whether it paged the human."""
+    alerting = getattr(r.world, "alerting", None)
+    paged = {(float(t), str(why)) for t, why in getattr(r.world.truth, "pages", ())}
+    rows = [(a.at, a.state, a.name, a.severity, json.dumps(a.labels, sort_keys=True), a.starts_at, _clean(a.value),
+             a.fingerprint, (float(a.at), a.fingerprint) in paged) for a in getattr(alerting, "alerts", ())]
+    pd.DataFrame(rows, columns=list(ALERT_COLUMNS)).to_csv(path, index=False)
 
 
 def write_summary(results: list[RunResult], out: Path) -> None:
