@@ -1,0 +1,279 @@
+"""The ops center's anomaly feed: what looks wrong in one observation, as :class:`Anomaly` records with onsets.
+
+Four kinds of signal, all read from the observation (never from a world's truth), strictly causally:
+
+* **metric** — one streaming ``ensemble`` detector (``engines.detection``) over every per-service series
+  (error ratio, p95 latency, served share = served / offered, pool, CPU, memory and disk utilisation) and every
+  per-edge series (``dep_error_ratio``, ``dep_latency_ms``): one state, one ``update_many`` per scrape.  A score
+  counts only on the harmful side of the series' own recent normal (errors up, served share down, ...) and
+  when it is *material*: see :data:`MATERIAL`.
+* **trend** — a ``trend`` detector (limit 1.0) over memory and disk utilisation: the predicted time to the
+  limit (``eta_s``), so a leak is seen before the kill.
+* **inventory** — a server the inventory shows ACTIVE whose ``server_up`` scrape is 0, servers in ERROR or
+  SHUTOFF that nobody here asked for, hypervisors ``down``, a service's ``failed`` count.
+* **alert** — firing critical rules from ``obs.alerts``.
+
+Every threshold here is a general default (documented in docs/ops-center.md), not a fault's signature.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from adapters.base import Observation
+from engines.detection import make_detector
+from engines.ops.types import Anomaly, AnomalySource
+
+# per-service series: metric -> the harmful direction (+1: up is bad, -1: down is bad)
+SERVICE_SERIES: dict[str, int] = {
+    "error_ratio": +1,
+    "latency_p95_ms": +1,
+    "served_share": -1,  # served_rate / request_rate
+    "pool_util": +1,
+    "cpu_util": +1,
+    "memory_util": +1,
+    "disk_util": +1,
+}
+EDGE_SERIES: dict[str, int] = {"dep_error_ratio": +1, "dep_latency_ms": +1}
+TREND_METRICS: tuple[str, ...] = ("memory_util", "disk_util")
+# A detector's alarm is kept only when the value itself matters to users or capacity (general defaults):
+# a ratio of failures of at least 1 % (ten times a 99.9 % SLO's budget), a latency at least 1.5x the series'
+# normal, a served share below 99 %, a utilisation of at least 80 % (a saturation floor).
+MATERIAL: dict[str, tuple[str, float]] = {
+    "error_ratio": ("abs_ge", 0.01),
+    "dep_error_ratio": ("abs_ge", 0.01),
+    "latency_p95_ms": ("rel_ge", 1.5),
+    "dep_latency_ms": ("rel_ge", 1.5),
+    "served_share": ("abs_le", 0.99),
+    "pool_util": ("abs_ge", 0.8),
+    "cpu_util": ("abs_ge", 0.8),
+    "memory_util": ("abs_ge", 0.8),
+    "disk_util": ("abs_ge", 0.8),
+}
+SYMPTOMS = frozenset({"error_ratio", "latency_p95_ms", "served_share", "dep_error_ratio", "dep_latency_ms",
+                      "server_up", "server_status", "hypervisor_state", "service_failed"})
+
+
+@dataclass(slots=True)
+class _Episode:
+    onset: float
+    at: float
+    score: float
+    value: float
+    hits: int = 1  # consecutive observations with the signal present
+
+
+@dataclass
+class AnomalyFeed:
+    """Keeps the detectors and the open episodes; :meth:`update` returns the anomalies active at ``now``.
+
+    threshold: detector score that counts as anomalous (0.5 is every detector's alarm level).
+    z_threshold: the ensemble's spike threshold in calibrated sigmas.
+    trend_window_s, trend_horizon_s: the leak/fill trend's window and warning horizon.
+    hold_s: an episode stays open this long after its last anomalous sample (so one flap is one episode).
+    boot_grace_s: a server younger than this (or one acted on, see ``quiet``) is not judged by ``server_up``.
+    deploy_grace_s: nor are the servers of a service this long after a deploy (a rollout bounces them).
+    """
+
+    threshold: float = 0.5
+    z_threshold: float = 5.0
+    trend_window_s: float = 600.0
+    trend_horizon_s: float = 1800.0
+    hold_s: float = 30.0
+    boot_grace_s: float = 120.0
+    deploy_grace_s: float = 120.0
+    _keys: list[tuple[str, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
+    _det: object | None = None
+    _trend: object | None = None
+    _trend_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    _normal: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    _open: dict[tuple[str, str], _Episode] = field(default_factory=dict)
+    _labels: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    _sources: dict[tuple[str, str], AnomalySource] = field(default_factory=dict)
+    _alerts_seen: float = -math.inf
+    _last_t: float = -math.inf
+
+    # ------------------------------------------------------------------ series
+    def _series(self, obs: Observation) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
+        keys = []
+        services = obs.services
+        for s in sorted(services):
+            keys += [(s, m, (("service", s),)) for m in SERVICE_SERIES]
+        for s in sorted(services):
+            for d in services[s].dependencies:
+                keys += [(f"{s}->{d}", m, (("dependency", d), ("service", s))) for m in EDGE_SERIES]
+        return keys
+
+    def _values(self, obs: Observation, now: float) -> np.ndarray:
+        latest: dict[str, Mapping[str, float]] = {}
+        out = np.full(len(self._keys), np.nan)
+        for k, (comp, metric, labels) in enumerate(self._keys):
+            if metric in EDGE_SERIES:
+                lab = dict(labels)
+                try:
+                    out[k] = obs.window(metric, 10.0, **lab).last()
+                except ValueError:
+                    out[k] = np.nan
+                continue
+            if metric == "served_share":
+                req = _latest(obs, latest, "request_rate").get(comp, math.nan)
+                srv = _latest(obs, latest, "served_rate").get(comp, math.nan)
+                out[k] = srv / req if req > 1e-9 else math.nan
+            else:
+                out[k] = _latest(obs, latest, metric).get(comp, math.nan)
+        return out
+
+    def _material(self, metric: str, value: float, normal: float) -> bool:
+        rule = MATERIAL.get(metric)
+        if rule is None or not math.isfinite(value):
+            return False
+        kind, x = rule
+        if kind == "abs_ge":
+            return value >= x
+        if kind == "abs_le":
+            return value <= x
+        return math.isfinite(normal) and normal > 0 and value >= x * normal
+
+    # ------------------------------------------------------------------ update
+    def update(self, now: float, obs: Observation, quiet: Mapping[str, float] | None = None,
+               own_stops: Iterable[str] = ()) -> list[Anomaly]:
+        """Score this observation and return every open episode (onset = the episode's first anomalous sample).
+
+        ``quiet``: component -> until when a ``server_up`` 0 is expected (a reboot or restart we started);
+        ``own_stops``: servers we stopped on purpose (not an anomaly when SHUTOFF).
+        """
+        quiet = quiet or {}
+        keys = self._series(obs)
+        if keys != self._keys:  # the topology changed (or first call): fresh detectors over the new series
+            self._keys = keys
+            self._det = make_detector("ensemble", z_threshold=self.z_threshold)
+            self._trend = make_detector("trend", limit=1.0, window_s=self.trend_window_s,
+                                        horizon_s=self.trend_horizon_s)
+            self._trend_idx = np.array([k for k, (_, m, _) in enumerate(keys) if m in TREND_METRICS], dtype=int)
+            self._normal = np.full(len(keys), np.nan)
+        present: dict[tuple[str, str], tuple[float, float, AnomalySource, dict[str, str], float | None]] = {}
+
+        x = self._values(obs, now)
+        scores = self._det.update_many(now, x)  # type: ignore[union-attr]
+        normal = self._normal
+        # a detector finds the change; the episode then lasts while the value stays material against the
+        # normal frozen at its onset (detectors learn a persistent shift within minutes, the fault is still there)
+        ongoing = np.array([(c, m) in self._open for c, m, _ in self._keys], dtype=bool)
+        for k in np.flatnonzero((scores >= self.threshold) | ongoing):
+            comp, metric, labels = self._keys[k]
+            sign = SERVICE_SERIES.get(metric) or EDGE_SERIES.get(metric, 1)
+            nv = normal[k]
+            harmful = not math.isfinite(nv) or (x[k] - nv) * sign > 0
+            if harmful and self._material(metric, float(x[k]), float(nv)):
+                present[(comp, metric)] = (max(float(scores[k]), self.threshold), float(x[k]), "metric",
+                                           dict(labels), None)
+        calm = (scores < self.threshold) & np.isfinite(x) & ~ongoing
+        first = calm & ~np.isfinite(normal)
+        normal[first] = x[first]
+        upd = calm & ~first
+        normal[upd] += 0.05 * (x[upd] - normal[upd])  # the series' recent normal, learned only while calm
+
+        if len(self._trend_idx):
+            tx = x[self._trend_idx]
+            ts = self._trend.update_many(now, tx)  # type: ignore[union-attr]
+            ttl = self._trend.ttl  # type: ignore[union-attr]
+            for j, k in enumerate(self._trend_idx):
+                if ts[j] >= self.threshold and math.isfinite(ttl[j]):
+                    comp, metric, labels = self._keys[k]
+                    present[(comp, metric + "_trend")] = (float(ts[j]), float(tx[j]), "trend", dict(labels),
+                                                          float(ttl[j]))
+
+        self._inventory(now, obs, quiet, set(own_stops), present)
+        self._alerts(now, obs, present)
+
+        # episodes: onset at the first anomalous sample, kept open for hold_s after the last one
+        for key, (score, value, source, labels, eta) in present.items():
+            ep = self._open.get(key)
+            if ep is None:
+                self._open[key] = _Episode(now, now, score, value)
+            else:
+                ep.hits = ep.hits + 1 if ep.at >= self._last_t else 1
+                ep.at, ep.score, ep.value = now, score, value
+            self._labels[key] = labels
+            self._sources[key] = source
+            if eta is not None:
+                self._labels[key] = {**labels, "eta_s": f"{eta:.0f}"}
+        for key in [k for k, ep in self._open.items() if now - ep.at > self.hold_s]:
+            del self._open[key]
+        self._last_t = now
+        out = []
+        for (comp, metric), ep in self._open.items():
+            labels = dict(self._labels.get((comp, metric), {}))
+            eta = labels.pop("eta_s", None)
+            out.append(Anomaly(comp, metric, ep.score if ep.at == now else 0.0, ep.value, ep.onset, ep.at,
+                               self._sources.get((comp, metric), "metric"), labels,
+                               float(eta) if eta is not None else None))
+        return sorted(out, key=lambda a: (a.onset, a.component, a.metric))
+
+    def hits(self, component: str, metric: str) -> int:
+        """Consecutive observations the episode of ``(component, metric)`` has been present (0 if none)."""
+        ep = self._open.get((component, metric))
+        return ep.hits if ep is not None else 0
+
+    def _inventory(self, now: float, obs: Observation, quiet: Mapping[str, float], own_stops: set[str],
+                   present: dict) -> None:
+        services = obs.services
+        up_metric = obs.latest("active_servers")
+        deploying: dict[str, float] = {}
+        for d in obs.deploys(now - self.deploy_grace_s):
+            deploying[d.service] = max(deploying.get(d.service, -math.inf), d.at)
+        for s in obs.servers():
+            if s.status in ("ERROR", "SHUTOFF") and s.id not in own_stops and quiet.get(s.id, -1.0) < now:
+                present[(s.id, "server_status")] = (1.0, 0.0, "inventory", _srv_labels(s), None)
+        for name, svc in services.items():
+            if svc.failed > 0:
+                present[(name, "service_failed")] = (1.0, float(svc.failed), "inventory", {"service": name}, None)
+            if deploying.get(name, -math.inf) >= now - self.deploy_grace_s:
+                continue  # a rollout bounces its servers on purpose (visible in obs.deploys)
+            up = up_metric.get(name, math.nan)
+            if not (math.isfinite(up) and up < svc.active):
+                continue  # every server the inventory shows ACTIVE answers its scrape: nothing to look at
+            for s in obs.servers(service=name, status="ACTIVE"):
+                if now - s.created_at < self.boot_grace_s or quiet.get(s.id, -1.0) >= now \
+                        or quiet.get(name, -1.0) >= now:
+                    continue
+                try:
+                    v = obs.window("server_up", 10.0, server=s.id).last()
+                except ValueError:
+                    continue
+                if v == 0.0:
+                    present[(s.id, "server_up")] = (1.0, 0.0, "inventory", _srv_labels(s), None)
+        for h in obs.hypervisors:
+            if h.state == "down":
+                present[(h.id, "hypervisor_state")] = (1.0, 0.0, "inventory",
+                                                       {"hypervisor": h.id, "zone": h.zone}, None)
+
+    def _alerts(self, now: float, obs: Observation, present: dict) -> None:
+        firing: dict[str, object] = {}
+        for a in obs.alerts(now - 600.0):  # the last notifications of every rule (re-notified every few minutes)
+            firing[a.fingerprint] = a
+        for a in firing.values():
+            if a.state != "firing" or a.severity != "critical" or now - a.at > 600.0:  # type: ignore[attr-defined]
+                continue
+            labels = dict(a.labels)  # type: ignore[attr-defined]
+            comp = labels.get("server") or labels.get("service") or a.name  # type: ignore[attr-defined]
+            present[(comp, "alert:" + a.name)] = (1.0, float(a.value), "alert", labels, None)  # type: ignore[attr-defined]
+
+
+def _latest(obs: Observation, cache: dict[str, Mapping[str, float]], metric: str) -> Mapping[str, float]:
+    if metric not in cache:
+        cache[metric] = obs.latest(metric)
+    return cache[metric]
+
+
+def _srv_labels(s: object) -> dict[str, str]:
+    out = {"server": s.id}  # type: ignore[attr-defined]
+    for k in ("service", "hypervisor", "zone"):
+        v = getattr(s, k, None)
+        if v:
+            out[k] = str(v)
+    return out
