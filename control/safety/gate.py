@@ -221,7 +221,7 @@ class SafetyGate:
         server: Server | None = None
         sid = getattr(action, "server_id", None) if action.target_field == "server_id" else None
         if sid is not None:
-            server = self._step_servers[sid] if sid in self._step_servers else self._server(obs, sid)
+            server = self._server_now(obs, sid)
             if server is None:
                 a.problems.append(f"server {sid!r} not in the observation")
                 a.cost_per_hour = None
@@ -292,6 +292,10 @@ class SafetyGate:
         """The lowest price among ``versions`` (the smallest saving, the largest increase); None if one is unknown."""
         prices = [self._price(obs, v.flavor, v.pricing) for v in versions]
         return None if any(p is None for p in prices) else min(prices)  # type: ignore[type-var]
+
+    def _server_now(self, obs: Observation | None, sid: str) -> Server | None:
+        """Server ``sid`` as this step left it: admitted deletes, resizes, stops and starts applied."""
+        return self._step_servers[sid] if sid in self._step_servers else self._server(obs, sid)
 
     def _server(self, obs: Observation | None, sid: str) -> Server | None:
         """The observed server ``sid`` (looked up by id: listing a large fleet per step is too slow)."""
@@ -382,22 +386,17 @@ class SafetyGate:
                     svc = self._services(obs).get(a.service)
                     base = svc.active if svc is not None else 0
                 self._step_base[a.service] = base
-            if a.scale_up and cfg.max_scale_up_percent is not None:
-                allowed = max(cfg.min_scale_step, math.floor(base * cfg.max_scale_up_percent / 100 + 1e-9))
-                done = self._step_up.get(a.service, 0)
-                if done + a.scale_up > allowed:
-                    return Verdict("deny", "max-scale-up", {**detail, "service": a.service, "active": base,
-                                                            "requested": a.scale_up, "already_this_step": done,
-                                                            "allowed_per_step": allowed,
-                                                            "max_percent": cfg.max_scale_up_percent})
-            if a.scale_down and cfg.max_scale_down_percent is not None:
-                allowed = math.floor(base * cfg.max_scale_down_percent / 100 + 1e-9)
-                done = self._step_down.get(a.service, 0)
-                if done + a.scale_down > allowed:
-                    return Verdict("deny", "max-scale-down", {**detail, "service": a.service, "active": base,
-                                                              "requested": a.scale_down, "already_this_step": done,
-                                                              "allowed_per_step": allowed,
-                                                              "max_percent": cfg.max_scale_down_percent})
+            for direction, count, pct, done_by, floor_min in (
+                    ("up", a.scale_up, cfg.max_scale_up_percent, self._step_up, cfg.min_scale_step),
+                    ("down", a.scale_down, cfg.max_scale_down_percent, self._step_down, 0)):
+                if not count or pct is None:
+                    continue
+                allowed = max(floor_min, math.floor(base * pct / 100 + 1e-9))
+                done = done_by.get(a.service, 0)
+                if done + count > allowed:
+                    return Verdict("deny", f"max-scale-{direction}", {
+                        **detail, "service": a.service, "active": base, "requested": count,
+                        "already_this_step": done, "allowed_per_step": allowed, "max_percent": pct})
         canary_pending = False
         if cfg.canary_regions_first and cfg.canary_regions and a.change_key is not None:
             if a.region is None:
@@ -520,7 +519,7 @@ class SafetyGate:
         if obs is None:
             return None
         target = action.target()
-        if self._server(obs, target) is not None:
+        if self._server_now(obs, target) is not None:  # a server deleted earlier in this step is gone
             return "server"
         if target in obs.services:
             return "service"

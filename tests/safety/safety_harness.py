@@ -40,6 +40,7 @@ class Call:
     service: str | None = None
     was_active: bool = False  # a server ACTIVE at the start of the instant (and still, for a stop)
     region: str | None = None
+    scope: str | None = None  # the blast radius of a chaos action's target when it ran (None: no such target)
     ok: bool = False
 
 
@@ -60,6 +61,19 @@ class OracleWorld(FakeWorld):
             self.instant_active = {s.name: s.active for s in self.services()}
             self.instant_status = {s.id: s.status for s in self.servers_by_id.values()}
             self.bases.setdefault(t, self.instant_active)
+
+    def scope(self, target: str) -> str | None:
+        """The blast radius of ``target`` now: a server, a service, a zone or a region (None: unknown)."""
+        w = self
+        if target in w.servers_by_id:
+            return "single-server"
+        if target in w.service_flavor:
+            return "single-service"
+        if target in w.zones:
+            return "single-az"
+        if target in w.zones.values():
+            return "single-region"
+        return None
 
     def execute(self, action: Action) -> ActionResult:
         c = Call(self.t, action, 0.0)
@@ -84,6 +98,8 @@ class OracleWorld(FakeWorld):
             elif k == "stop_server":
                 c.cost = -price if srv.status == "ACTIVE" else 0.0
                 c.was_active = c.was_active and srv.status == "ACTIVE"
+        if action.always_approval:
+            c.scope = self.scope(action.target())
         self.calls_log.append(c)
         res = super().execute(action)  # may raise
         c.ok = res.ok
@@ -223,7 +239,7 @@ class Harness:
                 assert c.action.kind in cfg.automated_kinds
             if c.action.always_approval and v.decision == "allow":  # fault injection: only a chaos policy
                 assert cfg.chaos.allow, "fault injected without approval or chaos policy"
-                scope = self._scope(c.action.target())
+                scope = c.scope
                 allowed = cfg.chaos.max_blast_radius
                 assert scope is not None and SCOPES.index(scope) <= SCOPES.index(allowed), \
                     f"fault injected into {c.action.target()} ({scope}) beyond {allowed}"
@@ -242,17 +258,6 @@ class Harness:
         self._check_scale(calls, cfg)
         self._check_canary(calls, cfg)
 
-    def _scope(self, target: str) -> str | None:
-        w = self.world
-        if target in w.servers_by_id:
-            return "single-server"
-        if target in w.service_flavor:
-            return "single-service"
-        if target in w.zones:
-            return "single-az"
-        if target in w.zones.values():
-            return "single-region"
-        return None
 
     def _records_by_call(self) -> list[ActionRecord]:
         recs = [r for r in self.records if r.outcome in ("executed", "failed")]
