@@ -292,6 +292,11 @@ def _builtins() -> None:
              description="HPA-style scaling on mean CPU utilisation")
     register("crash_restarter", lambda c: CrashRestarter(**c.model_dump()), CrashRestarterConfig,
              description="starts SHUTOFF servers, hard-reboots ERROR ones, replaces those on a dead host")
+    from engines.alerting import SmartAlerting, SmartAlertingConfig
+
+    register("smart_alerting", SmartAlerting, SmartAlertingConfig,
+             description="auto-remediation first, suppression, correlation, P0-P4 severity, capped pages "
+                         "(docs/alerting.md)")
     register_set("static", [], description="nothing automated: the fleet is provisioned for peak, humans fix")
     register_set("reactive", ["reactive_scaler", "crash_restarter"],
                  description="threshold autoscaling and a crash restarter (the baselines' automation)")
