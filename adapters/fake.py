@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 
 from adapters import base
+from adapters import incident_board as board
 from adapters.base import (
     Action,
     ActionResult,
@@ -881,44 +882,24 @@ class FakeAdapter:
         return ActionResult(True, f"approved {r.id}: {res.detail}", res.server_ids)
 
     def _declare(self, a: base.DeclareIncident) -> ActionResult:
-        old = self._incidents.get(a.incident_id)
-        if old is not None and old.status != "resolved":
-            raise Conflict(f"incident {a.incident_id} is open already; update it")
-        self._incidents[a.incident_id] = IncidentInfo(
-            a.incident_id, tuple(a.components), a.severity, "open", self.t, self.actor, a.title,
-            tuple(a.root_causes), a.confidence, self.t)
+        self._incidents[a.incident_id] = board.declare(self._incidents.get(a.incident_id), a, self.t, self.actor)
         return ActionResult(True, f"declared {a.incident_id}")
 
-    def _incident(self, incident_id: str) -> IncidentInfo:
-        i = self._incidents.get(incident_id)
-        if i is None:
-            raise NotFound(f"no incident {incident_id!r}")
-        return i
-
     def _update_incident(self, a: base.UpdateIncident) -> ActionResult:
-        i = self._incident(a.incident_id)
-        if i.status == "resolved":
-            raise Conflict(f"incident {i.id} is resolved")
-        changes: dict[str, Any] = {"updated_at": self.t}
-        for f in ("severity", "components", "root_causes", "status"):
-            v = getattr(a, f)
-            if v is not None:
-                changes[f] = tuple(v) if isinstance(v, list | tuple) else v
-        self._incidents[i.id] = replace(i, **changes)
+        i = board.update(board.existing(self._incidents.get(a.incident_id), a.incident_id), a, self.t)
+        self._incidents[i.id] = i
         return ActionResult(True, f"updated {i.id}")
 
     def _resolve(self, a: base.ResolveIncident) -> ActionResult:
-        i = self._incident(a.incident_id)
-        if i.status != "resolved":
-            self._incidents[i.id] = replace(i, status="resolved", resolved_at=self.t, updated_at=self.t,
-                                            postmortem=a.postmortem)
+        i = board.resolve(board.existing(self._incidents.get(a.incident_id), a.incident_id), a, self.t)
+        self._incidents[i.id] = i
         return ActionResult(True, f"resolved {i.id}")
 
     def _page(self, a: base.Page) -> ActionResult:
         self.pages.append(a)
         i = self._incidents.get(a.incident_id or "")
         if i is not None:
-            self._incidents[i.id] = replace(i, pages=i.pages + 1, updated_at=self.t)
+            self._incidents[i.id] = board.paged(i, self.t)
         return ActionResult(True, f"paged {a.who}")
 
     def _notify(self, a: base.Notify) -> ActionResult:

@@ -28,9 +28,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
+from adapters import incident_board as board
 from adapters.base import (
     DEPENDENCY_METRICS,
     SERVER_METRICS,
@@ -1105,45 +1105,23 @@ class OpenStackAdapter:
 
     # -- record-only decisions: the incident board lives in the adapter's store (OpenStack has no incident tool)
     def _declare(self, a: DeclareIncident, rid: str, trail: Trail) -> ActionResult:
-        old = self.store.incident(a.incident_id)
-        if old is not None and old.status != "resolved":
-            raise Conflict(f"incident {a.incident_id} is open already; update it")
-        now = self.now()
-        self.store.put_incident(
-            IncidentInfo(a.incident_id, tuple(a.components), a.severity, "open", now, self.actor, a.title,
-                         tuple(a.root_causes), a.confidence, now)
-        )
+        self.store.put_incident(board.declare(self.store.incident(a.incident_id), a, self.now(), self.actor))
         return ActionResult(True, f"declared {a.incident_id}")
 
-    def _incident(self, incident_id: str) -> IncidentInfo:
-        i = self.store.incident(incident_id)
-        if i is None:
-            raise NotFound(f"no incident {incident_id!r}")
-        return i
-
     def _update_incident(self, a: UpdateIncident, rid: str, trail: Trail) -> ActionResult:
-        i = self._incident(a.incident_id)
-        if i.status == "resolved":
-            raise Conflict(f"incident {i.id} is resolved")
-        changes: dict[str, Any] = {"updated_at": self.now()}
-        for f in ("severity", "components", "root_causes", "status"):
-            v = getattr(a, f)
-            if v is not None:
-                changes[f] = tuple(v) if isinstance(v, list | tuple) else v
-        self.store.put_incident(replace(i, **changes))
+        i = board.update(board.existing(self.store.incident(a.incident_id), a.incident_id), a, self.now())
+        self.store.put_incident(i)
         return ActionResult(True, f"updated {i.id}")
 
     def _resolve(self, a: ResolveIncident, rid: str, trail: Trail) -> ActionResult:
-        i = self._incident(a.incident_id)
-        if i.status != "resolved":
-            now = self.now()
-            self.store.put_incident(replace(i, status="resolved", resolved_at=now, updated_at=now, postmortem=a.postmortem))
+        i = board.resolve(board.existing(self.store.incident(a.incident_id), a.incident_id), a, self.now())
+        self.store.put_incident(i)
         return ActionResult(True, f"resolved {i.id}")
 
     def _page(self, a: Page, rid: str, trail: Trail) -> ActionResult:
         i = self.store.incident(a.incident_id) if a.incident_id else None
         if i is not None:
-            self.store.put_incident(replace(i, pages=i.pages + 1, updated_at=self.now()))
+            self.store.put_incident(board.paged(i, self.now()))
         return ActionResult(True, f"paged {a.who} (recorded; wire a pager to the audit trail)")
 
     _HANDLERS: dict[str, Callable[..., ActionResult]] = {
