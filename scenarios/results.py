@@ -10,6 +10,7 @@ Layout of an output folder::
     <scenario>/<engines>/declarations.csv  every executed DeclareIncident and what the scorer matched it to
     <scenario>/<engines>/timeseries.csv  per-minute means of every service metric, and spend
     <scenario>/<engines>/alerts.csv      every raw alert notification of the twin's alert rules
+    <scenario>/<engines>/postmortems/    a Markdown post-mortem per incident and index.md (reports/postmortem.py)
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ def write_run(r: RunResult, out: Path) -> Path:
     ts = ts.join(spend.reindex(ts.index, method="ffill") if len(ts) else spend, how="left")
     ts.to_csv(d / "timeseries.csv")
     write_alerts(r, d / "alerts.csv")
+    from reports.postmortem import write_postmortems  # read back from the files above: records only
+
+    write_postmortems(d)
     return d
 
 

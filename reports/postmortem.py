@@ -1,0 +1,496 @@
+"""Post-mortems in Markdown, one per incident, built from a run's records only.
+
+For a simulated run (``reports.incident_records.load_run``) every ground-truth
+incident of ``result.json`` gets a post-mortem: summary, timeline (onset,
+detection, declaration, every decision tied to the incident with its verdict
+and outcome, mitigation, resolution), impact (failed requests, SLO minutes and
+spend during the incident), root cause with evidence (declared candidates
+against the ground-truth root component), what automation did and what a human
+did, and follow-ups generated from what went wrong.  A declaration the scorer
+matched to no fault (a *false incident*) gets a short one saying so.  A live
+audit trail (no ground truth) gets post-mortems of its declared incidents, see
+``reports.postmortem_live``.
+
+A decision belongs to an incident when it is tagged with (``incident``) one of
+the incident's declarations, or when it is untagged, touches one of the
+incident's components and was taken while the incident was open.  Every figure
+is read or summed from the records; nothing is estimated beyond that.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reports.incident_records import RunRecords, load_run
+
+INCIDENT_KINDS = ("declare_incident", "update_incident", "resolve_incident")
+RECORD_ONLY = (*INCIDENT_KINDS, "page", "notify")
+DEFAULT_TARGETS = {"mttd": 10.0, "mttr": 60.0}  # the design's TargetMTTD / TargetMTTR, when the run sets none
+STAGES = {"onset": 0, "detection": 1, "declaration": 2, "page": 3, "action": 3, "mitigation": 4, "resolution": 5}
+_VERIFY_FAILED = re.compile(r"verif\w*\s+(?:has\s+)?fail", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of a timeline; events sort by time, then by stage, then by decision number."""
+
+    at: float
+    stage: str
+    text: str
+    seq: int = 0
+
+    def key(self) -> tuple[float, int, int]:
+        return (self.at, STAGES[self.stage], self.seq)
+
+
+@dataclass
+class PostMortem:
+    id: str
+    kind: str  # "incident" (a ground-truth fault), "false" (a declaration that matched none) or "live"
+    title: str
+    run: str
+    live: bool = False
+    summary: list[str] = field(default_factory=list)
+    timeline: list[Event] = field(default_factory=list)
+    impact: list[str] = field(default_factory=list)
+    root_cause: list[str] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    automation: list[str] = field(default_factory=list)
+    human: list[str] = field(default_factory=list)
+    follow_ups: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        out = [f"# Post-mortem {self.id}: {self.title}", "", f"Run: `{self.run}`", "", "## Summary", "",
+               *self.summary, "", "## Timeline", "", "| time | event |", "|---|---|"]
+        out += [f"| {when(e.at, self.live)} | {_cell(e.text)} |" for e in sorted(self.timeline, key=Event.key)]
+        sections = (("Impact", self.impact), ("Root cause", self.root_cause), ("Decisions", self.decisions),
+                    ("What automation did", self.automation), ("What a human did", self.human),
+                    ("Follow-ups", self.follow_ups))
+        for title, lines in sections:
+            out += ["", f"## {title}", "", *(lines or ["- none recorded"])]
+        return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- formatting
+def when(t: float | None, live: bool = False) -> str:
+    """Simulated seconds as ``t=300 s (00:05:00)``; live POSIX times as UTC."""
+    if t is None:
+        return "-"
+    if live or t > 1e8:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    h, rem = divmod(int(round(t)), 3600)
+    return f"t={t:g} s ({h:02d}:{rem // 60:02d}:{rem % 60:02d})"
+
+
+def secs(v: float | None) -> str:
+    return "-" if v is None else f"{v:g} s"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _plain(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_plain(x)}" for k, x in v.items()) or "-"
+    if isinstance(v, list | tuple):
+        return ", ".join(_plain(x) for x in v) or "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def describe(a: dict[str, Any]) -> str:
+    """One decision: number, engine, verb, target, the gate's verdict and the outcome."""
+    err = f" ({a['error']})" if a.get("error") else ""
+    rule = f" by rule {a['rule']}" if a.get("rule") else ""
+    reason = f"; reason: {a['reason']}" if a.get("reason") else ""
+    return (f"#{a['seq']} `{a['engine']}` {a['kind']} `{a['target']}`: gate {a['verdict']}{rule} → "
+            f"{a['outcome']}{err}; confidence {_plain(a.get('confidence'))}{reason}")
+
+
+def explain(a: dict[str, Any]) -> str:
+    """The decision's explanation: confidence, alternatives considered, evidence and expected impact."""
+    ev = dict(a.get("evidence") or {})
+    impact = ev.pop("expected_impact", None)
+    return (f"- #{a['seq']} {a['kind']} `{a['target']}` ({a['engine']}, {a['outcome']}): confidence "
+            f"{_plain(a.get('confidence'))}; alternatives considered: {_plain(a.get('alternatives') or [])}; "
+            f"evidence: {_plain(ev)}; expected impact: {_plain(impact) if impact is not None else '-'}")
+
+
+# ---------------------------------------------------------------- tying
+def incident_key(a: dict[str, Any]) -> str | None:
+    """The declared incident a decision names: its ``incident`` tag, or the incident it declares/updates/pages."""
+    if a.get("incident"):
+        return str(a["incident"])
+    if a["kind"] in INCIDENT_KINDS:
+        return str(a["target"])
+    iid = (a.get("params") or {}).get("incident_id")
+    return str(iid) if iid else None
+
+
+def components_of(a: dict[str, Any]) -> set[str]:
+    p = a.get("params") or {}
+    comps = {str(a.get("target") or "")}
+    comps |= {str(p[k]) for k in ("service", "server_id", "hypervisor", "zone") if p.get(k)}
+    comps |= {str(c) for c in p.get("components") or ()}
+    return comps - {""}
+
+
+def tie(actions: Iterable[dict[str, Any]], ids: set[str], comps: set[str], start: float,
+        end: float) -> list[dict[str, Any]]:
+    """Decisions of one incident: tagged with one of ``ids``, or untagged, on ``comps``, within [start, end]."""
+    out = []
+    for a in actions:
+        key = incident_key(a)
+        if key is not None and key in ids:
+            out.append(a | {"tied_by": "incident"})
+        elif key is None and start <= a["at"] <= end and components_of(a) & comps:
+            out.append(a | {"tied_by": "component"})
+    return out
+
+
+def final_candidates(tied: list[dict[str, Any]], decl_id: str) -> list[dict[str, Any]]:
+    """The root-cause candidates a declaration ended with: the declaration's, replaced by executed updates."""
+    cands: list[dict[str, Any]] = []
+    for a in sorted(tied, key=lambda a: a["seq"]):
+        if a["outcome"] != "executed" or a["target"] != decl_id or a["kind"] not in INCIDENT_KINDS[:2]:
+            continue
+        rc = (a.get("params") or {}).get("root_causes")
+        if rc is not None and (a["kind"] == "declare_incident" or rc):
+            cands = [c if isinstance(c, dict) else {"component": str(c)} for c in rc]
+    return cands
+
+
+def candidate_lines(cands: list[dict[str, Any]], truth: str | None) -> list[str]:
+    if not cands:
+        return ["- no root-cause candidates were declared"]
+    lines = ["| rank | component | score | fault class | evidence |", "|---|---|---|---|---|"]
+    for k, c in enumerate(cands, 1):
+        mark = " ← true root" if truth and str(c.get("component")) == truth else ""
+        lines.append(f"| {k} | `{c.get('component')}`{mark} | {_plain(c.get('score', '-'))} | "
+                     f"{c.get('fault_class') or '-'} | {_cell(_plain(c.get('evidence') or []))} |")
+    return lines
+
+
+def people(tied: list[dict[str, Any]], live: bool) -> tuple[list[str], list[str]]:
+    """Lines for what automation did (executed engine decisions by engine) and the approvals people gave."""
+    done = [a for a in tied if a["outcome"] == "executed"]
+    by_engine = Counter(a["engine"] for a in done)
+    auto = [f"- `{e}`: {n} executed decision(s): "
+            + ", ".join(f"#{a['seq']} {a['kind']} `{a['target']}`" for a in done if a["engine"] == e)
+            for e, n in by_engine.items()]
+    human = []
+    for a in tied:
+        if a["verdict"] == "approval":
+            who = f" by {', '.join(a['approved_by'])}" if a.get("approved_by") else ""
+            human.append(f"- approval{who} required by the safety gate (rule {a['rule']}) for #{a['seq']} "
+                         f"{a['kind']} `{a['target']}`: {a['outcome']}")
+    return auto, human
+
+
+def problem_follow_ups(tied: list[dict[str, Any]], live: bool) -> list[str]:
+    """Follow-ups every post-mortem shares: failed and denied decisions, failed verification, escalations."""
+    out = []
+    for a in tied:
+        if a["outcome"] == "failed":
+            out.append(f"- Decision #{a['seq']} {a['kind']} `{a['target']}` failed ({a.get('error') or 'error'}: "
+                       f"{a.get('detail') or '-'}): make the step robust to this error.")
+        elif a["outcome"] == "denied":
+            out.append(f"- The safety gate denied #{a['seq']} {a['kind']} `{a['target']}` (rule {a['rule']}): "
+                       f"check whether the runbook or the limit is wrong.")
+        ev = a.get("evidence") or {}
+        text = " ".join(str(x) for x in (a.get("reason"), (a.get("params") or {}).get("note")) if x)
+        if str(ev.get("verification", "")).lower() == "failed" or _VERIFY_FAILED.search(text):
+            out.append(f"- Verification failed after #{a['seq']} {a['kind']} `{a['target']}` at "
+                       f"{when(a['at'], live)}: the runbook's fix did not restore the metrics.")
+        if a["kind"] == "page" and a["outcome"] == "executed":
+            out.append(f"- Escalated to a human at {when(a['at'], live)} (#{a['seq']}, page `{a['target']}`): "
+                       f"{(a.get('params') or {}).get('why') or a.get('reason') or 'no reason given'}.")
+    return out
+
+
+# ---------------------------------------------------------------- impact
+def _affected(run: RunRecords, services: list[str]) -> list[str]:
+    """The fault's services and every service that (transitively) calls one: where its errors show."""
+    deps = run.result.get("dependencies") or {}
+    out, todo = list(services), list(services)
+    while todo:
+        s = todo.pop()
+        for caller, callees in deps.items():
+            if s in callees and caller not in out:
+                out.append(caller)
+                todo.append(caller)
+    return out
+
+
+def failed_requests(ts: Any, service: str, start: float, end: float) -> float | None:
+    """Σ over the minutes of timeseries.csv overlapping [start, end]: overlap × request_rate × error_ratio."""
+    rate, err = f"request_rate:{service}", f"error_ratio:{service}"
+    if ts is None or rate not in ts.columns or err not in ts.columns:
+        return None
+    t = ts.index.to_numpy(dtype=float)
+    overlap = np.clip(np.minimum(t + 60.0, end) - np.maximum(t, start), 0.0, None)
+    v = np.nan_to_num(ts[rate].to_numpy(dtype=float)) * np.nan_to_num(ts[err].to_numpy(dtype=float))
+    return float(np.sum(overlap * v))
+
+
+def spend_between(ts: Any, start: float, end: float) -> float | None:
+    """Spend during [start, end]: the cumulative ``spend_total`` of timeseries.csv, linearly interpolated."""
+    if ts is None or "spend_total" not in ts.columns:
+        return None
+    s = ts["spend_total"].dropna()
+    if s.empty:
+        return None
+    t, v = s.index.to_numpy(dtype=float), s.to_numpy(dtype=float)
+    return float(np.interp(end, t, v) - np.interp(start, t, v))
+
+
+def slo_minutes(breaches: list[dict[str, Any]], service: str, start: float, end: float) -> float:
+    return sum(max(0.0, min(b["end"], end) - max(b["start"], start)) for b in breaches
+               if b["service"] == service) / 60.0
+
+
+def _target(run: RunRecords, what: str) -> float:
+    for m in (f"{what}_p95_s", f"{what}_s", f"{what}_p50_s"):
+        t = (run.result.get("targets") or {}).get(m)
+        found = re.search(r"<=?\s*([0-9.]+)", str((t or {}).get("target", "")))
+        if found:
+            return float(found.group(1))
+    return DEFAULT_TARGETS[what]
+
+
+# ---------------------------------------------------------------- builders
+def build_postmortems(run: RunRecords) -> list[PostMortem]:
+    """A post-mortem for every ground-truth incident and every false declaration of a run (or a live trail)."""
+    if run.live:
+        from reports.postmortem_live import live_postmortems
+
+        return live_postmortems(run)
+    decls = run.result.get("declarations") or []
+    pms = [incident_postmortem(run, inc, [d for d in decls if d.get("fault") == inc["id"]])
+           for inc in run.result.get("incidents") or []]
+    pms += [false_postmortem(run, d) for d in decls if d.get("verdict") == "false"]
+    return pms
+
+
+def incident_postmortem(run: RunRecords, inc: dict[str, Any], decls: list[dict[str, Any]]) -> PostMortem:
+    start, end = float(inc["start"]), inc.get("end")
+    open_end = float(end) if end is not None else run.run_end
+    comps = {str(c) for k in ("services", "servers", "hypervisors", "zones") for c in inc.get(k) or ()}
+    comps |= {inc.get("root_component") or ""} - {""}
+    ids = {d["id"] for d in decls} | ({inc["declared_id"]} if inc.get("declared_id") else set())
+    tied = sorted(tie(run.actions, ids, comps, start, open_end), key=lambda a: a["seq"])
+    root = inc.get("root_component") or ""
+    pm = PostMortem(inc["id"], "incident", f"{inc['type']} on {root or ', '.join(inc.get('services') or [])}",
+                    run.name, actions=tied)
+    f = pm.figures
+    f.update({k: inc.get(k) for k in ("start", "end", "detected_at", "detected_by", "declared_id", "declared_at",
+                                      "declared_by", "declared_severity", "true_severity", "user_impact",
+                                      "root_component", "root_cause_rank", "mitigated_at", "resolved_by",
+                                      "paged_at", "ttd_s", "ttr_s", "ttm_s")})
+    f["decisions"] = [a["seq"] for a in tied]
+
+    # ---- timeline
+    tl = pm.timeline
+    tl.append(Event(start, "onset", f"Onset: `{inc['type']}` on `{root}` (ground truth; services "
+                                    f"{', '.join(inc.get('services') or []) or '-'})"))
+    if inc.get("detected_at") is not None:
+        who = ("the on-call human started work" if inc.get("detected_by") == "human"
+               else f"declaration `{inc.get('declared_id')}` by `{inc.get('detected_by')}`")
+        tl.append(Event(float(inc["detected_at"]), "detection", f"Detected: {who} (TTD {secs(inc.get('ttd_s'))})"))
+    for d in decls:
+        tl.append(Event(float(d["at"]), "declaration", f"Declared `{d['id']}` by `{d['engine']}`, severity "
+                                                       f"{d.get('severity')}, scored {d.get('verdict')}"))
+    if inc.get("paged_at") is not None:
+        tl.append(Event(float(inc["paged_at"]), "page", "First page about this incident"))
+    for a in tied:
+        how = "" if a["tied_by"] == "incident" else " (untagged; tied by component and time)"
+        tl.append(Event(a["at"], "action", describe(a) + how, a["seq"]))
+    if inc.get("mitigated_at") is not None:
+        tl.append(Event(float(inc["mitigated_at"]), "mitigation",
+                        f"Mitigated: SLO no longer breached (TTM {secs(inc.get('ttm_s'))})"))
+    tl.append(Event(open_end, "resolution",
+                    f"Resolved by {inc.get('resolved_by') or '-'} (TTR {secs(inc.get('ttr_s'))})" if end is not None
+                    else "Still open at the end of the run"))
+
+    # ---- impact
+    affected = _affected(run, list(inc.get("services") or []))
+    breaches = run.result.get("slo_breaches") or []
+    per = {s: failed_requests(run.timeseries, s, start, open_end) for s in affected}
+    slo = {s: slo_minutes(breaches, s, start, open_end) for s in affected}
+    f["failed_requests"], f["slo_minutes"] = per, slo
+    deps = run.result.get("dependencies")
+    edge = [s for s in affected if deps and not any(s in callees for callees in deps.values())]
+    f["user_facing"] = edge
+    f["failed_user_requests"] = (None if not edge or any(per[s] is None for s in edge)
+                                 else sum(per[s] or 0.0 for s in edge))
+    f["slo_minutes_user"] = sum(slo[s] for s in edge) if edge else None
+    f["cost"] = spend_between(run.timeseries, start, open_end)
+    pm.impact = [f"- Duration: {when(start)} → {when(open_end)}" + ("" if end is not None else " (still open)"),
+                 f"- User impact: {100 * float(inc.get('user_impact') or 0):.3f} % of user-facing requests failed "
+                 f"while it was open (result.json `user_impact`)",
+                 f"- Failed user-facing requests (at {', '.join(f'`{s}`' for s in edge) or 'unknown edge services'}"
+                 f"): {_num(f['failed_user_requests'])}; SLO-breach minutes there: "
+                 + ("-" if f["slo_minutes_user"] is None else f"{f['slo_minutes_user']:.2f}"),
+                 f"- Spend during the incident: {_money(f['cost'])} (cumulative `spend_total` of timeseries.csv)",
+                 "", "| service | failed requests | SLO-breach minutes |", "|---|---|---|"]
+    pm.impact += [f"| `{s}`{'' if s in (inc.get('services') or []) else ' (caller)'} | {_num(per[s])} | "
+                  f"{slo[s]:.2f} |" for s in affected]
+    pm.impact += ["", "Failed requests: request_rate × error_ratio × seconds, per minute of timeseries.csv "
+                  "overlapping the incident (a caller's failures include those its dependency caused, so rows do "
+                  "not add up); SLO minutes: the ground-truth breaches (`slo_breaches`) inside it. User-facing: "
+                  "services no other service calls (result.json `dependencies`)."]
+
+    # ---- root cause
+    decl = inc.get("declared_id")
+    cands = final_candidates(tied, decl) if decl else []
+    rank = inc.get("root_cause_rank")
+    pm.root_cause = [f"- Ground truth: `{inc.get('root_cause')}` rooted in `{root}` "
+                     f"(source: {inc.get('root_component_source', 'truth')})"]
+    if not decl:
+        pm.root_cause.append("- No declaration matched this incident: no root cause was proposed by automation.")
+    else:
+        pm.root_cause.append(f"- Declaration `{decl}`: the true root ranked "
+                             + (f"{rank} of {len(cands)}" if rank else "nowhere among the candidates"))
+        pm.root_cause += ["", *candidate_lines(cands, root)]
+        dev = next((a.get("evidence") for a in tied if a["kind"] == "declare_incident" and a["target"] == decl), None)
+        if dev:
+            pm.root_cause.append(f"\nEvidence given with the declaration: {_plain(dev)}")
+    pm.decisions = [explain(a) for a in tied]
+
+    # ---- people
+    pm.automation, pm.human = people(tied, False)
+    rb = inc.get("resolved_by")
+    if rb == "automation":
+        pm.automation.append("- Automation resolved it: the action after which the fault's resolution predicate "
+                             "held was an engine's, with no human approval.")
+    if inc.get("paged_at") is not None:
+        pm.human.append(f"- Paged at {when(inc['paged_at'])}.")
+    if inc.get("detected_by") == "human":
+        pm.human.append(f"- The on-call human started work at {when(inc.get('detected_at'))} (they detected it).")
+    pm.human += {"human": [f"- The on-call human fixed it (resolution at {when(end)}); their own actions go "
+                           "through the twin's control API, not the choke point, so they are not in actions.csv."],
+                 "automation-approved": ["- A human approved the engine action that resolved it."],
+                 "self": ["- Nobody: it cleared by itself."]}.get(rb or "", [])
+    pm.follow_ups = incident_follow_ups(run, inc, cands, tied)
+    pm.summary = [f"`{inc['type']}` (true severity {inc.get('true_severity')}, declared "
+                  f"{inc.get('declared_severity') or 'never'}) began {when(start)} on `{root}`. Detected "
+                  + (f"by {inc.get('detected_by')} after {secs(inc.get('ttd_s'))}" if inc.get("detected_at")
+                     is not None else "by nobody")
+                  + (f", resolved by {rb} after {secs(inc.get('ttr_s'))}." if end is not None
+                     else ", still open at the end of the run.")
+                  + (" Injected by a chaos experiment." if inc.get("chaos") else "")]
+    return pm
+
+
+def incident_follow_ups(run: RunRecords, inc: dict[str, Any], cands: list[dict[str, Any]],
+                        tied: list[dict[str, Any]]) -> list[str]:
+    out = []
+    mttd, mttr = _target(run, "mttd"), _target(run, "mttr")
+    if not inc.get("declared_id") and not inc.get("chaos"):
+        found = " The on-call human found it." if inc.get("detected_by") == "human" else ""
+        out.append(f"- Missed detection: no engine declared this incident.{found} Add a detector or rule for "
+                   f"`{inc['type']}` symptoms.")
+    if inc.get("ttd_s") is not None and inc["ttd_s"] > mttd:
+        out.append(f"- Slow detection: {secs(inc['ttd_s'])} against the {mttd:g} s target.")
+    if inc.get("end") is None:
+        out.append("- Unresolved at the end of the run: nothing fixed it.")
+    elif inc.get("ttr_s") is not None and inc["ttr_s"] > mttr:
+        out.append(f"- Slow MTTR: {secs(inc['ttr_s'])} against the {mttr:g} s target.")
+    if inc.get("resolved_by") == "human":
+        out.append(f"- A human fixed it: add or repair the runbook for `{inc['type']}`.")
+    elif inc.get("resolved_by") == "automation-approved":
+        out.append("- The fix waited for a human approval: review whether the approval rule must cover it.")
+    if inc.get("declared_id") and inc.get("root_cause_rank") != 1:
+        out.append(f"- Root-cause analysis ranked the true root `{inc.get('root_component')}` "
+                   + (f"{inc['root_cause_rank']}" if inc.get("root_cause_rank") else "nowhere") + ", not first.")
+    if inc.get("declared_severity") and inc["declared_severity"] != inc.get("true_severity"):
+        out.append(f"- Severity declared {inc['declared_severity']}, true {inc.get('true_severity')}: review the "
+                   f"classifier.")
+    if inc.get("missed_deadline"):
+        out.append("- A P0/P1 got neither a useful page nor an automatic fix within its deadline.")
+    return out + problem_follow_ups(tied, False)
+
+
+def false_postmortem(run: RunRecords, d: dict[str, Any]) -> PostMortem:
+    tied = sorted(tie(run.actions, {d["id"]}, set(), 0.0, 0.0), key=lambda a: a["seq"])
+    pm = PostMortem(d["id"], "false", "false incident (matched no fault)", run.name, actions=tied)
+    comps = ", ".join(f"`{c}`" for c in d.get("components") or []) or "-"
+    pm.summary = [f"Declared by `{d['engine']}` at {when(d['at'])} with severity {d.get('severity')} on {comps}. "
+                  f"The scorer matched it to no ground-truth fault: none of these components (or a service they "
+                  f"call) had a fault open between its onset and its end + 60 s. It counts against detection "
+                  f"precision and false incidents per day."]
+    pm.figures = {"at": d["at"], "engine": d["engine"], "severity": d.get("severity"), "verdict": "false",
+                  "decisions": [a["seq"] for a in tied]}
+    pm.timeline = [Event(a["at"], "declaration" if a["kind"] == "declare_incident" else "action", describe(a),
+                         a["seq"]) for a in tied]
+    pm.impact = ["- No ground-truth fault: no incident impact to report."]
+    pm.root_cause = ["- Ground truth: no fault.", "", *candidate_lines(final_candidates(tied, d["id"]), None)]
+    pm.decisions = [explain(a) for a in tied]
+    pm.automation, pm.human = people(tied, False)
+    acted = [a for a in tied if a["outcome"] == "executed" and a["kind"] not in RECORD_ONLY]
+    pm.follow_ups = [f"- False incident: review the evidence `{d['engine']}` declared it on (see Decisions)."]
+    if acted:
+        pm.follow_ups.append(f"- {len(acted)} world-changing decision(s) were executed for an incident that did not "
+                             f"exist: " + ", ".join(f"#{a['seq']} {a['kind']}" for a in acted))
+    pm.follow_ups += problem_follow_ups(tied, False)
+    return pm
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def _money(v: float | None) -> str:
+    return "- (no spend series)" if v is None else f"{v:.4f}"
+
+
+# ---------------------------------------------------------------- writing
+def safe_name(pid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", pid) or "_"
+
+
+def index_markdown(run: RunRecords, pms: list[PostMortem], files: dict[str, str]) -> str:
+    lines = [f"# Post-mortems of `{run.name}`", "", "| incident | kind | title | true / declared severity | "
+             "onset | TTD | TTR | resolved by |", "|---|---|---|---|---|---|---|---|"]
+    for pm in pms:
+        f = pm.figures
+        sev = f"{f.get('true_severity') or '-'} / {f.get('declared_severity') or f.get('severity') or '-'}"
+        lines.append(f"| [{pm.id}]({files[pm.id]}) | {pm.kind} | {_cell(pm.title)} | {sev} | "
+                     f"{when(f.get('start', f.get('at')), pm.live)} | {secs(f.get('ttd_s'))} | "
+                     f"{secs(f.get('ttr_s'))} | {f.get('resolved_by') or '-'} |")
+    if not pms:
+        lines.append("| - | no incidents in this run | | | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def write_postmortems(run_dir: Path, run: RunRecords | None = None) -> list[Path]:
+    """Write ``<run_dir>/postmortems/<incident>.md`` for every post-mortem, and ``index.md``; the paths."""
+    run = run or load_run(run_dir)
+    pms = build_postmortems(run)
+    d = run_dir / "postmortems"
+    d.mkdir(parents=True, exist_ok=True)
+    for old in d.glob("*.md"):
+        old.unlink()
+    files: dict[str, str] = {}
+    paths = []
+    for pm in pms:
+        name = safe_name(pm.id)
+        while f"{name}.md" in files.values() or name == "index":
+            name += "_"
+        files[pm.id] = f"{name}.md"
+        paths.append(d / files[pm.id])
+        paths[-1].write_text(pm.markdown())
+    (d / "index.md").write_text(index_markdown(run, pms, files))
+    return [*paths, d / "index.md"]
