@@ -140,14 +140,17 @@ def cmd_decisions_show(a: argparse.Namespace) -> int:
     act, v, res = b.get("action", {}), b.get("verdict", {}), b.get("result")
     detail = dict(v.get("detail") or {})
     approved = b.get("approved_by") or []
+    evidence = dict(act.get("evidence") or {})
+    impact = evidence.pop("expected_impact", None)  # engines put their expected impact in the evidence
     lines = [
         f"Decision {e.seq}  ({_when(b['at'])}, engine {b['engine']})",
         f"  action:        {b['kind']} {b.get('target') or ''}  {_fmt(act.get('params', {}))}",
         f"  incident:      {act.get('incident') or '-'}",
         f"  reason:        {act.get('reason') or '-'}",
         f"  confidence:    {_fmt(act.get('confidence'))}",
-        f"  evidence:      {_fmt(act.get('evidence', {}))}",
+        f"  evidence:      {_fmt(evidence)}",
         f"  alternatives:  {_fmt(act.get('alternatives', []))}",
+        f"  expected:      {'-' if impact is None else _fmt(impact)}",
         f"  verdict:       {v.get('decision')} by rule {v.get('rule') or '-'}"
         + (f", needs {v.get('approvers_needed')} approver(s)" if v.get("decision") == "approval" else ""),
         f"  figures:       {_fmt(detail)}",
@@ -404,8 +407,8 @@ def add_safety_parsers(sub: Any) -> None:
     p.add_argument("--outcome", choices=["executed", "failed", "denied", "proposed"])
     p.add_argument("--limit", type=int, help="only the last N")
     p.add_argument("--json", action="store_true", help="JSON output")
-    p = leaf(d, "show", cmd_decisions_show, "show one decision: incident, confidence, alternatives, verdict, "
-             "approvers, result and cost impact", db)
+    p = leaf(d, "show", cmd_decisions_show, "show one decision: incident, confidence, evidence, alternatives "
+             "considered, expected impact, verdict, approvers, result and cost impact", db)
     p.add_argument("id", type=int, help="decision id (see decisions list)")
     p.add_argument("--json", action="store_true", help="JSON output")
 
