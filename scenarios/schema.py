@@ -8,14 +8,13 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from control.safety import SafetyConfig
 from engines.registry import REGISTRY, EngineSetSpec
+from scenarios.scoring import METRICS, NON_NUMERIC_METRICS
 from twin.config import Duration, Model, WorldConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: seam-v2 scoring (declarations, percentiles, precision, alert funnel)
 
-TargetMetric = Literal[
-    "mttd_s", "mttr_s", "availability", "slo_violation_minutes", "cost", "cost_savings", "human_interventions",
-    "automation_rate", "incidents_auto_resolved", "incidents_unresolved", "actions_taken", "alerts_raw",
-]
+# Every numeric result metric can be a target (docs/results.md lists them).
+TargetMetric = Literal[tuple(m for m in METRICS if m not in NON_NUMERIC_METRICS)]  # type: ignore[valid-type]
 
 ENGINE_SETS = ("static", "reactive")  # the built-in sets (engines.registry holds every registered one)
 

@@ -77,6 +77,9 @@ METRICS = (
     "actions_taken", "actions_failed", "actions_denied", "actions_proposed", "decisions_recorded",
     "oom_kills", "preemptions", "peak_servers", "server_hours",
 )
+# Metrics a scenario's ``targets`` can bound (the numeric ones; flags and labels are not targets).
+NON_NUMERIC_METRICS = frozenset({"availability_scope", "cost_savings_comparable", "cost_savings_reason",
+                                 "mttr_lower_bound"})
 
 
 @dataclass

@@ -23,7 +23,7 @@ def test_run_writes_results_and_prints_a_table(tmp_path: Path, capsys) -> None: 
     table = capsys.readouterr().out
     assert "small" in table and "static" in table and "reactive" in table
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["schema_version"] == 1
+    assert summary["schema_version"] == 2
     assert {r["engines"] for r in summary["runs"]} == {"static", "reactive"}
     run = json.loads((out / "small" / "reactive" / "result.json").read_text())
     assert run["targets"]["availability"]["status"] == "met"
