@@ -30,6 +30,7 @@ class Group:
     services: set[str] = field(default_factory=set)
     paged: set[str] = field(default_factory=set)  # priorities already paged for
     notified: str = ""  # priority last posted to the dashboard
+    capped: str = ""  # priority whose page the MaxAlertsPerHour budget withheld (still owed)
     priority: str = "P4"
     closed: bool = False
 

@@ -7,8 +7,9 @@
   nobody), once per group and priority.
 
 Each ``Page`` counts against ``MaxAlertsPerHour`` over a rolling hour; when the
-budget is spent, further pages become dashboard notifications saying so
-(P0 groups are served first within a step).  A group is paged once per
+budget is spent, a page that is due becomes one dashboard notification saying
+so, and stays owed: it is sent when the budget allows, if the group still
+fires (P0 groups are served first, then the oldest).  A group is paged once per
 priority; if it worsens (P1 → P0) it pages again.
 """
 
@@ -65,13 +66,14 @@ class Notifier:
                                         f"({len(g.members)} alert(s)) pages {ch}", confidence=c.confidence,
                                         evidence=evidence))
                     continue
-                g.paged.add(p)  # over the cap: the dashboard gets it, once
-                self.capped += 1
-                out.append(Notify(component=_primary(g), severity="critical", message=f"{p} group {g.id}: page "
-                                  f"withheld, MaxAlertsPerHour ({self.cfg.MaxAlertsPerHour}) reached",
-                                  reason="alert budget spent", confidence=c.confidence,
-                                  evidence={**evidence, "capped": True}))
-                g.notified = p
+                if g.capped != p:  # over the cap: the dashboard hears of it once; the page is owed, not dropped
+                    g.capped = p
+                    self.capped += 1
+                    out.append(Notify(component=_primary(g), severity="critical", message=f"{p} group {g.id}: page "
+                                      f"withheld, MaxAlertsPerHour ({self.cfg.MaxAlertsPerHour}) reached",
+                                      reason="alert budget spent", confidence=c.confidence,
+                                      evidence={**evidence, "capped": True}))
+                    g.notified = p
                 continue
             if g.notified != p and g.firing() and not g.paged:
                 g.notified = p

@@ -1,0 +1,83 @@
+"""The pipeline's order: a remediated or held alert is never sent; a suppressed alert never joins a group."""
+
+from __future__ import annotations
+
+from adapters.base import DeclareIncident, UpdateIncident
+from tests.alerting.harness import Harness
+
+
+def declare(h: Harness, iid: str, comps: tuple[str, ...], severity: str = "P1") -> None:
+    h.fake.execute(DeclareIncident(incident_id=iid, components=comps, severity=severity))  # type: ignore[arg-type]
+
+
+def test_an_alert_automation_is_fixing_is_held_then_dropped_when_mitigated() -> None:
+    h = Harness()
+    h.errors("api", 0.10)  # a P1 on its own
+    declare(h, "inc-1", ("api",))
+    h.fire("HighErrorRate", "api", "critical")
+    h.run(200)
+    h.fake.execute(UpdateIncident(incident_id="inc-1", status="mitigated"))
+    h.run(600)
+    assert h.pages() == [] and h.notifies() == []  # held, then remediated: nothing was ever sent
+    (tr,) = h.engine.tracks.firing()
+    assert tr.fate == "remediated"
+    assert h.engine.correlator.groups == []  # a remediated alert never reaches correlation
+
+
+def test_a_held_alert_goes_on_when_automation_overruns_its_grace() -> None:
+    h = Harness(AutoRemediateGrace=120)
+    h.errors("api", 0.10)
+    declare(h, "inc-1", ("api",))
+    h.fire("HighErrorRate", "api", "critical")
+    h.run(100)
+    assert h.pages() == []
+    h.run(400)  # grace over at 120 s, P1 delay (from the alert's start) over at 300 s
+    (t, page), = h.pages()
+    assert page.severity == "P1" and page.incident_id == "inc-1" and 300 <= t <= 310
+
+
+def test_with_auto_remediation_off_the_same_alert_pages() -> None:
+    h = Harness(AutoRemediateBeforeAlert=False)
+    h.errors("api", 0.10)
+    declare(h, "inc-1", ("api",))
+    h.fire("HighErrorRate", "api", "critical")
+    h.run(320)
+    assert len(h.pages()) == 1
+
+
+def test_a_p0_incident_holds_nothing() -> None:
+    h = Harness()
+    h.errors("api", 0.10)
+    declare(h, "inc-1", ("api",), severity="P0")
+    h.fire("HighErrorRate", "api", "critical")
+    h.step()
+    (_, page), = h.pages()
+    assert page.severity == "P0"  # the declared severity, paged at once
+
+
+def test_a_suppressed_alert_is_never_correlated_into_a_page() -> None:
+    h = Harness(MaintenanceWindows=[{"start": 0, "end": 3600, "matchers": {"service": "db"}}])
+    h.errors("api", 0.5)
+    h.fire("PoolSaturated", "db", "critical")  # planned maintenance on the db: silenced
+    h.step()
+    h.fire("HighErrorRate", "api", "critical")  # its symptom upstream: inhibited by the (silenced) cause, as in
+    h.step()                                    # Alertmanager, where silenced alerts still inhibit
+    assert h.pages() == [] and h.engine.correlator.groups == []
+    h.errors("batch", 0.5)
+    h.fire("HighErrorRate", "batch", "critical")  # an unrelated real failure still pages, alone
+    h.step()
+    (_, page), = h.pages()
+    assert page.components == ("batch",) and len(page.evidence["fingerprints"]) == 1
+    assert {t.service: t.fate for t in h.engine.tracks.by_fp.values()} == {
+        "db": "silenced", "api": "inhibited", "batch": "grouped"}
+
+
+def test_every_action_carries_reason_confidence_and_the_fingerprints() -> None:
+    h = Harness()
+    h.errors("api", 0.06)
+    h.fire("HighErrorRate", "api", "critical")
+    h.run(330)
+    assert h.actions
+    for _, a in h.actions:
+        assert a.kind in ("page", "notify")
+        assert a.reason and 0 < a.confidence <= 1 and a.evidence["fingerprints"]
