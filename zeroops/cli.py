@@ -354,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("out_dir", metavar="OUT_DIR", help="results folder (with summary.json)")
     rp.set_defaults(fn=cmd_report)
     for mod, fn in (("zeroops.live", "add_live_parser"), ("zeroops.safety_cli", "add_safety_parsers"),
-                    ("zeroops.detect_cli", "add_detect_parser"), ("zeroops.incidents_cli", "add_incidents_parsers")):
+                    ("zeroops.detect_cli", "add_detect_parser"), ("zeroops.incidents_cli", "add_incidents_parsers"),
+                    ("zeroops.alerting_cli", "add_alerting_parser")):
         try:
             module = __import__(mod, fromlist=[fn])
         except ImportError:
