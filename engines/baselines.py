@@ -132,12 +132,20 @@ class CrashRestarter:
         self.tried: dict[str, float] = {}
         self.replace: dict[str, str] = {}  # server id -> its service, after a reboot conflict
         self.service_of: dict[str, str] = {}
+        self.replaced: set[str] = set()  # servers on a dead host already replaced
 
     def step(self, now: float, obs: Observation) -> Iterable[Action]:
         actions: list[Action] = []
+        down = {n for h in obs.hypervisors if h.state == "down" for n in (h.id, h.name)}
+        if down:  # the API still shows its servers ACTIVE (Nova cannot reach the host): replace them
+            for s in obs.servers():
+                if s.hypervisor in down and s.service and s.id not in self.replaced and s.status != "DELETED":
+                    self.replaced.add(s.id)
+                    self.replace[s.id] = s.service
         for sid, service in list(self.replace.items()):
             del self.replace[sid]
-            actions.append(DeleteServer(server_id=sid, reason="crashed server on a dead host: replace it"))
+            self.replaced.add(sid)
+            actions.append(DeleteServer(server_id=sid, reason="server on a dead host: replace it"))
             actions.append(CreateServer(service=service, reason=f"replacement for {sid}"))
         for status in ("ERROR", "SHUTOFF"):
             for s in obs.servers(status=status):

@@ -66,3 +66,16 @@ def test_a_dead_host_shows_down_after_service_down_time_and_its_servers_keep_the
     w.migrate_server(rec.servers[0])  # evacuate: shows once done
     w.run(until=1400)
     assert a.server(rec.servers[0]).status == "ACTIVE" and a.server(rec.servers[0]).hypervisor != host
+
+
+def test_the_reactive_restarter_replaces_servers_on_a_host_shown_down() -> None:
+    """Servers on a dead host stay ACTIVE in the API; the baseline acts once the host shows down (60 s)."""
+    from scenarios.runner import run_scenario
+
+    scn = make_scenario(duration=1800, operator={"enabled": False},
+                        faults=[{"type": "hypervisor_failure", "at": 300}], engines=["reactive"])
+    r = run_scenario(scn, "reactive")
+    (inc,) = r.score.incidents
+    assert inc.resolved_by == "automation"
+    deletes = [x for x in r.records if x.kind == "delete_server" and x.outcome == "executed"]
+    assert deletes and min(x.at for x in deletes) >= 300 + 60  # not before the host shows down
