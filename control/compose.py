@@ -177,6 +177,7 @@ def compose(
     gate: Gate | None = None,
     observe_only: bool = False,
     runtime_factory: Callable[..., Runtime] = Runtime,
+    notify_sinks: Sequence[Any] = (),
     **gate_kw: Any,
 ) -> ControlPlane:
     """Wire one control plane; with ``clock`` it is attached at once.
@@ -188,6 +189,8 @@ def compose(
     * ``logs`` — further action logs every record goes to (JSON lines, a test's list).
     * ``gate`` — replaces the safety gate (tests); ``observe_only`` — :class:`ObserveOnlyGate`.
       Either way no approval queue is wired.
+    * ``notify_sinks`` — :mod:`control.sinks` sinks; executed ``Page``/``Notify`` records are delivered to them
+      after the choke point (engines never deliver anything themselves).
     """
     spec, built = resolve_engines(engines)
     audit = None
@@ -213,6 +216,10 @@ def compose(
                               simulated_approvers=n, approver_delay=delay, approver_cadence=cadence,
                               executor_cadence=source.executor_cadence, **gate_kw)
         choke, the_gate = kit.choke, kit.gate
+    if notify_sinks:
+        from control.sinks import Delivery
+
+        choke.listeners.append(Delivery(notify_sinks))
     runtime = runtime_factory(adapter, built, choke)
     plane = ControlPlane(adapter, built, runtime, choke, the_gate, log, spec, kit, audit)
     if clock is not None:

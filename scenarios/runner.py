@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,14 +57,16 @@ def set_operator_route(world: World, spec: EngineSetSpec) -> None:
 
 def run_scenario(scn: Scenario, engines: str | EngineSetSpec, *, seed: int | None = None,
                  base_dir: Path | None = None, progress: Progress | None = None, gate: Gate | None = None,
-                 log: ActionLog | None = None, audit_path: Path | None = None, chunks: int = 100) -> RunResult:
+                 log: ActionLog | None = None, audit_path: Path | None = None, chunks: int = 100,
+                 sinks: Sequence[Any] = ()) -> RunResult:
     """Run one engine set on one scenario and score it (targets are checked by :func:`check_targets`).
 
     ``engines`` is a set name (the scenario's inline compositions first, then the registry's) or a spec.
     The control plane comes from :func:`control.compose.compose`, as in live mode: every engine set, the
     baselines included, acts through the safety gate at the choke point, and approvals are answered by the
     scenario's simulated approvers.  ``audit_path`` keeps the hash-chained audit trail in SQLite; ``log``
-    receives every record too; ``gate`` replaces the safety gate (tests).
+    receives every record too; ``gate`` replaces the safety gate (tests); ``sinks`` (``control.sinks``) receive
+    the executed pages and notifications, e.g. a ``RecordingSink`` the caller reads afterwards.
     """
     import time
 
@@ -80,7 +82,7 @@ def run_scenario(scn: Scenario, engines: str | EngineSetSpec, *, seed: int | Non
         audit_path.unlink(missing_ok=True)
     plane = compose(adapter, spec, clock=SimClock(world.env), safety=safety_config(scn), gate=gate,
                     approvals=SimulatedApprovals(scn.approvers.count, scn.approvers.delay, scn.approvers.cadence),
-                    audit_path=audit_path, logs=[log] if log is not None else ())
+                    audit_path=audit_path, logs=[log] if log is not None else (), notify_sinks=sinks)
     records: list[Any] = []
     plane.choke.listeners.append(records.append)
     total = scn.duration
