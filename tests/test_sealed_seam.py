@@ -227,6 +227,31 @@ def test_writes_through_what_an_observation_returns_fail_and_change_nothing() ->
         obs.close()
 
 
+def test_a_poisoned_observation_cache_does_not_mislead_the_gate() -> None:
+    """The cache is a plain attribute an engine can write; the gate reads its own view of the world."""
+    from control.runtime import ChokePoint
+    from control.safety import SafetyConfig, SafetyGate
+
+    w, adapter = _world()
+    seen: list[Any] = []
+
+    class Spy(SafetyGate):
+        def review(self, now: float, engine: str, action: Action, obs: Observation | None) -> Any:
+            seen.append(obs.services.get("db") if obs is not None else None)
+            return super().review(now, engine, action, obs)
+
+    class Poisoner:
+        name, cadence = "poisoner", 10.0
+
+        def step(self, now: float, obs: Observation) -> list[Action]:
+            obs._cache["services"] = base.FrozenDict()  # noqa: SLF001 - the attack under test
+            return [base.Notify(component="db", message="x")]
+
+    rt = Runtime(adapter, [Poisoner()], choke=ChokePoint(adapter, Spy(SafetyConfig())))
+    rt.step(rt.engines[0], w.now())
+    assert seen and seen[0] is not None and seen[0].name == "db"
+
+
 def test_a_kept_observation_reads_nothing_new_after_its_step() -> None:
     w, adapter = _world()
     probe = Probe()
@@ -250,7 +275,8 @@ def test_the_adapter_is_not_reachable_from_an_action_either() -> None:
 
 
 # --------------------------------------------------------------- (c) the AST check over engines/
-FORBIDDEN_NAMES = {"_READERS", "gc", "inspect", "ctypes", "__closure__", "__self__", "__globals__", "__code__",
+# (module names are caught where they are imported, so a local variable may be called ``gc``)
+FORBIDDEN_NAMES = {"_READERS", "__closure__", "__self__", "__globals__", "__code__",
                    "__builtins__", "f_globals", "f_locals", "f_back", "_getframe", "__subclasses__",
                    "get_referents", "get_referrers", "get_objects"}
 FORBIDDEN_MODULES = {"gc", "inspect", "ctypes", "sys", "importlib"}
@@ -284,7 +310,7 @@ def violations(source: str, filename: str = "<engine>") -> list[str]:
                     out.append(f"{where(node)}: imports {m} (engines see adapters.base only)")
             if isinstance(node, ast.ImportFrom):
                 for a in node.names:
-                    if a.name.startswith("_") or a.name in FORBIDDEN_NAMES:
+                    if a.name.startswith("_") or a.name in FORBIDDEN_NAMES | FORBIDDEN_MODULES:
                         out.append(f"{where(node)}: imports {a.name} from {node.module}")
         elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
             out.append(f"{where(node)}: uses {node.id}")
