@@ -309,14 +309,19 @@ def incident_postmortem(run: RunRecords, inc: dict[str, Any], decls: list[dict[s
         who = ("the on-call human started work" if inc.get("detected_by") == "human"
                else f"declaration `{inc.get('declared_id')}` by `{inc.get('detected_by')}`")
         tl.append(Event(float(inc["detected_at"]), "detection", f"Detected: {who} (TTD {secs(inc.get('ttd_s'))})"))
-    for d in decls:
-        tl.append(Event(float(d["at"]), "declaration", f"Declared `{d['id']}` by `{d['engine']}`, severity "
-                                                       f"{d.get('severity')}, scored {d.get('verdict')}"))
-    if inc.get("paged_at") is not None:
-        tl.append(Event(float(inc["paged_at"]), "page", "First page about this incident"))
+    scored = {d["id"]: d.get("verdict") for d in decls}  # the scorer's verdict on each declaration
     for a in tied:
         how = "" if a["tied_by"] == "incident" else " (untagged; tied by component and time)"
-        tl.append(Event(a["at"], "action", describe(a) + how, a["seq"]))
+        if a["kind"] == "declare_incident" and a["target"] in scored and a["outcome"] == "executed":
+            tl.append(Event(a["at"], "declaration", describe(a) + f"; scored {scored.pop(a['target'])}", a["seq"]))
+        else:
+            tl.append(Event(a["at"], "action", describe(a) + how, a["seq"]))
+    for d in decls:
+        if d["id"] in scored:  # a declaration without its row in actions.csv (should not happen)
+            tl.append(Event(float(d["at"]), "declaration", f"Declared `{d['id']}` by `{d['engine']}`, severity "
+                                                           f"{d.get('severity')}, scored {d.get('verdict')}"))
+    if inc.get("paged_at") is not None:
+        tl.append(Event(float(inc["paged_at"]), "page", "First page about this incident"))
     if inc.get("mitigated_at") is not None:
         tl.append(Event(float(inc["mitigated_at"]), "mitigation",
                         f"Mitigated: SLO no longer breached (TTM {secs(inc.get('ttm_s'))})"))
@@ -376,7 +381,7 @@ def incident_postmortem(run: RunRecords, inc: dict[str, Any], decls: list[dict[s
         pm.automation.append("- Automation resolved it: the action after which the fault's resolution predicate "
                              "held was an engine's, with no human approval.")
     if inc.get("paged_at") is not None:
-        pm.human.append(f"- Paged at {when(inc['paged_at'])}.")
+        pm.human.append(f"- The on-call human was paged at {when(inc['paged_at'])} (first page about it).")
     if inc.get("detected_by") == "human":
         pm.human.append(f"- The on-call human started work at {when(inc.get('detected_at'))} (they detected it).")
     pm.human += {"human": [f"- The on-call human fixed it (resolution at {when(end)}); their own actions go "
