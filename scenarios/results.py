@@ -4,6 +4,7 @@ Layout of an output folder::
 
     summary.json            {"schema_version", "generated_by", "runs": [run summary, ...]}
     summary.csv             one row per (scenario, engines): the metrics and target statuses
+    severity_confusion.csv  true vs declared severity, summed per engine set
     <scenario>/<engines>/result.json     run summary + incidents
     <scenario>/<engines>/actions.csv     every decision that passed the choke point
     <scenario>/<engines>/incidents.csv   ground-truth incidents with detection and resolution
@@ -24,7 +25,7 @@ import pandas as pd
 
 from scenarios.runner import RunResult
 from scenarios.schema import SCHEMA_VERSION
-from scenarios.scoring import INCIDENT_COLUMNS, METRICS
+from scenarios.scoring import CONFUSION_COLUMNS, INCIDENT_COLUMNS, METRICS, SEVERITIES
 
 
 def _clean(v: Any) -> Any:
@@ -43,6 +44,7 @@ def run_summary(r: RunResult) -> dict[str, Any]:
         "realtime_factor": round(r.scenario.duration / r.wall_s, 1) if r.wall_s > 0 else None,
         "metrics": {k: _clean(r.score.metrics.get(k)) for k in METRICS},
         "targets": r.targets,
+        "severity_confusion": r.score.severity_confusion,
     }
 
 
@@ -111,6 +113,20 @@ def write_summary(results: list[RunResult], out: Path) -> None:
         row["targets_missed"] = sum(1 for x in met if x == "missed")
         rows.append(row)
     pd.DataFrame(rows).to_csv(out / "summary.csv", index=False)
+    confusion_frame(results).to_csv(out / "severity_confusion.csv", index=False)
+
+
+def confusion_frame(results: list[RunResult]) -> pd.DataFrame:
+    """Severity confusion summed over the runs of each engine set: one row per (engines, true severity),
+    one column per declared severity plus ``none`` (not declared)."""
+    total: dict[str, dict[str, dict[str, int]]] = {}
+    for r in results:
+        acc = total.setdefault(r.engines, {t: dict.fromkeys(CONFUSION_COLUMNS, 0) for t in SEVERITIES})
+        for t, row in r.score.severity_confusion.items():
+            for c, n in row.items():
+                acc[t][c] += n
+    rows = [{"engines": e, "true": t, **cells} for e, m in total.items() for t, cells in m.items()]
+    return pd.DataFrame(rows, columns=["engines", "true", *CONFUSION_COLUMNS])
 
 
 def fmt(v: Any, metric: str = "") -> str:

@@ -172,6 +172,26 @@ class Score:
     incidents: list[Incident] = field(default_factory=list)
     declarations: list[Declaration] = field(default_factory=list)
 
+    @property
+    def severity_confusion(self) -> dict[str, dict[str, int]]:
+        """See :func:`severity_confusion`."""
+        return severity_confusion(self.incidents)
+
+
+CONFUSION_COLUMNS = (*SEVERITIES, "none")
+
+
+def severity_confusion(incidents: Iterable[Incident]) -> dict[str, dict[str, int]]:
+    """Counts of non-chaos incidents by true severity (rows) and declared severity (columns, ``none`` when no
+    declaration matched): the full 5 x 6 grid, zeros included, so runs add up cell by cell."""
+    m = {t: dict.fromkeys(CONFUSION_COLUMNS, 0) for t in SEVERITIES}
+    for i in incidents:
+        if i.chaos or i.true_severity not in m:
+            continue
+        col = i.declared_severity if i.declared_id is not None and i.declared_severity in SEVERITIES else "none"
+        m[i.true_severity][col] += 1
+    return m
+
 
 # -------------------------------------------------------------------- helpers
 def _mean(xs: Sequence[float]) -> float | None:

@@ -117,3 +117,24 @@ def test_deterministic_and_bad_config_is_one_clear_error() -> None:
         SeverityConfig(slo=99.9)
     with pytest.raises(ValueError, match="burn thresholds"):
         SeverityConfig(burn_p1=500.0)
+
+
+def test_severity_confusion_counts_true_against_declared() -> None:
+    from types import SimpleNamespace
+
+    from scenarios.results import confusion_frame
+    from scenarios.scoring import Incident, Score, severity_confusion
+
+    def inc(true: str, declared: str | None, chaos: bool = False) -> Incident:
+        return Incident("f", "server_crash", 0.0, 10.0, None, None, None, [], [], "", true_severity=true,
+                        declared_id="i" if declared else None, declared_severity=declared, chaos=chaos)
+
+    incs = [inc("P1", "P1"), inc("P1", "P3"), inc("P0", None), inc("P4", "P4"), inc("P2", "P2", chaos=True)]
+    m = severity_confusion(incs)
+    assert set(m) == {"P0", "P1", "P2", "P3", "P4"} and all(len(r) == 6 for r in m.values())
+    assert m["P1"]["P1"] == 1 and m["P1"]["P3"] == 1 and m["P0"]["none"] == 1 and m["P4"]["P4"] == 1
+    assert sum(sum(r.values()) for r in m.values()) == 4  # the chaos incident is left out
+    runs = [SimpleNamespace(engines="ops", score=Score({}, incs)), SimpleNamespace(engines="ops", score=Score({}, incs))]
+    df = confusion_frame(runs)  # type: ignore[arg-type]
+    row = df[(df.engines == "ops") & (df["true"] == "P1")].iloc[0]
+    assert row["P1"] == 2 and row["P3"] == 2 and row["none"] == 0
