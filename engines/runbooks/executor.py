@@ -1,0 +1,486 @@
+"""The runbook library and executor: match an incident to runbooks, then run one, step by step.
+
+API (the ops center's)::
+
+    lib = RunbookLibrary.load(dirs)            # the built-in library, then $ZEROOPS_RUNBOOKS, then ``dirs``
+    books = lib.match(ctx, obs)                # list[Runbook], best first; ``rb.why`` says why, ``rb.focus`` on what
+    run = lib.start(books[0], ctx, now, obs)   # a RunbookRun (engines.ops.types)
+    actions = run.step(now, obs)               # every tick; [] while waiting and once finished
+    run.on_result(record)                      # each control.runtime.ActionRecord of the run's actions
+
+A run issues its steps in order, each step once (one action, or one per ``for_each`` item), and goes on
+only when every action of the step has its result and the step's ``wait`` has passed: it never re-issues
+an action still under way (a failed one is re-issued after its failure only if the step allows
+``retries``). Then it verifies (``verifying``) against metrics read after the steps; verified is
+``succeeded``. A denied action, a failed one (``on_failure: abort``), a verification that does not hold
+within ``verify.within`` or the runbook's ``timeout`` passing make it roll back (``rolling_back``: the
+rollback steps, each once, bounded in time) and then page (``escalated``, one ``Page`` action with who,
+why and severity) — or end ``rolled_back`` when the runbook says ``escalate: {page: false}``. Every
+state has a deadline, so a run always ends. Clock-agnostic: all times come from ``now`` and the records.
+Every action carries ``incident=ctx.incident_id``, a reason, the focus candidate's score as confidence
+and the evidence (runbook, step, why it matched, the for_each item).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from adapters.base import ACTION_TYPES, Action, Observation, Page
+from engines.ops.types import IncidentContext, RunStatus
+from engines.runbooks import bindings as bnd
+from engines.runbooks.schema import Runbook, RunbookError, Step, read_file
+from engines.runbooks.verify import Checker
+
+BUILTIN = Path(__file__).resolve().parent / "library"
+ENV_VAR = "ZEROOPS_RUNBOOKS"
+ROLLBACK_GRACE_S = 120.0  # the rollback steps' own deadline, beyond their waits
+TERMINAL: frozenset[str] = frozenset({"succeeded", "rolled_back", "escalated"})
+_WHOLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+class RenderError(ValueError):
+    """A step's params cannot be filled in for this incident (an unbound variable, a missing key)."""
+
+
+# ----------------------------------------------------------------- templating
+def render(value: Any, env: Mapping[str, Any]) -> Any:
+    """Fill ``{name}`` placeholders; a string that is one placeholder becomes the variable's own value."""
+    if isinstance(value, str):
+        m = _WHOLE.match(value)
+        if m:
+            if env.get(m.group(1)) is None:
+                raise RenderError(f"{{{m.group(1)}}} is not known for this incident")
+            return env[m.group(1)]
+        try:
+            return value.format_map(_Strict(env))
+        except (KeyError, IndexError, AttributeError) as e:
+            raise RenderError(f"{value!r}: {e} is not known for this incident") from None
+    if isinstance(value, Mapping):
+        return {render(k, env): render(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, env) for v in value]
+    return value
+
+
+class _Strict(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __getitem__(self, key: str) -> Any:
+        v = super().__getitem__(key)
+        if v is None:
+            raise KeyError(key)
+        return v
+
+
+def _arith(text: str) -> float:
+    """A number, or NUMBER OP NUMBER with OP one of + - * / (``'100 * 1.5'``, after templating)."""
+    m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*(?:([-+*/])\s*(-?\d+(?:\.\d+)?))?\s*", text)
+    if not m:
+        raise RenderError(f"{text!r} is not a number (or NUMBER OP NUMBER)")
+    a = float(m.group(1))
+    if m.group(2) is None:
+        return a
+    b = float(m.group(3))
+    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else float("nan")}[m.group(2)]
+
+
+def build_action(step: Step, env: Mapping[str, Any], meta: Mapping[str, Any]) -> Action:
+    """The step's action with its params filled from ``env`` and its explanation from ``meta``."""
+    cls = ACTION_TYPES[step.action]
+    types = {f.name: str(f.type) for f in fields(cls)}
+    params: dict[str, Any] = {}
+    for k, raw in step.params.items():
+        v = render(raw, env)
+        t = types[k].replace(" | None", "")
+        if t in ("int", "float") and isinstance(v, str):
+            v = _arith(v)
+        if t == "int" and isinstance(v, float):
+            v = int(round(v))
+        elif t == "float" and isinstance(v, int | float) and not isinstance(v, bool):
+            v = float(v)
+        elif t == "str" and isinstance(v, int | float) and not isinstance(v, bool):
+            v = str(v)
+        elif t.startswith("tuple") and isinstance(v, list):
+            v = tuple(v)
+        params[k] = v
+    try:
+        return cls(**params, **meta)
+    except (TypeError, ValueError) as e:
+        raise RenderError(f"cannot build {step.action}: {e}") from None
+
+
+# ----------------------------------------------------------------------- runs
+@dataclass
+class _Sent:
+    action: Action
+    step: Step
+    index: int
+    attempts: int = 1
+    approval: bool = False  # the gate asked for approval; its result comes later
+
+
+@dataclass
+class _Phase:
+    """A sequence of steps: the next index, what awaits its result, what to re-issue, when to go on."""
+
+    steps: Sequence[Step]
+    i: int = 0
+    sent: list[_Sent] = field(default_factory=list)
+    retry: list[_Sent] = field(default_factory=list)
+    wait_until: float = float("-inf")
+    done_any: bool = False  # some action of this phase executed
+
+    @property
+    def finished(self) -> bool:
+        return self.i >= len(self.steps) and not self.sent and not self.retry
+
+
+class Run:
+    """One runbook running for one incident (the :class:`engines.ops.types.RunbookRun` protocol)."""
+
+    def __init__(self, book: Runbook, ctx: IncidentContext, now: float, obs: Observation) -> None:
+        self.book = book
+        self.runbook = book.name
+        self.incident_id = ctx.incident_id
+        self.status: RunStatus = "running"
+        self.ctx = ctx
+        self.started_at = now
+        self.b = bnd.bind(ctx, obs, book.focus)
+        cand = bnd.focus_candidate(ctx, book.focus)
+        self.confidence = round(cand.score, 4) if cand is not None else 0.5
+        self.phase = _Phase(book.steps)
+        self.checker = Checker(self.b)
+        self.verify_start: float | None = None
+        self.rollback_deadline: float | None = None
+        self.failure: str | None = None  # why the run failed (set by a result or a deadline)
+        self.servers: list[str] = []  # servers the run acted on or created (server metrics verify them)
+        self.actions: list[Action] = []  # everything it issued, in order
+        self.log: list[tuple[float, str]] = [(now, f"started {book.name} on {self.b.vars['component'] or '?'}"
+                                                    f" ({'; '.join(book.why) or 'chosen by the caller'})")]
+        self.verdicts: list[str] = []
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+    # -------------------------------------------------------------- stepping
+    def step(self, now: float, obs: Observation) -> list[Action]:
+        if self.done:
+            return []
+        if self.status in ("running", "verifying") and self.failure is None and now - self.started_at > self.book.timeout:
+            self._fail(now, f"no verified fix within the runbook's timeout of {self.book.timeout:g} s")
+        if self.failure is not None and self.status in ("running", "verifying"):
+            return self._begin_rollback(now, obs)
+        if self.status == "running":
+            out = self._advance(now, obs)
+            if self.failure is None and self.phase.finished and now >= self.phase.wait_until:
+                if self.book.verify is None:
+                    self._set(now, "succeeded", "steps done (the runbook has no verification)")
+                else:
+                    self.verify_start = now
+                    self._set(now, "verifying", "steps done; verifying")
+            return out
+        if self.status == "verifying":
+            self._verify(now, obs)
+            if self.failure is not None:
+                return self._begin_rollback(now, obs)
+            return []
+        if self.status == "rolling_back":
+            out = self._advance(now, obs)
+            if (self.phase.finished and now >= self.phase.wait_until) or now > (self.rollback_deadline or now):
+                out += self._escalate(now)
+            return out
+        return []
+
+    def on_result(self, rec: Any) -> None:
+        """Track the choke point's record of one of this run's actions (others are ignored)."""
+        sent = next((s for s in self.phase.sent if s.action is rec.action), None)
+        if sent is None:
+            return
+        outcome = rec.outcome
+        if outcome == "proposed":
+            sent.approval = True
+            self.log.append((rec.at, f"{sent.action.kind} {sent.action.target()}: awaiting approval"))
+            return
+        self.phase.sent.remove(sent)
+        self.verdicts.append(f"{sent.action.kind} {sent.action.target()}: {outcome}")
+        if outcome == "executed":
+            self.phase.done_any = True
+            result = getattr(rec, "result", None)
+            self.servers.extend(s for s in getattr(result, "server_ids", ()) if s not in self.servers)
+            if not [s for s in self.phase.sent if s.index == sent.index]:
+                self.phase.wait_until = max(self.phase.wait_until, rec.at + sent.step.wait)
+            self.log.append((rec.at, f"{sent.action.kind} {sent.action.target()} executed"))
+            return
+        detail = getattr(getattr(rec, "result", None), "detail", "") or getattr(rec, "error", "") or ""
+        rule = getattr(getattr(rec, "verdict", None), "rule", "")
+        if outcome == "denied":
+            why = f"{sent.action.kind} {sent.action.target()} denied by the safety gate ({rule or 'no rule given'})"
+        else:
+            why = f"{sent.action.kind} {sent.action.target()} failed: {detail}".rstrip(": ")
+        if self.status == "rolling_back":
+            self.log.append((rec.at, f"rollback: {why}"))
+        elif outcome == "failed" and sent.attempts <= sent.step.retries:
+            self.phase.retry.append(sent)
+            self.log.append((rec.at, f"{why}; will retry"))
+        elif outcome == "failed" and sent.step.on_failure == "continue":
+            self.log.append((rec.at, f"{why}; continuing (on_failure: continue)"))
+            if not [s for s in self.phase.sent if s.index == sent.index]:
+                self.phase.wait_until = max(self.phase.wait_until, rec.at + sent.step.wait)
+        else:
+            self._fail(rec.at, why)
+
+    # --------------------------------------------------------------- phases
+    def _advance(self, now: float, obs: Observation) -> list[Action]:
+        ph = self.phase
+        if ph.sent:
+            return []  # results outstanding: never re-issue what is under way
+        if ph.retry:
+            out = []
+            for s in ph.retry:
+                a = replace(s.action)
+                ph.sent.append(_Sent(a, s.step, s.index, s.attempts + 1))
+                out.append(a)
+            ph.retry = []
+            self.actions.extend(out)
+            return out
+        while ph.i < len(ph.steps) and now >= ph.wait_until:
+            step, idx = ph.steps[ph.i], ph.i
+            ph.i += 1
+            try:
+                acts = self._actions_of(step, idx, len(ph.steps), obs)
+            except RenderError as e:
+                if self.status == "rolling_back":
+                    self.log.append((now, f"rollback step {idx + 1} skipped: {e}"))
+                    continue
+                self._fail(now, f"step {idx + 1} ({step.action}): {e}")
+                return []
+            if not acts:
+                self.log.append((now, f"step {idx + 1} ({step.action}): nothing to do"))
+                continue
+            ph.sent = [_Sent(a, step, idx) for a in acts]
+            self.actions.extend(acts)
+            self.log.append((now, f"step {idx + 1}: {len(acts)} x {step.action}"))
+            return acts
+        return []
+
+    def _actions_of(self, step: Step, idx: int, n: int, obs: Observation) -> list[Action]:
+        items: list[dict[str, Any]] = [{}]
+        if step.for_each is not None:
+            items = bnd.items(step.for_each, obs, self.b, step.by)[: step.limit]
+        out = []
+        phase = "rollback" if self.status == "rolling_back" else "step"
+        for item in items:
+            env = {**self.b.vars, **item}
+            ev = {"runbook": self.book.name, phase: idx + 1, "of": n, "component": self.b.vars["component"],
+                  "fault_class": self.b.vars["fault_class"], "matched": list(self.book.why),
+                  "item": {k: v for k, v in item.items() if isinstance(v, str | int | float)}}
+            meta = {"reason": f"runbook {self.book.name} {phase} {idx + 1}/{n}: {step.name or step.action}"
+                              + (f" {item.get('server') or item.get('service')}" if item else ""),
+                    "confidence": self.confidence, "evidence": ev, "incident": self.incident_id}
+            a = build_action(step, env, meta)
+            if "server_id" in a.params() and a.params()["server_id"] not in self.servers:
+                self.servers.append(a.params()["server_id"])
+            out.append(a)
+        return out
+
+    def _verify(self, now: float, obs: Observation) -> None:
+        assert self.book.verify is not None and self.verify_start is not None
+        results = [self.checker.check(c, now, self.verify_start, obs, self.servers) for c in self.book.verify.conditions]
+        if all(ok for ok, _ in results):
+            self._set(now, "succeeded", "verified: " + "; ".join(d for _, d in results))
+        elif now - self.verify_start > self.book.verify.within:
+            self._fail(now, f"verification did not hold within {self.book.verify.within:g} s: "
+                            + "; ".join(d for ok, d in results if not ok))
+
+    def _begin_rollback(self, now: float, obs: Observation) -> list[Action]:
+        if self.book.rollback and (self.phase.done_any or self.phase.sent):
+            self.phase = _Phase(self.book.rollback)
+            self.rollback_deadline = now + ROLLBACK_GRACE_S + sum(s.wait for s in self.book.rollback)
+            self._set(now, "rolling_back", f"rolling back: {self.failure}")
+            out = self._advance(now, obs)
+            if self.phase.finished:
+                out += self._escalate(now)
+            return out
+        return self._escalate(now)
+
+    def _escalate(self, now: float) -> list[Action]:
+        esc = self.book.escalate
+        why = f"runbook {self.book.name} could not fix {self.b.vars['component'] or 'the incident'}: {self.failure}"
+        if self.status == "rolling_back":
+            why += "; rolled back"
+        if not esc.page:
+            self._set(now, "rolled_back", why + " (no page: escalate.page is false)")
+            return []
+        sev = esc.severity or self.ctx.severity
+        page = Page(who=esc.who, why=why, incident_id=self.incident_id, severity=sev,
+                    components=tuple(self.ctx.components), incident=self.incident_id, reason=why,
+                    confidence=self.confidence, evidence={"runbook": self.book.name, "failure": self.failure,
+                                                          "verdicts": list(self.verdicts[-10:])})
+        self.actions.append(page)
+        self._set(now, "escalated", f"paged {esc.who} ({sev})")
+        return [page]
+
+    def _fail(self, at: float, why: str) -> None:
+        if self.failure is None:
+            self.failure = why
+            self.log.append((at, f"failed: {why}"))
+
+    def _set(self, now: float, status: RunStatus, note: str) -> None:
+        self.status = status
+        self.log.append((now, f"{status}: {note}"))
+
+
+# -------------------------------------------------------------------- library
+def default_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
+    """The built-in library, then each folder of ``$ZEROOPS_RUNBOOKS`` (os.pathsep-separated), then ``extra``."""
+    env = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
+    return [BUILTIN, *env, *(Path(p) for p in extra)]
+
+
+def read_paths(paths: Iterable[str | Path]) -> list[Runbook]:
+    """Every runbook in these files and folders (``*.yaml``, ``*.yml``); all problems in one RunbookError."""
+    out: list[Runbook] = []
+    errors: list[str] = []
+    for p in map(Path, paths):
+        files = sorted([*p.glob("*.yaml"), *p.glob("*.yml")]) if p.is_dir() else [p]
+        if p.is_dir() and not files:
+            errors.append(f"{p}: no runbook files (*.yaml) in the folder")
+        if not p.exists():
+            errors.append(f"{p}: no such file or folder")
+            continue
+        seen: dict[str, str] = {}
+        for f in files:
+            try:
+                books = read_file(f)
+            except RunbookError as e:
+                errors.append(str(e))
+                continue
+            for rb in books:
+                if rb.name in seen:
+                    errors.append(f"{rb.source}: name: {rb.name!r} is already used by {seen[rb.name]} "
+                                  f"(names must be unique within a folder)")
+                seen[rb.name] = rb.source
+                out.append(rb)
+    if errors:
+        raise RunbookError("\n".join(errors))
+    return out
+
+
+class RunbookLibrary:
+    """Runbooks by name; a later source's runbook replaces an earlier one of the same name."""
+
+    def __init__(self, runbooks: Iterable[Runbook]) -> None:
+        self.books: dict[str, Runbook] = {}
+        for rb in runbooks:
+            self.books[rb.name] = rb
+
+    @classmethod
+    def load(cls, dirs: Iterable[str | Path] = (), *, builtin: bool = True) -> RunbookLibrary:
+        """The built-in library (unless ``builtin=False``), ``$ZEROOPS_RUNBOOKS``, then ``dirs`` (the
+        ``runbook_dirs`` setting)."""
+        paths = default_dirs(dirs)
+        return cls(read_paths(paths if builtin else paths[1:]))
+
+    def __iter__(self) -> Iterator[Runbook]:
+        return iter(self.books.values())
+
+    def __len__(self) -> int:
+        return len(self.books)
+
+    def get(self, name: str) -> Runbook:
+        try:
+            return self.books[name]
+        except KeyError:
+            raise RunbookError(f"no runbook {name!r}; known: {', '.join(sorted(self.books))}") from None
+
+    def match(self, ctx: IncidentContext, obs: Observation) -> list[Runbook]:
+        """The runbooks that fit the incident, best first; each carries ``why`` and its ``focus`` component.
+
+        Candidates are tried in their rank order (up to three): a runbook matching the top candidate
+        ranks before one matching the second. Among one candidate's matches, the more specific (more
+        conditions) and then the higher ``priority`` first. A runbook whose params need a variable the
+        incident does not bind (a ``{server}`` when no server is known) does not match.
+        """
+        focuses: list[str | None] = [c.component for c in ctx.candidates[:3]] or [None]
+        ranked: list[tuple[tuple[Any, ...], Runbook]] = []
+        seen: set[str] = set()
+        for rank, focus in enumerate(focuses):
+            b = bnd.bind(ctx, obs, focus)
+            for rb in self.books.values():
+                if rb.name in seen:
+                    continue
+                why = _why(rb, ctx, obs, b, focus)
+                if why is None:
+                    continue
+                seen.add(rb.name)
+                spec = (1 if rb.fault_classes else 0) + (rb.match.size() if rb.match else 0)
+                ranked.append(((rank, -spec, -rb.priority, rb.name), rb.with_match(why, focus)))
+        return [rb for _, rb in sorted(ranked, key=lambda x: x[0])]
+
+    def start(self, runbook: Runbook | str, ctx: IncidentContext, now: float, obs: Observation) -> Run:
+        """Begin running ``runbook`` (a matched copy, a library runbook or its name) for ``ctx``."""
+        rb = self.get(runbook) if isinstance(runbook, str) else runbook
+        return Run(rb, ctx, now, obs)
+
+
+def _why(rb: Runbook, ctx: IncidentContext, obs: Observation, b: bnd.Bindings, focus: str | None) -> list[str] | None:
+    """Why ``rb`` fits the incident with ``focus`` as its component, or None when it does not."""
+    v = b.vars
+    cls = v["fault_class"]
+    why: list[str] = []
+    comp = f"{v['component']} ({v['component_kind'] or 'unknown kind'})"
+    if rb.fault_classes:
+        if cls not in rb.fault_classes:
+            return None
+        why.append(f"{comp} is classified {cls}")
+    m = rb.match
+    if m is not None:
+        if m.fault_class is not None:
+            if cls not in m.fault_class:
+                return None
+            why.append(f"{comp} is classified {cls}")
+        if m.component_kind is not None:
+            if v["component_kind"] not in m.component_kind:
+                return None
+            why.append(f"{v['component']} is a {v['component_kind']}")
+        if m.severity is not None:
+            if ctx.severity not in m.severity:
+                return None
+            why.append(f"severity {ctx.severity}")
+        if m.service is not None:
+            if v["service"] not in m.service:
+                return None
+            why.append(f"service {v['service']}")
+        for am in m.anomaly or ():
+            hit = next((a for a in ctx.anomalies if (am.metric is None or a.metric == am.metric)
+                        and (am.source is None or a.source == am.source)
+                        and (not am.on_focus or a.component in (v["component"], v["service"]))), None)
+            if hit is None:
+                return None
+            why.append(f"{hit.source} anomaly {hit.metric} on {hit.component}")
+        if m.recent_deploy is not None:
+            svc = v["service"]
+            deps = [d for d in obs.deploys(since=b.t_ref - m.recent_deploy) if d.service == svc
+                    and d.at <= ctx.declared_at]
+            if not deps:
+                return None
+            d = deps[-1]
+            why.append(f"{svc} got version {d.version} (from {d.previous}) {ctx.declared_at - d.at:.0f} s before "
+                       "the incident")
+    for name in sorted(rb.base_vars_used()):
+        if v.get(name) is None:
+            return None
+    for s in rb.steps:
+        if s.for_each is None:
+            try:
+                render(s.params, v)
+            except RenderError:
+                return None
+    return list(dict.fromkeys(why))
