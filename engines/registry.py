@@ -297,9 +297,16 @@ def _builtins() -> None:
     register("smart_alerting", SmartAlerting, SmartAlertingConfig,
              description="auto-remediation first, suppression, correlation, P0-P4 severity, capped pages "
                          "(docs/alerting.md)")
+    from engines.ops.center import OpsCenter, OpsCenterConfig
+
+    register("ops_center", OpsCenter, OpsCenterConfig,
+             description="anomalies -> incidents -> RCA and severity -> runbooks -> resolution, pages when it "
+                         "must (docs/ops-center.md)")
     register_set("static", [], description="nothing automated: the fleet is provisioned for peak, humans fix")
     register_set("reactive", ["reactive_scaler", "crash_restarter"],
                  description="threshold autoscaling and a crash restarter (the baselines' automation)")
+    register_set("ops", ["ops_center", "reactive_scaler", "smart_alerting"], handles_alerting=True,
+                 description="the autonomous operations center with the reactive scaler and smart alerting")
 
 
 _builtins()

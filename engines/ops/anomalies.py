@@ -7,7 +7,7 @@ Four kinds of signal, all read from the observation (never from a world's truth)
   per-edge series (``dep_error_ratio``, ``dep_latency_ms``): one state, one ``update_many`` per scrape.  A score
   counts only on the harmful side of the series' own recent normal (errors up, served share down, ...) and
   when it is *material*: see :data:`MATERIAL`.
-* **trend** — a ``trend`` detector (limit 1.0) over memory and disk utilisation: the predicted time to the
+* **trend** — a ``trend`` detector (limit 1.0) over memory, disk and connection-pool utilisation: the predicted time to the
   limit (``eta_s``), so a leak is seen before the kill.
 * **inventory** — a server the inventory shows ACTIVE whose ``server_up`` scrape is 0, servers in ERROR or
   SHUTOFF that nobody here asked for, hypervisors ``down``, a service's ``failed`` count.
@@ -39,7 +39,7 @@ SERVICE_SERIES: dict[str, int] = {
     "disk_util": +1,
 }
 EDGE_SERIES: dict[str, int] = {"dep_error_ratio": +1, "dep_latency_ms": +1}
-TREND_METRICS: tuple[str, ...] = ("memory_util", "disk_util")
+TREND_METRICS: tuple[str, ...] = ("memory_util", "disk_util", "pool_util")
 # A detector's alarm is kept only when the value itself matters to users or capacity (general defaults):
 # a ratio of failures of at least 1 % (ten times a 99.9 % SLO's budget), a latency at least 1.5x the series'
 # normal, a served share below 99 %, a utilisation of at least 80 % (a saturation floor).
@@ -96,6 +96,9 @@ class AnomalyFeed:
     _sources: dict[tuple[str, str], AnomalySource] = field(default_factory=dict)
     _alerts_seen: float = -math.inf
     _last_t: float = -math.inf
+    _scrape_t: float = -math.inf
+    _out: list[Anomaly] = field(default_factory=list)
+    fresh: bool = False
 
     # ------------------------------------------------------------------ series
     def _series(self, obs: Observation) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
@@ -143,10 +146,17 @@ class AnomalyFeed:
                own_stops: Iterable[str] = ()) -> list[Anomaly]:
         """Score this observation and return every open episode (onset = the episode's first anomalous sample).
 
-        ``quiet``: component -> until when a ``server_up`` 0 is expected (a reboot or restart we started);
+        ``quiet``: component -> until when a ``server_up`` 0 is expected (a reboot or restart we started): such
+        anomalies carry the label ``expected=1`` (they keep an incident open, they open none);
         ``own_stops``: servers we stopped on purpose (not an anomaly when SHUTOFF).
         """
         quiet = quiet or {}
+        scraped = _scrape_time(obs)
+        if scraped is not None and scraped <= self._scrape_t:
+            self.fresh = False  # no new scrape since the last call (a slower scrape than our cadence): no news
+            return self._out
+        self.fresh = True
+        self._scrape_t = scraped if scraped is not None else now
         keys = self._series(obs)
         if keys != self._keys:  # the topology changed (or first call): fresh detectors over the new series
             self._keys = keys
@@ -212,7 +222,13 @@ class AnomalyFeed:
             out.append(Anomaly(comp, metric, ep.score if ep.at == now else 0.0, ep.value, ep.onset, ep.at,
                                self._sources.get((comp, metric), "metric"), labels,
                                float(eta) if eta is not None else None))
-        return sorted(out, key=lambda a: (a.onset, a.component, a.metric))
+        self._out = sorted(out, key=lambda a: (a.onset, a.component, a.metric))
+        return self._out
+
+    @property
+    def last_t(self) -> float:
+        """When the anomalies returned last were observed (``at`` of those present then)."""
+        return self._last_t
 
     def hits(self, component: str, metric: str) -> int:
         """Consecutive observations the episode of ``(component, metric)`` has been present (0 if none)."""
@@ -238,15 +254,17 @@ class AnomalyFeed:
             if not (math.isfinite(up) and up < svc.active):
                 continue  # every server the inventory shows ACTIVE answers its scrape: nothing to look at
             for s in obs.servers(service=name, status="ACTIVE"):
-                if now - s.created_at < self.boot_grace_s or quiet.get(s.id, -1.0) >= now \
-                        or quiet.get(name, -1.0) >= now:
+                if now - s.created_at < self.boot_grace_s:
                     continue
                 try:
                     v = obs.window("server_up", 10.0, server=s.id).last()
                 except ValueError:
                     continue
-                if v == 0.0:
-                    present[(s.id, "server_up")] = (1.0, 0.0, "inventory", _srv_labels(s), None)
+                if v == 0.0:  # a bounce we started is still reported (it tells when the server is back), marked
+                    expected = quiet.get(s.id, -1.0) >= now or quiet.get(name, -1.0) >= now
+                    present[(s.id, "server_up")] = (1.0, 0.0, "inventory",
+                                                    {**_srv_labels(s), **({"expected": "1"} if expected else {})},
+                                                    None)
         for h in obs.hypervisors:
             if h.state == "down":
                 present[(h.id, "hypervisor_state")] = (1.0, 0.0, "inventory",
@@ -262,6 +280,17 @@ class AnomalyFeed:
             labels = dict(a.labels)  # type: ignore[attr-defined]
             comp = labels.get("server") or labels.get("service") or a.name  # type: ignore[attr-defined]
             present[(comp, "alert:" + a.name)] = (1.0, float(a.value), "alert", labels, None)  # type: ignore[attr-defined]
+
+
+def _scrape_time(obs: Observation) -> float | None:
+    """The time of the latest scrape (of the first service's offered rate); None when nothing shows it."""
+    for name in obs.services:
+        try:
+            t = obs.window("request_rate", 120.0, service=name).t
+        except ValueError:
+            return None
+        return float(t[-1]) if len(t) else None
+    return None
 
 
 def _latest(obs: Observation, cache: dict[str, Mapping[str, float]], metric: str) -> Mapping[str, float]:
