@@ -24,95 +24,23 @@ and the evidence (runbook, step, why it matched, the for_each item).
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from adapters.base import ACTION_TYPES, Action, Observation, Page
+from adapters.base import Action, Observation, Page
 from engines.ops.types import IncidentContext, RunStatus
 from engines.runbooks import bindings as bnd
+from engines.runbooks.matching import why_it_fits
 from engines.runbooks.schema import Runbook, RunbookError, Step, read_file
+from engines.runbooks.templating import RenderError, build_action
 from engines.runbooks.verify import Checker
 
 BUILTIN = Path(__file__).resolve().parent / "library"
 ENV_VAR = "ZEROOPS_RUNBOOKS"
 ROLLBACK_GRACE_S = 120.0  # the rollback steps' own deadline, beyond their waits
 TERMINAL: frozenset[str] = frozenset({"succeeded", "rolled_back", "escalated"})
-_WHOLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-
-
-class RenderError(ValueError):
-    """A step's params cannot be filled in for this incident (an unbound variable, a missing key)."""
-
-
-# ----------------------------------------------------------------- templating
-def render(value: Any, env: Mapping[str, Any]) -> Any:
-    """Fill ``{name}`` placeholders; a string that is one placeholder becomes the variable's own value."""
-    if isinstance(value, str):
-        m = _WHOLE.match(value)
-        if m:
-            if env.get(m.group(1)) is None:
-                raise RenderError(f"{{{m.group(1)}}} is not known for this incident")
-            return env[m.group(1)]
-        try:
-            return value.format_map(_Strict(env))
-        except (KeyError, IndexError, AttributeError) as e:
-            raise RenderError(f"{value!r}: {e} is not known for this incident") from None
-    if isinstance(value, Mapping):
-        return {render(k, env): render(v, env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [render(v, env) for v in value]
-    return value
-
-
-class _Strict(dict):  # type: ignore[type-arg]
-    def __missing__(self, key: str) -> Any:
-        raise KeyError(key)
-
-    def __getitem__(self, key: str) -> Any:
-        v = super().__getitem__(key)
-        if v is None:
-            raise KeyError(key)
-        return v
-
-
-def _arith(text: str) -> float:
-    """A number, or NUMBER OP NUMBER with OP one of + - * / (``'100 * 1.5'``, after templating)."""
-    m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*(?:([-+*/])\s*(-?\d+(?:\.\d+)?))?\s*", text)
-    if not m:
-        raise RenderError(f"{text!r} is not a number (or NUMBER OP NUMBER)")
-    a = float(m.group(1))
-    if m.group(2) is None:
-        return a
-    b = float(m.group(3))
-    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else float("nan")}[m.group(2)]
-
-
-def build_action(step: Step, env: Mapping[str, Any], meta: Mapping[str, Any]) -> Action:
-    """The step's action with its params filled from ``env`` and its explanation from ``meta``."""
-    cls = ACTION_TYPES[step.action]
-    types = {f.name: str(f.type) for f in fields(cls)}
-    params: dict[str, Any] = {}
-    for k, raw in step.params.items():
-        v = render(raw, env)
-        t = types[k].replace(" | None", "")
-        if t in ("int", "float") and isinstance(v, str):
-            v = _arith(v)
-        if t == "int" and isinstance(v, float):
-            v = int(round(v))
-        elif t == "float" and isinstance(v, int | float) and not isinstance(v, bool):
-            v = float(v)
-        elif t == "str" and isinstance(v, int | float) and not isinstance(v, bool):
-            v = str(v)
-        elif t.startswith("tuple") and isinstance(v, list):
-            v = tuple(v)
-        params[k] = v
-    try:
-        return cls(**params, **meta)
-    except (TypeError, ValueError) as e:
-        raise RenderError(f"cannot build {step.action}: {e}") from None
 
 
 # ----------------------------------------------------------------------- runs
@@ -416,7 +344,7 @@ class RunbookLibrary:
             for rb in self.books.values():
                 if rb.name in seen:
                     continue
-                why = _why(rb, ctx, obs, b, focus)
+                why = why_it_fits(rb, ctx, obs, b, focus)
                 if why is None:
                     continue
                 seen.add(rb.name)
@@ -428,59 +356,3 @@ class RunbookLibrary:
         """Begin running ``runbook`` (a matched copy, a library runbook or its name) for ``ctx``."""
         rb = self.get(runbook) if isinstance(runbook, str) else runbook
         return Run(rb, ctx, now, obs)
-
-
-def _why(rb: Runbook, ctx: IncidentContext, obs: Observation, b: bnd.Bindings, focus: str | None) -> list[str] | None:
-    """Why ``rb`` fits the incident with ``focus`` as its component, or None when it does not."""
-    v = b.vars
-    cls = v["fault_class"]
-    why: list[str] = []
-    comp = f"{v['component']} ({v['component_kind'] or 'unknown kind'})"
-    if rb.fault_classes:
-        if cls not in rb.fault_classes:
-            return None
-        why.append(f"{comp} is classified {cls}")
-    m = rb.match
-    if m is not None:
-        if m.fault_class is not None:
-            if cls not in m.fault_class:
-                return None
-            why.append(f"{comp} is classified {cls}")
-        if m.component_kind is not None:
-            if v["component_kind"] not in m.component_kind:
-                return None
-            why.append(f"{v['component']} is a {v['component_kind']}")
-        if m.severity is not None:
-            if ctx.severity not in m.severity:
-                return None
-            why.append(f"severity {ctx.severity}")
-        if m.service is not None:
-            if v["service"] not in m.service:
-                return None
-            why.append(f"service {v['service']}")
-        for am in m.anomaly or ():
-            hit = next((a for a in ctx.anomalies if (am.metric is None or a.metric == am.metric)
-                        and (am.source is None or a.source == am.source)
-                        and (not am.on_focus or a.component in (v["component"], v["service"]))), None)
-            if hit is None:
-                return None
-            why.append(f"{hit.source} anomaly {hit.metric} on {hit.component}")
-        if m.recent_deploy is not None:
-            svc = v["service"]
-            deps = [d for d in obs.deploys(since=b.t_ref - m.recent_deploy) if d.service == svc
-                    and d.at <= ctx.declared_at]
-            if not deps:
-                return None
-            d = deps[-1]
-            why.append(f"{svc} got version {d.version} (from {d.previous}) {ctx.declared_at - d.at:.0f} s before "
-                       "the incident")
-    for name in sorted(rb.base_vars_used()):
-        if v.get(name) is None:
-            return None
-    for s in rb.steps:
-        if s.for_each is None:
-            try:
-                render(s.params, v)
-            except RenderError:
-                return None
-    return list(dict.fromkeys(why))
