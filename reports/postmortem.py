@@ -35,7 +35,8 @@ INCIDENT_KINDS = ("declare_incident", "update_incident", "resolve_incident")
 RECORD_ONLY = (*INCIDENT_KINDS, "page", "notify")
 DEFAULT_TARGETS = {"mttd": 10.0, "mttr": 60.0}  # the design's TargetMTTD / TargetMTTR, when the run sets none
 STAGES = {"onset": 0, "detection": 1, "declaration": 2, "page": 3, "action": 3, "mitigation": 4, "resolution": 5}
-_VERIFY_FAILED = re.compile(r"verif\w*\s+(?:has\s+)?fail", re.IGNORECASE)
+# how a failed verification reads in a reason or note (the runbook executor's words among them)
+_VERIFY_FAILED = re.compile(r"verif\w*\s+(?:has\s+)?fail|verification did not hold|no verified fix", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -209,14 +210,16 @@ def problem_follow_ups(tied: list[dict[str, Any]], live: bool) -> list[str]:
         elif a["outcome"] == "denied":
             out.append(f"- The safety gate denied #{a['seq']} {a['kind']} `{a['target']}` (rule {a['rule']}): "
                        f"check whether the runbook or the limit is wrong.")
-        ev = a.get("evidence") or {}
-        text = " ".join(str(x) for x in (a.get("reason"), (a.get("params") or {}).get("note")) if x)
-        if str(ev.get("verification", "")).lower() == "failed" or _VERIFY_FAILED.search(text):
-            out.append(f"- Verification failed after #{a['seq']} {a['kind']} `{a['target']}` at "
-                       f"{when(a['at'], live)}: the runbook's fix did not restore the metrics.")
-        if a["kind"] == "page" and a["outcome"] == "executed":
-            out.append(f"- Escalated to a human at {when(a['at'], live)} (#{a['seq']}, page `{a['target']}`): "
-                       f"{(a.get('params') or {}).get('why') or a.get('reason') or 'no reason given'}.")
+        p = a.get("params") or {}
+        text = " ".join(str(x) for x in (a.get("reason"), p.get("why"), p.get("note")) if x)
+        failed = str((a.get("evidence") or {}).get("verification", "")).lower() == "failed" \
+            or bool(_VERIFY_FAILED.search(text))
+        page = a["kind"] == "page" and a["outcome"] == "executed"
+        what = "Verification failed" + (", escalated to a human" if page else "") if failed else \
+            "Escalated to a human" if page else ""
+        if what:
+            out.append(f"- {what} at {when(a['at'], live)} (#{a['seq']} {a['kind']} `{a['target']}`): "
+                       f"{p.get('why') or a.get('reason') or 'no reason given'}.")
     return out
 
 

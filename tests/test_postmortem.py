@@ -229,3 +229,35 @@ def test_write_postmortems_replaces_stale_files(out: Path, tmp_path: Path) -> No
     (d / "postmortems" / "stale.md").write_text("old")
     paths = write_postmortems(d)
     assert not (d / "postmortems" / "stale.md").exists() and all(p.exists() for p in paths)
+
+
+def _act(seq: int, kind: str, outcome: str = "executed", **kw: Any) -> dict[str, Any]:
+    return {"seq": seq, "at": 100.0 + seq, "engine": "e", "kind": kind, "target": kw.pop("target", "db"),
+            "params": kw.pop("params", {}), "reason": kw.pop("reason", ""), "confidence": 1.0, "incident": "i-1",
+            "verdict": kw.pop("verdict", "allow"), "rule": kw.pop("rule", ""), "outcome": outcome,
+            "detail": kw.pop("detail", ""), "error": kw.pop("error", None), "evidence": kw.pop("evidence", {}),
+            "alternatives": [], "approved_by": kw.pop("approved_by", [])}
+
+
+def test_follow_ups_name_failures_denials_verification_and_escalation() -> None:
+    from reports.postmortem import people, problem_follow_ups
+
+    acts = [_act(1, "restart_service", "failed", error="Conflict", detail="busy"),
+            _act(2, "delete_server", "denied", rule="max-delete", target="srv-1"),
+            _act(3, "update_incident", target="i-1", params={"note": "verification failed: errors still 20%"}),
+            _act(4, "page", target="oncall", params={"why": "runbook r could not fix db: verification did not "
+                                                             "hold within 60 s"}),
+            _act(5, "page", target="oncall", params={"why": "open for 600 s"}),
+            _act(6, "restart_service", verdict="approval", rule="week1", approved_by=["ana"]),
+            _act(7, "update_incident", target="i-1", params={"note": "runbook r verified"})]
+    fu = problem_follow_ups(acts, False)
+    assert any("#1 restart_service `db` failed (Conflict: busy)" in x for x in fu)
+    assert any("denied #2 delete_server `srv-1` (rule max-delete)" in x for x in fu)
+    assert any(x.startswith("- Verification failed at") and "#3" in x for x in fu)
+    assert any(x.startswith("- Verification failed, escalated to a human") and "#4" in x for x in fu)
+    assert any(x.startswith("- Escalated to a human") and "#5" in x for x in fu)
+    assert not any("#7" in x for x in fu) and len(fu) == 5
+    auto, human = people(acts, False)
+    assert human == ["- approval by ana required by the safety gate (rule week1) for #6 restart_service `db`: "
+                     "executed"]
+    assert any(x.startswith("- `e`: 5 executed") for x in auto)
