@@ -355,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(fn=cmd_report)
     for mod, fn in (("zeroops.live", "add_live_parser"), ("zeroops.safety_cli", "add_safety_parsers"),
                     ("zeroops.detect_cli", "add_detect_parser"), ("zeroops.incidents_cli", "add_incidents_parsers"),
-                    ("zeroops.alerting_cli", "add_alerting_parser")):
+                    ("zeroops.alerting_cli", "add_alerting_parser"),
+                    ("zeroops.runbooks_cli", "add_runbooks_parser")):
         try:
             module = __import__(mod, fromlist=[fn])
         except ImportError:
