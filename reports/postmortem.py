@@ -19,6 +19,7 @@ is read or summed from the records; nothing is estimated beyond that.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -148,17 +149,35 @@ def components_of(a: dict[str, Any]) -> set[str]:
     return comps - {""}
 
 
+class ActionIndex:
+    """A run's decisions indexed once: by the incident they name, and the untagged ones by time."""
+
+    def __init__(self, actions: Iterable[dict[str, Any]]) -> None:
+        self.by_key: dict[str, list[dict[str, Any]]] = {}
+        untagged: list[tuple[float, int, dict[str, Any], set[str]]] = []
+        for a in actions:
+            key = incident_key(a)
+            if key is None:
+                untagged.append((a["at"], a["seq"], a, components_of(a)))
+            else:
+                self.by_key.setdefault(key, []).append(a)
+        untagged.sort(key=lambda x: (x[0], x[1]))
+        self.untagged = untagged
+        self.times = [x[0] for x in untagged]
+
+    def tie(self, ids: set[str], comps: set[str], start: float, end: float) -> list[dict[str, Any]]:
+        """Decisions of one incident, by number: tagged with one of ``ids``, or untagged, on ``comps``, in
+        [start, end]."""
+        out = [a | {"tied_by": "incident"} for k in ids for a in self.by_key.get(k, ())]
+        lo, hi = bisect.bisect_left(self.times, start), bisect.bisect_right(self.times, end)
+        out += [a | {"tied_by": "component"} for _, _, a, c in self.untagged[lo:hi] if c & comps]
+        return sorted(out, key=lambda a: a["seq"])
+
+
 def tie(actions: Iterable[dict[str, Any]], ids: set[str], comps: set[str], start: float,
         end: float) -> list[dict[str, Any]]:
     """Decisions of one incident: tagged with one of ``ids``, or untagged, on ``comps``, within [start, end]."""
-    out = []
-    for a in actions:
-        key = incident_key(a)
-        if key is not None and key in ids:
-            out.append(a | {"tied_by": "incident"})
-        elif key is None and start <= a["at"] <= end and components_of(a) & comps:
-            out.append(a | {"tied_by": "component"})
-    return out
+    return ActionIndex(actions).tie(ids, comps, start, end)
 
 
 def final_candidates(tied: list[dict[str, Any]], decl_id: str) -> list[dict[str, Any]]:
@@ -281,19 +300,22 @@ def build_postmortems(run: RunRecords) -> list[PostMortem]:
 
         return live_postmortems(run)
     decls = run.result.get("declarations") or []
-    pms = [incident_postmortem(run, inc, [d for d in decls if d.get("fault") == inc["id"]])
+    index = ActionIndex(run.actions)
+    pms = [incident_postmortem(run, inc, [d for d in decls if d.get("fault") == inc["id"]], index)
            for inc in run.result.get("incidents") or []]
-    pms += [false_postmortem(run, d) for d in decls if d.get("verdict") == "false"]
+    pms += [false_postmortem(run, d, index) for d in decls if d.get("verdict") == "false"]
     return pms
 
 
-def incident_postmortem(run: RunRecords, inc: dict[str, Any], decls: list[dict[str, Any]]) -> PostMortem:
+def incident_postmortem(run: RunRecords, inc: dict[str, Any], decls: list[dict[str, Any]],
+                        index: ActionIndex | None = None) -> PostMortem:
+    index = index or ActionIndex(run.actions)
     start, end = float(inc["start"]), inc.get("end")
     open_end = float(end) if end is not None else run.run_end
     comps = {str(c) for k in ("services", "servers", "hypervisors", "zones") for c in inc.get(k) or ()}
     comps |= {inc.get("root_component") or ""} - {""}
     ids = {d["id"] for d in decls} | ({inc["declared_id"]} if inc.get("declared_id") else set())
-    tied = sorted(tie(run.actions, ids, comps, start, open_end), key=lambda a: a["seq"])
+    tied = index.tie(ids, comps, start, open_end)
     root = inc.get("root_component") or ""
     pm = PostMortem(inc["id"], "incident", f"{inc['type']} on {root or ', '.join(inc.get('services') or [])}",
                     run.name, actions=tied)
@@ -431,8 +453,9 @@ def incident_follow_ups(run: RunRecords, inc: dict[str, Any], cands: list[dict[s
     return out + problem_follow_ups(tied, False)
 
 
-def false_postmortem(run: RunRecords, d: dict[str, Any]) -> PostMortem:
-    tied = sorted(tie(run.actions, {d["id"]}, set(), 0.0, 0.0), key=lambda a: a["seq"])
+def false_postmortem(run: RunRecords, d: dict[str, Any], index: ActionIndex | None = None) -> PostMortem:
+    index = index or ActionIndex(run.actions)
+    tied = index.tie({d["id"]}, set(), 0.0, -1.0)
     pm = PostMortem(d["id"], "false", "false incident (matched no fault)", run.name, actions=tied)
     comps = ", ".join(f"`{c}`" for c in d.get("components") or []) or "-"
     pm.summary = [f"Declared by `{d['engine']}` at {when(d['at'])} with severity {d.get('severity')} on {comps}. "

@@ -14,6 +14,7 @@ from typing import Any
 
 from reports.incident_records import RunRecords
 from reports.postmortem import (
+    ActionIndex,
     Event,
     PostMortem,
     candidate_lines,
@@ -23,7 +24,6 @@ from reports.postmortem import (
     people,
     problem_follow_ups,
     secs,
-    tie,
     when,
 )
 
@@ -33,18 +33,20 @@ UNKNOWN = "unknown (live: no ground truth)"
 def live_postmortems(run: RunRecords) -> list[PostMortem]:
     """One post-mortem per executed ``DeclareIncident`` in the trail (first one per incident id)."""
     seen: set[str] = set()
+    index = ActionIndex(run.actions)
     out = []
     for a in run.actions:
         if a["kind"] == "declare_incident" and a["outcome"] == "executed" and a["target"] not in seen:
             seen.add(a["target"])
-            out.append(live_postmortem(run, a))
+            out.append(live_postmortem(run, a, index))
     return out
 
 
-def live_postmortem(run: RunRecords, decl: dict[str, Any]) -> PostMortem:
+def live_postmortem(run: RunRecords, decl: dict[str, Any], index: ActionIndex | None = None) -> PostMortem:
+    index = index or ActionIndex(run.actions)
     iid, at = decl["target"], decl["at"]
     board = run.board.get(iid, {})
-    mine = [a for a in run.actions if a["target"] == iid and a["outcome"] == "executed"]
+    mine = [a for a in index.by_key.get(iid, ()) if a["target"] == iid and a["outcome"] == "executed"]
     resolved = next((a["at"] for a in mine if a["kind"] == "resolve_incident"), None)
     if resolved is None and board.get("resolved_at") is not None:
         resolved = float(board["resolved_at"])
@@ -52,7 +54,7 @@ def live_postmortem(run: RunRecords, decl: dict[str, Any]) -> PostMortem:
                       and (a.get("params") or {}).get("status") == "mitigated"), None)
     comps = {str(c) for c in (decl.get("params") or {}).get("components") or ()}
     end = resolved if resolved is not None else run.run_end
-    tied = sorted(tie(run.actions, {iid}, comps, at, end), key=lambda a: a["seq"])
+    tied = index.tie({iid}, comps, at, end)
     severity = decl["params"].get("severity")
     for a in mine:
         if a["kind"] == "update_incident" and (a.get("params") or {}).get("severity"):

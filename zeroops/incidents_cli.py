@@ -115,6 +115,8 @@ def _find(a: argparse.Namespace) -> Any:
         res = _read_json(folder / "result.json")
         ids = {i["id"]: i["id"] for i in res.get("incidents") or []}
         ids |= {i["declared_id"]: i["id"] for i in res.get("incidents") or [] if i.get("declared_id")}
+        ids |= {d["id"]: d["fault"] for d in res.get("declarations") or [] if d.get("verdict") == "duplicate"
+                and d.get("fault")}
         ids |= {d["id"]: d["id"] for d in res.get("declarations") or [] if d.get("verdict") == "false"}
         known += [f"{run_name[0]}/{run_name[1]}/{k}" for k in ids]
         if want in ids:
