@@ -373,7 +373,9 @@ def incident_postmortem(run: RunRecords, inc: dict[str, Any], decls: list[dict[s
                  f"- Failed user-facing requests (at {', '.join(f'`{s}`' for s in edge) or 'unknown edge services'}"
                  f"): {_num(f['failed_user_requests'])}; SLO-breach minutes there: "
                  + ("-" if f["slo_minutes_user"] is None else f"{f['slo_minutes_user']:.2f}"),
-                 f"- Spend during the incident: {_money(f['cost'])} (cumulative `spend_total` of timeseries.csv)",
+                 "- Spend during the incident: " + ("unknown (no `spend_total` in timeseries.csv)" if f["cost"] is None
+                                                    else f"{f['cost']:.4f} (cumulative `spend_total` of "
+                                                         f"timeseries.csv, interpolated)"),
                  "", "| service | failed requests | SLO-breach minutes |", "|---|---|---|"]
     pm.impact += [f"| `{s}`{'' if s in (inc.get('services') or []) else ' (caller)'} | {_num(per[s])} | "
                   f"{slo[s]:.2f} |" for s in affected]
@@ -481,10 +483,6 @@ def false_postmortem(run: RunRecords, d: dict[str, Any], index: ActionIndex | No
 
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:,.0f}"
-
-
-def _money(v: float | None) -> str:
-    return "- (no spend series)" if v is None else f"{v:.4f}"
 
 
 # ---------------------------------------------------------------- writing

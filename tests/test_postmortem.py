@@ -261,3 +261,21 @@ def test_follow_ups_name_failures_denials_verification_and_escalation() -> None:
     assert human == ["- approval by ana required by the safety gate (rule week1) for #6 restart_service `db`: "
                      "executed"]
     assert any(x.startswith("- `e`: 5 executed") for x in auto)
+
+
+def test_an_open_incident_without_timeseries_says_what_is_missing() -> None:
+    from reports.incident_records import RunRecords
+
+    inc = {"id": "F1", "type": "memory_leak", "start": 100.0, "end": None, "detected_at": None,
+           "detected_by": None, "resolved_by": None, "ttd_s": None, "ttr_s": None, "services": ["api"],
+           "servers": [], "hypervisors": [], "zones": [], "root_cause": "memory_leak", "root_component": "api",
+           "declared_id": None, "true_severity": "P1", "user_impact": 0.1, "root_cause_rank": None,
+           "mitigated_at": None, "paged_at": None, "missed_deadline": True, "chaos": False}
+    run = RunRecords("s/e", {"duration_s": 900.0, "incidents": [inc], "declarations": [], "slo_breaches": []}, [])
+    pm = build_postmortems(run)[0]
+    last = sorted(pm.timeline, key=Event.key)[-1]
+    assert (last.at, last.text) == (900.0, "Still open at the end of the run")
+    assert pm.figures["cost"] is None and pm.figures["failed_requests"] == {"api": None}
+    assert any(x.startswith("- Unresolved at the end of the run") for x in pm.follow_ups)
+    assert any("P0/P1" in x for x in pm.follow_ups) and any("Missed detection" in x for x in pm.follow_ups)
+    assert "Spend during the incident: unknown (no `spend_total` in timeseries.csv)" in pm.markdown()
