@@ -74,7 +74,7 @@ class PostMortem:
     def markdown(self) -> str:
         out = [f"# Post-mortem {self.id}: {self.title}", "", f"Run: `{self.run}`", "", "## Summary", "",
                *self.summary, "", "## Timeline", "", "| time | event |", "|---|---|"]
-        out += [f"| {when(e.at, self.live)} | {_cell(e.text)} |" for e in sorted(self.timeline, key=Event.key)]
+        out += [f"| {when(e.at)} | {_cell(e.text)} |" for e in sorted(self.timeline, key=Event.key)]
         sections = (("Impact", self.impact), ("Root cause", self.root_cause), ("Decisions", self.decisions),
                     ("What automation did", self.automation), ("What a human did", self.human),
                     ("Follow-ups", self.follow_ups))
@@ -84,11 +84,11 @@ class PostMortem:
 
 
 # ---------------------------------------------------------------- formatting
-def when(t: float | None, live: bool = False) -> str:
-    """Simulated seconds as ``t=300 s (00:05:00)``; live POSIX times as UTC."""
+def when(t: float | None) -> str:
+    """Simulated seconds as ``t=300 s (00:05:00)``; POSIX times (live) as UTC, as ``zeroops decisions`` does."""
     if t is None:
         return "-"
-    if live or t > 1e8:
+    if t > 1e8:
         return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     h, rem = divmod(int(round(t)), 3600)
     return f"t={t:g} s ({h:02d}:{rem // 60:02d}:{rem % 60:02d})"
@@ -203,7 +203,7 @@ def candidate_lines(cands: list[dict[str, Any]], truth: str | None) -> list[str]
     return lines
 
 
-def people(tied: list[dict[str, Any]], live: bool) -> tuple[list[str], list[str]]:
+def people(tied: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """Lines for what automation did (executed engine decisions by engine) and the approvals people gave."""
     done = [a for a in tied if a["outcome"] == "executed"]
     by_engine = Counter(a["engine"] for a in done)
@@ -219,7 +219,7 @@ def people(tied: list[dict[str, Any]], live: bool) -> tuple[list[str], list[str]
     return auto, human
 
 
-def problem_follow_ups(tied: list[dict[str, Any]], live: bool) -> list[str]:
+def problem_follow_ups(tied: list[dict[str, Any]]) -> list[str]:
     """Follow-ups every post-mortem shares: failed and denied decisions, failed verification, escalations."""
     out = []
     for a in tied:
@@ -237,7 +237,7 @@ def problem_follow_ups(tied: list[dict[str, Any]], live: bool) -> list[str]:
         what = "Verification failed" + (", escalated to a human" if page else "") if failed else \
             "Escalated to a human" if page else ""
         if what:
-            out.append(f"- {what} at {when(a['at'], live)} (#{a['seq']} {a['kind']} `{a['target']}`): "
+            out.append(f"- {what} at {when(a['at'])} (#{a['seq']} {a['kind']} `{a['target']}`): "
                        f"{p.get('why') or a.get('reason') or 'no reason given'}.")
     return out
 
@@ -402,7 +402,7 @@ def incident_postmortem(run: RunRecords, inc: dict[str, Any], decls: list[dict[s
     pm.decisions = [explain(a) for a in tied]
 
     # ---- people
-    pm.automation, pm.human = people(tied, False)
+    pm.automation, pm.human = people(tied)
     rb = inc.get("resolved_by")
     if rb == "automation":
         pm.automation.append("- Automation resolved it: the action after which the fault's resolution predicate "
@@ -452,7 +452,7 @@ def incident_follow_ups(run: RunRecords, inc: dict[str, Any], cands: list[dict[s
                    f"classifier.")
     if inc.get("missed_deadline"):
         out.append("- A P0/P1 got neither a useful page nor an automatic fix within its deadline.")
-    return out + problem_follow_ups(tied, False)
+    return out + problem_follow_ups(tied)
 
 
 def false_postmortem(run: RunRecords, d: dict[str, Any], index: ActionIndex | None = None) -> PostMortem:
@@ -471,13 +471,13 @@ def false_postmortem(run: RunRecords, d: dict[str, Any], index: ActionIndex | No
     pm.impact = ["- No ground-truth fault: no incident impact to report."]
     pm.root_cause = ["- Ground truth: no fault.", "", *candidate_lines(final_candidates(tied, d["id"]), None)]
     pm.decisions = [explain(a) for a in tied]
-    pm.automation, pm.human = people(tied, False)
+    pm.automation, pm.human = people(tied)
     acted = [a for a in tied if a["outcome"] == "executed" and a["kind"] not in RECORD_ONLY]
     pm.follow_ups = [f"- False incident: review the evidence `{d['engine']}` declared it on (see Decisions)."]
     if acted:
         pm.follow_ups.append(f"- {len(acted)} world-changing decision(s) were executed for an incident that did not "
                              f"exist: " + ", ".join(f"#{a['seq']} {a['kind']}" for a in acted))
-    pm.follow_ups += problem_follow_ups(tied, False)
+    pm.follow_ups += problem_follow_ups(tied)
     return pm
 
 
@@ -497,7 +497,7 @@ def index_markdown(run: RunRecords, pms: list[PostMortem], files: dict[str, str]
         f = pm.figures
         sev = f"{f.get('true_severity') or '-'} / {f.get('declared_severity') or f.get('severity') or '-'}"
         lines.append(f"| [{pm.id}]({files[pm.id]}) | {pm.kind} | {_cell(pm.title)} | {sev} | "
-                     f"{when(f.get('start', f.get('at')), pm.live)} | {secs(f.get('ttd_s'))} | "
+                     f"{when(f.get('start', f.get('at')))} | {secs(f.get('ttd_s'))} | "
                      f"{secs(f.get('ttr_s'))} | {f.get('resolved_by') or '-'} |")
     if not pms:
         lines.append("| - | no incidents in this run | | | | | | |")

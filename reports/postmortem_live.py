@@ -66,7 +66,7 @@ def live_postmortem(run: RunRecords, decl: dict[str, Any], index: ActionIndex | 
                   "declared_severity": severity, "mitigated_at": mitigated, "resolved_at": resolved,
                   "status": board.get("status") or ("resolved" if resolved is not None else "open"),
                   "ttr_s": None if resolved is None else resolved - at, "decisions": [a["seq"] for a in tied]}
-    pm.summary = [f"Declared by `{decl['engine']}` at {when(at, True)} with severity {severity} on "
+    pm.summary = [f"Declared by `{decl['engine']}` at {when(at)} with severity {severity} on "
                   + (", ".join(f"`{c}`" for c in sorted(comps)) or "-")
                   + (f"; resolved {secs(resolved - at)} after the declaration." if resolved is not None
                      else f"; status {pm.figures['status']}, not resolved in these records.")
@@ -85,10 +85,10 @@ def live_postmortem(run: RunRecords, decl: dict[str, Any], index: ActionIndex | 
     if decl.get("evidence"):
         pm.root_cause.append(f"\nEvidence given with the declaration: {decl['evidence']}")
     pm.decisions = [explain(a) for a in tied]
-    pm.automation, pm.human = people(tied, True)
+    pm.automation, pm.human = people(tied)
     if board.get("pages"):
         pm.human.append(f"- The incident board counts {board['pages']} page(s) about it.")
-    pm.follow_ups = problem_follow_ups(tied, True)
+    pm.follow_ups = problem_follow_ups(tied)
     if resolved is None:
         pm.follow_ups.append("- Not resolved in these records: check the incident is still real, and close it.")
     return pm

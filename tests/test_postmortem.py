@@ -250,14 +250,14 @@ def test_follow_ups_name_failures_denials_verification_and_escalation() -> None:
             _act(5, "page", target="oncall", params={"why": "open for 600 s"}),
             _act(6, "restart_service", verdict="approval", rule="week1", approved_by=["ana"]),
             _act(7, "update_incident", target="i-1", params={"note": "runbook r verified"})]
-    fu = problem_follow_ups(acts, False)
+    fu = problem_follow_ups(acts)
     assert any("#1 restart_service `db` failed (Conflict: busy)" in x for x in fu)
     assert any("denied #2 delete_server `srv-1` (rule max-delete)" in x for x in fu)
     assert any(x.startswith("- Verification failed at") and "#3" in x for x in fu)
     assert any(x.startswith("- Verification failed, escalated to a human") and "#4" in x for x in fu)
     assert any(x.startswith("- Escalated to a human") and "#5" in x for x in fu)
     assert not any("#7" in x for x in fu) and len(fu) == 5
-    auto, human = people(acts, False)
+    auto, human = people(acts)
     assert human == ["- approval by ana required by the safety gate (rule week1) for #6 restart_service `db`: "
                      "executed"]
     assert any(x.startswith("- `e`: 5 executed") for x in auto)

@@ -70,10 +70,10 @@ def incident_rows(result: dict[str, Any]) -> list[list[str]]:
 def cmd_list(a: argparse.Namespace) -> int:
     runs = _runs(a)
     if a.db:
-        from reports.postmortem import build_postmortems
+        from reports.postmortem import build_postmortems, when
 
         pms = build_postmortems(runs[0])
-        rows = [[p.id, p.figures["declared_severity"] or "-", _s(p.figures["declared_at"]), p.figures["declared_by"],
+        rows = [[p.id, p.figures["declared_severity"] or "-", when(p.figures["declared_at"]), p.figures["declared_by"],
                  p.figures["status"], _s(p.figures["ttr_s"]), str(len(p.figures["decisions"]))] for p in pms]
         print(_table(["ID", "SEVERITY", "DECLARED AT", "BY", "STATUS", "RESOLVED AFTER S", "DECISIONS"], rows))
         print(f"{len(rows)} incident(s) declared in {a.db} (live: no ground truth)")
@@ -145,7 +145,7 @@ def cmd_show(a: argparse.Namespace) -> int:
             "slo_minutes_user", "cost", "status")
     lines += [f"  {k + ':':<22}{_s(f[k])}" for k in keys if k in f]
     lines += ["", "Timeline:"]
-    lines += [f"  {when(e.at, pm.live):<28} {e.text}" for e in sorted(pm.timeline, key=Event.key)]
+    lines += [f"  {when(e.at):<28} {e.text}" for e in sorted(pm.timeline, key=Event.key)]
     lines += ["", "Follow-ups:", *(f"  {x[2:] if x.startswith('- ') else x}" for x in pm.follow_ups or ["- none"])]
     print("\n".join(lines))
     return EXIT_OK
