@@ -102,11 +102,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _plain(v: Any) -> str:
+def plain(v: Any) -> str:
     if isinstance(v, dict):
-        return ", ".join(f"{k}={_plain(x)}" for k, x in v.items()) or "-"
+        return ", ".join(f"{k}={plain(x)}" for k, x in v.items()) or "-"
     if isinstance(v, list | tuple):
-        return ", ".join(_plain(x) for x in v) or "-"
+        return ", ".join(plain(x) for x in v) or "-"
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
@@ -118,7 +118,7 @@ def describe(a: dict[str, Any]) -> str:
     rule = f" by rule {a['rule']}" if a.get("rule") else ""
     reason = f"; reason: {a['reason']}" if a.get("reason") else ""
     return (f"#{a['seq']} `{a['engine']}` {a['kind']} `{a['target']}`: gate {a['verdict']}{rule} → "
-            f"{a['outcome']}{err}; confidence {_plain(a.get('confidence'))}{reason}")
+            f"{a['outcome']}{err}; confidence {plain(a.get('confidence'))}{reason}")
 
 
 def explain(a: dict[str, Any]) -> str:
@@ -126,8 +126,8 @@ def explain(a: dict[str, Any]) -> str:
     ev = dict(a.get("evidence") or {})
     impact = ev.pop("expected_impact", None)
     return (f"- #{a['seq']} {a['kind']} `{a['target']}` ({a['engine']}, {a['outcome']}): confidence "
-            f"{_plain(a.get('confidence'))}; alternatives considered: {_plain(a.get('alternatives') or [])}; "
-            f"evidence: {_plain(ev)}; expected impact: {_plain(impact) if impact is not None else '-'}")
+            f"{plain(a.get('confidence'))}; alternatives considered: {plain(a.get('alternatives') or [])}; "
+            f"evidence: {plain(ev)}; expected impact: {plain(impact) if impact is not None else '-'}")
 
 
 # ---------------------------------------------------------------- tying
@@ -198,19 +198,20 @@ def candidate_lines(cands: list[dict[str, Any]], truth: str | None) -> list[str]
     lines = ["| rank | component | score | fault class | evidence |", "|---|---|---|---|---|"]
     for k, c in enumerate(cands, 1):
         mark = " ← true root" if truth and str(c.get("component")) == truth else ""
-        lines.append(f"| {k} | `{c.get('component')}`{mark} | {_plain(c.get('score', '-'))} | "
-                     f"{c.get('fault_class') or '-'} | {_cell(_plain(c.get('evidence') or []))} |")
+        lines.append(f"| {k} | `{c.get('component')}`{mark} | {plain(c.get('score', '-'))} | "
+                     f"{c.get('fault_class') or '-'} | {_cell(plain(c.get('evidence') or []))} |")
     return lines
 
 
 def people(tied: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Lines for what automation did (executed engine decisions by engine) and the approvals people gave."""
+    """Lines for what automation did (executed engine decisions by engine) and for people: pages, approvals."""
     done = [a for a in tied if a["outcome"] == "executed"]
     by_engine = Counter(a["engine"] for a in done)
     auto = [f"- `{e}`: {n} executed decision(s): "
             + ", ".join(f"#{a['seq']} {a['kind']} `{a['target']}`" for a in done if a["engine"] == e)
             for e, n in by_engine.items()]
-    human = []
+    human = [f"- Paged `{a['target']}` at {when(a['at'])} (#{a['seq']} by `{a['engine']}`)" for a in done
+             if a["kind"] == "page"]
     for a in tied:
         if a["verdict"] == "approval":
             who = f" by {', '.join(a['approved_by'])}" if a.get("approved_by") else ""
@@ -398,7 +399,7 @@ def incident_postmortem(run: RunRecords, inc: dict[str, Any], decls: list[dict[s
         pm.root_cause += ["", *candidate_lines(cands, root)]
         dev = next((a.get("evidence") for a in tied if a["kind"] == "declare_incident" and a["target"] == decl), None)
         if dev:
-            pm.root_cause.append(f"\nEvidence given with the declaration: {_plain(dev)}")
+            pm.root_cause.append(f"\nEvidence given with the declaration: {plain(dev)}")
     pm.decisions = [explain(a) for a in tied]
 
     # ---- people

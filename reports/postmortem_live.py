@@ -22,6 +22,7 @@ from reports.postmortem import (
     explain,
     final_candidates,
     people,
+    plain,
     problem_follow_ups,
     secs,
     when,
@@ -83,7 +84,7 @@ def live_postmortem(run: RunRecords, decl: dict[str, Any], index: ActionIndex | 
                  "trail and the incident board record decisions, not the cloud's traffic."]
     pm.root_cause = [f"- True root cause: {UNKNOWN}.", "", *candidate_lines(final_candidates(tied, iid), None)]
     if decl.get("evidence"):
-        pm.root_cause.append(f"\nEvidence given with the declaration: {decl['evidence']}")
+        pm.root_cause.append(f"\nEvidence given with the declaration: {plain(decl['evidence'])}")
     pm.decisions = [explain(a) for a in tied]
     pm.automation, pm.human = people(tied)
     if board.get("pages"):

@@ -258,7 +258,8 @@ def test_follow_ups_name_failures_denials_verification_and_escalation() -> None:
     assert any(x.startswith("- Escalated to a human") and "#5" in x for x in fu)
     assert not any("#7" in x for x in fu) and len(fu) == 5
     auto, human = people(acts)
-    assert human == ["- approval by ana required by the safety gate (rule week1) for #6 restart_service `db`: "
+    assert [x.split(" (#")[1][:1] for x in human[:2]] == ["4", "5"] and human[0].startswith("- Paged `oncall` at")
+    assert human[2:] == ["- approval by ana required by the safety gate (rule week1) for #6 restart_service `db`: "
                      "executed"]
     assert any(x.startswith("- `e`: 5 executed") for x in auto)
 
