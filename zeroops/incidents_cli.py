@@ -43,7 +43,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _s(v: Any) -> str:
-    return "-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+    """A cell: floats to 0.1 (seconds), None as ``-``."""
+    if isinstance(v, float):
+        return f"{v:.1f}".removesuffix(".0")
+    return "-" if v is None else str(v)
 
 
 def _table(heads: list[str], rows: list[list[str]]) -> str:
@@ -143,7 +146,11 @@ def cmd_show(a: argparse.Namespace) -> int:
     keys = ("true_severity", "declared_severity", "declared_id", "declared_by", "detected_by", "ttd_s", "ttm_s",
             "ttr_s", "resolved_by", "root_component", "root_cause_rank", "user_impact", "failed_user_requests",
             "slo_minutes_user", "cost", "status")
-    lines += [f"  {k + ':':<22}{_s(f[k])}" for k in keys if k in f]
+    shown = {"user_impact": lambda v: f"{100 * v:.3f} % of user-facing requests failed",
+             "failed_user_requests": lambda v: f"{v:,.0f}", "slo_minutes_user": lambda v: f"{v:.2f} min",
+             "cost": lambda v: f"{v:.4f} spent while it was open"}
+    lines += [f"  {k + ':':<22}{_s(f[k]) if f[k] is None or k not in shown else shown[k](f[k])}"
+              for k in keys if k in f]
     lines += ["", "Timeline:"]
     lines += [f"  {when(e.at):<28} {e.text}" for e in sorted(pm.timeline, key=Event.key)]
     lines += ["", "Follow-ups:", *(f"  {x[2:] if x.startswith('- ') else x}" for x in pm.follow_ups or ["- none"])]
