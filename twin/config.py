@@ -165,6 +165,16 @@ class Spike(Model):
     ramp: Duration = 60.0
 
 
+class Bursts(Model):
+    """Transient blips: spikes at random times (a Poisson process from the traffic stream), each over in minutes."""
+
+    type: Literal["bursts"]
+    rate_per_day: float = Field(gt=0, le=10_000, description="mean number of bursts per day")
+    duration: Duration = Field(gt=0, description="how long each burst holds its peak")
+    factor: float = Field(gt=0, description="multiplier at the peak, 3.0 = +200 %")
+    ramp: Duration = Field(30.0, ge=0, description="rise and fall time")
+
+
 class Ramp(Model):
     type: Literal["ramp"]
     start: Duration
@@ -254,7 +264,8 @@ class Trace(Model):
         return self
 
 
-TrafficComponent = Annotated[Diurnal | Weekly | Noise | Spike | Ramp | Idle | Trace, Field(discriminator="type")]
+TrafficComponent = Annotated[Diurnal | Weekly | Noise | Spike | Bursts | Ramp | Idle | Trace,
+                             Field(discriminator="type")]
 
 
 class Traffic(Model):
@@ -351,6 +362,17 @@ class Telemetry(Model):
     window: Duration = Field(3600.0, description="length of the raw ring buffers")
     repeat_interval: Duration = Field(300.0, description="re-notify a firing alert this often")
     noise: float = Field(0.03, ge=0, description="relative measurement noise")
+
+
+class Maintenance(Model):
+    """Planned work (twin/maintenance.py): ``servers`` servers of ``service`` stopped at ``at`` and started again
+    ``duration`` later by the maintainer — alerts fire, and it is no fault."""
+
+    at: Duration = Field(ge=0)
+    duration: Duration = Field(gt=0)
+    service: str
+    servers: int = Field(1, ge=1, description="how many of its ACTIVE servers (the first ones) are stopped")
+    description: str = ""
 
 
 class Distribution(Model):
@@ -468,6 +490,10 @@ def check_ops_references(cfg: WorldConfig) -> None:
     rr = cfg.requests.random
     for s in (rr.services if rr else None) or []:
         need("requests.random.services", s, services)
+    for i, m in enumerate(cfg.maintenance):
+        need(f"maintenance[{i}].service", m.service, services)
+        if m.at >= cfg.duration:
+            raise ValueError(f"maintenance[{i}].at: {m.at:g} s is not before the end of the run ({cfg.duration:g} s)")
 
 
 class Operator(Model):
@@ -535,6 +561,8 @@ class WorldConfig(Model):
     releases: Releases | None = Field(None, description="a pipeline shipping releases on its own")
     budgets: list[BudgetSpec] = Field(default_factory=list, description="spending limits engines can see")
     requests: Requests = Field(default_factory=Requests, description="self-service requests from teams")
+    maintenance: list[Maintenance] = Field(default_factory=list, description="planned work: servers stopped and "
+                                           "started again (no fault)")
 
     @model_validator(mode="after")
     def _ops_references(self) -> WorldConfig:

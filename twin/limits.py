@@ -155,7 +155,7 @@ def peak_factor(c: Any) -> float:
         return 1.0 + c.amplitude
     if kind == "noise":
         return 1.0 + 10.0 * c.sigma
-    if kind == "spike":
+    if kind in ("spike", "bursts"):
         return max(1.0, c.factor)
     if kind == "ramp":
         return max(1.0, c.to_factor)

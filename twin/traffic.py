@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from twin.config import Diurnal, Idle, Noise, Ramp, Spike, Trace, Traffic, Weekly, parse_instant
+from twin.config import Bursts, Diurnal, Idle, Noise, Ramp, Spike, Trace, Traffic, Weekly, parse_instant
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -81,6 +81,8 @@ def multiplier(c: object, t: np.ndarray, rng: np.random.Generator, base_dir: Pat
             return np.maximum(0.0, 1.0 + s * np.interp(t, knots, z))
         case Spike(at=at, duration=d, factor=f, ramp=r):
             return 1.0 + (f - 1.0) * _envelope(t, at, at + d, r)
+        case Bursts(rate_per_day=rate, duration=d, factor=f, ramp=r):
+            return 1.0 + (f - 1.0) * _bursts(t, rate, d, r, rng)
         case Ramp(start=s, end=e, to_factor=f):
             frac = np.clip((t - s) / max(e - s, 1e-9), 0.0, 1.0)
             return 1.0 + (f - 1.0) * frac
@@ -89,6 +91,18 @@ def multiplier(c: object, t: np.ndarray, rng: np.random.Generator, base_dir: Pat
         case Trace():
             return trace_multiplier(c, t, base_dir)
     raise TypeError(f"unknown traffic component {c!r}")
+
+
+def _bursts(t: np.ndarray, rate_per_day: float, duration: float, ramp: float, rng: np.random.Generator) -> np.ndarray:
+    """Envelopes (0..1) of bursts whose starts form a Poisson process of ``rate_per_day``; overlaps take the max."""
+    horizon = float(t[-1]) if len(t) else 0.0
+    n = int(rng.poisson(rate_per_day * horizon / DAY))
+    out = np.zeros(t.shape)
+    for at in np.sort(rng.uniform(0.0, horizon, n)):
+        lo, hi = np.searchsorted(t, [at - 1e-9, at + duration + 2 * ramp + 1e-9])
+        if hi > lo:
+            out[lo:hi] = np.maximum(out[lo:hi], _envelope(t[lo:hi], at, at + duration + ramp, ramp))
+    return out
 
 
 def _envelope(t: np.ndarray, start: float, end: float, ramp: float) -> np.ndarray:

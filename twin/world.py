@@ -105,6 +105,10 @@ class World(Scheduling, Control, Effects, InventoryView, Physics, Billing, Scrap
         self._rowbuf: np.ndarray | None = None  # per-server scrape rows of grouped ticks
         self.env.process(self._physics())
         self.env.process(self._power_state_sync())
+        from twin.maintenance import schedule  # planned work: servers stopped and started again, no fault
+
+        self.maintenance_log: list[tuple[float, str, tuple[str, ...], str]] = []  # (t, service, servers, stop|start)
+        schedule(self)
 
     # ------------------------------------------------------------ building
     def _build_topology(self) -> None:

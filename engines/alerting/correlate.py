@@ -33,6 +33,17 @@ class Group:
     capped: str = ""  # priority whose page the MaxAlertsPerHour budget withheld (still owed)
     priority: str = "P4"
     closed: bool = False
+    level_since: dict[str, float] = field(default_factory=dict)  # since when it has been at P0 / at P1 or worse
+
+    def classify(self, priority: str, now: float) -> None:
+        """Record the predicted priority; a level's clock restarts whenever the group falls below it."""
+        self.priority = priority
+        rank = ("P0", "P1", "P2", "P3", "P4").index(priority)
+        for k, level in enumerate(("P0", "P1")):
+            if rank <= k:
+                self.level_since.setdefault(level, now)
+            else:
+                self.level_since.pop(level, None)
 
     def add(self, tr: Track, now: float) -> None:
         self.members[tr.fingerprint] = tr

@@ -70,7 +70,7 @@ class SmartAlerting:
         classified = []
         for g in groups:
             c = predict(g, topo, errors, incidents, self.cfg, now)
-            g.priority = c.severity
+            g.classify(c.severity, now)
             classified.append((g, c))
         return self.notifier.actions(classified, now, {g.id: _incident_of(g, incidents) for g in groups})
 

@@ -1,8 +1,8 @@
 """Stage 5: notify only what is actionable, along the escalation tree, capped by ``MaxAlertsPerHour``.
 
 * P0 — a ``Page`` on every channel of ``EscalationChannels.P0`` at once;
-* P1 — a ``Page`` on the P1 channels once the group has fired ``P1Delay`` (5 min) and is still not mitigated
-  (an alert still firing); a blip that is over by then pages nobody;
+* P1 — a ``Page`` on the P1 channels once the group has been P1 (or worse) for ``P1Delay`` (5 min) and is
+  still not mitigated (an alert still firing); a blip that is over by then pages nobody;
 * P2–P4, and P1 with ``AlertOnlyP0`` or a ``MinAlertSeverity`` of P0 — a ``Notify`` to the dashboard (pages
   nobody), once per group and priority.
 
@@ -45,7 +45,7 @@ class Notifier:
             return False
         if any(q in g.paged for q in ("P0", "P1")[: ("P0", "P1").index(p)]):
             return False  # already paged at a worse priority
-        return p == "P0" or now - g.first_start >= self.cfg.P1Delay
+        return p == "P0" or now - g.level_since.get(p, now) >= self.cfg.P1Delay
 
     def actions(self, classified: list[tuple[Group, Classification]], now: float,
                 incident_of: dict[str, str | None]) -> list[Action]:

@@ -5,8 +5,10 @@ From what the adapter shows, in this order:
 * the alerts' own severities: critical → P2, warning → P3, info → P4;
 * user impact (the SLO burn): the error ratio of the user-facing services at or above the group's services —
   at least ``P0ErrorRatio`` is a total failure (P0), at least ``P1ErrorRatio`` a major degradation (P1);
-* breadth: a group spanning half the services or more is one level more severe (not past P1);
-* duration: a group firing for three ``P1Delay`` periods unmitigated is one level more severe (not past P1);
+* breadth: a group spanning half the services or more is one level more severe (not past P2);
+* duration: a group firing for three ``P1Delay`` periods unmitigated is one level more severe (not past P2);
+
+  (breadth and duration alone never make a P1: a major degradation shows in what users get, or is declared;)
 * declared incidents covering the group's components: their severity, when more severe.
 """
 
@@ -57,11 +59,11 @@ def predict(group: Group, topo: Topology, errors: Mapping[str, float], incidents
     elif ratio >= cfg.P1ErrorRatio:
         p, confidence = _worse("P1", p), 0.8
         reasons.append(f"user-facing {where} failing {ratio:.1%} ≥ {cfg.P1ErrorRatio:.0%}: major degradation")
-    if topo.size() and len(group.services) / topo.size() >= 0.5 and PRIORITIES.index(p) > 1:
-        p = _up(p, "P1")
+    if topo.size() and len(group.services) / topo.size() >= 0.5 and PRIORITIES.index(p) > 2:
+        p = _up(p, "P2")
         reasons.append(f"breadth: {len(group.services)} of {topo.size()} services")
-    if group.firing() and now - group.first_start >= 3 * cfg.P1Delay and PRIORITIES.index(p) > 1:
-        p = _up(p, "P1")
+    if group.firing() and now - group.first_start >= 3 * cfg.P1Delay and PRIORITIES.index(p) > 2:
+        p = _up(p, "P2")
         reasons.append(f"unmitigated for {now - group.first_start:.0f} s")
     comps = set(group.components())
     declared = [i for i in incidents.values() if comps & set(i.components) and i.severity in PRIORITIES]

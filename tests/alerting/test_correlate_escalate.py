@@ -113,3 +113,17 @@ def test_the_cap_holds_under_a_storm() -> None:
         assert sum(1 for u in pages if t - 3600 < u <= t) <= 5
     assert len(pages) == 20  # the budget of each of the four hours begun: withheld pages are owed, not dropped
     assert h.engine.notifier.capped == 35  # each withheld group reached the dashboard once, saying why
+
+
+def test_a_short_p1_blip_inside_a_long_group_pages_nobody() -> None:
+    h = Harness()
+    h.fire("SlowResponses", "api")  # a long-running warning: the group is old
+    h.run(1800)
+    h.errors("api", 0.10)  # then users fail for four minutes (P1) ...
+    h.run(240)
+    h.errors("api", 0.0)  # ... and it is over: the P1 clock restarts, nobody is paged
+    h.run(600)
+    assert h.pages() == []
+    h.errors("api", 0.10)
+    h.run(310)  # a P1 that lasts five minutes does page
+    assert [a.severity for _, a in h.pages()] == ["P1"]

@@ -12,6 +12,7 @@ def test_repeats_of_one_firing_alert_are_deduplicated() -> None:
     for _ in range(5):
         h.fire("HighErrorRate", "api", "critical")  # the rule's repeat_interval re-sends
         h.step(60)
+    h.run(120)
     assert h.engine.tracks.raw_firing == 5 and h.engine.tracks.duplicates == 4
     assert len(h.pages()) == 1
 
