@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,10 @@ def write_run(r: RunResult, out: Path) -> Path:
     write_alerts(r, d / "alerts.csv")
     from reports.postmortem import write_postmortems  # read back from the files above: records only
 
-    write_postmortems(d)
+    try:
+        write_postmortems(d)
+    except Exception as e:  # noqa: BLE001 - a post-mortem bug must not cost the run's own results
+        warnings.warn(f"{d}: post-mortems not written ({type(e).__name__}: {e})", RuntimeWarning, stacklevel=2)
     return d
 
 
