@@ -32,8 +32,9 @@ from typing import Any
 from adapters.base import Action, Observation, Page
 from engines.ops.types import IncidentContext, RunStatus
 from engines.runbooks import bindings as bnd
+from engines.runbooks.loading import read_file
 from engines.runbooks.matching import why_it_fits
-from engines.runbooks.schema import Runbook, RunbookError, Step, read_file
+from engines.runbooks.schema import Runbook, RunbookError, Step
 from engines.runbooks.templating import RenderError, build_action
 from engines.runbooks.verify import Checker
 

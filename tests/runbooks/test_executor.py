@@ -5,7 +5,7 @@ from __future__ import annotations
 from adapters.base import Observation, Page, RebootServer, SetServiceSetting
 from adapters.fake import FakeService
 from engines.runbooks import RunbookLibrary
-from engines.runbooks.schema import parse_runbook
+from engines.runbooks.loading import parse_runbook
 from tests.runbooks.harness import ScriptedGate, World, ctx
 
 LIB = RunbookLibrary.load(builtin=True)

@@ -8,7 +8,8 @@ import pytest
 
 from engines.ops.types import FAULT_CLASSES
 from engines.runbooks import BUILTIN, RunbookError, RunbookLibrary, read_paths
-from engines.runbooks.schema import Condition, parse_runbook
+from engines.runbooks.loading import parse_runbook
+from engines.runbooks.schema import Condition
 from twin.faults import CATALOG
 
 GOOD = {"name": "ok", "fault_classes": ["server_crash"],
