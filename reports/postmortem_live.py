@@ -40,6 +40,15 @@ def live_postmortems(run: RunRecords) -> list[PostMortem]:
         if a["kind"] == "declare_incident" and a["outcome"] == "executed" and a["target"] not in seen:
             seen.add(a["target"])
             out.append(live_postmortem(run, a, index))
+    for iid, b in run.board.items():  # on the board, but its declaration is not in this audit trail
+        if iid not in seen:
+            decl = {"seq": 0, "at": float(b.get("declared_at") or 0.0), "engine": b.get("declared_by", ""),
+                    "kind": "declare_incident", "target": iid, "evidence": {}, "outcome": "executed",
+                    "params": {"components": b.get("components") or [], "severity": b.get("severity"),
+                               "title": b.get("title") or ""}}
+            pm = live_postmortem(run, decl, index)
+            pm.summary.append("Its declaration is not in this audit trail (only on the incident board).")
+            out.append(pm)
     return out
 
 

@@ -211,6 +211,7 @@ def test_live_postmortems_from_the_audit_trail_say_what_is_unknown(out: Path, tm
 
     journal = Journal(tmp_path / "journal.sqlite")
     journal.put_incident(IncidentInfo("inc-1", ("api",), "P1", "resolved", 600.0, "automation", resolved_at=650.0))
+    journal.put_incident(IncidentInfo("board-only", ("db",), "P3", "open", 700.0, "automation"))
     journal.close()
     run = load_live(out / "pm" / "responder" / "audit.db", tmp_path / "journal.sqlite")
     pms = {p.id: p for p in build_postmortems(run)}
@@ -219,6 +220,7 @@ def test_live_postmortems_from_the_audit_trail_say_what_is_unknown(out: Path, tm
     assert inc.figures["resolved_at"] == 650.0 and inc.figures["declared_severity"] == "P1"
     md = inc.markdown()
     assert "unknown (live: no ground truth)" in md and "expected impact: restores one api server" in md
+    assert "only on the incident board" in pms["board-only"].summary[-1] and pms["board-only"].figures["status"] == "open"
 
 
 def test_write_postmortems_replaces_stale_files(out: Path, tmp_path: Path) -> None:
