@@ -73,7 +73,8 @@ METRICS = (
     "cost_savings_comparable", "cost_savings_reason", "cost_savings_raw", "cost_per_million_good_savings",
     "human_interventions", "human_approvals", "human_intervention_rate", "automation_rate",
     "alerts_raw", "pages", "pages_engine", "pages_alerts", "pages_true", "pages_precision",
-    "incidents_missed_p0p1",
+    "incidents_missed_p0p1", "notifications", "notifies_dashboard", "suppression_rate", "pages_false",
+    "false_alert_rate",
     "actions_taken", "actions_failed", "actions_denied", "actions_proposed", "decisions_recorded",
     "oom_kills", "preemptions", "peak_servers", "server_hours",
 )
@@ -340,6 +341,7 @@ def score_run(world: World, records: list[ActionRecord]) -> Score:
 
     incidents: list[Incident] = []
     useful_pages: set[int] = set()
+    about_a_fault: set[int] = set()  # pages sent while some fault was active, about its components
     for f in faults:
         root, root_src = _root_component(f)
         d = matched.get(f.id)
@@ -368,6 +370,7 @@ def score_run(world: World, records: list[ActionRecord]) -> Score:
         tied = sorted((t, k) for k, (t, comps) in enumerate(pages)
                       if f.start <= t <= end + DETECTION_GRACE_S and comps & matchable[f.id])
         inc.paged_at = tied[0][0] if tied else None
+        about_a_fault.update(k for _, k in tied)
         last = -math.inf
         for t, k in tied:  # the first page about a fault, and escalations REPAGE_S apart, are useful; repeats are noise
             if t >= last + REPAGE_S:
@@ -380,9 +383,28 @@ def score_run(world: World, records: list[ActionRecord]) -> Score:
             inc.missed_deadline = not (paged_in_time or fixed_in_time)
         incidents.append(inc)
 
-    return Score(_metrics(world, records, incidents, decls, pages, len(useful_pages), approved, topo, matchable,
-                          run_end),
-                 incidents, decls)
+    metrics = _metrics(world, records, incidents, decls, pages, len(useful_pages), approved, topo, matchable, run_end)
+    metrics.update(_alerting_metrics(records, metrics, len(pages) - len(about_a_fault)))
+    return Score(metrics, incidents, decls)
+
+
+def _alerting_metrics(records: list[ActionRecord], m: Mapping[str, Any], false_pages: int) -> dict[str, Any]:
+    """What reached humans against what the rules raised (docs/results.md, "Alerting").
+
+    ``notifications`` are pages — executed ``Page`` actions plus raw alerts that paged the on-call human; a
+    ``Notify`` pages nobody (a dashboard entry) and is counted apart.  ``suppression_rate`` is
+    1 − notifications / raw firing alerts (negative when more pages went out than alerts came in);
+    ``false_alert_rate`` is the share of pages tied to no fault (sent while no fault was active, or about none of
+    the active faults' components or callers).
+    """
+    raw, sent = m["alerts_raw"], m["pages"]
+    return {
+        "notifications": sent,
+        "notifies_dashboard": sum(1 for r in records if r.outcome == "executed" and r.kind == "notify"),
+        "suppression_rate": 1.0 - sent / raw if raw else None,
+        "pages_false": false_pages,
+        "false_alert_rate": _ratio(false_pages, sent),
+    }
 
 
 def _resolver(f: FaultRecord, records: list[ActionRecord], approved: set[int]) -> str | None:
