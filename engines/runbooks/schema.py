@@ -249,6 +249,14 @@ class Verify(BaseModel):
     def _dur(cls, v: Any) -> Any:
         return duration(v)
 
+    @model_validator(mode="after")
+    def _can_hold(self) -> Verify:
+        for c in self.conditions:
+            if c.for_s > self.within:
+                raise ValueError(f"condition {c.text!r} must hold {c.for_s:g} s but within is only {self.within:g} s "
+                                 "(it could never verify)")
+        return self
+
 
 class Escalate(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
