@@ -139,7 +139,9 @@ class GraphRCA:
         anomalous = set(svc_anoms) | {c for c, _ in edge_anoms} | {d for _, d in edge_anoms}
         anomalous |= {servers[s].service for s in srv_anoms if servers[s].service in services}  # type: ignore[misc]
         svc = self._services(now, obs, services, anomalous, svc_anoms, edge_anoms, t0, nodes)
-        self._hardware(now, obs, services, servers, hyps, hv_down, srv_anoms, svc, anomalous, t0, nodes)
+        disk_services = {n for n, items in svc_anoms.items() if any("disk" in a.metric for a in items)}
+        self._hardware(now, obs, services, servers, hyps, hv_down, srv_anoms, svc, anomalous, disk_services, t0,
+                       nodes)
 
         out = [Candidate(c, round(min(1.0, n.score), 4), n.fault_class(), tuple(n.evidence))
                for c, n in nodes.items() if n.score > 0.05]
@@ -273,7 +275,8 @@ class GraphRCA:
     # --------------------------------------------------------------- hardware
     def _hardware(self, now: float, obs: Observation, services: Mapping, servers: Mapping[str, Server],
                   hyps: list[Hypervisor], hv_down: Mapping[str, float], srv_anoms: Mapping[str, list[Anomaly]],
-                  support: Mapping[str, float], anomalous: set[str], t0: float, nodes: dict[str, _Node]) -> None:
+                  support: Mapping[str, float], anomalous: set[str], disk_services: set[str], t0: float,
+                  nodes: dict[str, _Node]) -> None:
         cfg = self.cfg
         bad: dict[str, tuple[float, str, str, float]] = {}  # server -> (strength, evidence, class, onset)
         for sid, items in srv_anoms.items():
@@ -294,26 +297,56 @@ class GraphRCA:
             if s.status in ("ERROR", "SHUTOFF") and s.id not in bad:
                 rel = 1.0 if s.service in anomalous else 0.4  # an old wreck unrelated to this trouble
                 bad[s.id] = (0.8 * rel, f"inventory shows {s.status}", "server_crash", t0)
-        reads = 0  # servers of troubled services: who is down or filling up now (the feed may lag)
+        # servers of troubled services, read now (the feed may lag): who is down, who is the outlier that a
+        # service's max-aggregated disk figure or a host-confined CPU squeeze comes from
+        reads = 0
         for name in sorted(anomalous):
-            members = [s for s in servers.values() if s.service == name and s.status == "ACTIVE"]
-            for s in sorted(members, key=lambda x: x.id):
-                if s.id in bad or reads >= cfg.max_server_reads:
+            members = sorted((s for s in servers.values() if s.service == name and s.status == "ACTIVE"),
+                             key=lambda x: x.id)[: max(0, cfg.max_server_reads - reads)]
+            reads += len(members)
+            disk_hint = name in disk_services or "disk_util" in _sat(obs, name, cfg)
+            cpu: dict[str, float] = {}
+            disk: dict[str, float] = {}
+            for s in members:
+                if s.id in bad:
                     continue
-                reads += 1
-                up = _last(obs, "server_up", s.id)
-                if up == 0.0 and now - s.created_at > cfg.recent_s:
+                if _last(obs, "server_up", s.id) == 0.0 and now - s.created_at > cfg.recent_s:
                     bad[s.id] = (0.85, "server_up 0 (not answering its scrape)", "server_crash", now)
                     continue
-                disk = _last(obs, "server_disk_util", s.id) if "disk_util" in _sat(obs, name, cfg) else math.nan
-                if math.isfinite(disk) and disk >= cfg.saturation:
-                    bad[s.id] = (0.85, f"server_disk_util {disk:.2f} (saturated)", "disk_pressure", now)
+                cpu[s.id] = _last(obs, "server_cpu_util", s.id)
+                if disk_hint:
+                    disk[s.id] = _last(obs, "server_disk_util", s.id)
+            for sid, u, med in _outliers(disk):
+                if u >= cfg.saturation or u - med >= 0.2:
+                    bad[sid] = (0.85, f"server_disk_util {u:.2f} (its service's disk figure; siblings' median "
+                                      f"{med:.2f})", "disk_pressure", now)
+            for sid, u, med in _outliers(cpu):
+                if sid not in bad and u >= cfg.saturation and u - med >= 0.2:
+                    bad[sid] = (0.6, f"server_cpu_util {u:.2f} while its siblings' median is {med:.2f}",
+                                "cpu_throttling", now)
 
         on_host: dict[str, list[Server]] = defaultdict(list)
         for s in servers.values():
             if s.hypervisor and s.status != "SHELVED_OFFLOADED":
                 h = s.hypervisor
                 on_host[h].append(s)
+        # a squeezed server's neighbours on its host: squeezed too? (then the host is the common cause)
+        squeezed_hosts = sorted({servers[k].hypervisor for k, v in bad.items()
+                                 if v[2] == "cpu_throttling" and k in servers and servers[k].hypervisor})
+        for h in squeezed_hosts:
+            for s in sorted(on_host.get(h or "", ()), key=lambda x: x.id):
+                if s.id in bad or s.status != "ACTIVE" or reads >= 2 * cfg.max_server_reads:
+                    continue
+                sibs = [x.id for x in servers.values() if x.service == s.service and x.status == "ACTIVE"
+                        and x.id != s.id][:8]
+                reads += 1 + len(sibs)
+                u = _last(obs, "server_cpu_util", s.id)
+                others = np.array([_last(obs, "server_cpu_util", x) for x in sibs])
+                others = others[np.isfinite(others)]
+                med = _median(others) if len(others) else math.nan
+                if math.isfinite(u) and (u >= cfg.saturation or (math.isfinite(med) and u - med >= 0.2)):
+                    bad[s.id] = (0.6, f"server_cpu_util {u:.2f} (its siblings' median {med:.2f}), on the same host "
+                                      f"as a squeezed server", "cpu_throttling", now)
         hv_name = {h.id: h.name for h in hyps} | {h.name: h.name for h in hyps}
         hosts_in_zone: dict[str, list[Hypervisor]] = defaultdict(list)
         for h in hyps:
@@ -335,7 +368,8 @@ class GraphRCA:
             if name in hv_down:
                 sc, cls = 0.95, "hypervisor_failure"
                 texts.append(f"hypervisor {name} shows down in the inventory")
-            if len(hit) >= 2 and frac >= 0.75:
+            hot = all(bad[s.id][2] == "cpu_throttling" for s in hit)  # a CPU squeeze is the host's by nature
+            if (len(hit) >= 2 or (hot and hit)) and frac >= 0.75:
                 down = sum(1 for s in hit if bad[s.id][2] == "server_crash")
                 sc = max(sc, 0.55 + 0.35 * frac + (0.05 if len(svcs) > 1 else 0.0))
                 cls = cls or ("hypervisor_failure" if down * 2 >= len(hit) else "cpu_throttling")
@@ -371,7 +405,7 @@ class GraphRCA:
             elsewhere = [sid for sid in bad if servers.get(sid) is not None and servers[sid].zone != z]
             hosts = {servers[sid].hypervisor for sid in in_z}
             svcs = {servers[sid].service for sid in in_z}
-            if len(hosts) >= 2 and len(svcs) >= 2 and not elsewhere:
+            if len(hosts) >= 2 and len(hosts) * 2 >= len(names) and len(svcs) >= 2 and not elsewhere:
                 n = _node(nodes, z, "zone")
                 down = sum(1 for sid in in_z if bad[sid][2] == "server_crash")
                 n.add(0.7 + 0.2 * min(1.0, len(hosts) / max(1, len(names))),
@@ -380,6 +414,9 @@ class GraphRCA:
                       min(bad[sid][3] for sid in in_z))
                 for sid in in_z:
                     nodes[sid].score *= 0.6
+                for x in names:  # the zone explains its hosts
+                    if x in hv_score:
+                        nodes[x].score *= 0.7
         # a service whose trouble its own broken servers explain is not the root
         for s in services:
             if s not in nodes or nodes[s].kind != "service":
@@ -439,6 +476,19 @@ def _last(obs: Observation, metric: str, server: str) -> float:
         return obs.window(metric, 15.0, server=server).last()
     except (ValueError, KeyError):
         return math.nan
+
+
+def _outliers(values: Mapping[str, float]) -> list[tuple[str, float, float]]:
+    """The highest finite value of a service's servers with the median of the others: [(server, value, median)]."""
+    fin = sorted(((v, k) for k, v in values.items() if math.isfinite(v)), reverse=True)
+    if len(fin) < 2:
+        return []
+    top_v, top_k = fin[0]
+    rest = np.array([v for v, _ in fin[1:]])
+    out = [(top_k, top_v, _median(rest))]
+    med_all = _median(np.array([v for v, _ in fin]))
+    out += [(k, v, med_all) for v, k in fin[1:] if v - med_all >= 0.2]  # several outliers (one host's servers)
+    return out
 
 
 def _sat(obs: Observation, service: str, cfg: RCAConfig) -> set[str]:

@@ -202,3 +202,36 @@ def test_rank_is_cheap_for_fifty_services() -> None:
         rca.rank(NOW, obs, anoms)
         times.append(time.perf_counter() - t)
     assert sorted(times)[3] < 0.005, times
+
+
+def test_disk_filling_on_one_server_names_that_server() -> None:
+    """The service's disk figure is a max over servers: RCA finds the server it comes from."""
+    fake = chain()
+    servers = [s.id for s in fake.servers(service="api")]
+    for sid in servers:
+        fake.feed("server_disk_util", {"server": sid}, fn=step(0.3, 0.97 if sid == servers[2] else 0.3))
+    fake.feed("disk_util", {"service": "api"}, fn=step(0.3, 0.97))
+    anoms = [anomaly("api", "disk_util_trend", ONSET, 0.97, service="api")]
+    ranked = GraphRCA().rank(NOW, at(fake), anoms)
+    assert ranked[0].component == servers[2], ranked
+    assert ranked[0].fault_class == "disk_pressure"
+
+
+def test_cpu_squeeze_confined_to_one_host_names_the_host() -> None:
+    """One server of web is hot while its siblings are not, and so is its neighbour of db: the host."""
+    fake = FakeAdapter([FakeService("web", servers=4, dependencies=("db",)), FakeService("db", servers=4)],
+                       hypervisors=[(f"hv-{i}", "az-1", "r1", 64, 1 << 18, 5000) for i in range(4)])
+    by_host: dict[str, list[str]] = {}
+    for s in fake.servers():
+        by_host.setdefault(s.hypervisor or "", []).append(s.id)
+    host = next(h for h, ids in sorted(by_host.items()) if len(ids) >= 2)
+    for s in fake.servers():
+        hot = s.hypervisor == host
+        fake.feed("server_cpu_util", {"server": s.id}, fn=step(0.3, (0.98 if s.service == "web" else 0.7) if hot
+                                                                  else 0.3))
+        fake.feed("server_up", {"server": s.id}, fn=lambda t: 1.0)
+    fake.feed("latency_p95_ms", {"service": "web"}, fn=step(40.0, 160.0))
+    anoms = [anomaly("web", "latency_p95_ms", ONSET, 160.0, service="web")]
+    ranked = GraphRCA().rank(NOW, at(fake), anoms)
+    assert ranked[0].component == host, ranked
+    assert ranked[0].fault_class == "cpu_throttling"
