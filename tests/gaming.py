@@ -19,7 +19,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from adapters.base import Action, CreateServer, DeclareIncident, Observation, Page, RollbackDeploy
+from adapters.base import Action, CreateServer, DeclareIncident, Notify, Observation, Page, RollbackDeploy
 from control.runtime import AllowAll, Engine
 
 
@@ -93,12 +93,60 @@ class SimpleDetector:
         return out
 
 
+class PageEveryAlert:
+    """Handles alerting by paging the on-call human for every raw firing notification (repeats included)."""
+
+    name = "page-every-alert"
+    cadence = 5.0
+    handles_alerting = True
+
+    def __init__(self) -> None:
+        self._last = -1.0
+
+    def step(self, now: float, obs: Observation) -> Iterable[Action]:
+        new = [a for a in obs.alerts(self._last) if a.state == "firing"]
+        self._last = max([self._last, *(a.at for a in new)])
+        return [Page(who="oncall", why=a.name, severity="P1", evidence={"fingerprints": [a.fingerprint]},
+                     components=tuple(v for k, v in a.labels.items() if k in ("service", "server") and v))
+                for a in new]
+
+
+class PageNothing:
+    """Takes over alerting (raw alerts reach nobody) and pages nobody: perfect suppression, by missing everything."""
+
+    name = "page-nothing"
+    cadence = 15.0
+    handles_alerting = True
+
+    def step(self, now: float, obs: Observation) -> Iterable[Action]:
+        return ()
+
+
+class NotifyEverything:
+    """Takes over alerting and posts every raw alert to the dashboard: a Notify pages nobody."""
+
+    name = "notify-everything"
+    cadence = 5.0
+    handles_alerting = True
+
+    def __init__(self) -> None:
+        self._last = -1.0
+
+    def step(self, now: float, obs: Observation) -> Iterable[Action]:
+        new = [a for a in obs.alerts(self._last) if a.state == "firing"]
+        self._last = max([self._last, *(a.at for a in new)])
+        return [Notify(component=a.labels.get("service", a.name), severity=a.severity, message=a.name) for a in new]
+
+
 GAMING: dict[str, Callable[[], list[Engine]]] = {
     "spammer": lambda: [Spammer()],
     "do-nothing": lambda: [DoNothing()],
     "always-rollback": lambda: [AlwaysRollback()],
     "scale-everything": lambda: [ScaleEverything()],
     "simple-detector": lambda: [SimpleDetector()],
+    "page-every-alert": lambda: [PageEveryAlert()],
+    "page-nothing": lambda: [PageNothing()],
+    "notify-everything": lambda: [NotifyEverything()],
 }
 
 
@@ -122,8 +170,8 @@ def installed(name: str, factory: Callable[[], list[Engine]]) -> Iterator[None]:
             for k, ename in enumerate(names):
                 registry.register(ename, lambda cfg, k=k: factory()[k], description="test-only engine", replace=True)
                 stack.callback(registry.REGISTRY.unregister, ename)
-            registry.register_set(name, names, handles_alerting=any(isinstance(e, Spammer) for e in built),
-                                  replace=True)
+            registry.register_set(name, names, replace=True, handles_alerting=any(
+                isinstance(e, Spammer) or getattr(e, "handles_alerting", False) for e in built))
             stack.callback(registry.REGISTRY.unregister_set, name)
         original = getattr(runner, "engine_set", None)
         if original is not None:

@@ -270,3 +270,53 @@ def test_ground_truth_fields_from_the_twin_take_precedence(mix: dict[str, Any]) 
         assert inc.ttm == 42.0 and inc.resolved_by == "human"
     finally:
         f.root_component, f.mitigated_at, f.resolving_action = saved
+
+
+# ------------------------------------------------------------------ alerting: noise against missed incidents
+ALERTING_SETS = ("static", "page-every-alert", "page-nothing", "notify-everything", "smart")
+
+
+@pytest.fixture(scope="module")
+def alert_mix() -> dict[str, Any]:
+    from engines.registry import REGISTRY, register_set
+
+    register_set("smart", ["reactive_scaler", "crash_restarter", "smart_alerting"], handles_alerting=True,
+                 replace=True)
+    try:
+        scn = make_scenario(**MIX)
+        return {e: run_engines(scn, e) for e in ALERTING_SETS}
+    finally:
+        REGISTRY.unregister_set("smart")
+
+
+def test_paging_every_alert_suppresses_nothing(alert_mix: dict[str, Any]) -> None:
+    p = m(alert_mix, "page-every-alert")
+    assert p["alerts_raw"] > 5 and p["notifications"] == p["pages_engine"] == p["alerts_raw"]
+    assert p["suppression_rate"] == pytest.approx(0.0, abs=0.02)
+    assert p["pages_precision"] < 0.5  # repeats are noise
+
+
+def test_paging_nothing_misses_the_p0p1_incidents(alert_mix: dict[str, Any]) -> None:
+    n, static = m(alert_mix, "page-nothing"), m(alert_mix, "static")
+    assert n["notifications"] == 0 and n["suppression_rate"] == 1.0  # "perfect" suppression ...
+    assert static["incidents_missed_p0p1"] == 0 < n["incidents_missed_p0p1"]  # ... by missing what mattered
+    assert n["false_alert_rate"] is None  # no pages: no rate to flatter
+
+
+def test_notifying_the_dashboard_pages_nobody(alert_mix: dict[str, Any]) -> None:
+    d = m(alert_mix, "notify-everything")
+    assert d["notifies_dashboard"] == d["alerts_raw"] > 5 and d["notifications"] == 0
+    assert d["incidents_missed_p0p1"] == m(alert_mix, "page-nothing")["incidents_missed_p0p1"] > 0
+
+
+def test_raw_alert_paging_is_the_baseline_of_no_suppression(alert_mix: dict[str, Any]) -> None:
+    s = m(alert_mix, "static")
+    assert s["notifications"] == s["pages_alerts"] > 0 and s["suppression_rate"] < 0.1
+
+
+def test_smart_alerting_suppresses_and_misses_no_p0p1(alert_mix: dict[str, Any]) -> None:
+    s, static = m(alert_mix, "smart"), m(alert_mix, "static")
+    print({k: s[k] for k in ("alerts_raw", "notifications", "suppression_rate", "pages_false",
+                             "incidents_missed_p0p1")})
+    assert s["notifications"] < static["notifications"] and s["suppression_rate"] > 0.5
+    assert s["incidents_missed_p0p1"] == 0
