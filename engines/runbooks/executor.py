@@ -229,7 +229,9 @@ class Run:
                             + "; ".join(d for ok, d in results if not ok))
 
     def _begin_rollback(self, now: float, obs: Observation) -> list[Action]:
-        if self.book.rollback and (self.phase.done_any or self.phase.sent):
+        # roll back what may have changed the world: executed actions, or ones whose result never came
+        # (a proposal still awaiting approval changed nothing)
+        if self.book.rollback and (self.phase.done_any or any(not s.approval for s in self.phase.sent)):
             self.phase = _Phase(self.book.rollback)
             self.rollback_deadline = now + ROLLBACK_GRACE_S + sum(s.wait for s in self.book.rollback)
             self._set(now, "rolling_back", f"rolling back: {self.failure}")

@@ -148,3 +148,16 @@ def test_steps_wait_and_continue_on_failure_when_told() -> None:
     creates = [(t, a) for t, a, _ in w.fake.executed if a.kind == "create_server"]
     assert len(creates) == 1 and creates[0][0] - t0 >= 30  # the wait held the next step back
     assert creates[0][1].count == 1  # HPA rule: ceil(2 x 0.9 / 0.6) = 3 -> one more
+
+
+def test_a_proposal_that_never_got_approved_is_not_rolled_back() -> None:
+    def values(w: World) -> dict:
+        return {("pool_util", (("service", "db"),)): 1.0, ("error_ratio", (("service", "db"),)): 0.3}
+
+    w = World([FakeService("db", servers=2, settings={"pool_size": 100})], values,
+              gate=ScriptedGate(hold=("set_service_setting",)))
+    w.advance(60)
+    d = w.start(LIB, "db-pool-raise-and-restart", ctx("db", "db_pool_exhaustion", at=w.fake.t))
+    w.drive(d, 900)
+    assert d.run.status == "escalated" and "timeout" in (d.run.failure or "")
+    assert [a.kind for a in d.issued] == ["set_service_setting", "page"]  # nothing executed: nothing to undo
