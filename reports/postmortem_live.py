@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from reports.incident_records import RunRecords
-from reports.postmortem import (
+from reports.postmortem_parts import (
     ActionIndex,
     Event,
     PostMortem,
