@@ -76,6 +76,7 @@ METRICS = (
     "incidents_missed_p0p1", "notifications", "notifies_dashboard", "suppression_rate", "pages_false",
     "false_alert_rate",
     "actions_taken", "actions_failed", "actions_denied", "actions_proposed", "decisions_recorded",
+    "rollbacks", "rollbacks_of_good_releases",
     "oom_kills", "preemptions", "peak_servers", "server_hours",
 )
 # Metrics a scenario's ``targets`` can bound (the numeric ones; flags and labels are not targets).
@@ -589,12 +590,19 @@ def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident
         "actions_denied": sum(1 for r in records if r.outcome == "denied"),
         "actions_proposed": sum(1 for r in records if r.outcome == "proposed"),
         "decisions_recorded": sum(1 for r in records if r.outcome == "executed" and r.kind in RECORD_ONLY_KINDS),
+        "rollbacks": len(_rollbacks(truth)),
+        "rollbacks_of_good_releases": sum(1 for r in _rollbacks(truth) if not r[3]),
         "oom_kills": truth.oom_kills,
         "preemptions": truth.preemptions,
         "peak_servers": _peak_servers(world),
         "server_hours": float(np.maximum(life, 0).sum()) / 3600.0,
     }
     return m
+
+
+def _rollbacks(truth: Any) -> list[tuple[float, str, str, bool, str]]:
+    """Rollbacks by engines or humans (not the pipeline's own), with whether the release rolled back was bad."""
+    return [r for r in getattr(truth, "rollbacks", ()) if r[4] != "pipeline"]
 
 
 def _peak_servers(world: World) -> int:

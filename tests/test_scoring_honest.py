@@ -320,3 +320,14 @@ def test_smart_alerting_suppresses_and_misses_no_p0p1(alert_mix: dict[str, Any])
                              "incidents_missed_p0p1")})
     assert s["notifications"] < static["notifications"] and s["suppression_rate"] > 0.5
     assert s["incidents_missed_p0p1"] == 0
+
+
+def test_always_rollback_shows_the_good_releases_it_undid() -> None:
+    """Rolling back everything fixes bad releases; the price shows as good releases rolled back for nothing."""
+    scn = make_scenario(name="benign-releases", duration=3 * 3600, operator={"enabled": False},
+                        releases={"rate_per_day": 48, "benign": 1.0})
+    undo, static = run_engines(scn, "always-rollback"), run_engines(scn, "static")
+    assert undo.score.metrics["rollbacks"] >= 1
+    assert undo.score.metrics["rollbacks_of_good_releases"] == undo.score.metrics["rollbacks"]
+    assert static.score.metrics["rollbacks"] == 0
+    assert not undo.score.incidents  # no release was bad: nothing to fix

@@ -124,6 +124,8 @@ class GroundTruth:
         self.human_actions: list[HumanAction] = []
         self.requests: list[RequestRecord] = []  # the self-service inbox, answered or not (twin/inbox.py)
         self.pages: list[tuple[float, str]] = []  # (time, alert fingerprint) that paged the operator
+        # every rollback: (time, service, version rolled back, whether that release was bad, actor)
+        self.rollbacks: list[tuple[float, str, str, bool, str]] = []
         self.oom_kills = 0
         self.preemptions = 0
 

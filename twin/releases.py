@@ -276,6 +276,7 @@ class ReleaseManager:
         w.svc_version[s] = target.seq
         rows = self._rows_of(s)
         self._event(s, target.version, gone.version, 1.0, actor)
+        w.truth.rollbacks.append((w.now(), service, gone.version, gone.effect != "none", actor))
         d = w.draw(w.cfg.latencies.rollback)
         target.rolling += 1
         gone.rolling += 1
