@@ -8,6 +8,9 @@ API (the ops center's)::
     actions = run.step(now, obs)               # every tick; [] while waiting and once finished
     run.on_result(record)                      # each control.runtime.ActionRecord of the run's actions
 
+A record is matched to the run's action by identity or, when the caller re-explained the action
+(``dataclasses.replace`` of its reason, confidence, evidence or alternatives), by kind and params.
+
 A run issues its steps in order, each step once (one action, or one per ``for_each`` item), and goes on
 only when every action of the step has its result and the step's ``wait`` has passed: it never re-issues
 an action still under way (a failed one is re-issued after its failure only if the step allows
@@ -52,6 +55,7 @@ class _Sent:
     index: int
     attempts: int = 1
     approval: bool = False  # the gate asked for approval; its result comes later
+    retry_at: float = 0.0  # when a failed action may be re-issued
 
 
 @dataclass
@@ -86,6 +90,7 @@ class Run:
         self.phase = _Phase(book.steps)
         self.checker = Checker(self.b)
         self.verify_start: float | None = None
+        self.last_check = ""  # the conditions that did not hold at the last verification
         self.rollback_deadline: float | None = None
         self.failure: str | None = None  # why the run failed (set by a result or a deadline)
         self.servers: list[str] = []  # servers the run acted on or created (server metrics verify them)
@@ -103,7 +108,8 @@ class Run:
         if self.done:
             return []
         if self.status in ("running", "verifying") and self.failure is None and now - self.started_at > self.book.timeout:
-            self._fail(now, f"no verified fix within the runbook's timeout of {self.book.timeout:g} s")
+            pending = f" (still failing: {self.last_check})" if self.status == "verifying" and self.last_check else ""
+            self._fail(now, f"no verified fix within the runbook's timeout of {self.book.timeout:g} s{pending}")
         if self.failure is not None and self.status in ("running", "verifying"):
             return self._begin_rollback(now, obs)
         if self.status == "running":
@@ -129,7 +135,7 @@ class Run:
 
     def on_result(self, rec: Any) -> None:
         """Track the choke point's record of one of this run's actions (others are ignored)."""
-        sent = next((s for s in self.phase.sent if s.action is rec.action), None)
+        sent = self._sent_for(rec.action)
         if sent is None:
             return
         outcome = rec.outcome
@@ -156,6 +162,7 @@ class Run:
         if self.status == "rolling_back":
             self.log.append((rec.at, f"rollback: {why}"))
         elif outcome == "failed" and sent.attempts <= sent.step.retries:
+            sent.retry_at = rec.at + sent.step.retry_delay
             self.phase.retry.append(sent)
             self.log.append((rec.at, f"{why}; will retry"))
         elif outcome == "failed" and sent.step.on_failure == "continue":
@@ -165,12 +172,24 @@ class Run:
         else:
             self._fail(rec.at, why)
 
+    def _sent_for(self, action: Action) -> _Sent | None:
+        """The outstanding action a record is about: the very object, or one the caller re-explained
+        (``dataclasses.replace`` of reason, confidence, evidence, alternatives: same kind and params)."""
+        found = next((s for s in self.phase.sent if s.action is action), None)
+        if found is None and action.incident in (None, self.incident_id):
+            params = action.params()
+            found = next((s for s in self.phase.sent
+                          if s.action.kind == action.kind and s.action.params() == params), None)
+        return found
+
     # --------------------------------------------------------------- phases
     def _advance(self, now: float, obs: Observation) -> list[Action]:
         ph = self.phase
         if ph.sent:
             return []  # results outstanding: never re-issue what is under way
         if ph.retry:
+            if now < max(s.retry_at for s in ph.retry):
+                return []
             out = []
             for s in ph.retry:
                 a = replace(s.action)
@@ -193,7 +212,10 @@ class Run:
             if not acts:
                 self.log.append((now, f"step {idx + 1} ({step.action}): nothing to do"))
                 continue
-            ph.sent = [_Sent(a, step, idx) for a in acts]
+            # record-only actions (notify, page) change nothing: their records need not be waited for
+            ph.sent = [_Sent(a, step, idx) for a in acts if a.changes_world]
+            if not ph.sent:
+                ph.wait_until = max(ph.wait_until, now + step.wait)
             self.actions.extend(acts)
             self.log.append((now, f"step {idx + 1}: {len(acts)} x {step.action}"))
             return acts
@@ -222,6 +244,7 @@ class Run:
     def _verify(self, now: float, obs: Observation) -> None:
         assert self.book.verify is not None and self.verify_start is not None
         results = [self.checker.check(c, now, self.verify_start, obs, self.servers) for c in self.book.verify.conditions]
+        self.last_check = "; ".join(d for ok, d in results if not ok)
         if all(ok for ok, _ in results):
             self._set(now, "succeeded", "verified: " + "; ".join(d for _, d in results))
         elif now - self.verify_start > self.book.verify.within:

@@ -189,9 +189,10 @@ class Step(BaseModel):
     limit: int = Field(20, ge=1, le=500, description="at most this many actions from one for_each")
     wait: float = Field(0.0, description="seconds to wait after the step's actions completed")
     retries: int = Field(0, ge=0, le=5, description="re-issue a failed action this many times (after its result)")
+    retry_delay: float = Field(15.0, description="seconds after a failure before its re-issue")
     on_failure: Literal["abort", "continue"] = "abort"
 
-    @field_validator("wait", mode="before")
+    @field_validator("wait", "retry_delay", mode="before")
     @classmethod
     def _dur(cls, v: Any) -> Any:
         return duration(v)

@@ -161,3 +161,25 @@ def test_a_proposal_that_never_got_approved_is_not_rolled_back() -> None:
     w.drive(d, 900)
     assert d.run.status == "escalated" and "timeout" in (d.run.failure or "")
     assert [a.kind for a in d.issued] == ["set_service_setting", "page"]  # nothing executed: nothing to undo
+
+
+def test_a_busy_server_is_retried_after_the_delay_and_record_only_steps_are_not_waited_for() -> None:
+    rb = parse_runbook({
+        "name": "t-busy", "fault_classes": ["server_crash"],
+        "steps": [{"action": "reboot_server", "params": {"server_id": "{server}", "hard": True}, "retries": 1,
+                   "retry_delay": "20s"},
+                  {"action": "notify", "params": {"component": "{server}", "message": "rebooted"}}],
+        "verify": {"conditions": ["server_up >= 1 for 10s"], "within": "2m"}}, "t.yaml")
+    w = crash_world()
+    w.fake.set_status("srv-1", "BUILD")  # a task in progress: the first reboot is a Conflict
+    d = w.start(RunbookLibrary([rb]), rb, ctx("srv-1", "server_crash", at=w.fake.t))
+    w.drive(d, 10)
+    w.fake.set_status("srv-1", "ERROR")
+    w.drive(d, 200, each=lambda: heal_rebooted(w))
+    tries = [t for t, a, _ in w.fake.executed if a.kind == "reboot_server"]
+    reboots = [a for a in d.issued if a.kind == "reboot_server"]
+    assert len(reboots) == 2 and len(tries) == 1  # the Conflict raised before the fake recorded it
+    assert d.run.status == "succeeded", d.run.log
+    assert [a.kind for a in d.issued] == ["reboot_server", "reboot_server", "notify"]
+    at = [r.at for r in w.choke.log.records if r.kind == "reboot_server"]  # type: ignore[attr-defined]
+    assert at[1] - at[0] >= 20  # re-issued only after the retry delay
