@@ -75,7 +75,8 @@ class SmartAlertingConfig(BaseModel):
     MaintenanceWindows: tuple[MaintenanceWindow, ...] = Field((), description="silences: planned work")
     EscalationChannels: dict[Priority, list[str]] = Field(
         default_factory=_default_channels, description="who is paged per priority (a Page per channel)")
-    P1Delay: Seconds = Field(300.0, ge=0, description="a P1 pages when still unmitigated this long after it began")
+    P1Delay: Seconds = Field(240.0, ge=0, description="a P1 pages when still unmitigated this long after it began "
+                             "(4 min: with a step's cadence and a scrape it pages within the design's 5 minutes)")
     FlapWindow: Seconds = Field(900.0, gt=0, description="window over which state changes are counted")
     FlapThreshold: int = Field(4, ge=2, description="state changes within FlapWindow that make a fingerprint flap")
     PersistentAfter: Seconds = Field(300.0, gt=0, description="an episode lasting this long counts as actionable "
