@@ -188,6 +188,16 @@ def _server_item(s: Server, **extra: Any) -> dict[str, Any]:
             **extra}
 
 
+def server_items(obs: Observation, ids: list[str]) -> list[dict[str, Any]]:
+    """Items for these server ids, as the inventory shows them now (deleted ones left out)."""
+    out = []
+    for sid in ids:
+        s = _server(obs, sid)
+        if s is not None and s.status != "DELETED":
+            out.append(_server_item(s))
+    return out
+
+
 def _scoped_servers(obs: Observation, v: dict[str, Any]) -> list[Server]:
     """The servers in the run's scope: the focus server, else those on its hypervisor, in its zone or of its service."""
     if v.get("server"):

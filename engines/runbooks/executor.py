@@ -94,6 +94,7 @@ class Run:
         self.rollback_deadline: float | None = None
         self.failure: str | None = None  # why the run failed (set by a result or a deadline)
         self.servers: list[str] = []  # servers the run acted on or created (server metrics verify them)
+        self.failed_servers: list[str] = []  # servers whose action failed under on_failure: continue
         self.actions: list[Action] = []  # everything it issued, in order
         self.log: list[tuple[float, str]] = [(now, f"started {book.name} on {self.b.vars['component'] or '?'}"
                                                     f" ({'; '.join(book.why) or 'chosen by the caller'})")]
@@ -167,6 +168,9 @@ class Run:
             self.log.append((rec.at, f"{why}; will retry"))
         elif outcome == "failed" and sent.step.on_failure == "continue":
             self.log.append((rec.at, f"{why}; continuing (on_failure: continue)"))
+            sid = sent.action.params().get("server_id")
+            if sid and sid not in self.failed_servers:
+                self.failed_servers.append(sid)
             if not [s for s in self.phase.sent if s.index == sent.index]:
                 self.phase.wait_until = max(self.phase.wait_until, rec.at + sent.step.wait)
         else:
@@ -223,7 +227,9 @@ class Run:
 
     def _actions_of(self, step: Step, idx: int, n: int, obs: Observation) -> list[Action]:
         items: list[dict[str, Any]] = [{}]
-        if step.for_each is not None:
+        if step.for_each == "failed_servers":
+            items = bnd.server_items(obs, self.failed_servers)[: step.limit]
+        elif step.for_each is not None:
             items = bnd.items(step.for_each, obs, self.b, step.by)[: step.limit]
         out = []
         phase = "rollback" if self.status == "rolling_back" else "step"

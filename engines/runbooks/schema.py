@@ -53,6 +53,7 @@ FOR_EACH: dict[str, tuple[str, ...]] = {
     "worst_server": ("server", "service", "hypervisor", "zone", "status", "value"),
     "zone_services": ("service", "zone", "servers", "count", "drain", "restore"),
     "lost_capacity": ("service", "count"),
+    "failed_servers": ("server", "service", "hypervisor", "zone", "status"),
 }
 _DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -184,7 +185,7 @@ class Step(BaseModel):
     name: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     for_each: Literal["down_servers", "servers_on_hypervisor", "worst_server", "zone_services",
-                      "lost_capacity"] | None = None
+                      "lost_capacity", "failed_servers"] | None = None
     by: str | None = Field(None, description="worst_server: the server metric to rank by")
     limit: int = Field(20, ge=1, le=500, description="at most this many actions from one for_each")
     wait: float = Field(0.0, description="seconds to wait after the step's actions completed")

@@ -98,3 +98,28 @@ def test_spot_capacity_is_replaced_on_demand() -> None:
     assert rec.end is not None and rec.resolved_by == "automation"
     creates = [a for a in d.run.actions if a.kind == "create_server"]
     assert creates and all(a.pricing == "on_demand" for a in creates)  # type: ignore[attr-defined]
+
+
+def test_a_crashed_server_on_a_dead_host_is_evacuated_when_the_reboot_cannot_reach_it() -> None:
+    """Misdiagnosed as a server crash (the inventory shows the host up for a minute): reboot, then evacuate."""
+
+    class OneServer(Diagnosed):
+        def step(self, now: float, obs: Observation) -> list[Action]:
+            if self.run is None and self.w.truth.faults and self.w.truth.faults[0].start + 5 <= now:
+                sid = self.w.truth.faults[0].servers[0]
+                ctx = IncidentContext("inc-1", (sid,), "P2", now, (Candidate(sid, 0.9, "server_crash"),))
+                self.chosen = "server-crash-reboot"
+                self.run = LIB.start(self.chosen, ctx, now, obs)
+            return self.run.step(now, obs) if self.run is not None else []
+
+    w = World(make_scenario(faults=[CASES["hypervisor_failure"]], duration=1200))
+    w.operator_route = "pages"
+    d = OneServer(w)
+    rt = Runtime(SimAdapter(w), [d])
+    rt.attach(SimClock(w.env))
+    w.run(until=1200)
+    rec = w.truth.faults[0]
+    sid = rec.servers[0]
+    assert d.run is not None
+    kinds = [(r.kind, r.outcome) for r in rt.choke.log.records if r.target == sid]  # type: ignore[attr-defined]
+    assert kinds[0] == ("reboot_server", "failed") and ("migrate_server", "executed") in kinds
