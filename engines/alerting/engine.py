@@ -72,7 +72,8 @@ class SmartAlerting:
             c = predict(g, topo, errors, incidents, self.cfg, now)
             g.classify(c.severity, now)
             classified.append((g, c))
-        return self.notifier.actions(classified, now, {g.id: _incident_of(g, incidents) for g in groups})
+        pages = {i.id: i.pages for i in incidents.values()}
+        return self.notifier.actions(classified, now, {g.id: _incident_of(g, incidents) for g in groups}, pages)
 
     def _fate(self, t: Track, firing: list[Track], topo: Topology, incidents: dict, now: float) -> str:
         """The first stage that stops ``t`` now, or ``"grouped"``; recorded on the track."""

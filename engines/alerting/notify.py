@@ -10,12 +10,15 @@ Each ``Page`` counts against ``MaxAlertsPerHour`` over a rolling hour; when the
 budget is spent, a page that is due becomes one dashboard notification saying
 so, and stays owed: it is sent when the budget allows, if the group still
 fires (P0 groups are served first, then the oldest).  A group is paged once per
-priority; if it worsens (P1 → P0) it pages again.
+priority; if it worsens (P1 → P0) it pages again.  A group about an open incident that another engine
+(the ops center) has already paged a human for is posted to the dashboard instead of paged twice
+(``IncidentInfo.pages`` counts every page about the incident; this engine's own are discounted).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 
 from adapters.base import Action, Notify, Page
 from engines.alerting.config import SmartAlertingConfig
@@ -32,6 +35,7 @@ class Notifier:
         self.cfg = cfg
         self.sent: deque[float] = deque()  # times of pages in the last hour
         self.capped = 0
+        self.own: dict[str, int] = {}  # pages this engine sent per incident
 
     def budget(self, now: float) -> int:
         while self.sent and self.sent[0] <= now - 3600.0:
@@ -48,12 +52,21 @@ class Notifier:
         return p == "P0" or now - g.level_since.get(p, now) >= self.cfg.P1Delay
 
     def actions(self, classified: list[tuple[Group, Classification]], now: float,
-                incident_of: dict[str, str | None]) -> list[Action]:
+                incident_of: dict[str, str | None], pages_of: Mapping[str, int] | None = None) -> list[Action]:
+        """``incident_of``: the open incident each group is about; ``pages_of``: pages that incident has had."""
         out: list[Action] = []
+        pages_of = pages_of or {}
         for g, c in sorted(classified, key=lambda gc: (gc[1].severity, gc[0].first_start)):
             p = c.severity
             evidence = {"group": g.id, "fingerprints": g.fingerprints(), "priority": p,
                         "services": sorted(g.services), "reasons": list(c.reasons)}
+            iid = incident_of.get(g.id)
+            if self.due(g, c, now) and iid and pages_of.get(iid, 0) > self.own.get(iid, 0):
+                g.paged.add(p)  # another engine (the ops center) already paged a human about this incident
+                out.append(Notify(component=_primary(g), severity=NOTIFY_SEVERITY[p],  # type: ignore[arg-type]
+                                  message=f"{p} group {g.id}: a human was already paged about incident {iid}",
+                                  reason="already paged", confidence=c.confidence, evidence=evidence))
+                continue
             if self.due(g, c, now):
                 chans = self.cfg.channels(p)
                 if self.budget(now) >= len(chans):
@@ -61,6 +74,8 @@ class Notifier:
                     why = f"{p}: {c.reasons[-1]}" if c.reasons else p
                     for ch in chans:
                         self.sent.append(now)
+                        if iid:
+                            self.own[iid] = self.own.get(iid, 0) + 1
                         out.append(Page(who=ch, why=why, incident_id=incident_of.get(g.id), severity=p,  # type: ignore[arg-type]
                                         components=g.components(), reason=f"smart alerting: {p} group {g.id} "
                                         f"({len(g.members)} alert(s)) pages {ch}", confidence=c.confidence,

@@ -81,3 +81,26 @@ def test_every_action_carries_reason_confidence_and_the_fingerprints() -> None:
     for _, a in h.actions:
         assert a.kind in ("page", "notify")
         assert a.reason and 0 < a.confidence <= 1 and a.evidence["fingerprints"]
+
+
+def test_an_incident_another_engine_already_paged_for_is_not_paged_twice() -> None:
+    from adapters.base import Page
+
+    h = Harness()
+    h.errors("api", 0.5)
+    declare(h, "inc-1", ("api",), severity="P0")
+    h.fake.execute(Page(who="oncall", incident_id="inc-1", severity="P0", components=("api",)))  # the ops center
+    h.fire("HighErrorRate", "api", "critical")
+    h.run(60)
+    assert h.pages() == [] and "already paged" in h.notifies()[-1][1].reason
+
+
+def test_its_own_page_does_not_stop_an_escalation() -> None:
+    h = Harness()
+    h.errors("api", 0.10)
+    declare(h, "inc-1", ("api",), severity="P1")
+    h.fire("HighErrorRate", "api", "critical")
+    h.run(600)  # held for the grace (300 s), then P1 for 240 s: paged about inc-1
+    h.errors("api", 0.5)  # it gets worse: P0
+    h.run(10)
+    assert [a.severity for _, a in h.pages()] == ["P1", "P0"]
