@@ -10,7 +10,8 @@ Four kinds of signal, all read from the observation (never from a world's truth)
 * **trend** — a ``trend`` detector (limit 1.0) over memory, disk and connection-pool utilisation: the predicted time to the
   limit (``eta_s``), so a leak is seen before the kill.
 * **inventory** — a server the inventory shows ACTIVE whose ``server_up`` scrape is 0, servers in ERROR or
-  SHUTOFF that nobody here asked for, hypervisors ``down``, a service's ``failed`` count.
+  SHUTOFF that nobody here asked for (looked up when a service's ``failed`` count is non-zero), hypervisors
+  ``down``.
 * **alert** — firing critical rules from ``obs.alerts``.
 
 Every threshold here is a general default (documented in docs/ops-center.md), not a fault's signature.
@@ -81,7 +82,7 @@ class AnomalyFeed:
 
     threshold: float = 0.5
     z_threshold: float = 5.0
-    trend_window_s: float = 600.0
+    trend_window_s: float = 1800.0
     trend_horizon_s: float = 1800.0
     hold_s: float = 30.0
     boot_grace_s: float = 120.0
@@ -99,6 +100,7 @@ class AnomalyFeed:
     _scrape_t: float = -math.inf
     _out: list[Anomaly] = field(default_factory=list)
     fresh: bool = False
+    _probe: str = ""
 
     # ------------------------------------------------------------------ series
     def _series(self, obs: Observation) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
@@ -130,6 +132,18 @@ class AnomalyFeed:
                 out[k] = _latest(obs, latest, metric).get(comp, math.nan)
         return out
 
+    def _scrape_time(self, obs: Observation, now: float) -> float | None:
+        """The time of the latest scrape (one service's offered rate); None when nothing shows it."""
+        for name in [self._probe] if self._probe else list(obs.services)[:1]:
+            try:
+                span = now - self._scrape_t + 1.0 if math.isfinite(self._scrape_t) else 120.0
+                t = obs.window("request_rate", min(span, 120.0), service=name).t
+            except ValueError:
+                continue
+            self._probe = name
+            return float(t[-1]) if len(t) else self._scrape_t
+        return None
+
     def _material(self, metric: str, value: float, normal: float) -> bool:
         rule = MATERIAL.get(metric)
         if rule is None or not math.isfinite(value):
@@ -151,7 +165,7 @@ class AnomalyFeed:
         ``own_stops``: servers we stopped on purpose (not an anomaly when SHUTOFF).
         """
         quiet = quiet or {}
-        scraped = _scrape_time(obs)
+        scraped = self._scrape_time(obs, now)
         if scraped is not None and scraped <= self._scrape_t:
             self.fresh = False  # no new scrape since the last call (a slower scrape than our cadence): no news
             return self._out
@@ -242,12 +256,11 @@ class AnomalyFeed:
         deploying: dict[str, float] = {}
         for d in obs.deploys(now - self.deploy_grace_s):
             deploying[d.service] = max(deploying.get(d.service, -math.inf), d.at)
-        for s in obs.servers():
-            if s.status in ("ERROR", "SHUTOFF") and s.id not in own_stops and quiet.get(s.id, -1.0) < now:
-                present[(s.id, "server_status")] = (1.0, 0.0, "inventory", _srv_labels(s), None)
         for name, svc in services.items():
-            if svc.failed > 0:
-                present[(name, "service_failed")] = (1.0, float(svc.failed), "inventory", {"service": name}, None)
+            if svc.failed > 0:  # its servers in ERROR or SHUTOFF (ours stopped on purpose aside; shelved is not)
+                for s in obs.servers(service=name):
+                    if s.status in ("ERROR", "SHUTOFF") and s.id not in own_stops and quiet.get(s.id, -1.0) < now:
+                        present[(s.id, "server_status")] = (1.0, 0.0, "inventory", _srv_labels(s), None)
             if deploying.get(name, -math.inf) >= now - self.deploy_grace_s:
                 continue  # a rollout bounces its servers on purpose (visible in obs.deploys)
             up = up_metric.get(name, math.nan)
@@ -280,17 +293,6 @@ class AnomalyFeed:
             labels = dict(a.labels)  # type: ignore[attr-defined]
             comp = labels.get("server") or labels.get("service") or a.name  # type: ignore[attr-defined]
             present[(comp, "alert:" + a.name)] = (1.0, float(a.value), "alert", labels, None)  # type: ignore[attr-defined]
-
-
-def _scrape_time(obs: Observation) -> float | None:
-    """The time of the latest scrape (of the first service's offered rate); None when nothing shows it."""
-    for name in obs.services:
-        try:
-            t = obs.window("request_rate", 120.0, service=name).t
-        except ValueError:
-            return None
-        return float(t[-1]) if len(t) else None
-    return None
 
 
 def _latest(obs: Observation, cache: dict[str, Mapping[str, float]], metric: str) -> Mapping[str, float]:

@@ -200,8 +200,12 @@ class OpsCenter:
         if top.score < cfg.act_confidence:
             return self._page(inc, "low-confidence", f"{inc.id}: root cause {top.component} only "
                               f"{top.score:.2f} confident", now)
+        key = (top.component, top.fault_class, len(inc.runs_tried))
+        if inc.no_match == key:
+            return []  # nothing changed since no runbook matched (and the human was paged)
         matches = [rb for rb in self.library.match(self._context(inc), obs) if rb.name not in inc.runs_tried]
         if not matches:
+            inc.no_match = key
             return self._page(inc, "no-runbook", f"no runbook matches {inc.id} "
                               f"({top.fault_class or 'unknown class'} at {top.component})", now)
         best = matches[0]

@@ -32,6 +32,7 @@ class Incident:
     run: RunbookRun | None = None
     runs_tried: list[str] = field(default_factory=list)
     run_focus: str | None = None  # the component the current run works on
+    no_match: tuple[Any, ...] | None = None  # (top, class, runs tried) when no runbook matched
     status: str = "pending"  # pending, investigating, mitigating, mitigated, resolved
     last_seen: float = 0.0  # the last time one of its anomalies was present
     last_calm: float = 0.0  # the last time none was
