@@ -9,6 +9,8 @@ Four kinds of signal, all read from the observation (never from a world's truth)
   when it is *material*: see :data:`MATERIAL`.
 * **trend** — a ``trend`` detector (limit 1.0) over memory, disk and connection-pool utilisation: the predicted time to the
   limit (``eta_s``), so a leak is seen before the kill.
+* **hot servers** — a server at >= 95 % CPU while its service's mean is below (read only when that mean
+  left its normal upwards).
 * **inventory** — a server the inventory shows ACTIVE whose ``server_up`` scrape is 0, servers in ERROR or
   SHUTOFF that nobody here asked for (looked up when a service's ``failed`` count is non-zero), hypervisors
   ``down``.
@@ -55,6 +57,7 @@ MATERIAL: dict[str, tuple[str, float]] = {
     "memory_util": ("abs_ge", 0.8),
     "disk_util": ("abs_ge", 0.8),
 }
+HOT = 0.95  # a server's CPU utilisation that counts as saturated when its service's mean is below it
 SYMPTOMS = frozenset({"error_ratio", "latency_p95_ms", "served_share", "dep_error_ratio", "dep_latency_ms",
                       "server_up", "server_status", "hypervisor_state", "service_failed"})
 
@@ -78,6 +81,8 @@ class AnomalyFeed:
     hold_s: an episode stays open this long after its last anomalous sample (so one flap is one episode).
     boot_grace_s: a server younger than this (or one acted on, see ``quiet``) is not judged by ``server_up``.
     deploy_grace_s: nor are the servers of a service this long after a deploy (a rollout bounces them).
+    hot_rise: a service's mean CPU this many times its normal makes its servers be read one by one for a
+        saturated one (``server_cpu_util`` >= 0.95 while the mean is below).
     """
 
     threshold: float = 0.5
@@ -87,6 +92,7 @@ class AnomalyFeed:
     hold_s: float = 30.0
     boot_grace_s: float = 120.0
     deploy_grace_s: float = 120.0
+    hot_rise: float = 1.25
     _keys: list[tuple[str, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
     _det: object | None = None
     _trend: object | None = None
@@ -211,6 +217,7 @@ class AnomalyFeed:
                     present[(comp, metric + "_trend")] = (float(ts[j]), float(tx[j]), "trend", dict(labels),
                                                           float(ttl[j]))
 
+        self._hot_servers(now, obs, x, present)
         self._inventory(now, obs, quiet, set(own_stops), present)
         self._alerts(now, obs, present)
 
@@ -248,6 +255,25 @@ class AnomalyFeed:
         """Consecutive observations the episode of ``(component, metric)`` has been present (0 if none)."""
         ep = self._open.get((component, metric))
         return ep.hits if ep is not None else 0
+
+    def _hot_servers(self, now: float, obs: Observation, x: np.ndarray, present: dict) -> None:
+        """Servers saturated while their service is not (an imbalance: a slow host, a noisy neighbour).
+
+        Looked at only where a service's mean CPU left its normal upwards (by ``hot_rise``), so a quiet
+        fleet costs no per-server reads."""
+        for k, (comp, metric, _) in enumerate(self._keys):
+            nv = self._normal[k]
+            if metric != "cpu_util" or not (math.isfinite(nv) and x[k] > self.hot_rise * nv and x[k] < HOT):
+                continue
+            for s in obs.servers(service=comp, status="ACTIVE"):
+                if now - s.created_at < self.boot_grace_s:
+                    continue
+                try:
+                    v = obs.window("server_cpu_util", 10.0, server=s.id).last()
+                except ValueError:
+                    continue
+                if v >= HOT:
+                    present[(s.id, "server_cpu_util")] = (1.0, float(v), "metric", _srv_labels(s), None)
 
     def _inventory(self, now: float, obs: Observation, quiet: Mapping[str, float], own_stops: set[str],
                    present: dict) -> None:
