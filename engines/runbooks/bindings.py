@@ -234,10 +234,16 @@ def items(source: str, obs: Observation, b: Bindings, by: str | None = None) -> 
         if not v.get("zone"):
             return []
         per: dict[str, list[str]] = {}
+        outside: dict[str, int] = {}
         for s in obs.servers():
-            if s.zone == v["zone"] and s.service and s.status not in ("DELETED", "SHELVED_OFFLOADED"):
+            if not s.service or s.status in ("DELETED", "SHELVED_OFFLOADED"):
+                continue
+            if s.zone == v["zone"]:
                 per.setdefault(s.service, []).append(s.id)
+            elif s.status == "ACTIVE" and not is_down(obs, s):
+                outside[s.service] = outside.get(s.service, 0) + 1
         return [{"service": svc, "zone": v["zone"], "servers": sorted(ids), "count": len(ids),
+                 "outside": outside.get(svc, 0),
                  "drain": dict.fromkeys(sorted(ids), 0.0), "restore": dict.fromkeys(sorted(ids), 1.0)}
                 for svc, ids in sorted(per.items())]
     if source == "lost_capacity":

@@ -27,7 +27,7 @@ and the evidence (runbook, step, why it matched, the for_each item).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,9 +37,9 @@ from engines.ops.types import IncidentContext, RunStatus
 from engines.runbooks import bindings as bnd
 from engines.runbooks.loading import read_file
 from engines.runbooks.matching import why_it_fits
-from engines.runbooks.schema import Runbook, RunbookError, Step
+from engines.runbooks.schema import WHEN, Runbook, RunbookError, Step
 from engines.runbooks.templating import RenderError, build_action
-from engines.runbooks.verify import Checker
+from engines.runbooks.verify import OPS_FN, Checker
 
 BUILTIN = Path(__file__).resolve().parent / "library"
 ENV_VAR = "ZEROOPS_RUNBOOKS"
@@ -230,7 +230,10 @@ class Run:
         if step.for_each == "failed_servers":
             items = bnd.server_items(obs, self.failed_servers)[: step.limit]
         elif step.for_each is not None:
-            items = bnd.items(step.for_each, obs, self.b, step.by)[: step.limit]
+            items = bnd.items(step.for_each, obs, self.b, step.by)
+        if step.when is not None:
+            items = [it for it in items if _holds(step.when, it)]
+        items = items[: step.limit]
         out = []
         phase = "rollback" if self.status == "rolling_back" else "step"
         for item in items:
@@ -295,6 +298,14 @@ class Run:
     def _set(self, now: float, status: RunStatus, note: str) -> None:
         self.status = status
         self.log.append((now, f"{status}: {note}"))
+
+
+def _holds(when: str, item: Mapping[str, Any]) -> bool:
+    """A step's ``when`` ('VAR OP NUMBER') on one for_each item."""
+    m = WHEN.match(when)
+    if m is None or not isinstance(item.get(m.group(1)), int | float):
+        return False
+    return bool(OPS_FN[m.group(2)](float(item[m.group(1)]), float(m.group(3))))
 
 
 # -------------------------------------------------------------------- library

@@ -51,7 +51,7 @@ FOR_EACH: dict[str, tuple[str, ...]] = {
     "down_servers": ("server", "service", "hypervisor", "zone", "status"),
     "servers_on_hypervisor": ("server", "service", "hypervisor", "zone", "status"),
     "worst_server": ("server", "service", "hypervisor", "zone", "status", "value"),
-    "zone_services": ("service", "zone", "servers", "count", "drain", "restore"),
+    "zone_services": ("service", "zone", "servers", "count", "outside", "drain", "restore"),
     "lost_capacity": ("service", "count"),
     "failed_servers": ("server", "service", "hypervisor", "zone", "status"),
 }
@@ -63,6 +63,7 @@ _COND = re.compile(
     r"(?P<rhs>(?:\d+(?:\.\d+)?\s*[*x]\s*)?(?:baseline|before|min)|\d+(?:\.\d+)?)\s*"
     r"(?:for\s+(?P<dur>\S+))?\s*$")
 OPS: tuple[str, ...] = ("<", "<=", ">", ">=", "==", "!=")
+WHEN = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
 class RunbookError(ValueError):
@@ -187,6 +188,7 @@ class Step(BaseModel):
     for_each: Literal["down_servers", "servers_on_hypervisor", "worst_server", "zone_services",
                       "lost_capacity", "failed_servers"] | None = None
     by: str | None = Field(None, description="worst_server: the server metric to rank by")
+    when: str | None = Field(None, description="only items where 'VAR OP NUMBER' holds (e.g. 'outside >= 1')")
     limit: int = Field(20, ge=1, le=500, description="at most this many actions from one for_each")
     wait: float = Field(0.0, description="seconds to wait after the step's actions completed")
     retries: int = Field(0, ge=0, le=5, description="re-issue a failed action this many times (after its result)")
@@ -226,6 +228,14 @@ class Step(BaseModel):
         for name in placeholders(self.params):
             if name not in allowed:
                 raise ValueError(f"params: unknown variable {{{name}}}; allowed here: {', '.join(sorted(allowed))}")
+        if self.when is not None:
+            m = WHEN.match(self.when)
+            if not m:
+                raise ValueError(f"when: cannot read {self.when!r}; expected 'VAR OP NUMBER' (e.g. 'outside >= 1')")
+            item = FOR_EACH.get(self.for_each or "", ())
+            if m.group(1) not in item:
+                raise ValueError(f"when: {m.group(1)!r} is not a variable of for_each {self.for_each}; "
+                                 f"allowed: {', '.join(item) or 'none (when needs a for_each)'}")
         if self.for_each == "worst_server" and self.by is None:
             raise ValueError("for_each worst_server needs 'by: <server metric>' (e.g. server_disk_util)")
         return self

@@ -17,7 +17,7 @@ from adapters.base import SERVICE_METRICS, Observation
 from engines.runbooks.bindings import Bindings, pre_incident, window
 from engines.runbooks.schema import Condition
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
+OPS_FN: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 _MIN_WINDOW = 15.0  # seconds read for a condition without ``for`` (a few scrapes)
 
@@ -44,7 +44,7 @@ class Checker:
     def check(self, c: Condition, now: float, start: float, obs: Observation,
               servers: Sequence[str]) -> tuple[bool, str]:
         """(held, a short explanation) for one condition at ``now``; verification began at ``start``."""
-        op = _OPS[c.op]
+        op = OPS_FN[c.op]
         if c.metric is None:
             return self._count(c, now, obs, op)
         if c.for_s > 0 and now - start < c.for_s:
@@ -54,9 +54,10 @@ class Checker:
             targets = [("service", s) for s in self.b.services]
         else:
             targets = [("server", s) for s in servers]
-        if not targets:
-            return False, f"{c.text}: nothing to check (no {'service' if c.metric in SERVICE_METRICS else 'server'} " \
-                          "in the run's scope)"
+        if not targets and c.metric in SERVICE_METRICS:
+            return False, f"{c.text}: nothing to check (no service in the run's scope)"
+        if not targets:  # the run touched no server (nothing was down): the service conditions judge alone
+            return True, f"{c.text}: no server touched"
         for label, name in targets:
             limit = self.threshold(c, obs, name if label == "service" else self.b.vars.get("service"))
             if not math.isfinite(limit):

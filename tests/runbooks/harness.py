@@ -52,8 +52,8 @@ class World:
     """A FakeAdapter whose metrics a scraper writes every 5 s from ``values(world) -> {(metric, labels): v}``."""
 
     def __init__(self, services: list[FakeService], values: Callable[[World], dict[tuple[str, tuple], float]],
-                 reboot_delay: float = 20.0, gate: Any = None) -> None:
-        self.fake = FakeAdapter(services, reboot_delay=reboot_delay, restart_delay=5.0)
+                 reboot_delay: float = 20.0, gate: Any = None, **fake: Any) -> None:
+        self.fake = FakeAdapter(services, reboot_delay=reboot_delay, restart_delay=5.0, **fake)
         self.values = values
         self.crashed: set[str] = set()
         self.choke = ChokePoint(self.fake, gate)

@@ -14,7 +14,7 @@ def test_list_shows_every_runbook_with_its_steps(capsys: pytest.CaptureFixture[s
     assert main(["runbooks", "list"]) == 0
     out = capsys.readouterr().out
     assert "server-crash-reboot" in out and "reboot_server" in out and "active_servers >= before" in out
-    assert "network-partition-drain-zone" in out and "set_lb_weights -> create_server -> notify" in out
+    assert "network-partition-drain-zone" in out and "set_lb_weights -> create_server -> set_lb_weights -> notify" in out
 
 
 def test_show_prints_one_runbook_and_an_unknown_name_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from adapters.base import Observation, Page, RebootServer, SetServiceSetting
+import pytest
+
+from adapters.base import CreateServer, Observation, Page, RebootServer, SetServiceSetting
 from adapters.fake import FakeService
-from engines.runbooks import RunbookLibrary
+from engines.runbooks import RunbookError, RunbookLibrary
 from engines.runbooks.loading import parse_runbook
 from tests.runbooks.harness import ScriptedGate, World, ctx
 
@@ -183,3 +185,34 @@ def test_a_busy_server_is_retried_after_the_delay_and_record_only_steps_are_not_
     assert [a.kind for a in d.issued] == ["reboot_server", "reboot_server", "notify"]
     at = [r.at for r in w.choke.log.records if r.kind == "reboot_server"]  # type: ignore[attr-defined]
     assert at[1] - at[0] >= 20  # re-issued only after the retry delay
+
+
+def test_a_partition_drain_never_takes_a_services_last_capacity() -> None:
+    """web has servers in both zones: drained at once; db only in the partitioned zone: drained only once its
+    replacements in the healthy zone serve."""
+    hosts = [("hv-a", "az-a", "r1", 64, 262144, 4000), ("hv-b", "az-b", "r1", 64, 262144, 4000)]
+
+    def values(w: World) -> dict:
+        return {("error_ratio", (("service", s),)): 0.0 for s in ("web", "db")}
+
+    w = World([FakeService("web", servers=0), FakeService("db", servers=0)], values, hypervisors=hosts,
+              boot_delay=30.0)
+    for svc, zone in (("web", "az-a"), ("web", "az-b"), ("db", "az-a")):
+        w.fake.execute(CreateServer(service=svc, zone=zone))
+    w.advance(60)
+    d = w.start(LIB, "network-partition-drain-zone", ctx("az-a", "network_partition", at=w.fake.t))
+    w.drive(d, 400)
+    drains = [(t, a.service, dict(a.weights)) for t, a, _ in w.fake.executed if a.kind == "set_lb_weights"]
+    boots = {a.service: t for t, a, _ in w.fake.executed if a.kind == "create_server" and a.incident}
+    assert drains[0][1] == "web" and drains[0][0] < boots["db"]  # web drained at once
+    db_drain = next(t for t, svc, _ in drains if svc == "db")
+    assert db_drain >= boots["db"] + 30  # db only after its new server (30 s boot) served
+    assert d.run.status == "succeeded", d.run.log
+
+
+def test_when_names_an_item_variable() -> None:
+    with pytest.raises(RunbookError, match=r"t.yaml: steps\[0\]: when: 'spare' is not a variable of for_each "
+                                           r"zone_services; allowed: service, zone"):
+        parse_runbook({"name": "t", "fault_classes": ["network_partition"],
+                       "steps": [{"action": "notify", "for_each": "zone_services", "when": "spare > 1",
+                                  "params": {"component": "{service}"}}]}, "t.yaml")
