@@ -50,6 +50,7 @@ class SimAdapter:
         self._deps: list[tuple[str, ...]] | None = None  # per service, from the (frozen) config
         self._states: list[base.ServiceState | None] = []  # per service, the state services() last returned
         self._servers: dict[int, tuple[int, int, int, base.Server]] = {}  # row -> (status, host, flavor, last)
+        self._hvs: tuple[list[base.Hypervisor | None], np.ndarray, np.ndarray] = ([], np.empty((0, 4)), np.empty(0))
 
     def now(self) -> float:
         return self.w.now()
@@ -59,18 +60,25 @@ class SimAdapter:
         return [base.Flavor(f.name, f.vcpus, f.ram_mb, f.disk_gb, f.gpus) for f in self.w.cfg.flavors]
 
     def hypervisors(self) -> Sequence[base.Hypervisor]:
+        """Every hypervisor as the API shows it; a host's record is rebuilt only when its usage or state changed."""
         w = self.w
-        out = []
-        shown_up = w.hv_shown_up()  # a dead host shows down only after service_down_time (twin/inventory.py)
-        for h in range(w.n_hv):
-            z = int(w.hv_zone[h])
-            u = w.hv_used[h]
-            out.append(base.Hypervisor(
-                id=f"hv-{h:04d}", name=w.hv_names[h], region=w.zone_region[z], zone=w.zone_names[z],
-                state="up" if shown_up[h] else "down", vcpus=int(w.hv_vcpus[h]), vcpus_used=int(u[0]),
-                memory_mb=int(w.hv_ram[h]), memory_mb_used=int(u[1]), disk_gb=int(w.hv_disk[h]),
-                disk_gb_used=int(u[2]), gpus=int(w.hv_gpus[h]), gpus_used=int(u[3])))
-        return out
+        n = w.n_hv
+        up = w.hv_shown_up()[:n]  # a dead host shows down only after service_down_time (twin/inventory.py)
+        used = w.hv_used[:n]
+        cached, prev_used, prev_up = self._hvs
+        if len(cached) != n:
+            cached, prev_used, prev_up = [None] * n, np.full_like(used, -1), np.zeros(n, dtype=bool)
+        changed = np.flatnonzero((used != prev_used).any(axis=1) | (up != prev_up))
+        if len(changed):
+            u = used[changed].astype(np.int64).tolist()
+            regions, zones, names = w.zone_region, w.zone_names, w.hv_names
+            for k, h in enumerate(changed.tolist()):
+                z = int(w.hv_zone[h])
+                cached[h] = base.Hypervisor(
+                    f"hv-{h:04d}", names[h], regions[z], zones[z], "up" if up[h] else "down", int(w.hv_vcpus[h]),
+                    u[k][0], int(w.hv_ram[h]), u[k][1], int(w.hv_disk[h]), u[k][2], int(w.hv_gpus[h]), u[k][3])
+            self._hvs = (cached, used.copy(), up.copy())
+        return list(cached)  # type: ignore[arg-type]
 
     def servers(self, *, service: str | None = None, status: str | None = None) -> Sequence[base.Server]:
         w = self.w
