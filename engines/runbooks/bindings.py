@@ -132,7 +132,12 @@ def bind(ctx: IncidentContext, obs: Observation, focus: str | None = None) -> Bi
         v["scale_out"] = max(1, min(st.max_servers, want) - st.active - st.building)
         b.services = [svc]
     else:
-        b.services = sorted({s for s in _scope_services(obs, v) if s})
+        # the services on the host or in the zone, and those the incident names; if none (a host already
+        # evacuated), every service: the whole system must be healthy again
+        named = {c for c in ctx.components if c in obs.services} | {a.component for a in ctx.anomalies
+                                                                    if a.component in obs.services}
+        scope = {s for s in _scope_services(obs, v) if s} | named
+        b.services = sorted(scope or obs.services)
     return b
 
 

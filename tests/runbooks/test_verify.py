@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.base import CreateServer
 from adapters.fake import FakeService
 from engines.runbooks import RunbookError, RunbookLibrary
 from engines.runbooks.loading import parse_runbook
@@ -81,3 +82,24 @@ def test_a_condition_longer_than_its_window_is_refused() -> None:
         parse_runbook({"name": "x", "fault_classes": ["overload"],
                        "steps": [{"action": "notify", "params": {"component": "a"}}],
                        "verify": {"conditions": ["error_ratio < 0.01 for 60s"], "within": "30s"}}, "s.yaml")
+
+
+def test_an_already_evacuated_host_is_judged_on_every_service() -> None:
+    """Nothing left on the dead host (an earlier runbook moved it): the run touches nothing, and verifies
+    only once every service is healthy — not vacuously."""
+    hosts = [("hv-a", "az-a", "r1", 64, 262144, 4000), ("hv-b", "az-b", "r1", 64, 262144, 4000)]
+    healthy_after = 400.0
+
+    def values(w: World) -> dict:
+        bad = w.fake.t < healthy_after
+        return {("active_servers", (("service", "web"),)): 2.0,
+                ("error_ratio", (("service", "web"),)): 0.2 if bad else 0.0}
+
+    w = World([FakeService("web", servers=0)], values, hypervisors=hosts)
+    w.fake.execute(CreateServer(service="web", count=2, zone="az-b"))
+    w.advance(300)
+    d = w.start(RunbookLibrary.load(), "hypervisor-failure-evacuate", ctx("hv-a", "hypervisor_failure", at=w.fake.t))
+    assert d.run.b.services == ["web"]
+    w.drive(d, 400)
+    assert d.run.status == "succeeded", d.run.log
+    assert d.issued == [] and d.run.log[-1][0] >= healthy_after + 15  # the 20 s window: 4 samples, 5 s apart
