@@ -23,9 +23,9 @@ from zeroops.alerting_peer import (
     Sent,
     Timeline,
     am_sent,
-    compare_run,
     coverage,
     episodes,
+    group_lifetimes,
     load_alerts,
     pipeline_sent,
     posts,
@@ -102,6 +102,22 @@ def test_timeline_skips_quiet_stretches_but_keeps_time_for_the_last_flush() -> N
     assert line.replay_time(5000.0) == line.replay_time(10_000.0) == 500.0  # a gap costs no replay time
     for t in (100.0, 350.0, 10_000.0, 11_500.0):
         assert line.sim_time(line.replay_time(t)) == pytest.approx(t)
+
+
+def test_a_group_that_emptied_starts_a_new_life_only_after_alertmanager_would_drop_it() -> None:
+    def ep(fp: str, start: float, end: float | None, service: str = "cache") -> Episode:
+        return Episode(fp, {"alertname": "HighCPU", "service": service}, start, end)
+
+    # created at 0: flushes at 30, 330, 630 ...; empty at the first flush after every alert resolved, gone 30 s later
+    eps = [ep("a", 0, 50), ep("b", 200, 250), ep("a", 400, 420), ep("b", 440, 445), ep("c", 500, None),
+           ep("a", 2000, 2100), ep("x", 0, 10, service="db")]
+    lives = {(e.fingerprint, e.start): e.labels["zeroops_group_life"] for e in group_lifetimes(eps)}
+    assert lives[("a", 0)] == lives[("b", 200)] == "1"  # b joined before the flush at 330 emptied the group
+    assert lives[("a", 400)] == "2"  # 400 >= 330 + 30: the old group was gone
+    assert lives[("b", 440)] == "2"  # life 2 emptied at its flush at 430, but is dropped only at 460
+    assert lives[("c", 500)] == "2"  # b resolved at 445, after that flush: the group is not empty before 730
+    assert lives[("a", 2000)] == "2"  # c never resolved: the group never emptied
+    assert lives[("x", 0)] == "1"  # another service, another group
 
 
 # ------------------------------------------------------------------ incidents each side reached
@@ -184,8 +200,12 @@ def test_alertmanager_groups_waits_and_inhibits_as_documented(am: tuple[Alertman
 
 @pytest.mark.alertmanager
 @needs_am
-def test_compare_run_on_a_real_run(crash_run: Path) -> None:
-    row = compare_run(crash_run, k=200.0)
+def test_compare_cli_on_a_real_run(crash_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = crash_run.parent.parent
+    assert main(["alerting", "compare", str(root), "--k", "200"]) == 0
+    assert "| small | static |" in capsys.readouterr().out
+    (row,) = json.loads((root / "alerting_comparison.json").read_text())["runs"]
+    assert (root / "alerting_comparison.md").read_text().startswith("| scenario | engines |")
     # one InstanceDown alert, fired once and resolved: one firing and one resolved notification
     assert (row["raw_alerts"], row["raw_alert_episodes"]) == (4, 1)
     assert (row["am_notifications"], row["am_notifications_firing"]) == (2, 1)

@@ -24,8 +24,10 @@ import numpy as np
 import pandas as pd
 
 from zeroops.alertmanager import (
+    GROUP_BY,
     GROUP_INTERVAL_S,
     GROUP_WAIT_S,
+    MAINTENANCE_S,
     Alertmanager,
     WebhookReceiver,
     production_config,
@@ -36,6 +38,7 @@ HOLD_S = GROUP_WAIT_S + GROUP_INTERVAL_S + 60.0  # after the last alert resolves
 GRACE_S = 60.0  # a notification up to this long after an incident's end is still about it (scoring's grace)
 ALERT_COLUMNS = ("at", "state", "name", "severity", "labels", "fingerprint")
 LABEL_KEYS = ("service", "server", "hypervisor", "zone")
+LIFETIME_LABEL = "zeroops_group_life"
 
 
 class PeerInputError(ValueError):
@@ -161,8 +164,8 @@ def replay(eps: list[Episode], tail_end: float, k: float, binary: str | None = N
     rx = WebhookReceiver()
     t_start = time.time()
     try:
-        with Alertmanager(production_config(rx.url, k), binary=binary) as am:
-            rep = replay_into(am.port, rx, eps, tail_end, k)
+        with Alertmanager(production_config(rx.url, k, (LIFETIME_LABEL,)), binary=binary) as am:
+            rep = replay_into(am.port, rx, group_lifetimes(eps), tail_end, k)
     finally:
         rx.close()
     rep.wall_s = time.time() - t_start
@@ -203,6 +206,38 @@ def replay_into(port: int, rx: WebhookReceiver, eps: list[Episode], tail_end: fl
         conn.close()
     notes = [(line.sim_time((n.wall - w0) * k), n.payload) for n in rx.notifications[seen:]]
     return Replay(k, sorted(notes, key=lambda x: x[0]), time.time() - t_start, lag * k, len(batches))
+
+
+def group_lifetimes(eps: list[Episode], group_by: tuple[str, ...] = GROUP_BY) -> list[Episode]:
+    """``eps`` with :data:`LIFETIME_LABEL` numbering each life of an Alertmanager aggregation group.
+
+    Alertmanager drops a group that became empty (all its alerts resolved at a flush) at its next 30-second
+    *wall-clock* maintenance tick; compressed by ``k`` that would be 30·k simulated seconds, and a flapping
+    alert would keep re-joining a stale group and wait for its group_interval instead of a new group's
+    group_wait.  So the replay tells Alertmanager where each group's life ends in simulated time: flushes
+    at creation + group_wait + n·group_interval; a group is empty at the first flush after all its alerts
+    resolved and gone :data:`~zeroops.alertmanager.MAINTENANCE_S` later; an alert after that starts a new
+    life (a new value of the label, which the replay's configuration adds to ``group_by``).  Grouping,
+    waiting, inhibition, deduplication and repeats stay Alertmanager's own.
+    """
+    state: dict[tuple[str, ...], tuple[int, float, float | None, bool]] = {}  # key -> life, created, last end, open
+    out = []
+    for e in sorted(eps, key=lambda e: (e.start, e.fingerprint)):
+        key = tuple(e.labels.get(g, "") for g in group_by)
+        life, created, last_end, any_open = state.get(key, (0, -np.inf, None, True))
+        gone = False
+        if key in state and not any_open and last_end is not None:
+            n = max(0.0, np.ceil((last_end - created - GROUP_WAIT_S) / GROUP_INTERVAL_S))
+            gone = e.start >= created + GROUP_WAIT_S + n * GROUP_INTERVAL_S + MAINTENANCE_S
+        if key not in state or gone:
+            life, created, last_end, any_open = life + 1, e.start, None, False
+        if e.end is None:
+            any_open = True
+        else:
+            last_end = e.end if last_end is None else max(last_end, e.end)
+        state[key] = (life, created, last_end, any_open)
+        out.append(Episode(e.fingerprint, e.labels | {LIFETIME_LABEL: str(life)}, e.start, e.end))
+    return out
 
 
 # ------------------------------------------------------------------ incidents and what was sent about them

@@ -35,6 +35,9 @@ GROUP_WAIT_S = 30.0
 GROUP_INTERVAL_S = 300.0
 REPEAT_INTERVAL_S = 4 * 3600.0
 RESOLVE_TIMEOUT_S = 300.0
+# Alertmanager removes an aggregation group that has become empty at its next maintenance tick, every 30 s of
+# wall time (dispatch.go); an alert arriving before that joins the old group and waits for its group_interval
+MAINTENANCE_S = 30.0
 # critical silences warning on the same service: the twin's critical and warning rules have different
 # alert names (HighLatency / SlowResponses), so an `equal` that included alertname would never inhibit
 INHIBIT_EQUAL = ("service",)
@@ -61,15 +64,18 @@ def duration(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-def production_config(webhook_url: str, k: float = 1.0) -> dict[str, Any]:
-    """The production configuration with every duration divided by ``k`` (time compression)."""
+def production_config(webhook_url: str, k: float = 1.0, extra_group_by: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The production configuration with every duration divided by ``k`` (time compression).
+
+    ``extra_group_by`` adds grouping labels (the replay's group-lifetime label, see :mod:`zeroops.alerting_peer`).
+    """
     if not k > 0:
         raise ValueError(f"time compression k must be > 0, got {k}")
     return {
         "global": {"resolve_timeout": duration(RESOLVE_TIMEOUT_S / k)},
         "route": {
             "receiver": "webhook",
-            "group_by": list(GROUP_BY),
+            "group_by": [*GROUP_BY, *extra_group_by],
             "group_wait": duration(GROUP_WAIT_S / k),
             "group_interval": duration(GROUP_INTERVAL_S / k),
             "repeat_interval": duration(REPEAT_INTERVAL_S / k),
