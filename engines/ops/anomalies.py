@@ -9,8 +9,8 @@ Four kinds of signal, all read from the observation (never from a world's truth)
   when it is *material*: see :data:`MATERIAL`.
 * **trend** — a ``trend`` detector (limit 1.0) over memory, disk and connection-pool utilisation: the predicted time to the
   limit (``eta_s``), so a leak is seen before the kill.
-* **hot servers** — a server at >= 95 % CPU while its service's mean is below (read only when that mean
-  left its normal upwards).
+* **hot servers** — a server at >= 95 % CPU, or at twice its peers' median, while its service's mean is
+  not saturated (read only when that mean left its normal upwards).
 * **inventory** — a server the inventory shows ACTIVE whose ``server_up`` scrape is 0, servers in ERROR or
   SHUTOFF that nobody here asked for (looked up when a service's ``failed`` count is non-zero), hypervisors
   ``down``.
@@ -45,7 +45,8 @@ EDGE_SERIES: dict[str, int] = {"dep_error_ratio": +1, "dep_latency_ms": +1}
 TREND_METRICS: tuple[str, ...] = ("memory_util", "disk_util", "pool_util")
 # A detector's alarm is kept only when the value itself matters to users or capacity (general defaults):
 # a ratio of failures of at least 1 % (ten times a 99.9 % SLO's budget), a latency at least 1.5x the series'
-# normal, a served share below 99 %, a utilisation of at least 80 % (a saturation floor).
+# normal, a served share below 99 %, a utilisation of at least 80 % (a saturation floor) — or, for memory and
+# disk, ten points above the series' normal.
 MATERIAL: dict[str, tuple[str, float]] = {
     "error_ratio": ("abs_ge", 0.01),
     "dep_error_ratio": ("abs_ge", 0.01),
@@ -54,9 +55,10 @@ MATERIAL: dict[str, tuple[str, float]] = {
     "served_share": ("abs_le", 0.99),
     "pool_util": ("abs_ge", 0.8),
     "cpu_util": ("abs_ge", 0.8),
-    "memory_util": ("abs_ge", 0.8),
-    "disk_util": ("abs_ge", 0.8),
+    "memory_util": ("abs_ge_or_rise", 0.8),
+    "disk_util": ("abs_ge_or_rise", 0.8),
 }
+RISE = 0.1  # memory and disk do not follow load: ten points above their normal matter before they are full
 HOT = 0.95  # a server's CPU utilisation that counts as saturated when its service's mean is below it
 SYMPTOMS = frozenset({"error_ratio", "latency_p95_ms", "served_share", "dep_error_ratio", "dep_latency_ms",
                       "server_up", "server_status", "hypervisor_state", "service_failed"})
@@ -93,6 +95,7 @@ class AnomalyFeed:
     boot_grace_s: float = 120.0
     deploy_grace_s: float = 120.0
     hot_rise: float = 1.25
+    peer_ratio: float = 2.0
     _keys: list[tuple[str, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
     _det: object | None = None
     _trend: object | None = None
@@ -157,6 +160,8 @@ class AnomalyFeed:
         kind, x = rule
         if kind == "abs_ge":
             return value >= x
+        if kind == "abs_ge_or_rise":
+            return value >= x or (math.isfinite(normal) and value - normal >= RISE)
         if kind == "abs_le":
             return value <= x
         return math.isfinite(normal) and normal > 0 and value >= x * normal
@@ -257,7 +262,8 @@ class AnomalyFeed:
         return ep.hits if ep is not None else 0
 
     def _hot_servers(self, now: float, obs: Observation, x: np.ndarray, present: dict) -> None:
-        """Servers saturated while their service is not (an imbalance: a slow host, a noisy neighbour).
+        """Servers saturated, or at ``peer_ratio`` times their peers' median (and 0.2 above it), while their
+        service is not saturated: an imbalance behind one load balancer (a slow host, a noisy neighbour).
 
         Looked at only where a service's mean CPU left its normal upwards (by ``hot_rise``), so a quiet
         fleet costs no per-server reads."""
@@ -265,14 +271,20 @@ class AnomalyFeed:
             nv = self._normal[k]
             if metric != "cpu_util" or not (math.isfinite(nv) and x[k] > self.hot_rise * nv and x[k] < HOT):
                 continue
+            vals = []
             for s in obs.servers(service=comp, status="ACTIVE"):
                 if now - s.created_at < self.boot_grace_s:
                     continue
                 try:
-                    v = obs.window("server_cpu_util", 10.0, server=s.id).last()
+                    vals.append((s, obs.window("server_cpu_util", 10.0, server=s.id).last()))
                 except ValueError:
                     continue
-                if v >= HOT:
+            finite = [v for _, v in vals if math.isfinite(v)]
+            if len(finite) < 2:
+                continue
+            med = float(np.median(finite))
+            for s, v in vals:  # saturated, or far above its peers behind the same load balancer
+                if v >= HOT or (v >= self.peer_ratio * med and v - med >= 0.2):
                     present[(s.id, "server_cpu_util")] = (1.0, float(v), "metric", _srv_labels(s), None)
 
     def _inventory(self, now: float, obs: Observation, quiet: Mapping[str, float], own_stops: set[str],
