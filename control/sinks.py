@@ -10,6 +10,9 @@ hand each *executed* record to the sinks:
 * :class:`SmtpSink` — an e-mail through :mod:`smtplib`;
 * :class:`RecordingSink` — keeps every message, for scenarios and tests.
 
+:func:`build_sinks` builds them from plain config (``[{type: slack, url: ...}, ...]``), refusing bad entries
+with one line each that names the entry and the field.
+
 A sink takes ``kinds`` (default: pages only; the recording sink takes both) and
 ``channels`` (the ``who`` of a Page, e.g. ``slack:#incidents-p0``; None: every
 channel).  A failed delivery never stops the control loop: it is counted in
@@ -26,7 +29,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from control.runtime import ActionRecord
 
@@ -233,3 +238,76 @@ class Delivery:
 def _bump(s: Sink, attr: str) -> None:
     if hasattr(s, attr):
         setattr(s, attr, getattr(s, attr) + 1)
+
+
+# ------------------------------------------------------------------ configuration
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kinds: tuple[Literal["page", "notify"], ...] = ("page",)
+    channels: tuple[str, ...] | None = Field(None, description="Page 'who' values to deliver; omit for all")
+
+
+class AlertmanagerSpec(_Spec):
+    type: Literal["alertmanager"]
+    url: str = Field(pattern=r"^https?://")
+    receiver: str = "zeroops"
+    origin: float = 0.0
+
+
+class SlackSpec(_Spec):
+    type: Literal["slack"]
+    url: str = Field(pattern=r"^https?://")
+
+
+class SmtpSpec(_Spec):
+    type: Literal["smtp"]
+    host: str
+    port: int = Field(25, ge=1, le=65535)
+    sender: str
+    to: tuple[str, ...] = Field(min_length=1)
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+class RecordingSpec(_Spec):
+    type: Literal["recording"]
+    kinds: tuple[Literal["page", "notify"], ...] = DELIVERED_KINDS  # type: ignore[assignment]
+
+
+SinkSpec = Annotated[AlertmanagerSpec | SlackSpec | SmtpSpec | RecordingSpec, Field(discriminator="type")]
+_SPECS: TypeAdapter[list[Any]] = TypeAdapter(list[SinkSpec])
+_TYPES = ("alertmanager", "slack", "smtp", "recording")
+
+
+def build_sinks(specs: Sequence[Mapping[str, Any]], where: str = "sinks") -> list[Sink]:
+    """Sinks from plain config, e.g. ``[{type: slack, url: https://hooks.example/T0}]``.
+
+    Raises ``ValueError`` with one line per problem naming ``where[i].field`` and what is allowed.
+    """
+    try:
+        parsed = _SPECS.validate_python(list(specs))
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            parts = [p for k, p in enumerate(err["loc"]) if not (k == 1 and p in _TYPES)]  # drop the union's tag
+            loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+            msg = str(err["msg"])
+            if err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
+                msg = "type must be one of alertmanager, slack, smtp, recording"
+            lines.append(f"{where}{loc}: {msg}")
+        raise ValueError("\n".join(lines)) from None
+    out: list[Sink] = []
+    for sp in parsed:
+        common = {"kinds": tuple(sp.kinds), "channels": frozenset(sp.channels) if sp.channels is not None else None}
+        if isinstance(sp, AlertmanagerSpec):
+            out.append(AlertmanagerWebhookSink(url=sp.url, receiver=sp.receiver, origin=sp.origin, **common))
+        elif isinstance(sp, SlackSpec):
+            out.append(SlackWebhookSink(url=sp.url, **common))
+        elif isinstance(sp, SmtpSpec):
+            out.append(SmtpSink(host=sp.host, port=sp.port, sender=sp.sender, to=tuple(sp.to), starttls=sp.starttls,
+                                username=sp.username, password=sp.password, **common))
+        else:
+            out.append(RecordingSink(**common))
+    return out

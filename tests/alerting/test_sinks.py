@@ -156,3 +156,17 @@ def test_compose_delivers_after_the_choke_point() -> None:
     plane.close()
     (m,) = sink.messages
     assert m.kind == "page" and m.fingerprints == ("fp-a", "fp-b") and m.incident == "inc-7"
+
+
+def test_sinks_from_config_and_errors_that_name_the_field() -> None:
+    from control.sinks import build_sinks
+
+    sinks = build_sinks([{"type": "alertmanager", "url": "http://127.0.0.1:9093/hook", "channels": ["pagerduty"]},
+                         {"type": "smtp", "host": "127.0.0.1", "sender": "z@x", "to": ["o@x"]},
+                         {"type": "recording"}])
+    assert [type(s).__name__ for s in sinks] == ["AlertmanagerWebhookSink", "SmtpSink", "RecordingSink"]
+    assert sinks[0].channels == frozenset({"pagerduty"}) and sinks[2].kinds == ("page", "notify")
+    with pytest.raises(ValueError, match=r"^sinks\[0\]: type must be one of alertmanager, slack, smtp, recording$"):
+        build_sinks([{"type": "pager"}])
+    with pytest.raises(ValueError, match=r"^sinks\[1\]\.url: String should match pattern"):
+        build_sinks([{"type": "recording"}, {"type": "slack", "url": "ftp://x"}])
