@@ -11,8 +11,9 @@ Four kinds of signal, all read from the observation (never from a world's truth)
   limit (``eta_s``), so a leak is seen before the kill.
 * **hot servers** — a server at >= 95 % CPU, or at twice its peers' median, while its service's mean is
   not saturated (read only when that mean left its normal upwards).
-* **inventory** — a server the inventory shows ACTIVE whose ``server_up`` scrape is 0, servers in ERROR or
-  SHUTOFF that nobody here asked for (looked up when a service's ``failed`` count is non-zero), hypervisors
+* **inventory** — a server the inventory shows ACTIVE whose ``server_up`` scrape is 0, servers in ERROR (or
+  SHUTOFF after they stopped answering while ACTIVE: not a clean stop through the API) that nobody here asked
+  for (looked up when a service's ``failed`` count is non-zero), hypervisors
   ``down``.
 * **alert** — firing critical rules from ``obs.alerts``.
 
@@ -110,6 +111,7 @@ class AnomalyFeed:
     _out: list[Anomaly] = field(default_factory=list)
     fresh: bool = False
     _probe: str = ""
+    _unanswered: set[str] = field(default_factory=set)  # servers seen not answering while ACTIVE
 
     # ------------------------------------------------------------------ series
     def _series(self, obs: Observation) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
@@ -297,7 +299,12 @@ class AnomalyFeed:
         for name, svc in services.items():
             if svc.failed > 0:  # its servers in ERROR or SHUTOFF (ours stopped on purpose aside; shelved is not)
                 for s in obs.servers(service=name):
-                    if s.status in ("ERROR", "SHUTOFF") and s.id not in own_stops and quiet.get(s.id, -1.0) < now:
+                    # ERROR, or SHUTOFF after it stopped answering while ACTIVE (a crash the power-state sync
+                    # caught up with); a server stopped cleanly through the API (SHUTOFF at once: an operator,
+                    # planned maintenance) is somebody's decision, not a fault
+                    deliberate = s.status == "SHUTOFF" and s.id not in self._unanswered
+                    if s.status in ("ERROR", "SHUTOFF") and not deliberate and s.id not in own_stops \
+                            and quiet.get(s.id, -1.0) < now:
                         present[(s.id, "server_status")] = (1.0, 0.0, "inventory", _srv_labels(s), None)
             if deploying.get(name, -math.inf) >= now - self.deploy_grace_s:
                 continue  # a rollout bounces its servers on purpose (visible in obs.deploys)
@@ -312,6 +319,7 @@ class AnomalyFeed:
                 except ValueError:
                     continue
                 if v == 0.0:  # a bounce we started is still reported (it tells when the server is back), marked
+                    self._unanswered.add(s.id)
                     expected = quiet.get(s.id, -1.0) >= now or quiet.get(name, -1.0) >= now
                     present[(s.id, "server_up")] = (1.0, 0.0, "inventory",
                                                     {**_srv_labels(s), **({"expected": "1"} if expected else {})},
