@@ -139,9 +139,8 @@ class GraphRCA:
         anomalous = set(svc_anoms) | {c for c, _ in edge_anoms} | {d for _, d in edge_anoms}
         anomalous |= {servers[s].service for s in srv_anoms if servers[s].service in services}  # type: ignore[misc]
         svc = self._services(now, obs, services, anomalous, svc_anoms, edge_anoms, t0, nodes)
-        disk_services = {n for n, items in svc_anoms.items() if any("disk" in a.metric for a in items)}
-        self._hardware(now, obs, services, servers, hyps, hv_down, srv_anoms, svc, anomalous, disk_services, t0,
-                       nodes)
+        seen = {n: {a.metric for a in items} for n, items in svc_anoms.items()}
+        self._hardware(now, obs, services, servers, hyps, hv_down, srv_anoms, svc, anomalous, seen, t0, nodes)
 
         out = [Candidate(c, round(min(1.0, n.score), 4), n.fault_class(), tuple(n.evidence))
                for c, n in nodes.items() if n.score > 0.05]
@@ -275,7 +274,7 @@ class GraphRCA:
     # --------------------------------------------------------------- hardware
     def _hardware(self, now: float, obs: Observation, services: Mapping, servers: Mapping[str, Server],
                   hyps: list[Hypervisor], hv_down: Mapping[str, float], srv_anoms: Mapping[str, list[Anomaly]],
-                  support: Mapping[str, float], anomalous: set[str], disk_services: set[str], t0: float,
+                  support: Mapping[str, float], anomalous: set[str], seen: Mapping[str, set[str]], t0: float,
                   nodes: dict[str, _Node]) -> None:
         cfg = self.cfg
         bad: dict[str, tuple[float, str, str, float]] = {}  # server -> (strength, evidence, class, onset)
@@ -299,21 +298,32 @@ class GraphRCA:
                 bad[s.id] = (0.8 * rel, f"inventory shows {s.status}", "server_crash", t0)
         # servers of troubled services, read now (the feed may lag): who is down, who is the outlier that a
         # service's max-aggregated disk figure or a host-confined CPU squeeze comes from
+        by_service: dict[str, list[Server]] = defaultdict(list)
+        for s in sorted(servers.values(), key=lambda x: x.id):
+            if s.service and s.status == "ACTIVE":
+                by_service[s.service].append(s)
+        answering = obs.latest("active_servers")
         reads = 0
         for name in sorted(anomalous):
-            members = sorted((s for s in servers.values() if s.service == name and s.status == "ACTIVE"),
-                             key=lambda x: x.id)[: max(0, cfg.max_server_reads - reads)]
-            reads += len(members)
-            disk_hint = name in disk_services or "disk_util" in _sat(obs, name, cfg)
+            members = by_service.get(name, [])[: max(0, cfg.max_server_reads - reads)]
+            sat = _sat(obs, name, cfg)
+            metrics = seen.get(name, set())
+            # server_up only when fewer servers answer than the inventory shows ACTIVE; per-server CPU and disk
+            # only when the service shows latency/CPU or disk trouble (reads cost, and most calls need none)
+            up_hint = answering.get(name, math.inf) < services[name].active
+            disk_hint = "disk_util" in sat or any("disk" in m for m in metrics)
+            cpu_hint = "cpu_util" in sat or any("latency" in m or "cpu" in m for m in metrics)
+            reads += len(members) * (up_hint + disk_hint + cpu_hint)
             cpu: dict[str, float] = {}
             disk: dict[str, float] = {}
             for s in members:
                 if s.id in bad:
                     continue
-                if _last(obs, "server_up", s.id) == 0.0 and now - s.created_at > cfg.recent_s:
+                if up_hint and _last(obs, "server_up", s.id) == 0.0 and now - s.created_at > cfg.recent_s:
                     bad[s.id] = (0.85, "server_up 0 (not answering its scrape)", "server_crash", now)
                     continue
-                cpu[s.id] = _last(obs, "server_cpu_util", s.id)
+                if cpu_hint:
+                    cpu[s.id] = _last(obs, "server_cpu_util", s.id)
                 if disk_hint:
                     disk[s.id] = _last(obs, "server_disk_util", s.id)
             for sid, u, med in _outliers(disk):
@@ -337,8 +347,7 @@ class GraphRCA:
             for s in sorted(on_host.get(h or "", ()), key=lambda x: x.id):
                 if s.id in bad or s.status != "ACTIVE" or reads >= 2 * cfg.max_server_reads:
                     continue
-                sibs = [x.id for x in servers.values() if x.service == s.service and x.status == "ACTIVE"
-                        and x.id != s.id][:8]
+                sibs = [x.id for x in by_service.get(s.service or "", ()) if x.id != s.id][:8]
                 reads += 1 + len(sibs)
                 u = _last(obs, "server_cpu_util", s.id)
                 others = np.array([_last(obs, "server_cpu_util", x) for x in sibs])
@@ -421,7 +430,8 @@ class GraphRCA:
         for s in services:
             if s not in nodes or nodes[s].kind != "service":
                 continue
-            members = [x for x in servers.values() if x.service == s]
+            members = by_service.get(s, []) + [x for x in servers.values() if x.service == s and x.id in bad
+                                               and x.status != "ACTIVE"]
             broken = [x for x in members if x.id in bad]
             if broken and "bad_deploy" not in nodes[s].classes:
                 nodes[s].score *= 1.0 - 0.4 * min(1.0, len(broken) / max(1, len(members)) + 0.5)

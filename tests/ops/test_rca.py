@@ -96,6 +96,7 @@ def test_crashed_server_is_the_root_and_its_service_follows() -> None:
     fake = chain()
     victim = fake.servers(service="cache")[0].id
     fake.feed("server_up", {"server": victim}, fn=step(1.0, 0.0))
+    fake.feed("active_servers", {"service": "cache"}, fn=step(3.0, 2.0))  # fewer answer than the inventory shows
     fake.feed("error_ratio", {"service": "cache"}, fn=step(0.001, 0.03))
     anoms = [anomaly("cache", "error_ratio", ONSET + 5, 0.03, service="cache")]
     ranked = GraphRCA().rank(NOW, at(fake), anoms)  # no server anomaly in the feed: RCA reads server_up itself
