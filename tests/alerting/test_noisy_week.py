@@ -1,6 +1,6 @@
 """The noisy week: blips, flapping rules and planned maintenance, no fault — smart alerting pages nobody.
 
-The default run is a two-day copy of ``scenarios/standard/noisy-week.yaml`` (its maintenance moved to day 2);
+The default run is a 30-hour copy of ``scenarios/standard/noisy-week.yaml`` (its maintenance moved to hour 26);
 the whole week runs under ``-m slow``.
 """
 
@@ -19,11 +19,11 @@ from tests.gaming import run_engines
 WEEK = Path(__file__).resolve().parents[2] / "scenarios" / "standard" / "noisy-week.yaml"
 
 
-def scenario(days: int) -> Scenario:
+def scenario(hours: int) -> Scenario:
     d: dict[str, Any] = yaml.safe_load(WEEK.read_text())
-    if days < 7:
+    if hours < 7 * 24:
         d = copy.deepcopy(d)
-        d["duration"] = f"{days}d"
+        d["duration"] = f"{hours}h"
         d["maintenance"][0]["at"] = "26h"
         smart = next(e for e in d["engines"] if isinstance(e, dict) and e["name"] == "smart")
         sa = next(u for u in smart["engines"] if u["engine"] == "smart_alerting")
@@ -34,8 +34,8 @@ def scenario(days: int) -> Scenario:
 def check(runs: dict[str, Any]) -> None:
     smart, static = runs["smart"].score.metrics, runs["static"].score.metrics
     assert smart["incidents"] == static["incidents"] == 0  # no fault at all
-    assert static["alerts_raw"] > 500 and static["notifications"] == static["alerts_raw"]  # the noise is real
-    assert smart["alerts_raw"] > 500
+    assert static["alerts_raw"] > 300 and static["notifications"] == static["alerts_raw"]  # the noise is real
+    assert smart["alerts_raw"] > 300
     assert smart["notifications"] == 0 and smart["pages_false"] == 0 and smart["suppression_rate"] == 1.0
     w = runs["smart"].world
     down = {a.fingerprint for a in w.alerting.alerts if a.name == "InstanceDown"}
@@ -44,14 +44,14 @@ def check(runs: dict[str, Any]) -> None:
     assert not down & seen  # the maintenance alerts were silenced before correlation: in no notification at all
 
 
-def test_two_noisy_days_page_nobody() -> None:
-    scn = scenario(2)
+def test_thirty_noisy_hours_page_nobody() -> None:
+    scn = scenario(30)
     check({e: run_engines(scn, e) for e in ("static", "smart")})
 
 
 @pytest.mark.slow
 def test_the_noisy_week_pages_nobody() -> None:
-    scn = scenario(7)
+    scn = scenario(7 * 24)
     runs = {e: run_engines(scn, e) for e in ("static", "reactive", "smart")}
     check(runs)
     assert runs["reactive"].score.metrics["notifications"] > 500
