@@ -16,6 +16,9 @@ The inputs, all read from the :class:`Observation` at ``now`` (never a world's t
 * **Blast radius** — the share of all services affected: those named by the anomalies and candidates
   (servers, hosts and zones map to the services on them) and every service calling them, transitively;
   the zones and regions involved.
+* **Projection** — a disk predicted to fill within ``projection_horizon_s`` (a trend anomaly's ``eta_s``)
+  counts as the failures it will cause: its server's share of its service, for the edge traffic that reaches
+  that service (a full disk fails the requests its server takes).
 * **Tier** — an affected service with ``settings["tier"] == 0`` (declared critical) makes it at least P2.
 * **Automation** — ``remediation_failed`` makes it at least P1; ``automation_active`` is reported, and lowers
   P2/P3 by one level only when ``SeverityConfig.automation_lowers`` is set (off by default: severity
@@ -65,6 +68,7 @@ class SeverityConfig:
     total_failure: float = 0.9
     cost_spike_per_hour: float = 10_000.0
     automation_lowers: bool = False
+    projection_horizon_s: float = 1800.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.slo < 1.0:
@@ -128,6 +132,13 @@ class ImpactSeverity:
             reasons.append(f"zones involved: {', '.join(sorted(z for z, _ in zones))}")
 
         level, conf = self._by_burn(burn)
+        proj = self._projected(obs, anomalies, services, callers, edge)
+        if proj is not None:
+            pshare, why = proj
+            plevel, _ = self._by_burn(pshare / (1.0 - cfg.slo))
+            if plevel < level:
+                level, conf = plevel, 0.6
+                reasons.append(f"projected: {why}, ~{pshare:.1%} of user requests would fail")
         symptom = any(a.metric.removesuffix("_trend") in SYMPTOMS or a.metric.startswith("server_")
                       for a in anomalies)
         if level == 4 and symptom:
@@ -152,9 +163,34 @@ class ImpactSeverity:
         """The level the burn rate alone gives, and a confidence that falls near a boundary."""
         cfg = self.cfg
         bounds = (cfg.burn_p0, cfg.burn_p1, cfg.burn_p2, cfg.burn_p3)
-        level = next((i for i, b in enumerate(bounds) if burn >= b), 4)
+        level = next((i for i, b in enumerate(bounds) if burn >= b * (1.0 - 1e-9)), 4)  # 5 % / 0.1 % is 49.999…
         near = min(abs(math.log(max(burn, 1e-6) / b)) for b in bounds)  # distance to the nearest boundary
         return level, 0.55 + 0.4 * min(1.0, near / math.log(3.0))
+
+    def _projected(self, obs: Observation, anomalies: Sequence[Anomaly], services: Mapping[str, ServiceState],
+                   callers: Mapping[str, set[str]], edge: Sequence[str]) -> tuple[float, str] | None:
+        """The worst user impact a disk predicted to fill within ``projection_horizon_s`` would cause: a full
+        disk fails the requests its server takes (1 / active servers of its service), seen by the edge
+        services that reach that service."""
+        cfg = self.cfg
+        req = obs.latest("request_rate")
+        total = sum(r for n in edge if math.isfinite(r := req.get(n, math.nan)) and r > 0)
+        if total <= 0:
+            return None
+        worst: tuple[float, str] | None = None
+        for a in anomalies:
+            if a.eta_s is None or a.eta_s > cfg.projection_horizon_s or "disk" not in a.metric:
+                continue
+            name = a.component if a.component in services else a.labels.get("service", "")
+            st = services.get(name)
+            if st is None or st.active <= 0:
+                continue
+            reach = _with_callers({name}, callers)
+            users = sum(r for n in edge if n in reach and math.isfinite(r := req.get(n, math.nan)) and r > 0)
+            share = users / total / st.active
+            if worst is None or share > worst[0]:
+                worst = (share, f"a disk of {name} fills in ~{a.eta_s:.0f}s (1 of its {st.active} servers)")
+        return worst
 
     def _user_impact(self, obs: Observation, edge: Sequence[str], services: Mapping[str, ServiceState]
                      ) -> tuple[float, float | None, dict[str, float]]:

@@ -138,3 +138,13 @@ def test_severity_confusion_counts_true_against_declared() -> None:
     df = confusion_frame(runs)  # type: ignore[arg-type]
     row = df[(df.engines == "ops") & (df["true"] == "P1")].iloc[0]
     assert row["P1"] == 2 and row["P3"] == 2 and row["none"] == 0
+
+
+def test_a_disk_about_to_fill_counts_as_the_failures_it_will_cause() -> None:
+    """api takes 10 % of user traffic over 2 servers: one full disk would fail 5 % of user requests (P1)."""
+    fill = Anomaly("api", "disk_util_trend", 0.9, 0.85, NOW - 10, NOW, labels={"service": "api"}, eta_s=300.0)
+    c = classify(world(), [fill], [Candidate("srv-5", 0.85, "disk_pressure")])
+    assert c.severity == "P1", c
+    assert any("projected" in r for r in c.reasons)
+    far = Anomaly("api", "disk_util_trend", 0.9, 0.85, NOW - 10, NOW, labels={"service": "api"}, eta_s=20_000.0)
+    assert classify(world(), [far]).severity == "P4"  # beyond the horizon, and no user-visible symptom yet
