@@ -313,7 +313,7 @@ def am_sent(rep: Replay) -> list[Sent]:
 
 
 def pipeline_sent(run_dir: Path, result: Mapping[str, Any], alerts: pd.DataFrame) -> list[Sent]:
-    """What the run's engine set sent a human: executed ``page`` and ``notify`` actions (a page also names its
+    """What the run's engine set sent: executed ``page`` and ``notify`` (dashboard) actions (a page also names its
     declared incident's components), and the raw alerts that paged the twin's on-call (the baselines' route)."""
     out: list[Sent] = []
     decl = {str(d.get("id")): set(d.get("components") or []) for d in result.get("declarations") or []}
@@ -363,7 +363,9 @@ def compare_run(run_dir: Path, budget_s: float = 60.0, k_min: float = 20.0, k_ma
     incidents = result["incidents"]
     am_cov = coverage(incidents, am_sent(rep), deps, run_end)
     sent = pipeline_sent(run_dir, result, alerts)
-    pipe_cov = coverage(incidents, sent, deps, run_end)
+    pages = [s for s in sent if s.source != "notify"]  # a Notify goes to the dashboard and pages nobody
+    pipe_cov = coverage(incidents, pages, deps, run_end)
+    dash_cov = coverage(incidents, sent, deps, run_end)
     return {
         "scenario": result["scenario"], "engines": result["engines"], "seed": result.get("seed"),
         "duration_s": run_end, "raw_alerts": int((alerts["state"] == "firing").sum()),
@@ -373,10 +375,11 @@ def compare_run(run_dir: Path, budget_s: float = 60.0, k_min: float = 20.0, k_ma
         "am_notifications": len(rep.notifications), "am_notifications_firing": rep.firing,
         "am_incidents_notified": len(am_cov.notified), "am_incidents_missed": len(am_cov.missed),
         "am_missed_ids": am_cov.missed,
-        "pipeline_notifications": len(sent),
-        "pipeline_pages": sum(1 for s in sent if s.source in ("page", "alert-page")),
+        "pipeline_notifications": len(pages), "pipeline_engine_pages": sum(1 for s in pages if s.source == "page"),
+        "pipeline_dashboard_notifies": len(sent) - len(pages),
         "pipeline_incidents_notified": len(pipe_cov.notified), "pipeline_incidents_missed": len(pipe_cov.missed),
         "pipeline_missed_ids": pipe_cov.missed,
+        "pipeline_incidents_missed_counting_dashboard": len(dash_cov.missed),
         "incidents_auto_resolved_silently": len(pipe_cov.auto_resolved_silently),
     }
 
@@ -393,7 +396,8 @@ def run_dirs(results: Path) -> list[Path]:
 
 TABLE = (("scenario", "scenario"), ("engines", "engines"), ("raw_alerts", "raw alerts"),
          ("incidents", "incidents"), ("am_notifications", "AM notifications"),
-         ("am_notifications_firing", "AM firing"), ("pipeline_notifications", "pipeline notifications"),
+         ("am_notifications_firing", "AM firing"), ("pipeline_notifications", "engine set's pages"),
+         ("pipeline_dashboard_notifies", "dashboard notifies"),
          ("am_incidents_missed", "missed by AM"), ("pipeline_incidents_missed", "missed by pipeline"),
          ("k", "k"))
 
