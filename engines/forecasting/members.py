@@ -58,7 +58,7 @@ class SeasonalTrendMember(Member):
     name = "seasonal"
 
     def __init__(self, n: int, window_s: float, periods: str | Sequence[float] = AUTO,
-                 level_halflife_s: float | None = None, shift_z: float = 3.0, shift_run: int = 4) -> None:
+                 level_halflife_s: float | None = 1800.0, shift_z: float = 3.0, shift_run: int = 4) -> None:
         self.base = RobustBaseline(n, periods=periods, level_halflife_s=level_halflife_s)
         self.window_s = float(window_s)
         self.shift_z, self.shift_run = shift_z, shift_run

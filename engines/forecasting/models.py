@@ -47,7 +47,7 @@ class Seasonal(Forecaster):
 
     name = "seasonal"
 
-    def __init__(self, periods: str | Sequence[float] = AUTO, level_halflife_s: float | None = None,
+    def __init__(self, periods: str | Sequence[float] = AUTO, level_halflife_s: float | None = 1800.0,
                  **options: float | str) -> None:
         self.periods, self.level_hl = periods, level_halflife_s
         super().__init__(**options)  # type: ignore[arg-type]
@@ -63,7 +63,7 @@ class Ensemble(Forecaster):
     name = "ensemble"
 
     def __init__(self, periods: str | Sequence[float] = AUTO, naive_periods: Sequence[float] = (DAY, WEEK),
-                 level_halflife_s: float | None = None, **options: float | str) -> None:
+                 level_halflife_s: float | None = 1800.0, **options: float | str) -> None:
         self.periods, self.naive_periods, self.level_hl = periods, tuple(float(p) for p in naive_periods), \
             level_halflife_s
         if self.naive_periods:
