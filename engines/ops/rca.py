@@ -313,6 +313,8 @@ class GraphRCA:
             up_hint = answering.get(name, math.inf) < services[name].active
             disk_hint = "disk_util" in sat or any("disk" in m for m in metrics)
             cpu_hint = "cpu_util" in sat or any("latency" in m or "cpu" in m for m in metrics)
+            # hot survivors of a service that lost servers carry the lost ones' load: no squeeze to find there
+            cpu_hint = cpu_hint and not up_hint and not any(s.id in bad for s in by_service.get(name, ()))
             reads += len(members) * (up_hint + disk_hint + cpu_hint)
             cpu: dict[str, float] = {}
             disk: dict[str, float] = {}
@@ -335,6 +337,11 @@ class GraphRCA:
                     bad[sid] = (0.6, f"server_cpu_util {u:.2f} while its siblings' median is {med:.2f}",
                                 "cpu_throttling", now)
 
+        # hot survivors of a service that lost servers carry the lost ones' load: that is no squeeze
+        lost = {servers[k].service for k, v in bad.items() if v[2] == "server_crash" and k in servers}
+        for k in [k for k, v in bad.items() if v[2] == "cpu_throttling" and k in servers
+                  and servers[k].service in lost]:
+            del bad[k]
         on_host: dict[str, list[Server]] = defaultdict(list)
         for s in servers.values():
             if s.hypervisor and s.status != "SHELVED_OFFLOADED":
@@ -347,6 +354,8 @@ class GraphRCA:
             for s in sorted(on_host.get(h or "", ()), key=lambda x: x.id):
                 if s.id in bad or s.status != "ACTIVE" or reads >= 2 * cfg.max_server_reads:
                     continue
+                if any(x.id in bad for x in by_service.get(s.service or "", ())):
+                    continue  # its service lost servers: a hot survivor proves nothing about the host
                 sibs = [x.id for x in by_service.get(s.service or "", ()) if x.id != s.id][:8]
                 reads += 1 + len(sibs)
                 u = _last(obs, "server_cpu_util", s.id)

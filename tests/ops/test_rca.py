@@ -236,3 +236,23 @@ def test_cpu_squeeze_confined_to_one_host_names_the_host() -> None:
     ranked = GraphRCA().rank(NOW, at(fake), anoms)
     assert ranked[0].component == host, ranked
     assert ranked[0].fault_class == "cpu_throttling"
+
+
+def test_hot_survivors_of_a_zone_outage_do_not_make_the_other_zone_a_suspect() -> None:
+    hyps = [(f"hv-{z}{i}", f"az-{z}", "r1", 64, 1 << 18, 5000) for z in (1, 2) for i in range(2)]
+    fake = FakeAdapter([FakeService("web", servers=4), FakeService("db", servers=4)], hypervisors=hyps)
+    down = [s.id for s in fake.servers() if s.zone == "az-1"]
+    for s in fake.servers():
+        dead = s.id in down
+        fake.feed("server_up", {"server": s.id}, fn=step(1.0, 0.0 if dead else 1.0))
+        fake.feed("server_cpu_util", {"server": s.id}, fn=step(0.4, 0.0 if dead else 0.98))  # survivors carry it all
+    for name in ("web", "db"):
+        fake.feed("active_servers", {"service": name}, fn=step(4.0, 2.0))
+        fake.feed("latency_p95_ms", {"service": name}, fn=step(40.0, 150.0))
+    anoms = [anomaly(sid, "server_up", ONSET, 0.0, server=sid) for sid in down]
+    anoms += [anomaly(n, "latency_p95_ms", ONSET, 150.0, service=n) for n in ("web", "db")]
+    anoms += [anomaly(s.id, "server_cpu_util", ONSET, 0.98, server=s.id, service=s.service or "")
+              for s in fake.servers() if s.id not in down]  # a feed that scores per-server CPU flags them
+    ranked = GraphRCA().rank(NOW, at(fake), anoms)
+    assert ranked[0].component == "az-1", ranked
+    assert "az-2" not in [c.component for c in ranked]
