@@ -9,8 +9,8 @@ Four kinds of signal, all read from the observation (never from a world's truth)
   when it is *material*: see :data:`MATERIAL`.
 * **trend** — a ``trend`` detector (limit 1.0) over memory, disk and connection-pool utilisation: the predicted time to the
   limit (``eta_s``), so a leak is seen before the kill.
-* **hot servers** — a server at >= 95 % CPU, or at twice its peers' median, while its service's mean is
-  not saturated (read only when that mean left its normal upwards).
+* **hot servers** — a server 0.2 above its peers' median CPU and saturated (>= 95 %) or at twice that
+  median (read only when the service's mean left its normal upwards).
 * **inventory** — a server the inventory shows ACTIVE whose ``server_up`` scrape is 0, servers in ERROR (or
   SHUTOFF after they stopped answering while ACTIVE: not a clean stop through the API) that nobody here asked
   for (looked up when a service's ``failed`` count is non-zero), hypervisors
@@ -54,12 +54,15 @@ MATERIAL: dict[str, tuple[str, float]] = {
     "latency_p95_ms": ("rel_ge", 1.5),
     "dep_latency_ms": ("rel_ge", 1.5),
     "served_share": ("abs_le", 0.99),
-    "pool_util": ("abs_ge", 0.8),
+    "pool_util": ("abs_ge_or_rise", 0.8),
     "cpu_util": ("abs_ge", 0.8),
     "memory_util": ("abs_ge_or_rise", 0.8),
     "disk_util": ("abs_ge_or_rise", 0.8),
 }
 RISE = 0.1  # memory and disk do not follow load: ten points above their normal matter before they are full
+# what a rise in offered load never explains: failed or lost requests, servers down, trends to a limit
+LOAD_NEVER_EXPLAINS = frozenset({"error_ratio", "dep_error_ratio", "served_share", "server_up", "server_status",
+                                 "hypervisor_state", "memory_util_trend", "disk_util_trend", "pool_util_trend"})
 HOT = 0.95  # a server's CPU utilisation that counts as saturated when its service's mean is below it
 SYMPTOMS = frozenset({"error_ratio", "latency_p95_ms", "served_share", "dep_error_ratio", "dep_latency_ms",
                       "server_up", "server_status", "hypervisor_state", "service_failed"})
@@ -84,6 +87,8 @@ class AnomalyFeed:
     hold_s: an episode stays open this long after its last anomalous sample (so one flap is one episode).
     boot_grace_s: a server younger than this (or one acted on, see ``quiet``) is not judged by ``server_up``.
     deploy_grace_s: nor are the servers of a service this long after a deploy (a rollout bounces them).
+    load_rise, load_alpha: a service whose offered rate is ``load_rise`` times its slow normal (an EWMA with
+        this weight per scrape) is under a load rise: its latency, CPU and pool signals are marked ``load``.
     hot_rise: a service's mean CPU this many times its normal makes its servers be read one by one for a
         saturated one (``server_cpu_util`` >= 0.95 while the mean is below).
     """
@@ -97,6 +102,8 @@ class AnomalyFeed:
     deploy_grace_s: float = 120.0
     hot_rise: float = 1.25
     peer_ratio: float = 2.0
+    load_rise: float = 1.3
+    load_alpha: float = 0.02
     _keys: list[tuple[str, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
     _det: object | None = None
     _trend: object | None = None
@@ -112,6 +119,7 @@ class AnomalyFeed:
     fresh: bool = False
     _probe: str = ""
     _unanswered: set[str] = field(default_factory=set)  # servers seen not answering while ACTIVE
+    _load: dict[str, float] = field(default_factory=dict)  # per service: the slow normal of its offered rate
 
     # ------------------------------------------------------------------ series
     def _series(self, obs: Observation) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
@@ -227,6 +235,7 @@ class AnomalyFeed:
         self._hot_servers(now, obs, x, present)
         self._inventory(now, obs, quiet, set(own_stops), present)
         self._alerts(now, obs, present)
+        self._explained_by_load(obs, present)
 
         # episodes: onset at the first anomalous sample, kept open for hold_s after the last one
         for key, (score, value, source, labels, eta) in present.items():
@@ -263,9 +272,37 @@ class AnomalyFeed:
         ep = self._open.get((component, metric))
         return ep.hits if ep is not None else 0
 
+    def _explained_by_load(self, obs: Observation, present: dict) -> None:
+        """Mark (label ``load=1``) the saturation signals of services whose offered load rose by ``load_rise``
+        over its slow normal: latency, CPU or pool rising with the load is overload, which scaling answers; the
+        center counts them only when they last.  Errors and lost requests are explained only while the service
+        is building servers (someone, e.g. the scaler, is adding capacity: one fault, one reaction)."""
+        rate = obs.latest("request_rate")
+        loaded = set()
+        for name, r in rate.items():
+            if not math.isfinite(r):
+                continue
+            n = self._load.get(name)
+            if n is None or n <= 0:
+                self._load[name] = r
+                continue
+            if r >= self.load_rise * n:
+                loaded.add(name)
+            self._load[name] = n + self.load_alpha * (r - n)
+        if not loaded:
+            return
+        services = obs.services
+        scaling = {n for n in loaded if n in services and services[n].building > 0}
+        for key, (score, value, source, labels, eta) in list(present.items()):
+            svc = labels.get("dependency") or labels.get("service") or key[0]
+            # saturation under load is overload; so are the requests it loses while capacity is being added
+            if (svc in loaded and key[1] not in LOAD_NEVER_EXPLAINS) \
+                    or (svc in scaling and key[1] in ("error_ratio", "served_share")):
+                present[key] = (score, value, source, {**labels, "load": "1"}, eta)
+
     def _hot_servers(self, now: float, obs: Observation, x: np.ndarray, present: dict) -> None:
-        """Servers saturated, or at ``peer_ratio`` times their peers' median (and 0.2 above it), while their
-        service is not saturated: an imbalance behind one load balancer (a slow host, a noisy neighbour).
+        """Servers 0.2 above their peers' median and saturated or at ``peer_ratio`` times that median: an
+        imbalance behind one load balancer (a slow host, a noisy neighbour), not a busy service.
 
         Looked at only where a service's mean CPU left its normal upwards (by ``hot_rise``), so a quiet
         fleet costs no per-server reads."""
@@ -286,7 +323,7 @@ class AnomalyFeed:
                 continue
             med = float(np.median(finite))
             for s, v in vals:  # saturated, or far above its peers behind the same load balancer
-                if v >= HOT or (v >= self.peer_ratio * med and v - med >= 0.2):
+                if v - med >= 0.2 and (v >= HOT or v >= self.peer_ratio * med):
                     present[(s.id, "server_cpu_util")] = (1.0, float(v), "metric", _srv_labels(s), None)
 
     def _inventory(self, now: float, obs: Observation, quiet: Mapping[str, float], own_stops: set[str],

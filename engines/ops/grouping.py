@@ -137,10 +137,14 @@ class Grouper:
                 self.close(inc)
 
 
-def corroborated(inc: Incident, hits: Mapping[tuple[str, str], int], min_hits: int = 2) -> tuple[bool, str]:
+def corroborated(inc: Incident, hits: Mapping[tuple[str, str], int], min_hits: int = 2,
+                 load_hold_s: float = 300.0) -> tuple[bool, str]:
     """Whether a pending incident is worth declaring, and why: a hard signal (inventory, a firing critical
-    alert), two distinct anomalous series at once, or one series anomalous at ``min_hits`` observations in a row."""
-    present = [a for a in inc.anomalies.values() if not a.labels.get("expected")]
+    alert), two distinct anomalous series at once, or one series anomalous at ``min_hits`` observations in a row.
+    Our own bounces (``expected``) never count; saturation under a load rise (``load``) counts only once it has
+    lasted ``load_hold_s`` (scaling had its chance)."""
+    present = [a for a in inc.anomalies.values() if not a.labels.get("expected")
+               and (not a.labels.get("load") or a.at - a.onset >= load_hold_s)]
     hard = [a for a in present if a.source in HARD_SOURCES]
     if hard:
         return True, f"hard signal: {hard[0].metric} on {hard[0].component}"
