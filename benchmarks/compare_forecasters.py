@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.forecast_data import FAMILIES, series
-from engines.forecasting import make_forecaster
 from engines.forecasting import accuracy as acc
+from engines.forecasting import make_forecaster
 
 DAY = 86400.0
 HORIZON, WINDOW = 900.0, 300.0

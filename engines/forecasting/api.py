@@ -31,15 +31,16 @@ class Forecaster:
 
     Parameters (seconds): ``horizon_s`` the horizon whose errors are tracked (default 900), ``window_s`` the demand
     window forecast (default 300), ``coverage`` of the intervals, ``weight_halflife_s`` how fast the members'
-    error memory forgets (default 6 h), ``combine`` "weights" (inverse mean squared error, Bates–Granger) or "best"
-    (the member with the least recent error).
+    error memory forgets (default 6 h), ``combine`` "weights" (inverse mean squared error, Bates–Granger, among the
+    members whose MSE is within ``trim`` (2) times the best one's: a much worse member only adds its error) or
+    "best" (the member with the least recent error).
     """
 
     name = "forecaster"
 
     def __init__(self, horizon_s: float = 900.0, window_s: float = 300.0, coverage: float = 0.9,
                  weight_halflife_s: float = 6 * 3600.0, combine: str = "weights",
-                 history_s: float = 0.0) -> None:
+                 history_s: float = 0.0, trim: float = 2.0) -> None:
         if not horizon_s > 0 or not window_s > 0:
             raise ValueError(f"{self.name}: horizon_s and window_s must be > 0 (got {horizon_s}, {window_s})")
         if not 0.0 < coverage < 1.0:
@@ -48,6 +49,7 @@ class Forecaster:
             raise ValueError(f"{self.name}: combine must be 'weights' or 'best', got {combine!r}")
         self.horizon, self.window_s, self.coverage = float(horizon_s), float(window_s), float(coverage)
         self.weight_hl, self.combine, self.history_s = float(weight_halflife_s), combine, float(history_s)
+        self.trim = float(trim)
         self.n: int | None = None
 
     # ------------------------------------------------------------ to implement
@@ -102,7 +104,7 @@ class Forecaster:
         self.t_last = np.where(valid, tt, self.t_last)
         actual = self.window.mean(tt)
         a_ref = np.where(valid, np.maximum(1.0 / np.maximum(self.clock.count, 1), 0.001), 0.0)
-        self.ref += a_ref * (np.abs(actual) - self.ref)
+        self.ref = np.where(valid, self.ref + a_ref * (np.abs(actual) - self.ref), self.ref)
         self._score(tt, actual, valid)
         pts = self._points(tt, self.horizon)
         comb = self._combine(pts)
@@ -158,8 +160,9 @@ class Forecaster:
         err = np.where(known, self.mse, np.inf)
         if self.combine == "best":
             w = (np.arange(len(pts))[:, None] == np.argmin(err, axis=0)[None, :]).astype(float)
-        else:
-            w = 1.0 / np.maximum(err, 1e-12)
+        else:  # inverse-MSE weights among the members within ``trim`` × the best member's MSE
+            best = err.min(axis=0)
+            w = np.where(err <= self.trim * best + 1e-300, 1.0 / np.maximum(err, 1e-12), 0.0)
         w = np.where(known, w, 0.0)
         none = w.sum(axis=0) == 0  # no member scored yet: the first member that has a forecast (persistence first)
         if none.any():
