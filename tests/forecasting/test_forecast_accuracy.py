@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.forecasting import make_forecaster
 from engines.forecasting import accuracy as acc
+from engines.forecasting import make_forecaster
 
 DAY = 86400.0
 T0 = 1767571200.0
