@@ -124,9 +124,9 @@ class Forecaster:
             t = np.where(np.isfinite(self.t_last), self.t_last, 0.0)
             mean = self._combine(self._points(t, h))
         s = self._scale(mean) * np.sqrt(h / self.horizon)
-        q = self.quant
-        lo = mean + np.minimum(q.lo, 0.0) * s
-        hi = mean + np.maximum(q.hi, 0.0) * s
+        q_lo, q_hi = self.quant.bounds()
+        lo = mean + q_lo * s
+        hi = mean + q_hi * s
         return mean, lo, hi
 
     def forecast_series(self, t: Iterable[float], values: Iterable[float],

@@ -6,6 +6,8 @@ All of it is strictly causal: a structure only ever holds samples already seen.
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
 
@@ -140,10 +142,13 @@ class Pending:
 class OnlineQuantiles:
     """Running lower/upper quantiles of each series' errors (stochastic approximation, as adaptive conformal
     inference does): q ← q + γ·(τ − 1[e ≤ q]) with γ proportional to the running mean |error|, so the share of
-    errors inside [q_lo, q_hi] tracks the nominal coverage on the recent error distribution."""
+    errors inside [q_lo, q_hi] tracks the nominal coverage on the recent error distribution.  While fewer than
+    ``warmup`` errors are known, the bounds are at least the Gaussian ones from the mean absolute error."""
 
-    def __init__(self, n: int, coverage: float = 0.9, lr: float = 0.04) -> None:
+    def __init__(self, n: int, coverage: float = 0.9, lr: float = 0.04, warmup: int = 50) -> None:
         self.tau_lo, self.tau_hi = (1.0 - coverage) / 2.0, 1.0 - (1.0 - coverage) / 2.0
+        self.z = NormalDist().inv_cdf(self.tau_hi) * 1.2533  # Gaussian bound in mean absolute errors
+        self.warmup = warmup
         self.lo = np.zeros(n)
         self.hi = np.zeros(n)
         self.mae = np.zeros(n)
@@ -159,3 +164,8 @@ class OnlineQuantiles:
         g = g * np.maximum(1.0, 8.0 / np.maximum(self.count, 1.0))  # bigger steps while few errors are known
         self.lo = np.where(first, e, np.where(ok, self.lo + g * (self.tau_lo - (e <= self.lo)), self.lo))
         self.hi = np.where(first, e, np.where(ok, self.hi + g * (self.tau_hi - (e <= self.hi)), self.hi))
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) error bounds: the running quantiles, widened to the Gaussian ones while warming up."""
+        g = np.where(self.count < self.warmup, self.z * self.mae, 0.0)
+        return np.minimum(np.minimum(self.lo, 0.0), -g), np.maximum(np.maximum(self.hi, 0.0), g)
