@@ -97,17 +97,20 @@ def score(forecast: np.ndarray, target: np.ndarray, lo: np.ndarray | None = None
     return Accuracy(n, mape, within, mase, cov, float(np.mean(err[ok])))
 
 
-def noise_floor(rate: float, window_samples: int = 5, dispersion: float = 1.0, n: int = 20000,
-                tolerance: float = 0.10, seed: int = 0) -> float:
+def noise_floor(rate: float, window_samples: int = 5, dispersion: float = 1.0, burst_sigma: float = 0.0,
+                n: int = 20000, tolerance: float = 0.10, seed: int = 0) -> float:
     """Share of windows within ±``tolerance`` of a PERFECT rate forecast when each sample is a count with mean
-    ``rate`` (Poisson at ``dispersion`` 1; negative binomial with variance = dispersion × mean above 1), the target
-    being the mean of ``window_samples`` samples.  What no forecaster can beat on such counts."""
+    ``rate`` (Poisson at ``dispersion`` 1; negative binomial with variance = dispersion × mean above 1; with
+    ``burst_sigma`` the rate of each sample is first multiplied by a lognormal burst, mean 1), the target being the
+    mean of ``window_samples`` samples.  What no forecaster can beat on such counts."""
     rng = np.random.default_rng(seed)
     shape = (n, window_samples)
+    lam = rate * np.exp(rng.normal(-0.5 * burst_sigma**2, burst_sigma, shape)) if burst_sigma > 0 else \
+        np.full(shape, float(rate))
     if dispersion <= 1.0:
-        c = rng.poisson(rate, shape)
+        c = rng.poisson(lam)
     else:
-        p = 1.0 / dispersion  # NB with mean rate, variance rate / p
-        c = rng.negative_binomial(rate * p / (1.0 - p), p, shape)
+        p = 1.0 / dispersion  # NB with mean lam, variance lam / p
+        c = rng.negative_binomial(lam * p / (1.0 - p), p)
     m = c.mean(axis=1)
     return float(np.mean(np.abs(m - rate) <= tolerance * rate))
