@@ -60,9 +60,10 @@ MATERIAL: dict[str, tuple[str, float]] = {
     "disk_util": ("abs_ge_or_rise", 0.8),
 }
 RISE = 0.1  # memory and disk do not follow load: ten points above their normal matter before they are full
-# what a rise in offered load never explains: failed or lost requests, servers down, trends to a limit
-LOAD_NEVER_EXPLAINS = frozenset({"error_ratio", "dep_error_ratio", "served_share", "server_up", "server_status",
-                                 "hypervisor_state", "memory_util_trend", "disk_util_trend", "pool_util_trend"})
+# what a rise in offered load never explains: servers down, trends to a limit (errors, latency and saturation
+# under a load rise are overload, which scaling answers first)
+LOAD_NEVER_EXPLAINS = frozenset({"server_up", "server_status", "hypervisor_state", "memory_util_trend",
+                                 "disk_util_trend", "pool_util_trend"})
 HOT = 0.95  # a server's CPU utilisation that counts as saturated when its service's mean is below it
 SYMPTOMS = frozenset({"error_ratio", "latency_p95_ms", "served_share", "dep_error_ratio", "dep_latency_ms",
                       "server_up", "server_status", "hypervisor_state", "service_failed"})
@@ -273,10 +274,10 @@ class AnomalyFeed:
         return ep.hits if ep is not None else 0
 
     def _explained_by_load(self, obs: Observation, present: dict) -> None:
-        """Mark (label ``load=1``) the saturation signals of services whose offered load rose by ``load_rise``
-        over its slow normal: latency, CPU or pool rising with the load is overload, which scaling answers; the
-        center counts them only when they last.  Errors and lost requests are explained only while the service
-        is building servers (someone, e.g. the scaler, is adding capacity: one fault, one reaction)."""
+        """Mark (label ``load=1``) the signals of services whose offered load rose by ``load_rise`` over its slow
+        normal: latency, CPU, pool and even errors rising with the load are overload, which scaling answers
+        first (one fault, one reaction); the center counts them only when they last.  Servers down and trends
+        to a limit are never explained by load."""
         rate = obs.latest("request_rate")
         loaded = set()
         for name, r in rate.items():
@@ -291,13 +292,9 @@ class AnomalyFeed:
             self._load[name] = n + self.load_alpha * (r - n)
         if not loaded:
             return
-        services = obs.services
-        scaling = {n for n in loaded if n in services and services[n].building > 0}
         for key, (score, value, source, labels, eta) in list(present.items()):
             svc = labels.get("dependency") or labels.get("service") or key[0]
-            # saturation under load is overload; so are the requests it loses while capacity is being added
-            if (svc in loaded and key[1] not in LOAD_NEVER_EXPLAINS) \
-                    or (svc in scaling and key[1] in ("error_ratio", "served_share")):
+            if svc in loaded and key[1] not in LOAD_NEVER_EXPLAINS:  # overload: the scaler's to answer first
                 present[key] = (score, value, source, {**labels, "load": "1"}, eta)
 
     def _hot_servers(self, now: float, obs: Observation, x: np.ndarray, present: dict) -> None:
