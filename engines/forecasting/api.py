@@ -33,14 +33,16 @@ class Forecaster:
     window forecast (default 300), ``coverage`` of the intervals, ``weight_halflife_s`` how fast the members'
     error memory forgets (default 6 h), ``combine`` "weights" (inverse mean squared error, Bates–Granger, among the
     members whose MSE is within ``trim`` (2) times the best one's: a much worse member only adds its error) or
-    "best" (the member with the least recent error).
+    "best" (the member with the least recent error); ``tolerance`` and ``accuracy_halflife_s`` define the running
+    ``accuracy`` (the recent share of forecasts within ±10 %).
     """
 
     name = "forecaster"
 
     def __init__(self, horizon_s: float = 900.0, window_s: float = 300.0, coverage: float = 0.9,
                  weight_halflife_s: float = 6 * 3600.0, combine: str = "weights",
-                 history_s: float = 0.0, trim: float = 2.0) -> None:
+                 history_s: float = 0.0, trim: float = 2.0, tolerance: float = 0.10,
+                 accuracy_halflife_s: float = DAY) -> None:
         if not horizon_s > 0 or not window_s > 0:
             raise ValueError(f"{self.name}: horizon_s and window_s must be > 0 (got {horizon_s}, {window_s})")
         if not 0.0 < coverage < 1.0:
@@ -49,7 +51,7 @@ class Forecaster:
             raise ValueError(f"{self.name}: combine must be 'weights' or 'best', got {combine!r}")
         self.horizon, self.window_s, self.coverage = float(horizon_s), float(window_s), float(coverage)
         self.weight_hl, self.combine, self.history_s = float(weight_halflife_s), combine, float(history_s)
-        self.trim = float(trim)
+        self.trim, self.tolerance, self.accuracy_hl = float(trim), float(tolerance), float(accuracy_halflife_s)
         self.n: int | None = None
 
     # ------------------------------------------------------------ to implement
@@ -71,6 +73,7 @@ class Forecaster:
         self.ref = np.zeros(n)  # running mean |demand|: the floor of the error scale
         self.t_last = np.full(n, np.nan)
         self._cached: np.ndarray | None = None
+        self.hit_share = np.full(n, np.nan)  # recent share of horizon forecasts within ±tolerance (see accuracy)
 
     # ---------------------------------------------------------------- API
     def update(self, timestamp: float, value: float) -> None:
@@ -142,6 +145,13 @@ class Forecaster:
         return out[0], out[1], out[2]
 
     @property
+    def accuracy(self) -> np.ndarray:
+        """Per series, the recent share (exponentially weighted, half-life ``accuracy_halflife_s``, default a day) of
+        the forecasts at the configured horizon that came within ±``tolerance`` (10 %) of the realised window mean;
+        NaN until one has been scored.  A scaler compares it with its ``MinPredictionAccuracy``."""
+        return self.hit_share.copy() if self.n is not None else np.array([])
+
+    @property
     def weights(self) -> np.ndarray:
         """The members' current weights (M × N), for explanations."""
         return self._weights(self._points(np.where(np.isfinite(self.t_last), self.t_last, 0.0), self.horizon))
@@ -193,3 +203,8 @@ class Forecaster:
         se = np.where(ok[:m], e[:m] ** 2, 0.0)
         self.mse = np.where(ok[:m], np.where(np.isfinite(self.mse), self.mse + a * (se - self.mse), se), self.mse)
         self.quant.add(np.where(ok[-1], e[-1], 0.0), ok[-1])
+        hit = np.abs(due[-1] - actual) <= self.tolerance * np.abs(actual) + 1e-12
+        a_hit = np.maximum(halflife_alpha(interval, self.accuracy_hl), 1.0 / np.maximum(self.quant.count, 1.0))
+        self.hit_share = np.where(ok[-1], np.where(np.isfinite(self.hit_share), self.hit_share, 0.0)
+                                  + a_hit * (hit - np.where(np.isfinite(self.hit_share), self.hit_share, 0.0)),
+                                  self.hit_share)

@@ -111,3 +111,14 @@ def test_bad_names_options_and_shapes_are_refused() -> None:
     fc.update_many(T0, np.ones(3))
     with pytest.raises(ValueError, match="expected 3 values, got 2"):
         fc.update_many(T0 + 60, np.ones(2))
+
+
+def test_recent_accuracy_is_the_share_of_horizon_forecasts_within_ten_percent() -> None:
+    t = T0 + np.arange(600) * 60.0
+    calm = make_forecaster("persistence")
+    calm.forecast_series(t, np.full(600, 100.0))
+    assert calm.accuracy[0] == 1.0
+    wild = make_forecaster("persistence")
+    wild.forecast_series(t, np.where(np.arange(600) // 15 % 2 == 0, 100.0, 300.0))  # flips every 15 minutes
+    assert wild.accuracy[0] < 0.2
+    assert np.isnan(make_forecaster("ensemble").accuracy).all()
