@@ -7,7 +7,8 @@ Four kinds of signal, all read from the observation (never from a world's truth)
   per-edge series (``dep_error_ratio``, ``dep_latency_ms``): one state, one ``update_many`` per scrape.  A score
   counts only on the harmful side of the series' own recent normal (errors up, served share down, ...) and
   when it is *material*: see :data:`MATERIAL`.
-* **trend** — a ``trend`` detector (limit 1.0) over memory, disk and connection-pool utilisation: the predicted time to the
+* **trend** — a ``trend`` detector (limit 1.0; twelve buckets of ten scrapes) over memory, disk and
+  connection-pool utilisation: the predicted time to the
   limit (``eta_s``), so a leak is seen before the kill.
 * **hot servers** — a server 0.2 above its peers' median CPU and saturated (>= 95 %) or at twice that
   median (read only when the service's mean left its normal upwards).
@@ -84,7 +85,8 @@ class AnomalyFeed:
 
     threshold: detector score that counts as anomalous (0.5 is every detector's alarm level).
     z_threshold: the ensemble's spike threshold in calibrated sigmas.
-    trend_window_s, trend_horizon_s: the leak/fill trend's window and warning horizon.
+    trend_window_s, trend_horizon_s: the leak/fill trend's window (default: twelve buckets of ten scrapes, at
+        least 50 s each — 10 min at a 5-s scrape) and warning horizon.
     hold_s: an episode stays open this long after its last anomalous sample (so one flap is one episode).
     boot_grace_s: a server younger than this (or one acted on, see ``quiet``) is not judged by ``server_up``.
     deploy_grace_s: nor are the servers of a service this long after a deploy (a rollout bounces them).
@@ -96,7 +98,7 @@ class AnomalyFeed:
 
     threshold: float = 0.5
     z_threshold: float = 5.0
-    trend_window_s: float = 1800.0
+    trend_window_s: float | None = None
     trend_horizon_s: float = 1800.0
     hold_s: float = 30.0
     boot_grace_s: float = 120.0
@@ -119,6 +121,7 @@ class AnomalyFeed:
     _out: list[Anomaly] = field(default_factory=list)
     fresh: bool = False
     _probe: str = ""
+    _scrape_dt: float = 5.0  # the scrape interval, from the first window read
     _unanswered: set[str] = field(default_factory=set)  # servers seen not answering while ACTIVE
     _load: dict[str, float] = field(default_factory=dict)  # per service: the slow normal of its offered rate
 
@@ -161,6 +164,8 @@ class AnomalyFeed:
             except ValueError:
                 continue
             self._probe = name
+            if len(t) >= 2 and not math.isfinite(self._scrape_t):
+                self._scrape_dt = float(np.median(np.diff(t)))
             return float(t[-1]) if len(t) else self._scrape_t
         return None
 
@@ -197,8 +202,9 @@ class AnomalyFeed:
         if keys != self._keys:  # the topology changed (or first call): fresh detectors over the new series
             self._keys = keys
             self._det = make_detector("ensemble", z_threshold=self.z_threshold)
-            self._trend = make_detector("trend", limit=1.0, window_s=self.trend_window_s,
-                                        horizon_s=self.trend_horizon_s)
+            # twelve buckets of ten scrapes (at least 50 s): refits stay rare at any scrape interval
+            window = self.trend_window_s or 12 * max(50.0, 10.0 * self._scrape_dt)
+            self._trend = make_detector("trend", limit=1.0, window_s=window, horizon_s=self.trend_horizon_s)
             self._trend_idx = np.array([k for k, (_, m, _) in enumerate(keys) if m in TREND_METRICS], dtype=int)
             self._normal = np.full(len(keys), np.nan)
         present: dict[tuple[str, str], tuple[float, float, AnomalySource, dict[str, str], float | None]] = {}
