@@ -11,7 +11,7 @@ from control.runtime import ALLOW, Verdict
 from engines.ops.grouping import Incident, corroborated
 from engines.ops.types import Anomaly
 from scenarios.runner import RunResult, run_scenario
-from tests.builders import make_scenario
+from tests.builders import SPIKY_SERVICES, make_scenario
 from tests.test_import_contracts import imports_of
 
 CRASH = {"type": "server_crash", "at": 900, "service": "api"}
@@ -63,6 +63,13 @@ def test_a_quiet_run_declares_nothing() -> None:
     r = _run([], duration=3600.0)
     assert _ops(r, "declare_incident") == []
     assert _ops(r, "page") == []
+
+
+def test_a_load_spike_is_the_scalers_not_an_incident() -> None:
+    # 4x traffic for 400 s: latency, CPU and even dropped requests rise with the load (overload, no fault)
+    r = run_scenario(make_scenario(duration=2400.0, services=SPIKY_SERVICES), "ops")
+    assert any(x.engine == "reactive-scaler" and x.kind == "create_server" for x in r.records)
+    assert _ops(r, "declare_incident") == []
 
 
 @pytest.mark.parametrize("decision", ["deny", "approval"])
