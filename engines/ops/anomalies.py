@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adapters.base import Observation
+from adapters.base import Observation, Server
 from engines.detection import make_detector
 from engines.ops.types import Anomaly, AnomalySource
 
@@ -387,10 +387,6 @@ def _latest(obs: Observation, cache: dict[str, Mapping[str, float]], metric: str
     return cache[metric]
 
 
-def _srv_labels(s: object) -> dict[str, str]:
-    out = {"server": s.id}  # type: ignore[attr-defined]
-    for k in ("service", "hypervisor", "zone"):
-        v = getattr(s, k, None)
-        if v:
-            out[k] = str(v)
-    return out
+def _srv_labels(s: Server) -> dict[str, str]:
+    out = {"server": s.id, "service": s.service or "", "hypervisor": s.hypervisor or "", "zone": s.zone or ""}
+    return {k: v for k, v in out.items() if v}
