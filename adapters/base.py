@@ -699,27 +699,27 @@ class Adapter(Protocol):
     def execute(self, action: Action) -> ActionResult: ...
 
 
-_READERS: dict[int, Adapter] = {}  # observation key -> what it reads; see Observation
+_READERS: dict[int, tuple[Adapter, dict[Any, Any]]] = {}  # observation key -> (what it reads, its cache)
 _reader_keys = itertools.count(1)
 
 
 class Observation:
     """What an engine sees at ``now``: a lazy, per-step cached, read-only view of a world.
 
-    Sealed: an observation holds no handle to the adapter or the world (only
-    a key, valid while the runtime's step lasts), so an engine can read what
-    the adapter shows and act only through the actions it returns. Each
-    property asks the adapter once per observation; metric windows are
-    read-only copies.
+    Sealed: an observation holds no handle to the adapter or the world, nor
+    its own cache (only a key, valid while the runtime's step lasts), so an
+    engine can read what the adapter shows and act only through the actions
+    it returns, and cannot change what the safety gate, reading the same
+    observation, sees. Each property asks the adapter once per observation;
+    metric windows are read-only copies.
     """
 
-    __slots__ = ("now", "_cache", "_key", "__weakref__")
+    __slots__ = ("now", "_key", "__weakref__")
 
     def __init__(self, adapter: Adapter, now: float) -> None:
         self.now = now
-        self._cache: dict[Any, Any] = {}
         self._key = next(_reader_keys)
-        _READERS[self._key] = adapter
+        _READERS[self._key] = (adapter, {})
 
     def close(self) -> None:
         """End the view: later reads raise (the runtime closes each observation after its step)."""
@@ -729,15 +729,21 @@ class Observation:
         _READERS.pop(self._key, None)
 
     def _get(self, key: Any, fn: Any) -> Any:
-        if key not in self._cache:
-            self._cache[key] = fn(self._reader())
-        return self._cache[key]
+        adapter, cache = self._reader()
+        if key not in cache:
+            cache[key] = fn(adapter)
+        return cache[key]
 
-    def _reader(self) -> Adapter:
+    def _reader(self) -> tuple[Adapter, dict[Any, Any]]:
         try:
             return _READERS[self._key]
         except KeyError:
             raise RuntimeError("this observation is closed: engines read the observation of their own step") from None
+
+    def _cached(self, key: Any) -> bool:
+        """Whether ``key`` was read during the step (for the seam's own tests)."""
+        entry = _READERS.get(self._key)
+        return entry is not None and key in entry[1]
 
     @property
     def flavors(self) -> dict[str, Flavor]:

@@ -224,15 +224,11 @@ class Runtime:
     def step(self, engine: Engine, now: float) -> list[ActionRecord]:
         """Run one step of one engine and pass its actions through the choke point."""
         self.steps += 1
-        obs = Observation(self.adapter, now)
-        # the gate reads its own view: an engine that scribbles on its observation (its cache is a plain
-        # attribute) cannot change what the gate sees
-        gate_obs = Observation(self.adapter, now)
+        obs = Observation(self.adapter, now)  # its cache is sealed too: the gate can share what the engine read
         try:
-            records = [self.choke.submit(now, engine.name, a, gate_obs) for a in engine.step(now, obs) or ()]
+            records = [self.choke.submit(now, engine.name, a, obs) for a in engine.step(now, obs) or ()]
         finally:
             obs.close()  # the engine keeps no reading handle past its step
-            gate_obs.close()
         feedback = getattr(engine, "on_result", None)
         if feedback is not None:
             for rec in records:

@@ -743,7 +743,7 @@ def test_observation_reads_every_view(world: World) -> None:
                         obs.history("cpu_util", 3600, 300, service=world.service)), "new observation views")
     obs.close()
     with pytest.raises(RuntimeError):
-        _ = obs.reservations if "reservations" not in obs._cache else obs.servers(status="ERROR")  # noqa: SLF001
+        _ = obs.reservations if not obs._cached("reservations") else obs.servers(status="ERROR")  # noqa: SLF001
 
 
 # ------------------------------------------------------------------ the fake itself

@@ -108,21 +108,22 @@ def _world() -> tuple[World, SimAdapter]:
     return w, SimAdapter(w)
 
 
-def read_everything(obs: Observation) -> None:
-    """Touch every view, so the observation caches as much as an engine could make it hold."""
-    obs.flavors, obs.hypervisors, obs.services, obs.quotas, obs.prices, obs.spend  # noqa: B018
+def read_everything(obs: Observation) -> list[Any]:
+    """Touch every view, so the observation caches as much as an engine could make it hold; returns what it read."""
+    got: list[Any] = [obs.flavors, obs.hypervisors, obs.services, obs.quotas, obs.prices, obs.spend]
     for s in obs.servers():
-        obs.server(s.id)
+        got += [s, obs.server(s.id)]
     for name in obs.services:
         for m in base.SERVICE_METRICS:
-            obs.window(m, 300, service=name)
+            got.append(obs.window(m, 300, service=name))
     for m in base.SERVICE_METRICS:
-        obs.latest(m)
-    obs.alerts(0.0)
+        got.append(obs.latest(m))
+    got.append(obs.alerts(0.0))
     for view in (lambda: obs.budgets, lambda: obs.reservations, lambda: obs.incidents, lambda: obs.requests,
                  lambda: obs.deploys(0.0), lambda: obs.history("cpu_util", 3600, 300, service="api")):
         with contextlib.suppress(AttributeError):  # a view the twin's adapter does not have yet
-            view()
+            got.append(view())
+    return got
 
 
 class Probe:
@@ -136,8 +137,7 @@ class Probe:
         self.reached: list[Any] = []
 
     def step(self, now: float, obs: Observation) -> list[Action]:
-        read_everything(obs)
-        self.reached = reachable(obs)
+        self.reached = reachable([obs, *read_everything(obs)])  # the observation and everything it returned
         self.kept = obs
         return []
 
@@ -146,7 +146,7 @@ def test_nothing_that_acts_or_knows_the_truth_is_reachable_from_an_observation()
     w, adapter = _world()
     probe = Probe()
     Runtime(adapter, [probe]).step(probe, w.now())
-    assert len(probe.reached) > 100, "the walk saw the cached views"
+    assert len(probe.reached) > 100, "the walk saw the views"
     assert any(isinstance(x, base.Server) for x in probe.reached)
     assert any(isinstance(x, np.ndarray) for x in probe.reached)
     assert leaks(probe.reached) == []
@@ -228,7 +228,7 @@ def test_writes_through_what_an_observation_returns_fail_and_change_nothing() ->
 
 
 def test_a_poisoned_observation_cache_does_not_mislead_the_gate() -> None:
-    """The cache is a plain attribute an engine can write; the gate reads its own view of the world."""
+    """The gate reads the engine's observation; the engine cannot write into what it cached."""
     from control.runtime import ChokePoint
     from control.safety import SafetyConfig, SafetyGate
 
@@ -244,7 +244,10 @@ def test_a_poisoned_observation_cache_does_not_mislead_the_gate() -> None:
         name, cadence = "poisoner", 10.0
 
         def step(self, now: float, obs: Observation) -> list[Action]:
-            obs._cache["services"] = base.FrozenDict()  # noqa: SLF001 - the attack under test
+            with pytest.raises(AttributeError):  # the cache lives in the sealed reader table, not on the object
+                obs._cache["services"] = base.FrozenDict()  # type: ignore[attr-defined]  # noqa: SLF001 - the attack
+            with pytest.raises(AttributeError):
+                obs._cache = {"services": base.FrozenDict()}  # type: ignore[attr-defined]  # noqa: SLF001
             return [base.Notify(component="db", message="x")]
 
     rt = Runtime(adapter, [Poisoner()], choke=ChokePoint(adapter, Spy(SafetyConfig())))
@@ -339,7 +342,7 @@ def test_no_engine_reaches_past_the_seam() -> None:
     "from adapters.base import _READERS",
     "import adapters.base as b\nx = b._READERS",
     "def step(now, obs):\n    return obs._reader().execute(None)",
-    "def step(now, obs):\n    obs._cache['services'] = {}",
+    "def step(now, obs):\n    obs._key = 0",
     "import gc\ngc.get_referents(1)",
     "import sys\nsys.modules['adapters.sim']",
     "import inspect",
