@@ -137,8 +137,8 @@ class CrashRestarter:
     def step(self, now: float, obs: Observation) -> Iterable[Action]:
         actions: list[Action] = []
         down_hosts = [h for h in obs.hypervisors if h.state == "down"]
-        if down_hosts:
-            down = {h.id for h in down_hosts} | {h.name for h in down_hosts}  # the API still shows its servers ACTIVE (Nova cannot reach the host): replace them
+        if down_hosts:  # the API still shows their servers ACTIVE (Nova cannot reach the host): replace them
+            down = {h.id for h in down_hosts} | {h.name for h in down_hosts}
             for s in obs.servers():
                 if s.hypervisor in down and s.service and s.id not in self.replaced and s.status != "DELETED":
                     self.replaced.add(s.id)
