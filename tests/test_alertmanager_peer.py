@@ -89,9 +89,15 @@ def test_episodes_drop_repeats_and_keep_open_alerts_open() -> None:
 def test_posts_resend_firing_alerts_every_minute_and_post_the_resolution() -> None:
     e = Episode("A:api", {"alertname": "A"}, 100.0, 250.0)
     sent = posts([e], tail_end=1000.0)
-    assert [t for t, _ in sent] == [100.0, 160.0, 220.0, 250.0]
+    assert [t for t, _ in sent] == [100.0, 160.0, 220.0, 247.5]  # a resolution is posted half a scrape early
     assert sent[1][1][0]["ends"] == 160.0 + 240.0  # EndsAt four resends ahead, as Prometheus sets it
-    assert sent[-1][1][0]["ends"] == 250.0  # resolved: EndsAt is the resolution
+    assert sent[-1][1][0]["ends"] == 247.5  # resolved: EndsAt is the resolution
+
+
+def test_a_resolution_at_exactly_group_wait_is_seen_by_that_flush() -> None:
+    # fired at 0, resolved at the scrape at 30 s = group_wait: posted before the flush, never notified
+    ((t0, _), (t1, batch)) = posts([Episode("A", {}, 0.0, 30.0)], tail_end=500.0)
+    assert t0 == 0.0 and t1 < 30.0 and batch[0]["ends"] == t1
 
 
 def test_timeline_skips_quiet_stretches_but_keeps_time_for_the_last_flush() -> None:

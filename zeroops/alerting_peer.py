@@ -35,6 +35,7 @@ from zeroops.alertmanager import (
 
 RESEND_S = 60.0  # Prometheus' --rules.alert.resend-delay default: a firing alert is re-sent this often
 HOLD_S = GROUP_WAIT_S + GROUP_INTERVAL_S + 60.0  # after the last alert resolves: time for its group to flush
+TIE_BREAK_S = 2.5  # resolutions are posted this early (half the twin's default 5-s scrape): see posts()
 GRACE_S = 60.0  # a notification up to this long after an incident's end is still about it (scoring's grace)
 ALERT_COLUMNS = ("at", "state", "name", "severity", "labels", "fingerprint")
 LABEL_KEYS = ("service", "server", "hypervisor", "zone")
@@ -126,17 +127,23 @@ class Timeline:
         return float(seg[max(i, 0), 0] + r - before[max(i, 0)])
 
 
-def posts(eps: Iterable[Episode], tail_end: float, resend: float = RESEND_S) -> list[tuple[float, list[dict]]]:
-    """What Prometheus would send, batched by simulated time: ``(t, [{labels, starts, ends}])``, ends in sim s."""
+def posts(eps: Iterable[Episode], tail_end: float, resend: float = RESEND_S,
+          tie: float = TIE_BREAK_S) -> list[tuple[float, list[dict]]]:
+    """What Prometheus would send, batched by simulated time: ``(t, [{labels, starts, ends}])``, ends in sim s.
+
+    A resolution is posted ``tie`` seconds before the scrape that saw it: the twin's times are multiples of its
+    scrape, as are group_wait and group_interval, so a resolution would often land exactly on its group's flush —
+    a race in Alertmanager.  Early, it is seen by that flush (deterministic, and the fewer notifications).
+    """
     batches: dict[float, list[dict]] = {}
     for e in eps:
-        stop = tail_end if e.end is None else e.end
+        stop = tail_end if e.end is None else max(e.start + tie / 2, e.end - tie)
         t = e.start
         while t < stop or t == e.start:
             batches.setdefault(t, []).append({"labels": e.labels, "starts": e.start, "ends": t + 4 * resend})
             t += resend
         if e.end is not None:
-            batches.setdefault(e.end, []).append({"labels": e.labels, "starts": e.start, "ends": e.end})
+            batches.setdefault(stop, []).append({"labels": e.labels, "starts": e.start, "ends": stop})
     return sorted(batches.items())
 
 
