@@ -77,6 +77,15 @@ class SeasonalTrendMember(Member):
             self.run = np.where(shifted, 0.0, self.run)
         self.t_last = np.where(valid, t, self.t_last)
 
+    def season_at(self, when: np.ndarray) -> np.ndarray:
+        """The active seasonal profiles' sum at the given times (0 where none is active)."""
+        season = np.zeros(len(when))
+        scalar = bool(np.all(when == when[0]))
+        for c in self.base.components:
+            if c.active.any():
+                season += c.value(c.locate(when, scalar))
+        return season
+
     def point(self, t: np.ndarray, h: float) -> np.ndarray:
         b = self.base
         interval = b.clock.interval()
@@ -85,10 +94,21 @@ class SeasonalTrendMember(Member):
         steps_n = np.minimum(ahead / interval, 1e4)
         phi = b.phi
         steps = phi * (1.0 - np.power(phi, steps_n)) / (1.0 - phi) if phi < 1.0 else steps_n
-        season = np.zeros(len(t))
-        scalar = bool(np.all(mid == mid[0]))
-        for c in b.components:
-            if c.active.any():
-                season += c.value(c.locate(mid, scalar))
-        out = b.level + b.slope * interval * steps + season
+        out = b.level + b.slope * interval * steps + self.season_at(mid)
         return np.where(b.clock.count > 0, out, np.nan)
+
+
+class SeasonalDeltaMember(Member):
+    """Persistence plus the seasonal change: the last window's mean + (profile at the target window − profile at the
+    last window), with the profiles of a ``SeasonalTrendMember``.  Persistence's current level with the seasonal
+    shape's expected rise or fall (equal to persistence while no seasonality is active)."""
+
+    name = "persistence+season"
+
+    def __init__(self, window: RecentWindow, seasonal: SeasonalTrendMember) -> None:
+        self.window, self.seasonal = window, seasonal
+
+    def point(self, t: np.ndarray, h: float) -> np.ndarray:
+        half = 0.5 * self.seasonal.window_s
+        delta = self.seasonal.season_at(t + h - half) - self.seasonal.season_at(t - half)
+        return self.window.mean(t) + delta

@@ -6,7 +6,13 @@ from collections.abc import Sequence
 
 from engines.detection.seasonal import AUTO
 from engines.forecasting.api import DAY, WEEK, Forecaster
-from engines.forecasting.members import Member, PersistenceMember, SeasonalNaiveMember, SeasonalTrendMember
+from engines.forecasting.members import (
+    Member,
+    PersistenceMember,
+    SeasonalDeltaMember,
+    SeasonalNaiveMember,
+    SeasonalTrendMember,
+)
 
 
 class Persistence(Forecaster):
@@ -57,8 +63,8 @@ class Seasonal(Forecaster):
 
 
 class Ensemble(Forecaster):
-    """Persistence, seasonal-naive (a day and a week) and the seasonal model, weighted online by each one's recent
-    squared error at the horizon (or the best of them, ``combine="best"``)."""
+    """Persistence, seasonal-naive (a day and a week), the seasonal model and persistence + its seasonal change,
+    weighted online by each one's recent squared error at the horizon (or the best of them, ``combine="best"``)."""
 
     name = "ensemble"
 
@@ -74,5 +80,5 @@ class Ensemble(Forecaster):
         ms: list[Member] = [PersistenceMember(self.window)]
         if self.history is not None:
             ms += [SeasonalNaiveMember(self.history, p, self.window_s) for p in self.naive_periods]
-        ms.append(SeasonalTrendMember(n, self.window_s, self.periods, self.level_hl))
-        return ms
+        seasonal = SeasonalTrendMember(n, self.window_s, self.periods, self.level_hl)
+        return [*ms, seasonal, SeasonalDeltaMember(self.window, seasonal)]
