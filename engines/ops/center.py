@@ -104,7 +104,7 @@ class OpsCenter:
         self.own_stops: set[str] = set()
         self._runs: dict[str, Incident] = {}  # incident id -> incident with a run (for on_result)
         self._pending_pages: list[Page] = []
-        self.resolved: list[Incident] = []
+        self.resolved: list[str] = []  # ids of the incidents it resolved
 
     # ------------------------------------------------------------------ step
     def step(self, now: float, obs: Observation) -> Iterable[Action]:
@@ -132,7 +132,7 @@ class OpsCenter:
         inc = self.groups.open.get(a.incident or "") or self._runs.get(a.incident or "")
         if inc is None:
             return
-        if inc.run is not None and a.changes_world:
+        if inc.run is not None:  # the run ignores records that are not of its own actions
             inc.run.on_result(rec)
         if rec.outcome == "executed" and isinstance(a, _BOUNCES):  # our own bounce: expected, not evidence
             self.quiet[a.target()] = rec.at + self.cfg.bounce_s
@@ -288,7 +288,8 @@ class OpsCenter:
         if calm and done and not inc.present(now):
             inc.status = "resolved"
             self.groups.close(inc)
-            self.resolved.append(inc)
+            self._runs.pop(inc.id, None)
+            self.resolved.append(inc.id)
             how = f"runbook {run.runbook} {run.status}" if run is not None else "signals back to normal"
             out.append(ResolveIncident(incident_id=inc.id, incident=inc.id, reason=f"{how}; no anomaly for "
                                        f"{now - inc.last_seen:.0f} s", confidence=1.0,
