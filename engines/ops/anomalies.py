@@ -210,6 +210,7 @@ class AnomalyFeed:
         present: dict[tuple[str, str], tuple[float, float, AnomalySource, dict[str, str], float | None]] = {}
 
         x = self._values(obs, now)
+        loaded = self._loaded(obs)
         scores = self._det.update_many(now, x)  # type: ignore[union-attr]
         normal = self._normal
         # a detector finds the change; the episode then lasts while the value stays material against the
@@ -223,7 +224,10 @@ class AnomalyFeed:
             if harmful and self._material(metric, float(x[k]), float(nv)):
                 present[(comp, metric)] = (max(float(scores[k]), self.threshold), float(x[k]), "metric",
                                            dict(labels), None)
-        calm = (scores < self.threshold) & np.isfinite(x) & ~ongoing
+        # under a load rise the normal follows the load (a new regime), so what the load explains ends with it
+        moving = np.array([(labels[0][1] if m in EDGE_SERIES else c) in loaded for c, m, labels in self._keys],
+                          dtype=bool)
+        calm = (((scores < self.threshold) & ~ongoing) | moving) & np.isfinite(x)
         first = calm & ~np.isfinite(normal)
         normal[first] = x[first]
         upd = calm & ~first
@@ -242,7 +246,7 @@ class AnomalyFeed:
         self._hot_servers(now, obs, x, present)
         self._inventory(now, obs, quiet, set(own_stops), present)
         self._alerts(now, obs, present)
-        self._explained_by_load(obs, present)
+        self._explained_by_load(loaded, present)
 
         # episodes: onset at the first anomalous sample, kept open for hold_s after the last one
         for key, (score, value, source, labels, eta) in present.items():
@@ -279,23 +283,27 @@ class AnomalyFeed:
         ep = self._open.get((component, metric))
         return ep.hits if ep is not None else 0
 
-    def _explained_by_load(self, obs: Observation, present: dict) -> None:
-        """Mark (label ``load=1``) the signals of services whose offered load rose by ``load_rise`` over its slow
-        normal: latency, CPU, pool and even errors rising with the load are overload, which scaling answers
-        first (one fault, one reaction); the center counts them only when they last.  Servers down and trends
-        to a limit are never explained by load."""
-        rate = obs.latest("request_rate")
+    def _loaded(self, obs: Observation) -> set[str]:
+        """Services whose offered rate is ``load_rise`` times its slow normal (an EWMA, updated here); a rise
+        from (next to) nothing counts too."""
         loaded = set()
-        for name, r in rate.items():
+        for name, r in obs.latest("request_rate").items():
             if not math.isfinite(r):
                 continue
             n = self._load.get(name)
-            if n is None or n <= 0:
+            if n is None:
                 self._load[name] = r
                 continue
-            if r >= self.load_rise * n:
+            if r >= self.load_rise * max(n, 1e-6) and r > 1e-6:
                 loaded.add(name)
             self._load[name] = n + self.load_alpha * (r - n)
+        return loaded
+
+    @staticmethod
+    def _explained_by_load(loaded: set[str], present: dict) -> None:
+        """Mark (label ``load=1``) the signals of services under a load rise: latency, CPU, pool and even errors
+        rising with the load are overload, which scaling answers first (one fault, one reaction); the center
+        counts them only when they last.  Servers down and trends to a limit are never explained by load."""
         if not loaded:
             return
         for key, (score, value, source, labels, eta) in list(present.items()):
