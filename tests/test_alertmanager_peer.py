@@ -16,18 +16,14 @@ import pytest
 from scenarios.results import write_run
 from scenarios.runner import run_scenario
 from tests.builders import make_scenario
-from zeroops.alerting_peer import (
+from zeroops.alerting_peer import Replay, Sent, am_sent, coverage, pipeline_sent
+from zeroops.alerting_replay import (
     Episode,
     PeerInputError,
-    Replay,
-    Sent,
     Timeline,
-    am_sent,
-    coverage,
     episodes,
     group_lifetimes,
     load_alerts,
-    pipeline_sent,
     posts,
     replay_into,
 )

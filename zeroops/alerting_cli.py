@@ -47,7 +47,8 @@ def add_alerting_parser(sub: Any) -> None:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    from zeroops.alerting_peer import PeerInputError, compare_run, markdown, run_dirs
+    from zeroops.alerting_peer import compare_run, markdown, run_dirs
+    from zeroops.alerting_replay import PeerInputError
     from zeroops.alertmanager import AlertmanagerError, find_binary
 
     if find_binary() is None:
@@ -89,7 +90,8 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 def _config() -> dict[str, Any]:
     from zeroops import alertmanager as am
-    from zeroops.alerting_peer import GRACE_S, HOLD_S, RESEND_S
+    from zeroops.alerting_peer import GRACE_S
+    from zeroops.alerting_replay import HOLD_S, RESEND_S
 
     return {"group_by": list(am.GROUP_BY), "group_wait_s": am.GROUP_WAIT_S, "group_interval_s": am.GROUP_INTERVAL_S,
             "repeat_interval_s": am.REPEAT_INTERVAL_S, "resolve_timeout_s": am.RESOLVE_TIMEOUT_S,
