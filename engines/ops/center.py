@@ -233,8 +233,11 @@ class OpsCenter:
             and now >= inc.quiet_until
         if anomalies and (inc.status == "investigating" or (inc.status == "mitigating" and settling)):
             cands = tuple(self.rca.rank(now, obs, anomalies))
-            if cands and (not inc.candidates or cands[0].component != inc.candidates[0].component
-                          or cands[0].fault_class != inc.candidates[0].fault_class):
+            old = inc.candidates[0] if inc.candidates else None
+            # after the settling period a later, weaker explanation does not replace a stronger one
+            stronger = old is None or settling or cands[0].score >= old.score if cands else False
+            if cands and stronger and (old is None or cands[0].component != old.component
+                                       or cands[0].fault_class != old.fault_class):
                 inc.candidates = cands
                 out.append(UpdateIncident(incident_id=inc.id, root_causes=tuple(c.as_mapping() for c in cands[:5]),
                                           incident=inc.id, confidence=round(cands[0].score, 3),
