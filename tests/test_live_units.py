@@ -281,8 +281,8 @@ def test_act_mode_always_acts_within_the_safety_gate(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("engines", "needles"),
     [
-        ([{"kind": "magic"}], ["live.yaml: engines[0]: unknown engine 'magic'", "allowed: crash_restarter, "
-                                                                               "reactive_scaler"]),
+        ([{"kind": "magic"}], ["live.yaml: engines[0]: unknown engine 'magic'", "allowed: crash_restarter, ",
+                               "reactive_scaler"]),
         ([{"engine": "reactive_scaler", "targett": 0.5}],
          ["live.yaml: engines[0]: reactive_scaler.targett: unknown setting", "did you mean 'target'?"]),
         ([{"kind": "reactive_scaler", "params": {"target": 3}}],
