@@ -286,8 +286,10 @@ SERVICE_METRICS: tuple[str, ...] = (
     "network_mbps",  # request traffic in and out, megabits per second
     "active_servers",
 )
+# server_error_ratio: failed / served by that server (0..1; 0 when it served nothing), as a load balancer's
+# per-member stats or the app's per-instance request counters show it.
 SERVER_METRICS: tuple[str, ...] = ("server_cpu_util", "server_memory_util", "server_disk_util", "server_network_mbps",
-                                   "server_up")
+                                   "server_up", "server_error_ratio")
 # Per dependency edge (labels ``service`` = the caller, ``dependency`` = the callee): the evidence that
 # root-cause analysis reads.
 DEPENDENCY_METRICS: tuple[str, ...] = ("dep_call_rate", "dep_error_ratio", "dep_latency_ms")

@@ -100,4 +100,6 @@ def test_grouped_physics_matches_per_row_physics_to_rounding(monkeypatch: pytest
     np.testing.assert_allclose(pd_a.to_numpy(), pd_b.to_numpy(), rtol=1e-9, atol=1e-12)
     cpu_a, cpu_b = grouped.world.metrics.srv["server_cpu_util"].v, per_row.world.metrics.srv["server_cpu_util"].v
     np.testing.assert_allclose(cpu_a, cpu_b, rtol=1e-6, atol=1e-9)  # float32 rings
+    err_a, err_b = (r.world.metrics.srv["server_error_ratio"].v for r in (grouped, per_row))
+    np.testing.assert_allclose(err_a, err_b, rtol=1e-6, atol=1e-9)
     assert grouped.world.spend_total == per_row.world.spend_total  # billing is per row either way

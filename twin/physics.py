@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from twin.names import ACTIVE, BUILD, DELETED, P95_OVER_MEAN, SHELVED, SHUTOFF, TIMEOUT_MS
+
+if TYPE_CHECKING:
+    from twin.releases import RowEffects
 
 ROWS_AS_SLICE = 0.75  # a tick indexes live rows with a slice over all rows while at least this share is live
 VERIFY_CACHE = os.environ.get("ZEROOPS_VERIFY_CACHE", "") not in ("", "0")  # recompute cached vectors and compare
@@ -207,6 +211,16 @@ class Physics:
                        part=(present & 1) > 0 if part is not None else None, disk=self.svc_disk[svc],
                        mem=self.svc_mem[svc], mbps=self.svc_mbps_per_rps[svc], full=full)
 
+    @staticmethod
+    def _fail_share(bad: np.ndarray, fx: RowEffects | None, ok: np.ndarray) -> np.ndarray:
+        """Share of what each server (or group) serves that fails: all of it on a partitioned or full-disk
+        server, a bad release's ``err`` share on its servers, and what fails service-wide (its own error
+        ratio, its dependencies' errors, an exhausted pool) on every server of the service alike."""
+        own = bad.astype(float)
+        if fx is not None and fx.any_err:
+            own = np.where(bad, 1.0, fx.err)
+        return 1.0 - (1.0 - own) * ok
+
     def tick(self, dt: float) -> None:
         """Advance the fleet by one physics step of ``dt`` seconds ending now."""
         t = self.now()
@@ -326,8 +340,9 @@ class Physics:
         self._bill(t, dt, rc, sc)
         if self.ticks % self.scrape_every == 0:
             if g is not None:
-                self._scrape_groups(t, g, util, served, offered, good, err, p95, pool_util, served_svc)
+                self._scrape_groups(t, g, util, served, offered, good, err, p95, pool_util, served_svc,
+                                    self._fail_share(bad, None, ok[g.svc]))
             else:
                 self._scrape_rows(t, rc, sc, util, disk, disk_extra, served, offered, good, err, p95, pool_util,
-                                  served_svc)
+                                  served_svc, self._fail_share(bad, fx, ok[svc_c]))
         self.faults.tick(t)

@@ -21,8 +21,9 @@ class Scrape:
 
     def _scrape_groups(self, t: float, g: _Groups, util: np.ndarray, served: np.ndarray, offered: np.ndarray,
                        good: np.ndarray, err: np.ndarray, p95: np.ndarray, pool_util: np.ndarray,
-                       served_svc: np.ndarray) -> None:
-        """Scrape a grouped tick: ``util`` and ``served`` are per group; per-server rows expand from the groups."""
+                       served_svc: np.ndarray, fail: np.ndarray) -> None:
+        """Scrape a grouped tick: ``util``, ``served`` and ``fail`` (the share of what it serves that fails)
+        are per group; per-server rows expand from the groups."""
         n, nsvc, cnt = self.n, self.n_svc, g.cnt
         active = np.bincount(g.svc, g.up * cnt, nsvc)
         cpu_sum = np.bincount(g.svc, np.minimum(util, 1.0) * g.up * cnt, nsvc)
@@ -49,14 +50,17 @@ class Scrape:
             "server_disk_util": g.static_rows[1],
             "server_network_mbps": expand(np.where(tr, served * g.mbps, np.nan)),
             "server_up": g.static_rows[2],
+            "server_error_ratio": expand(np.where(tr, np.where(served > 0, fail, 0.0), np.nan)),
         }
         self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active,
                      served_svc * self.svc_mbps_per_rps, srv_vals)
 
     def _scrape_rows(self, t: float, rc: _Rows, sc: _Structure, util: np.ndarray, disk: np.ndarray,
                      disk_extra: np.ndarray, served: np.ndarray, offered: np.ndarray, good: np.ndarray,
-                     err: np.ndarray, p95: np.ndarray, pool_util: np.ndarray, served_svc: np.ndarray) -> None:
-        """Scrape a per-row tick: ``util``, ``disk``, ``disk_extra`` and ``served`` are over ``rc``'s rows."""
+                     err: np.ndarray, p95: np.ndarray, pool_util: np.ndarray, served_svc: np.ndarray,
+                     fail: np.ndarray) -> None:
+        """Scrape a per-row tick: ``util``, ``disk``, ``disk_extra``, ``served`` and ``fail`` (the share of what
+        it serves that fails) are over ``rc``'s rows."""
         nsvc, svc_c, up = self.n_svc, rc.svc_c, sc.up
         active = np.bincount(svc_c, up.astype(float), nsvc)
         cpu_sum = np.bincount(svc_c, np.minimum(util, 1.0) * up, nsvc)
@@ -78,7 +82,8 @@ class Scrape:
             np.maximum.at(disk_max, svc_c[up], np.minimum(disk[up], 1.0))
         else:
             disk_max = np.where(has_up, np.maximum(np.minimum(self.svc_disk, 1.0), 0.0), 0.0)
-        srv_vals = self._server_rows(rc, util, mem_srv, disk, up, sc.tracked, served * self.svc_mbps_per_rps[svc_c])
+        srv_vals = self._server_rows(rc, util, mem_srv, disk, up, sc.tracked, served * self.svc_mbps_per_rps[svc_c],
+                                     np.where(served > 0, fail, 0.0))
         self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active,
                      served_svc * self.svc_mbps_per_rps, srv_vals)
 
@@ -114,7 +119,7 @@ class Scrape:
             self.operator.on_alerts(self.alerting.alerts[before:])
 
     def _server_rows(self, rc: _Rows, util: np.ndarray, mem_srv: np.ndarray, disk_srv: np.ndarray, up: np.ndarray,
-                     tracked: np.ndarray, net_srv: np.ndarray) -> dict[str, np.ndarray]:
+                     tracked: np.ndarray, net_srv: np.ndarray, err_srv: np.ndarray) -> dict[str, np.ndarray]:
         """Full-width per-server scrape rows from inputs over ``rc``'s rows (the rest read as NaN: deleted)."""
         n = self.n
         if rc.scratch is None and not isinstance(rc.idx, slice):
@@ -137,6 +142,7 @@ class Scrape:
             "server_disk_util": full(2, np.where(tracked, np.minimum(disk_srv, 1.0), np.nan)),
             "server_network_mbps": full(3, np.where(tracked, net_srv, np.nan)),
             "server_up": full(4, np.where(tracked, up.astype(float), np.nan)),
+            "server_error_ratio": full(5, np.where(tracked, err_srv, np.nan)),
         }
 
     def _svc_labels(self) -> list[dict[str, str]]:
