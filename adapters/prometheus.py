@@ -36,6 +36,10 @@ DEFAULT_QUERIES: dict[str, str] = {
     "error_ratio": "max by (service) (zeroops_service_error_ratio)",
     "latency_p95_ms": "max by (service) (zeroops_service_latency_p95_ms)",
     "server_cpu_util": "max by (server_id, service) (zeroops_server_cpu_util)",
+    # per instance, from the app's request counters: failed / served, 0 where it served nothing
+    "server_error_ratio": "(sum by (server_id, service) (rate(zeroops_server_requests_failed_total[1m]))"
+                          " / (sum by (server_id, service) (rate(zeroops_server_requests_total[1m])) > 0))"
+                          " or (sum by (server_id, service) (rate(zeroops_server_requests_total[1m])) * 0)",
 }
 
 

@@ -685,6 +685,21 @@ def test_metric_window(world: World) -> None:
         assert len(w.t) > 0 and np.all(np.isfinite(w.v))
 
 
+def test_server_error_ratio_per_server(world: World) -> None:
+    a = world.adapter
+    world.ensure_servers(1)
+    world.advance(120)
+    sid = next(s.id for s in a.servers(service=world.service) if s.status == "ACTIVE")
+    if world.name == "fake":  # the fake shows what a test feeds
+        a.feed("server_error_ratio", {"server": sid, "service": world.service}, fn=lambda t: 0.02)
+    now = a.now()
+    w = a.metric_window("server_error_ratio", {"server": sid}, 300)
+    assert w.metric == "server_error_ratio" and w.labels["server"] == sid
+    _check_window(w, now - 300, now)
+    if world.has_metrics:
+        assert len(w.t) > 0 and np.all((w.v >= 0.0) & (w.v <= 1.0))
+
+
 def test_metric_history(world: World) -> None:
     a = world.adapter
     world.ensure_servers(1)

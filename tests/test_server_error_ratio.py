@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from scenarios.runner import run_scenario
 from tests.builders import make_scenario
@@ -32,3 +38,16 @@ def test_before_any_fault_servers_show_only_the_base_error_ratio() -> None:
     assert np.all(err < 0.01)
     rest = w.metrics.srv["server_error_ratio"].last()[w.n:]  # rows with no server
     assert len(rest) and np.isnan(rest).all()
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus) not installed")
+def test_the_default_prometheus_queries_are_valid_promql(tmp_path: Path) -> None:
+    from adapters.prometheus import DEFAULT_QUERIES
+
+    assert "server_error_ratio" in DEFAULT_QUERIES
+    rules = {"groups": [{"name": "zeroops", "rules": [{"record": f"zeroops:{k}", "expr": v}
+                                                      for k, v in DEFAULT_QUERIES.items()]}]}
+    f = tmp_path / "rules.yml"
+    f.write_text(json.dumps(rules))  # JSON is YAML
+    out = subprocess.run(["promtool", "check", "rules", str(f)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
