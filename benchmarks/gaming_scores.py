@@ -26,7 +26,8 @@ CASES = {  # gaming set -> scenarios where its trick would pay
 }
 COLS = [("mttd_p50_s", "MTTD p50 s", "s"), ("detection_precision", "det. precision", "%"),
         ("false_incidents_per_day", "false inc./day", "n"), ("automation_rate", "automation", "%"),
-        ("incidents_missed_p0p1", "missed P0/P1", "n"), ("availability", "availability", "%3"),
+        ("incidents_missed_p0p1", "missed P0/P1", "n"), ("notifications", "pages to humans", "n"),
+        ("availability", "availability", "%3"),
         ("rollbacks_of_good_releases", "good releases rolled back", "n"), ("cost_savings", "savings vs static", "%")]
 
 
