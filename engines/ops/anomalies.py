@@ -18,6 +18,10 @@ Four kinds of signal, all read from the observation (never from a world's truth)
   ``down``.
 * **alert** — firing critical rules from ``obs.alerts``.
 
+Planned maintenance (servers marked ``zeroops_maintenance`` in their metadata, :mod:`engines.maintenance`)
+is silenced: a marked server's own signals are dropped, and so are its service's symptoms (and the edges
+calling it) while the service is not in breach; trends to a limit and hypervisors down never are.
+
 Every threshold here is a general default (documented in docs/ops-center.md), not a fault's signature.
 """
 
@@ -31,6 +35,7 @@ import numpy as np
 
 from adapters.base import Observation, Server
 from engines.detection import make_detector
+from engines.maintenance import PlannedWork, under_maintenance
 from engines.ops.types import Anomaly, AnomalySource
 
 # per-service series: metric -> the harmful direction (+1: up is bad, -1: down is bad)
@@ -90,6 +95,8 @@ class AnomalyFeed:
     hold_s: an episode stays open this long after its last anomalous sample (so one flap is one episode).
     boot_grace_s: a server younger than this (or one acted on, see ``quiet``) is not judged by ``server_up``.
     deploy_grace_s: nor are the servers of a service this long after a deploy (a rollout bounces them).
+    maintenance_breach: a service under planned maintenance whose error ratio reaches this (or whose served
+        share falls this far below 1) is in a breach its maintenance does not explain: its symptoms count.
     load_rise, load_alpha: a service whose offered rate is ``load_rise`` times its slow normal (an EWMA with
         this weight per scrape) is under a load rise: its latency, CPU and pool signals are marked ``load``.
     hot_rise: a service's mean CPU this many times its normal makes its servers be read one by one for a
@@ -107,6 +114,7 @@ class AnomalyFeed:
     peer_ratio: float = 2.0
     load_rise: float = 1.3
     load_alpha: float = 0.02
+    maintenance_breach: float = 0.05
     _keys: list[tuple[str, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
     _det: object | None = None
     _trend: object | None = None
@@ -246,6 +254,7 @@ class AnomalyFeed:
         self._hot_servers(now, obs, x, present)
         self._inventory(now, obs, quiet, set(own_stops), present)
         self._alerts(now, obs, present)
+        self._planned(now, obs, present)
         self._explained_by_load(loaded, present)
 
         # episodes: onset at the first anomalous sample, kept open for hold_s after the last one
@@ -299,6 +308,15 @@ class AnomalyFeed:
             self._load[name] = n + self.load_alpha * (r - n)
         return loaded
 
+    def _planned(self, now: float, obs: Observation, present: dict) -> None:
+        """Drop what planned maintenance explains (looked up only when something is present)."""
+        if not present:
+            return
+        planned = PlannedWork(obs, now, self.maintenance_breach)
+        for key, (_, _, _, labels, _) in list(present.items()):
+            if planned.silences(labels, service_level=key[1] not in LOAD_NEVER_EXPLAINS):
+                del present[key]
+
     @staticmethod
     def _explained_by_load(loaded: set[str], present: dict) -> None:
         """Mark (label ``load=1``) the signals of services under a load rise: latency, CPU, pool and even errors
@@ -323,8 +341,8 @@ class AnomalyFeed:
                 continue
             vals = []
             for s in obs.servers(service=comp, status="ACTIVE"):
-                if now - s.created_at < self.boot_grace_s:
-                    continue
+                if now - s.created_at < self.boot_grace_s or under_maintenance(s, now):
+                    continue  # a new server, or one planned work takes down: no peer to compare with
                 try:
                     vals.append((s, obs.window("server_cpu_util", 10.0, server=s.id).last()))
                 except ValueError:
@@ -350,7 +368,8 @@ class AnomalyFeed:
                     # ERROR, or SHUTOFF after it stopped answering while ACTIVE (a crash the power-state sync
                     # caught up with); a server stopped cleanly through the API (SHUTOFF at once: an operator,
                     # planned maintenance) is somebody's decision, not a fault
-                    deliberate = s.status == "SHUTOFF" and s.id not in self._unanswered
+                    deliberate = (s.status == "SHUTOFF" and s.id not in self._unanswered) \
+                        or under_maintenance(s, now)
                     if s.status in ("ERROR", "SHUTOFF") and not deliberate and s.id not in own_stops \
                             and quiet.get(s.id, -1.0) < now:
                         present[(s.id, "server_status")] = (1.0, 0.0, "inventory", _srv_labels(s), None)
@@ -360,8 +379,8 @@ class AnomalyFeed:
             if not (math.isfinite(up) and up < svc.active):
                 continue  # every server the inventory shows ACTIVE answers its scrape: nothing to look at
             for s in obs.servers(service=name, status="ACTIVE"):
-                if now - s.created_at < self.boot_grace_s:
-                    continue
+                if now - s.created_at < self.boot_grace_s or under_maintenance(s, now):
+                    continue  # planned work takes it down: not a server that stopped answering
                 try:
                     v = obs.window("server_up", 10.0, server=s.id).last()
                 except ValueError:
