@@ -10,7 +10,8 @@ Each step, in this order (one module per stage):
 6. notify — escalation tree, capped by ``MaxAlertsPerHour`` (:mod:`.notify`).
 
 An alert stopped at one stage never reaches a later one.  The engine reads
-only ``obs.alerts``, ``obs.services``, ``obs.incidents`` and ``obs.latest``
+only ``obs.alerts``, ``obs.services``, ``obs.incidents``, ``obs.latest`` and (for planned maintenance marks,
+:mod:`engines.maintenance`) ``obs.servers``
 and emits only ``Page`` and ``Notify``; every action's evidence lists the
 fingerprints it stands for.  :attr:`SmartAlerting.funnel` counts what each
 stage stopped (per alert episode).
@@ -31,6 +32,7 @@ from engines.alerting.severity import predict
 from engines.alerting.suppress import flapping, inhibited_by, silenced
 from engines.alerting.topology import Topology
 from engines.alerting.tracks import Track, Tracks
+from engines.maintenance import PlannedWork
 
 STAGES = ("remediated", "held", "silenced", "flapping", "noise", "inhibited", "grouped")
 
@@ -62,7 +64,8 @@ class SmartAlerting:
             self.noise.learn(e.track.fingerprint, e.end - e.start, e.track.fingerprint in self._covered)
             self._covered.discard(e.track.fingerprint)
         firing = self.tracks.firing()
-        survivors = [t for t in firing if self._fate(t, firing, topo, incidents, now) == "grouped"]
+        planned = PlannedWork(obs, now, self.cfg.P1ErrorRatio)  # reads the inventory only when asked
+        survivors = [t for t in firing if self._fate(t, firing, topo, incidents, now, planned) == "grouped"]
         groups = self.correlator.assign(survivors, topo, now)
         if not groups:
             return []
@@ -75,7 +78,8 @@ class SmartAlerting:
         pages = {i.id: i.pages for i in incidents.values()}
         return self.notifier.actions(classified, now, {g.id: _incident_of(g, incidents) for g in groups}, pages)
 
-    def _fate(self, t: Track, firing: list[Track], topo: Topology, incidents: dict, now: float) -> str:
+    def _fate(self, t: Track, firing: list[Track], topo: Topology, incidents: dict, now: float,
+              planned: PlannedWork | None = None) -> str:
         """The first stage that stops ``t`` now, or ``"grouped"``; recorded on the track."""
         if covering(t, incidents, topo):
             self._covered.add(t.fingerprint)
@@ -84,7 +88,7 @@ class SmartAlerting:
             fate = remediation_fate(t, incidents, topo, now, self.cfg.AutoRemediateGrace)
         if not fate and t.fate == "grouped" and self.correlator.of.get(t.fingerprint) is not None:
             return "grouped"  # sticky: once correlated, an episode stays in its group unless automation takes it
-        if not fate and silenced(t, self.cfg.MaintenanceWindows, now):
+        if not fate and silenced(t, self.cfg.MaintenanceWindows, now, planned):
             fate = "silenced"
         if not fate and flapping(t, self.cfg.FlapThreshold):
             fate = "flapping"

@@ -1,4 +1,5 @@
-"""Stage 2: suppression — maintenance windows, flapping, learned noise and inhibition of symptoms by causes.
+"""Stage 2: suppression — maintenance windows (configured, or servers marked as under planned maintenance),
+flapping, learned noise and inhibition of symptoms by causes.
 
 (Deduplication by fingerprint happens as alerts are folded into tracks: see
 :mod:`engines.alerting.tracks`.)  Each check is a small pure function so the
@@ -12,11 +13,16 @@ from collections.abc import Iterable, Sequence
 from engines.alerting.config import MaintenanceWindow
 from engines.alerting.topology import Topology
 from engines.alerting.tracks import Track
+from engines.maintenance import PlannedWork
 
 
-def silenced(track: Track, windows: Sequence[MaintenanceWindow], now: float) -> bool:
-    """Inside a maintenance window whose matchers all hold for the alert's labels."""
-    return any(w.covers(now, track.labels) for w in windows)
+def silenced(track: Track, windows: Sequence[MaintenanceWindow], now: float,
+             planned: PlannedWork | None = None) -> bool:
+    """Inside a maintenance window whose matchers all hold for the alert's labels, or about planned work the
+    servers' metadata shows (:mod:`engines.maintenance`): a marked server, or a symptom of its service that
+    the maintenance explains (the service is not in breach)."""
+    return any(w.covers(now, track.labels) for w in windows) or (planned is not None
+                                                                 and planned.silences(track.labels))
 
 
 def flapping(track: Track, threshold: int) -> bool:
