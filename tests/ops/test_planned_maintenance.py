@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from engines.maintenance import MAINTENANCE_KEY, UNTIL_KEY
+import pytest
+
+from adapters.base import Observation, SetMetadata
+from adapters.fake import FakeAdapter, FakeService
+from engines.maintenance import MAINTENANCE_KEY, UNTIL_KEY, PlannedWork
 from scenarios.runner import RunResult, run_scenario
 from tests.builders import make_scenario
 from twin import maintenance as twin_maintenance
@@ -44,3 +48,31 @@ def test_a_crash_of_another_server_during_the_window_is_still_declared() -> None
     assert decl[0].action.root_causes[0]["component"] == fault.servers[0]
     assert not set(stopped) & set(decl[0].action.components)  # the planned work is not part of it
     assert r.score.metrics["detection_precision"] == 1.0
+
+
+def _fake_with_mark(until: str | None, errors: float) -> tuple[FakeAdapter, str]:
+    fake = FakeAdapter([FakeService("db", servers=3)])
+    fake.feed("error_ratio", {"service": "db"}, fn=lambda t: errors)
+    sid = fake.servers(service="db")[0].id
+    md = {MAINTENANCE_KEY: "CHG-7", **({UNTIL_KEY: until} if until is not None else {})}
+    fake.execute(SetMetadata(server_id=sid, metadata=md))
+    fake.advance(10.0)
+    return fake, sid
+
+
+@pytest.mark.parametrize(("until", "errors", "server", "service"), [
+    (None, 0.001, True, True),  # marked, service fine: both silenced
+    ("5", 0.001, False, False),  # the mark expired at t=5
+    ("soon", 0.001, True, True),  # an unreadable end: the mark itself still holds
+    (None, 0.20, True, False),  # a breach beyond losing a server counts
+])
+def test_planned_work_silences_the_marked_server_and_its_service_short_of_a_breach(
+        until: str | None, errors: float, server: bool, service: bool) -> None:
+    fake, sid = _fake_with_mark(until, errors)
+    planned = PlannedWork(Observation(fake, fake.now()), fake.now())
+    assert planned.silences({"server": sid, "service": "db"}) is server
+    assert planned.silences({"service": "db"}) is service
+    assert planned.silences({"service": "api", "dependency": "db"}) is service  # the edge calling it
+    assert not planned.silences({"service": "db"}, service_level=False)  # e.g. a leak's trend
+    other = fake.servers(service="db")[1].id
+    assert not planned.silences({"server": other, "service": "db"})
