@@ -27,6 +27,10 @@ The reasoning, in general terms (no fault's numbers):
   what lies under it wins (one server: the server; most servers of one host: the host; most hosts of a
   zone: the zone).  A host or zone the inventory shows down is strong evidence by itself.  Parents discount
   the children they explain, and a service whose trouble its own broken servers explain is discounted too.
+  A server that fails far more of what it serves (``server_error_ratio``) than the healthiest quarter of its
+  service's servers counts as broken too (unless its service just deployed: a canary differs by version,
+  not by place); such servers on one host, or on the hosts of one zone only, name that host or zone: servers
+  that fail while their peers elsewhere are fine are cut off (``network_partition``).
 * **Onset order** breaks ties (earlier first, then the name): ranks are deterministic.
 """
 
@@ -59,6 +63,9 @@ class RCAConfig:
     shift_z: robust z (vs the pre-onset median/MAD) at which a series counts as shifted; score 1 at 3x.
     max_candidates: at most this many candidates are returned.
     max_server_reads: at most this many ``server_up`` / ``server_disk_util`` reads per call (cost bound).
+    error_margin: a server whose error ratio exceeds its service's healthiest quarter by this much is broken.
+    error_lookback_s: per-server error ratios are read as their worst over at least this long (a drained server
+        serves nothing and shows 0; later symptoms, e.g. its peers' extra load, move the onset on).
     """
 
     saturation: float = 0.9
@@ -68,6 +75,8 @@ class RCAConfig:
     shift_z: float = 4.0
     max_candidates: int = 5
     max_server_reads: int = 64
+    error_margin: float = 0.2
+    error_lookback_s: float = 900.0
 
 
 @dataclass
@@ -303,6 +312,8 @@ class GraphRCA:
             if s.service and s.status == "ACTIVE":
                 by_service[s.service].append(s)
         answering = obs.latest("active_servers")
+        deployed = {d.service for d in obs.deploys(t0 - cfg.deploy_window_s)}
+        erroring: set[str] = set()  # servers broken only by their error ratio
         reads = 0
         for name in sorted(anomalous):
             members = by_service.get(name, [])[: max(0, cfg.max_server_reads - reads)]
@@ -315,9 +326,13 @@ class GraphRCA:
             cpu_hint = "cpu_util" in sat or any("latency" in m or "cpu" in m for m in metrics)
             # hot survivors of a service that lost servers carry the lost ones' load: no squeeze to find there
             cpu_hint = cpu_hint and not up_hint and not any(s.id in bad for s in by_service.get(name, ()))
-            reads += len(members) * (up_hint + disk_hint + cpu_hint)
+            # per-server errors (the worst since the onset, so what our own drain hides still counts) unless a
+            # release explains a split by version
+            err_hint = name not in deployed
+            reads += len(members) * (up_hint + disk_hint + cpu_hint + err_hint)
             cpu: dict[str, float] = {}
             disk: dict[str, float] = {}
+            errs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
             for s in members:
                 if s.id in bad:
                     continue
@@ -328,17 +343,26 @@ class GraphRCA:
                     cpu[s.id] = _last(obs, "server_cpu_util", s.id)
                 if disk_hint:
                     disk[s.id] = _last(obs, "server_disk_util", s.id)
+                if err_hint:  # a recent span: a server drained since serves nothing and shows 0
+                    errs[s.id] = _series(obs, "server_error_ratio", s.id, max(cfg.error_lookback_s, now - t0))
             for sid, u, med in _outliers(disk):
                 if u >= cfg.saturation or u - med >= 0.2:
                     bad[sid] = (0.85, f"server_disk_util {u:.2f} (its service's disk figure; siblings' median "
                                       f"{med:.2f})", "disk_pressure", now)
-            for sid, u, med in _outliers(cpu):
+            busy = {k: u for k, u in cpu.items() if not u <= 0.01}  # an idle (drained) server is no peer for load
+            for sid, u, med in _outliers(busy):
                 if sid not in bad and u >= cfg.saturation and u - med >= 0.2:
                     bad[sid] = (0.6, f"server_cpu_util {u:.2f} while its siblings' median is {med:.2f}",
                                 "cpu_throttling", now)
+            for sid, e, ref in _error_outliers(errs, cfg.error_margin):
+                if sid not in bad:
+                    bad[sid] = (0.75, f"server_error_ratio {e:.2f} while its service's healthiest servers show "
+                                      f"{ref:.2f}", "", now)
+                    erroring.add(sid)
 
         # hot survivors of a service that lost servers carry the lost ones' load: that is no squeeze
-        lost = {servers[k].service for k, v in bad.items() if v[2] == "server_crash" and k in servers}
+        lost = {servers[k].service for k, v in bad.items() if (v[2] == "server_crash" or k in erroring)
+                and k in servers}
         for k in [k for k, v in bad.items() if v[2] == "cpu_throttling" and k in servers
                   and servers[k].service in lost]:
             del bad[k]
@@ -390,7 +414,9 @@ class GraphRCA:
             if (len(hit) >= 2 or (hot and hit)) and frac >= 0.75:
                 down = sum(1 for s in hit if bad[s.id][2] == "server_crash")
                 sc = max(sc, 0.55 + 0.35 * frac + (0.05 if len(svcs) > 1 else 0.0))
-                cls = cls or ("hypervisor_failure" if down * 2 >= len(hit) else "cpu_throttling")
+                cut_off = all(s.id in erroring for s in hit)  # its servers fail what they serve: unreachable
+                cls = cls or ("hypervisor_failure" if down * 2 >= len(hit) else
+                              "network_partition" if cut_off else "cpu_throttling")
                 texts.append(f"{len(hit)} of its {len(members)} servers broken ({', '.join(sorted(svcs - {None}))})")
             if sc > 0:
                 hv_score[name] = sc
@@ -497,6 +523,21 @@ def _last(obs: Observation, metric: str, server: str) -> float:
         return math.nan
 
 
+def _series(obs: Observation, metric: str, server: str, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """A server's finite samples ``(t, v)`` over the last ``seconds`` (empty when not read), leaving out the
+    scrapes at which it served nothing (``server_network_mbps`` 0: a drained server's ratio says nothing)."""
+    try:
+        w = obs.window(metric, seconds, server=server)
+        traffic = obs.window("server_network_mbps", seconds, server=server)
+    except (ValueError, KeyError):
+        return np.array([]), np.array([])
+    ok = np.isfinite(w.v)
+    idle = traffic.t[np.isfinite(traffic.v) & (traffic.v <= 0.0)]
+    if len(idle):
+        ok &= ~np.isin(w.t, idle)
+    return w.t[ok], w.v[ok]
+
+
 def _outliers(values: Mapping[str, float]) -> list[tuple[str, float, float]]:
     """The highest finite value of a service's servers with the median of the others: [(server, value, median)]."""
     fin = sorted(((v, k) for k, v in values.items() if math.isfinite(v)), reverse=True)
@@ -507,6 +548,34 @@ def _outliers(values: Mapping[str, float]) -> list[tuple[str, float, float]]:
     out = [(top_k, top_v, _median(rest))]
     med_all = _median(np.array([v for v, _ in fin]))
     out += [(k, v, med_all) for v, k in fin[1:] if v - med_all >= 0.2]  # several outliers (one host's servers)
+    return out
+
+
+def _error_outliers(series: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                    margin: float) -> list[tuple[str, float, float]]:
+    """Servers that, at some scrape, failed at least half of what they served while the healthiest quarter of
+    their service's servers at that same scrape did ``margin`` better: [(server, value, reference)], the
+    reference being that scrape's lower quartile (so up to 3/4 may be broken; servers new since are peers
+    only where they have samples)."""
+    keys = sorted(k for k, (t, _) in series.items() if len(t))
+    if len(keys) < 2:
+        return []
+    times = np.unique(np.concatenate([series[k][0] for k in keys]))
+    grid = np.full((len(keys), len(times)), np.nan)
+    for i, k in enumerate(keys):
+        t, v = series[k]
+        grid[i, np.searchsorted(times, t)] = v
+    enough = np.sum(np.isfinite(grid), axis=0) >= 2
+    if not enough.any():
+        return []
+    grid = grid[:, enough]
+    ref = np.nanpercentile(grid, 25, axis=0)
+    excess = np.where(np.isfinite(grid) & (grid >= 0.5), grid - ref, -np.inf)
+    out = []
+    for i, k in enumerate(keys):
+        j = int(np.argmax(excess[i]))
+        if excess[i, j] >= margin:
+            out.append((k, float(grid[i, j]), float(ref[j])))
     return out
 
 

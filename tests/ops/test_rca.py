@@ -256,3 +256,58 @@ def test_hot_survivors_of_a_zone_outage_do_not_make_the_other_zone_a_suspect() -
     ranked = GraphRCA().rank(NOW, at(fake), anoms)
     assert ranked[0].component == "az-1", ranked
     assert "az-2" not in [c.component for c in ranked]
+
+
+def _partition(cut: str = "az-2", drained_since: float | None = None) -> tuple[FakeAdapter, list[Anomaly]]:
+    """web -> db over two zones; the servers of zone ``cut`` fail all they serve from the onset on, their peers
+    only the errors that reach every server alike (a db whose cut-off half fails); optionally drained later
+    (weight 0: they serve nothing, and their ratio reads 0)."""
+    hyps = [(f"hv-{z}{i}", f"az-{z}", "r1", 64, 1 << 18, 5000) for z in (1, 2) for i in range(3)]
+    fake = FakeAdapter([FakeService("web", servers=6, dependencies=("db",)), FakeService("db", servers=6)],
+                       hypervisors=hyps)
+    for s in fake.servers():
+        inside = s.zone == cut
+        peer_err = 0.55 if s.service == "web" else 0.0001
+        if inside and drained_since is not None:
+            err = lambda t, d=drained_since: 0.0001 if t < ONSET else (1.0 if t < d else 0.0)  # noqa: E731
+            net = lambda t, d=drained_since: 0.0 if t >= d else 5.0  # noqa: E731
+        else:
+            err = step(0.0001, 1.0 if inside else peer_err)
+            net = step(5.0, 5.0)
+        fake.feed("server_error_ratio", {"server": s.id}, fn=err)
+        fake.feed("server_network_mbps", {"server": s.id}, fn=net)
+        fake.feed("server_cpu_util", {"server": s.id}, fn=step(0.4, 0.4))
+        fake.feed("server_up", {"server": s.id}, fn=lambda t: 1.0)
+    for name, e in (("web", 0.6), ("db", 0.5)):
+        fake.feed("error_ratio", {"service": name}, fn=step(0.001, e))
+    anoms = [anomaly(n, "error_ratio", ONSET, 0.5, service=n) for n in ("web", "db")]
+    return fake, anoms
+
+
+def test_servers_failing_in_one_zone_while_their_peers_elsewhere_are_fine_name_the_zone() -> None:
+    fake, anoms = _partition("az-2")
+    ranked = GraphRCA().rank(NOW, at(fake), anoms)
+    assert ranked[0].component == "az-2", ranked
+    assert ranked[0].fault_class == "network_partition"
+    assert "az-1" not in [c.component for c in ranked]
+    fake, anoms = _partition("az-1")  # the same reasoning for the other zone: nothing is tied to a name
+    assert GraphRCA().rank(NOW, at(fake), anoms)[0].component == "az-1"
+
+
+def test_a_drained_partition_stays_the_root_and_idle_servers_are_no_peers() -> None:
+    """After the drain (weight 0) the cut-off servers serve nothing and read 0: that hides nothing already
+    seen, and makes no peer of theirs an outlier."""
+    fake, anoms = _partition("az-2", drained_since=ONSET + 10)
+    ranked = GraphRCA().rank(NOW + 60, at(fake, NOW + 60), anoms)
+    assert ranked[0].component == "az-2", ranked
+    assert not [c for c in ranked if c.component.startswith("srv-") and
+                next(s for s in fake.servers() if s.id == c.component).zone == "az-1"]
+
+
+def test_errors_alike_on_every_server_blame_no_zone() -> None:
+    """A service whose every server fails alike (its own or a dependency's trouble) is no placement fault."""
+    fake, anoms = _partition("az-2")
+    for s in fake.servers():
+        fake.feed("server_error_ratio", {"server": s.id}, fn=step(0.0001, 0.6))
+    ranked = GraphRCA().rank(NOW, at(fake), anoms)
+    assert not [c for c in ranked if c.component.startswith(("az-", "hv-", "srv-"))], ranked
