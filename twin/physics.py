@@ -212,14 +212,19 @@ class Physics:
                        mem=self.svc_mem[svc], mbps=self.svc_mbps_per_rps[svc], full=full)
 
     @staticmethod
-    def _fail_share(bad: np.ndarray, fx: RowEffects | None, ok: np.ndarray) -> np.ndarray:
-        """Share of what each server (or group) serves that fails: all of it on a partitioned or full-disk
-        server, a bad release's ``err`` share on its servers, and what fails service-wide (its own error
-        ratio, its dependencies' errors, an exhausted pool) on every server of the service alike."""
-        own = bad.astype(float)
+    def _fail_share(bad: np.ndarray, fx: RowEffects | None, ok: np.ndarray, svc: np.ndarray,
+                    served: np.ndarray) -> np.ndarray:
+        """Share of what each server (or group) of service ``svc`` serves that fails (0 where it serves
+        nothing): all of it on a partitioned or full-disk server, a bad release's ``err`` share on its servers,
+        and what fails service-wide (``1 - ok``: its own error ratio, its dependencies' errors, an exhausted
+        pool) on every server of the service alike."""
+        fail = (1.0 - ok)[svc]  # a fresh array: written in place below
         if fx is not None and fx.any_err:
-            own = np.where(bad, 1.0, fx.err)
-        return 1.0 - (1.0 - own) * ok
+            fail = 1.0 - (1.0 - fx.err) * (1.0 - fail)
+        if bad.any():
+            fail[bad] = 1.0
+        fail[served <= 0] = 0.0
+        return fail
 
     def tick(self, dt: float) -> None:
         """Advance the fleet by one physics step of ``dt`` seconds ending now."""
@@ -341,8 +346,8 @@ class Physics:
         if self.ticks % self.scrape_every == 0:
             if g is not None:
                 self._scrape_groups(t, g, util, served, offered, good, err, p95, pool_util, served_svc,
-                                    self._fail_share(bad, None, ok[g.svc]))
+                                    self._fail_share(bad, None, ok, g.svc, served))
             else:
                 self._scrape_rows(t, rc, sc, util, disk, disk_extra, served, offered, good, err, p95, pool_util,
-                                  served_svc, self._fail_share(bad, fx, ok[svc_c]))
+                                  served_svc, self._fail_share(bad, fx, ok, svc_c, served))
         self.faults.tick(t)

@@ -22,8 +22,8 @@ class Scrape:
     def _scrape_groups(self, t: float, g: _Groups, util: np.ndarray, served: np.ndarray, offered: np.ndarray,
                        good: np.ndarray, err: np.ndarray, p95: np.ndarray, pool_util: np.ndarray,
                        served_svc: np.ndarray, fail: np.ndarray) -> None:
-        """Scrape a grouped tick: ``util``, ``served`` and ``fail`` (the share of what it serves that fails)
-        are per group; per-server rows expand from the groups."""
+        """Scrape a grouped tick: ``util``, ``served`` and ``fail`` (the share of what it serves that fails, 0
+        where it serves nothing) are per group; per-server rows expand from the groups."""
         n, nsvc, cnt = self.n, self.n_svc, g.cnt
         active = np.bincount(g.svc, g.up * cnt, nsvc)
         cpu_sum = np.bincount(g.svc, np.minimum(util, 1.0) * g.up * cnt, nsvc)
@@ -50,7 +50,7 @@ class Scrape:
             "server_disk_util": g.static_rows[1],
             "server_network_mbps": expand(np.where(tr, served * g.mbps, np.nan)),
             "server_up": g.static_rows[2],
-            "server_error_ratio": expand(np.where(tr, np.where(served > 0, fail, 0.0), np.nan)),
+            "server_error_ratio": expand(np.where(tr, fail, np.nan)),
         }
         self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active,
                      served_svc * self.svc_mbps_per_rps, srv_vals)
@@ -60,7 +60,7 @@ class Scrape:
                      err: np.ndarray, p95: np.ndarray, pool_util: np.ndarray, served_svc: np.ndarray,
                      fail: np.ndarray) -> None:
         """Scrape a per-row tick: ``util``, ``disk``, ``disk_extra``, ``served`` and ``fail`` (the share of what
-        it serves that fails) are over ``rc``'s rows."""
+        it serves that fails, 0 where it serves nothing) are over ``rc``'s rows."""
         nsvc, svc_c, up = self.n_svc, rc.svc_c, sc.up
         active = np.bincount(svc_c, up.astype(float), nsvc)
         cpu_sum = np.bincount(svc_c, np.minimum(util, 1.0) * up, nsvc)
@@ -83,7 +83,7 @@ class Scrape:
         else:
             disk_max = np.where(has_up, np.maximum(np.minimum(self.svc_disk, 1.0), 0.0), 0.0)
         srv_vals = self._server_rows(rc, util, mem_srv, disk, up, sc.tracked, served * self.svc_mbps_per_rps[svc_c],
-                                     np.where(served > 0, fail, 0.0))
+                                     fail)
         self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active,
                      served_svc * self.svc_mbps_per_rps, srv_vals)
 
