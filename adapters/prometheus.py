@@ -161,9 +161,14 @@ class Prometheus:
         end = self._clock()
         step = max(1.0, seconds / (self.config.max_points - 1))
         for series_labels, t, v in self.query_range(promql, end - seconds, end, step):
-            if all(series_labels.get(k) == val for k, val in labels.items()):
+            if self._matches(series_labels, labels):
                 return MetricWindow(metric, dict(labels), t, v)
         return empty
+
+    def _matches(self, series_labels: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+        """The seam's ``server``/``service`` labels name the configured ``server_label``/``service_label``."""
+        names = {"server": self.config.server_label, "service": self.config.service_label}
+        return all(series_labels.get(k, series_labels.get(names.get(k, k))) == val for k, val in labels.items())
 
     def metric_history(self, metric: str, labels: Mapping[str, str], seconds: float, step: float) -> MetricWindow:
         """Mean per ``step`` seconds over the last ``seconds``: ``avg_over_time((expr)[step:])`` as a range query.
@@ -183,7 +188,7 @@ class Prometheus:
         start = end - math.floor(seconds / step) * step
         rollup = f"avg_over_time(({promql})[{step:g}s:])"
         for series_labels, t, v in self.query_range(rollup, start, end, step):
-            if all(series_labels.get(k) == val for k, val in labels.items()):
+            if self._matches(series_labels, labels):
                 return MetricWindow(metric, dict(labels), t, v)
         return empty
 
