@@ -93,19 +93,27 @@ class SimpleDetector:
         return out
 
 
-class PageEveryAlert:
+class _FreshAlerts:
+    """Reads each raw firing notification once: those at or after the last one seen."""
+
+    def __init__(self) -> None:
+        self._last = -1.0
+
+    def fresh(self, obs: Observation) -> list[Any]:
+        new = [a for a in obs.alerts(self._last) if a.state == "firing"]
+        self._last = max([self._last, *(a.at for a in new)])
+        return new
+
+
+class PageEveryAlert(_FreshAlerts):
     """Handles alerting by paging the on-call human for every raw firing notification (repeats included)."""
 
     name = "page-every-alert"
     cadence = 5.0
     handles_alerting = True
 
-    def __init__(self) -> None:
-        self._last = -1.0
-
     def step(self, now: float, obs: Observation) -> Iterable[Action]:
-        new = [a for a in obs.alerts(self._last) if a.state == "firing"]
-        self._last = max([self._last, *(a.at for a in new)])
+        new = self.fresh(obs)
         return [Page(who="oncall", why=a.name, severity="P1", evidence={"fingerprints": [a.fingerprint]},
                      components=tuple(v for k, v in a.labels.items() if k in ("service", "server") and v))
                 for a in new]
@@ -122,20 +130,16 @@ class PageNothing:
         return ()
 
 
-class NotifyEverything:
+class NotifyEverything(_FreshAlerts):
     """Takes over alerting and posts every raw alert to the dashboard: a Notify pages nobody."""
 
     name = "notify-everything"
     cadence = 5.0
     handles_alerting = True
 
-    def __init__(self) -> None:
-        self._last = -1.0
-
     def step(self, now: float, obs: Observation) -> Iterable[Action]:
-        new = [a for a in obs.alerts(self._last) if a.state == "firing"]
-        self._last = max([self._last, *(a.at for a in new)])
-        return [Notify(component=a.labels.get("service", a.name), severity=a.severity, message=a.name) for a in new]
+        return [Notify(component=a.labels.get("service", a.name), severity=a.severity, message=a.name)
+                for a in self.fresh(obs)]
 
 
 GAMING: dict[str, Callable[[], list[Engine]]] = {
