@@ -110,10 +110,14 @@ class SafetyConfig(BaseModel):
     rate_limit_actions: int | None = _f(100, "RateLimitActions", "rate_limit_actions",
                                         "actions executed in any 60-second window", ge=0)
     max_scale_up_percent: float | None = _f(200.0, "MaxScaleUpPercent", "max_scale_up_percent",
-                                            "servers one step may add, in % of the service's active servers", ge=0)
+                                            "servers automation may add within ScaleWindow, in % of the service's "
+                                            "lowest active count in that window", ge=0)
     max_scale_down_percent: float | None = _f(50.0, "MaxScaleDownPercent", "max_scale_down_percent",
-                                              "active servers one step may delete, in % of the active servers",
-                                              ge=0, le=100)
+                                              "active servers automation may remove within ScaleWindow, in % of the "
+                                              "service's highest active count in that window", ge=0, le=100)
+    scale_window_seconds: float = _f(60.0, "ScaleWindow", "scale_window_seconds",
+                                     "sliding window of MaxScaleUpPercent / MaxScaleDownPercent (0: one instant)",
+                                     ge=0)
     min_scale_step: int = _f(1, "MinScaleStep", "min_scale_step",
                              "servers a scale-up step may always add (so a service can grow from 0 or 1)", ge=0)
     require_multi_approval: bool = _f(True, "RequireMultiApproval", "require_multi_approval",
@@ -159,7 +163,8 @@ class SafetyConfig(BaseModel):
     def _size(cls, v: Any) -> Any:
         return None if v is None else parse_size(v)
 
-    @field_validator("canary_bake_seconds", "accounting_window_seconds", "approval_ttl_seconds", mode="before")
+    @field_validator("canary_bake_seconds", "accounting_window_seconds", "approval_ttl_seconds",
+                     "scale_window_seconds", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
         return parse_duration(v)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -87,27 +87,46 @@ class Assessment:
 
 
 class _Window:
-    """Sum of amounts admitted in the trailing ``span`` seconds: (now - span, now]."""
+    """Sum of amounts admitted in the trailing ``span`` seconds: (now - span, now]; span 0 is the instant ``now``.
 
-    __slots__ = ("span", "items", "total")
+    ``name`` and ``key`` identify it in the safety store, so a restarted gate resumes its windows.
+    """
 
-    def __init__(self, span: float) -> None:
+    __slots__ = ("span", "items", "total", "name", "key", "sink")
+
+    def __init__(self, span: float, name: str = "", key: str = "",
+                 sink: Callable[[str, str, float, float], None] | None = None) -> None:
         self.span = span
         self.items: deque[tuple[float, float]] = deque()
         self.total = 0.0
+        self.name, self.key, self.sink = name, key, sink
 
-    def sum(self, now: float) -> float:
-        items, cut = self.items, now - self.span
+    def _cut(self, now: float) -> None:
+        items, cut = self.items, now - max(self.span, 1e-9)
         while items and items[0][0] <= cut:
             self.total -= items.popleft()[1]
         if not items:
             self.total = 0.0
+
+    def sum(self, now: float) -> float:
+        self._cut(now)
         return self.total
 
-    def add(self, now: float, amount: float) -> None:
+    def peak(self, now: float) -> float | None:
+        """The largest amount recorded in the window (None if empty): windows of levels, not of increments."""
+        self._cut(now)
+        return max(v for _, v in self.items) if self.items else None
+
+    def low(self, now: float) -> float | None:
+        self._cut(now)
+        return min(v for _, v in self.items) if self.items else None
+
+    def add(self, now: float, amount: float, persist: bool = True) -> None:
         if amount:
             self.items.append((now, amount))
             self.total += amount
+            if persist and self.sink is not None:
+                self.sink(self.name, self.key, now, amount)
 
 
 def _obs_cache(obs: Observation, key: str, fn: Any) -> Any:
@@ -138,14 +157,17 @@ class SafetyGate:
         self._config_id = -1
         self._pauses: list[Pause] = []
         self._version: tuple[int, int] | None = None
-        self._rate = _Window(RATE_WINDOW)
-        self._cost = _Window(COST_WINDOW)
-        self._vms = _Window(self.config.accounting_window_seconds)
-        self._data = _Window(self.config.accounting_window_seconds)
+        sink = self.store.add_counter if self.store.path != ":memory:" else None  # live: windows survive restarts
+        self._sink = sink
+        self._rate = _Window(RATE_WINDOW, "rate", "", sink)
+        self._cost = _Window(COST_WINDOW, "cost", "", sink)
+        self._vms = _Window(self.config.accounting_window_seconds, "vms", "", sink)
+        self._data = _Window(self.config.accounting_window_seconds, "data", "", sink)
+        # per service, over ScaleWindow: servers admitted up and down, and the active count seen at each step
+        self._scaled: dict[tuple[str, str], _Window] = {}
+        self._loaded = sink is None
         self._step_now = -math.inf
         self._step_base: dict[str, int] = {}
-        self._step_up: dict[str, int] = {}
-        self._step_down: dict[str, int] = {}
         self._step_cost = 0.0
         self._step_active: dict[str, int] | None = None
         self._step_servers: dict[str, Server | None] = {}
@@ -194,6 +216,24 @@ class SafetyGate:
         """Swap the limits (counters carry over). Use :meth:`Overrides.propose_limits` for multi-approval."""
         self.config = config
         self._vms.span = self._data.span = config.accounting_window_seconds
+        for w in self._scaled.values():
+            w.span = config.scale_window_seconds
+
+    def _scale_window(self, kind: str, service: str) -> _Window:
+        w = self._scaled.get((kind, service))
+        if w is None:
+            w = self._scaled[(kind, service)] = _Window(self.config.scale_window_seconds, kind, service, self._sink)
+        return w
+
+    def _load(self, now: float) -> None:
+        """Resume the windows a previous run of this gate left in the store (live mode restarts)."""
+        self._loaded = True
+        span = max(RATE_WINDOW, COST_WINDOW, self.config.accounting_window_seconds, self.config.scale_window_seconds)
+        fixed = {"rate": self._rate, "cost": self._cost, "vms": self._vms, "data": self._data}
+        for name, key, at, amount in self.store.counters(since=now - span):
+            w = fixed.get(name) if not key else self._scale_window(name, key)
+            if w is not None and at <= now:
+                w.add(at, amount, persist=False)
 
     def paused(self, now: float) -> Pause | None:
         """The pause in force at ``now``, overrides first."""
@@ -349,11 +389,11 @@ class SafetyGate:
     def _decide(self, now: float, action: Action, obs: Observation | None,
                 approved: tuple[str, ...] | None) -> Verdict:
         cfg = self.config
+        if not self._loaded:
+            self._load(now)
         if now != self._step_now:
             self._step_now = now
             self._step_base.clear()
-            self._step_up.clear()
-            self._step_down.clear()
             self._step_servers.clear()
             self._step_earlier.clear()
             self._step_cost = 0.0
@@ -386,17 +426,23 @@ class SafetyGate:
                     svc = self._services(obs).get(a.service)
                     base = svc.active if svc is not None else 0
                 self._step_base[a.service] = base
-            for direction, count, pct, done_by, floor_min in (
-                    ("up", a.scale_up, cfg.max_scale_up_percent, self._step_up, cfg.min_scale_step),
-                    ("down", a.scale_down, cfg.max_scale_down_percent, self._step_down, 0)):
+                self._scale_window("active", a.service).add(now, base + 1)  # +1: a level of 0 is still recorded
+            levels = self._scale_window("active", a.service)
+            for direction, count, pct, floor_min in (
+                    ("up", a.scale_up, cfg.max_scale_up_percent, cfg.min_scale_step),
+                    ("down", a.scale_down, cfg.max_scale_down_percent, 0)):
                 if not count or pct is None:
                     continue
-                allowed = max(floor_min, math.floor(base * pct / 100 + 1e-9))
-                done = done_by.get(a.service, 0)
+                # the percentage applies to the window: of the lowest level in it going up, the highest going down
+                level = levels.low(now) if direction == "up" else levels.peak(now)
+                ref = base if level is None else int(level) - 1
+                allowed = max(floor_min, math.floor(ref * pct / 100 + 1e-9))
+                done = int(self._scale_window(direction, a.service).sum(now))
                 if done + count > allowed:
                     return Verdict("deny", f"max-scale-{direction}", {
-                        **detail, "service": a.service, "active": base, "requested": count,
-                        "already_this_step": done, "allowed_per_step": allowed, "max_percent": pct})
+                        **detail, "service": a.service, "active": base, "reference_active": ref,
+                        "requested": count, "already_in_window": done, "allowed_in_window": allowed,
+                        "window_seconds": cfg.scale_window_seconds, "max_percent": pct})
         canary_pending = False
         if cfg.canary_regions_first and cfg.canary_regions and a.change_key is not None:
             if a.region is None:
@@ -425,9 +471,9 @@ class SafetyGate:
         self._step_cost += a.cost_per_hour or 0.0
         if a.service is not None:
             if a.scale_up:
-                self._step_up[a.service] = self._step_up.get(a.service, 0) + a.scale_up
+                self._scale_window("up", a.service).add(now, a.scale_up)
             if a.scale_down:
-                self._step_down[a.service] = self._step_down.get(a.service, 0) + a.scale_down
+                self._scale_window("down", a.service).add(now, a.scale_down)
         self._patch_step(action)
         if canary_pending:
             self._pending_canary[id(action)] = (a.change_key or "", a.region or "")

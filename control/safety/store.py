@@ -36,6 +36,9 @@ CREATE INDEX IF NOT EXISTS proposals_sig ON proposals(sig, status);
 CREATE TABLE IF NOT EXISTS votes (
     proposal_id INTEGER NOT NULL, approver TEXT NOT NULL, decision TEXT NOT NULL, at REAL NOT NULL, comment TEXT,
     PRIMARY KEY (proposal_id, approver));
+CREATE TABLE IF NOT EXISTS gate_counters (
+    name TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL, amount REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS gate_counters_at ON gate_counters(at);
 """
 
 
@@ -95,6 +98,21 @@ class SafetyStore:
     def transaction(self) -> _Tx:
         """``with store.transaction() as db:`` — one IMMEDIATE transaction (serialises writers)."""
         return _Tx(self)
+
+    # ------------------------------------------------------------ gate windows
+    def add_counter(self, name: str, key: str, at: float, amount: float) -> None:
+        """Record an amount the gate admitted into one of its sliding windows (so a restart resumes them)."""
+        with self._lock:
+            self.db.execute("INSERT INTO gate_counters(name, key, at, amount) VALUES (?, ?, ?, ?)",
+                            (name, key, at, amount))
+
+    def counters(self, since: float) -> list[tuple[str, str, float, float]]:
+        """Window entries after ``since``, oldest first; older ones are dropped from the file."""
+        with self._lock:
+            self.db.execute("DELETE FROM gate_counters WHERE at <= ?", (since,))
+            rows = self.db.execute("SELECT name, key, at, amount FROM gate_counters WHERE at > ? ORDER BY at, rowid",
+                                   (since,)).fetchall()
+        return [(r[0], r[1], float(r[2]), float(r[3])) for r in rows]
 
     # ------------------------------------------------------------------ pauses
     def add_pause(self, kind: str, start: float, until: float, *, incident: str | None = None,

@@ -23,9 +23,9 @@ def cfg(**kw: object) -> SafetyConfig:
     return SafetyConfig(**{**NO_LIMITS, **kw})
 
 
-def setup(config: SafetyConfig, **world_kw: object) -> tuple[FakeWorld, SafetyGate, ChokePoint]:
+def setup(config: SafetyConfig, store: object = None, **world_kw: object) -> tuple[FakeWorld, SafetyGate, ChokePoint]:
     world = FakeWorld(**world_kw)  # type: ignore[arg-type]
-    gate = SafetyGate(config)
+    gate = SafetyGate(config, store)  # type: ignore[arg-type]
     return world, gate, ChokePoint(world, gate, MemoryActionLog())
 
 
@@ -58,10 +58,39 @@ def test_scale_up_percent_groups_one_instant() -> None:
                   CreateServer(service="web"))
     assert [r.outcome for r in recs] == ["executed", "executed", "denied"]
     d = recs[2].verdict.detail
-    assert recs[2].verdict.rule == "max-scale-up" and d["active"] == 4 and d["allowed_per_step"] == 2
-    assert d["already_this_step"] == 2
-    # next instant: 6 active -> 3 allowed
-    assert [r.outcome for r in submit(choke, world, 2.0, CreateServer(service="web", count=3))] == ["executed"]
+    assert recs[2].verdict.rule == "max-scale-up" and d["active"] == 4 and d["allowed_in_window"] == 2
+    assert d["already_in_window"] == 2 and d["window_seconds"] == 60.0
+    # the limit is per window, not per step: a second step 1 s later may not add another 50 %
+    assert submit(choke, world, 2.0, CreateServer(service="web"))[0].verdict.rule == "max-scale-up"
+    # once the window has passed: 6 active -> 3 allowed
+    assert [r.outcome for r in submit(choke, world, 62.0, CreateServer(service="web", count=3))] == ["executed"]
+
+
+def test_scale_down_percent_applies_over_the_window_not_the_step() -> None:
+    """Found live: 5 -> 2 in 5 s (60 %) passed a 50 % limit because the third delete came one step later."""
+    world, _, choke = setup(cfg(max_scale_down_percent=50), services={"web": ("small", 5)})
+    ids = sorted(world.servers_by_id)
+    assert [r.outcome for r in submit(choke, world, 0.0, *[DeleteServer(server_id=i) for i in ids[:3]])] == [
+        "executed", "executed", "denied"]
+    (later,) = submit(choke, world, 5.0, DeleteServer(server_id=ids[2]))
+    assert later.verdict.rule == "max-scale-down" and later.verdict.detail["reference_active"] == 5
+    assert submit(choke, world, 61.0, DeleteServer(server_id=ids[2]))[0].outcome == "executed"  # 3 -> 2 a minute on
+
+
+def test_scale_windows_survive_a_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from control.safety.store import SafetyStore
+
+    path = tmp_path / "safety.db"
+    world, _, choke = setup(cfg(max_scale_down_percent=50), services={"web": ("small", 4)},
+                            store=SafetyStore(path))
+    ids = sorted(world.servers_by_id)
+    assert [r.outcome for r in submit(choke, world, 100.0, *[DeleteServer(server_id=i) for i in ids[:2]])] == [
+        "executed", "executed"]
+    # a new controller process on the same state file, 10 s later: the window still holds the two deletes
+    world2, _, choke2 = setup(cfg(max_scale_down_percent=50), services={"web": ("small", 2)},
+                              store=SafetyStore(path))
+    (rec,) = submit(choke2, world2, 110.0, DeleteServer(server_id=sorted(world2.servers_by_id)[0]))
+    assert rec.verdict.rule == "max-scale-down" and rec.verdict.detail["already_in_window"] == 2
 
 
 def test_scale_up_from_zero_uses_min_step() -> None:
