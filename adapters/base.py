@@ -288,6 +288,7 @@ SERVICE_METRICS: tuple[str, ...] = (
 )
 # server_error_ratio: failed / served by that server (0..1; 0 when it served nothing), as a load balancer's
 # per-member stats or the app's per-instance request counters show it.
+    "queue_length",  # batch services: jobs queued or running (0 for interactive services; NaN live where unknown)
 SERVER_METRICS: tuple[str, ...] = ("server_cpu_util", "server_memory_util", "server_disk_util", "server_network_mbps",
                                    "server_up", "server_error_ratio")
 # Per dependency edge (labels ``service`` = the caller, ``dependency`` = the callee): the evidence that

@@ -34,6 +34,8 @@ import numpy as np
 
 from adapters.base import RECORD_ONLY_KINDS
 from control.runtime import ActionRecord
+from scenarios.elasticity import METRIC_NAMES as ELASTICITY_METRICS
+from scenarios.elasticity import run_elasticity
 from twin.faults import CATALOG
 
 if TYPE_CHECKING:
@@ -78,6 +80,8 @@ METRICS = (
     "actions_taken", "actions_failed", "actions_denied", "actions_proposed", "decisions_recorded",
     "rollbacks", "rollbacks_of_good_releases",
     "oom_kills", "preemptions", "peak_servers", "server_hours",
+    *ELASTICITY_METRICS,
+    "batch_jobs", "batch_jobs_completed", "batch_deadline_misses", "batch_jobs_pending",
 )
 # Metrics a scenario's ``targets`` can bound (the numeric ones; flags and labels are not targets).
 NON_NUMERIC_METRICS = frozenset({"availability_scope", "cost_savings_comparable", "cost_savings_reason",
@@ -597,7 +601,22 @@ def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident
         "peak_servers": _peak_servers(world),
         "server_hours": float(np.maximum(life, 0).sum()) / 3600.0,
     }
+    el = run_elasticity(world)  # SPEC RG elasticity, mean over the interactive services (scenarios/elasticity.py)
+    m.update({k: el[k] for k in ELASTICITY_METRICS})
+    m.update(_batch_metrics(world, run_end))
     return m
+
+
+def _batch_metrics(world: World, run_end: float) -> dict[str, Any]:
+    """Jobs of the batch services (twin/batch.py), summed over them; None where the world has none."""
+    batch = getattr(world.truth, "batch", None)
+    if batch is None:
+        return {"batch_jobs": None, "batch_jobs_completed": None, "batch_deadline_misses": None,
+                "batch_jobs_pending": None}
+    per = batch.counts(run_end).values()
+    return {"batch_jobs": sum(c["arrived"] for c in per), "batch_jobs_completed": sum(c["completed"] for c in per),
+            "batch_deadline_misses": sum(c["missed"] for c in per),
+            "batch_jobs_pending": sum(c["pending"] for c in per)}
 
 
 def _rollbacks(truth: Any) -> list[tuple[float, str, str, bool, str]]:

@@ -287,6 +287,24 @@ class SLO(Model):
     error_ratio: float = Field(0.01, ge=0, le=1)
 
 
+class BatchRun(Model):
+    """A scheduled batch: ``jobs`` arrive at ``at`` (and again every ``every``, if given)."""
+
+    at: Duration
+    jobs: int = Field(ge=1, le=100_000, description="jobs that arrive together")
+    every: Duration | None = Field(None, gt=0, description="repeat period (e.g. 1d for a nightly batch)")
+
+
+class BatchJobs(Model):
+    """A batch workload: jobs queue up and its servers' vCPUs work them off, first come first served."""
+
+    rate_per_hour: float = Field(0.0, ge=0, le=1_000_000, description="Poisson arrivals of single jobs")
+    schedule: list[BatchRun] = Field(default_factory=list, description="scheduled arrivals of several jobs")
+    work_vcpu_s: float = Field(gt=0, description="work per job in vCPU-seconds (mean)")
+    work_sigma: float = Field(0.0, ge=0, le=5, description="lognormal spread of each job's work around the mean")
+    deadline: Duration = Field(gt=0, description="each job must complete within this of its arrival")
+
+
 class Service(Model):
     name: str
     project: str = "default"
@@ -309,6 +327,23 @@ class Service(Model):
     dependencies: list[Dependency] = Field(default_factory=list)
     traffic: Traffic | None = None
     slo: SLO = SLO()
+    workload: Literal["interactive", "batch"] = Field(
+        "interactive", description="interactive: requests with a latency SLO; batch: a job queue with deadlines")
+    batch: BatchJobs | None = Field(None, description="the jobs of a batch workload (workload: batch)")
+
+    @model_validator(mode="after")
+    def _batch(self) -> Service:
+        if self.workload == "batch":
+            if self.batch is None:
+                raise ValueError(f"service {self.name!r}: workload 'batch' needs a batch section (its jobs)")
+            if self.traffic is not None:
+                raise ValueError(f"service {self.name!r}.traffic: a batch service takes no request traffic; "
+                                 "describe its work under batch")
+            if self.batch.rate_per_hour == 0 and not self.batch.schedule:
+                raise ValueError(f"service {self.name!r}.batch: no jobs arrive; give rate_per_hour or schedule")
+        elif self.batch is not None:
+            raise ValueError(f"service {self.name!r}.batch: only for workload 'batch' (got {self.workload!r})")
+        return self
 
 
 # ------------------------------------------------------------------- faults

@@ -128,6 +128,29 @@ class GroundTruth:
         self.rollbacks: list[tuple[float, str, str, bool, str]] = []
         self.oom_kills = 0
         self.preemptions = 0
+        # per physics tick, for the SPEC elasticity metrics (scenarios/elasticity.py): the step, offered requests
+        # per second and supplied serving capacity (requests per second at full utilisation) per service
+        self.curve_len = 0
+        self.curve_dt = np.zeros(0, dtype=np.float32)
+        self.curve_offered = np.zeros((0, n), dtype=np.float32)
+        self.curve_supply = np.zeros((0, n), dtype=np.float32)
+        self.batch = None  # twin.batch.BatchQueues of a world with batch services: every job's truth
+
+    def alloc_curves(self, ticks: int) -> None:
+        """Room for ``ticks`` rows of the elasticity curves (the world's tick count)."""
+        n = len(self.services)
+        self.curve_dt = np.zeros(ticks, dtype=np.float32)
+        self.curve_offered = np.zeros((ticks, n), dtype=np.float32)
+        self.curve_supply = np.zeros((ticks, n), dtype=np.float32)
+        self.curve_len = 0
+
+    def curve_step(self, dt: float, offered: np.ndarray, supply: np.ndarray) -> None:
+        k = self.curve_len
+        if k < len(self.curve_dt):
+            self.curve_dt[k] = dt
+            self.curve_offered[k] = offered
+            self.curve_supply[k] = supply
+            self.curve_len = k + 1
 
     @property
     def edge_offered(self) -> np.ndarray:

@@ -10,7 +10,7 @@ BUILD, ACTIVE, SHUTOFF, ERROR, DELETED, SHELVED = range(6)
 STATUS = ("BUILD", "ACTIVE", "SHUTOFF", "ERROR", "DELETED", "SHELVED_OFFLOADED")
 PRICING = ("on_demand", "spot", "reserved")
 SERVICE_METRICS = ["request_rate", "served_rate", "error_ratio", "latency_p95_ms", "cpu_util", "memory_util",
-                   "disk_util", "pool_util", "network_mbps", "active_servers"]
+                   "disk_util", "pool_util", "network_mbps", "queue_length", "active_servers"]
 DEPENDENCY_METRICS = ["dep_call_rate", "dep_error_ratio", "dep_latency_ms"]  # labels: service (caller), dependency
 SERVER_METRICS = ["server_cpu_util", "server_memory_util", "server_disk_util", "server_network_mbps", "server_up",
                   "server_error_ratio"]

@@ -86,6 +86,7 @@ class _Structure:
     groups: _Groups | None  # None: rows not grouped (some service's servers differ in share or capacity)
     od_rate_proj: np.ndarray | None = None  # od_rate summed per project (set by _bill)
     bill: np.ndarray | None = None  # share of its rate each row pays (stopped, shelved); None: all of it
+    supply: np.ndarray | None = None  # per service, serving capacity (requests/s at full utilisation) of up rows
 
     def diff(self, other: _Structure) -> list[str]:
         """Names of the vectors that differ from ``other``'s."""
@@ -181,6 +182,7 @@ class Physics:
         return _Structure(rows=rc, gen=self._gen, valid_until=float(later.min()) if len(later) else np.inf,
                           st=st, hv=hv, up=up, share=share, cap=cap, part=part, tracked=tracked, fl=fl,
                           od_rate=self.f_od[fl] if bill is None else self.f_od[fl] * bill, bill=bill,
+                          supply=np.bincount(svc_c, cap * up, nsvc),
                           groups=self._groups(rc, up, tracked, part, share, cap))
 
     def _groups(self, rc: _Rows, up: np.ndarray, tracked: np.ndarray, part: np.ndarray | None, share: np.ndarray,
@@ -342,6 +344,9 @@ class Physics:
             self.truth._edge_good += good * user * dt
         breach = (offered > 0) & ((p95 > self.svc_slo_lat) | (err > self.svc_slo_err))
         self.truth.slo_step(t, dt, breach)
+        self.truth.curve_step(dt, offered, sc.supply)
+        if self.batch is not None:  # batch services work off their job queues with their serving vCPUs
+            self.batch.step(t, dt, sc.supply / self.svc_cpv)
         self._bill(t, dt, rc, sc)
         if self.ticks % self.scrape_every == 0:
             if g is not None:

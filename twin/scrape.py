@@ -98,11 +98,12 @@ class Scrape:
             "served_rate": good * z[0],
             "error_ratio": np.clip(err * z[1] + noise * 1e-3 * np.abs(z[1] - 1.0), 0.0, 1.0),
             "latency_p95_ms": p95 * z[2],
-            "cpu_util": np.clip(cpu * z[3], 0.0, 1.0),
+            "cpu_util": np.clip((cpu if self.batch is None else self.batch.cpu_util(cpu)) * z[3], 0.0, 1.0),
             "memory_util": mem,
             "disk_util": disk,
             "pool_util": pool,
             "network_mbps": net * z[0],
+            "queue_length": self._no_queue if self.batch is None else self.batch.queue_length.copy(),
             "active_servers": active,
         }
         self.last = svc_vals

@@ -68,6 +68,13 @@ class World(Scheduling, Control, Effects, InventoryView, Physics, Billing, Scrap
         self._build_servers()
         self.truth = GroundTruth(self.svc_names)
         self.truth.edge_mask, self.truth.edge_shared = self.svc_edge, self._edge_called
+        self.truth.alloc_curves(len(self.traffic))
+        from twin.batch import BatchQueues  # job queues of batch services (None: the world has none)
+
+        self.batch = BatchQueues(self) if any(s.workload == "batch" for s in cfg.services) else None
+        self.batch_services = self.batch.services if self.batch is not None else []
+        self.truth.batch = self.batch
+        self._no_queue = np.zeros(self.n_svc)  # queue_length of a world without batch services
         scrape = cfg.telemetry.scrape_interval
         self.scrape_every = max(1, int(round(scrape / self.dt)))
         self.metrics = MetricStore(cfg.telemetry.window, self.dt * self.scrape_every, self.svc_names, SERVICE_METRICS,
