@@ -273,6 +273,10 @@ class MetricWindow:
         return float(np.nanmean(self.v)) if len(self.v) else default
 
 
+# Server metadata every world keeps: the load-balancer weight last set by SetLBWeights (absent: 1.0, in rotation;
+# "0.0": drained).  Engines that average over serving servers read it.
+LB_WEIGHT_KEY = "zeroops_lb_weight"
+
 # Metric names every world exports, per service (label ``service``) unless noted.
 SERVICE_METRICS: tuple[str, ...] = (
     "request_rate",  # offered requests per second
@@ -284,11 +288,11 @@ SERVICE_METRICS: tuple[str, ...] = (
     "disk_util",  # max over active servers, 0..1
     "pool_util",  # in-use / pool size of connection pools, 0..1
     "network_mbps",  # request traffic in and out, megabits per second
+    "queue_length",  # batch services: jobs queued or running (0 for interactive services; NaN live where unknown)
     "active_servers",
 )
 # server_error_ratio: failed / served by that server (0..1; 0 when it served nothing), as a load balancer's
 # per-member stats or the app's per-instance request counters show it.
-    "queue_length",  # batch services: jobs queued or running (0 for interactive services; NaN live where unknown)
 SERVER_METRICS: tuple[str, ...] = ("server_cpu_util", "server_memory_util", "server_disk_util", "server_network_mbps",
                                    "server_up", "server_error_ratio")
 # Per dependency edge (labels ``service`` = the caller, ``dependency`` = the callee): the evidence that

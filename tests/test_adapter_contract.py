@@ -34,6 +34,7 @@ import pytest
 from adapters import base
 from adapters.base import (
     ACTION_TYPES,
+    LB_WEIGHT_KEY,
     Adapter,
     AdapterError,
     Conflict,
@@ -530,6 +531,9 @@ def test_service_setting(world: World) -> None:
 def test_lb_weights(world: World) -> None:
     (sid, _) = world.ensure_servers(2)
     assert world.adapter.execute(SetLBWeights(service=world.service, weights={sid: 0.0})).ok
+    world.settle()
+    # every world shows the weight where engines can see a drained server: its metadata
+    assert float(world.adapter.server(sid).metadata[LB_WEIGHT_KEY]) == 0.0  # type: ignore[union-attr]
     with pytest.raises(NotFound):
         world.adapter.execute(SetLBWeights(service=world.service, weights={world.missing_id: 1.0}))
 

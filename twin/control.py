@@ -314,6 +314,8 @@ class Control:
             idx.append((i, w))
         for i, w in idx:
             self.weight[i] = w
+            # the record a live load balancer's operators see (adapters/openstack.py writes the same key)
+            self.metadata[i]["zeroops_lb_weight"] = repr(float(w))
         self.invalidate()
         self._notify("set_lb_weights", -1, s, actor)
 

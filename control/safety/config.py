@@ -115,6 +115,9 @@ class SafetyConfig(BaseModel):
     max_scale_down_percent: float | None = _f(50.0, "MaxScaleDownPercent", "max_scale_down_percent",
                                               "active servers automation may remove within ScaleWindow, in % of the "
                                               "service's highest active count in that window", ge=0, le=100)
+    incident_ownership: bool = _f(True, "IncidentOwnership", "incident_ownership",
+                                  "an open incident owns its components: actions not tied to it may not touch its "
+                                  "servers or change its services' capacity (deny: incident-owned)")
     scale_window_seconds: float = _f(60.0, "ScaleWindow", "scale_window_seconds",
                                      "sliding window of MaxScaleUpPercent / MaxScaleDownPercent (0: one instant)",
                                      ge=0)
@@ -152,6 +155,9 @@ class SafetyConfig(BaseModel):
     budget_hard_limit_per_hour: float | None = _f(None, "BudgetHardLimit", "budget_hard_limit_per_hour",
                                                   "deny actions that would take total spend per hour above this",
                                                   ge=0)
+    enforce_hard_limit: bool = _f(False, "EnforceHardLimit", "enforce_hard_limit",
+                                  "every budget is hard at the gate: deny new spend that would end a budget's "
+                                  "period over its limit (budgets marked hard always are)")
 
     @model_validator(mode="before")
     @classmethod

@@ -5,8 +5,10 @@ carries the rule's name and the figures behind it.
 
 Deny rules (nobody can approve past them; re-checked when an approved action runs):
 ``automation-disabled`` / ``emergency-override``, ``business-hours``,
-``rate-limit``, ``unverifiable`` (target unknown), ``max-scale-up``,
-``max-scale-down``, ``canary-first``, ``budget-hard-limit``.
+``rate-limit``, ``unverifiable`` (target unknown), ``incident-owned`` (an open
+incident owns its components: only actions tied to it touch its servers or change
+its services' capacity), ``max-scale-up``, ``max-scale-down``, ``canary-first``, ``budget-hard-limit``,
+``budget-cap`` (hard project budgets and the budget manager's caps: :mod:`control.safety.budget_guard`).
 
 Approval rules (a human may approve): ``human-approval`` (observation mode; not for
 record-only decisions), ``kind-not-automated``, ``always-approval`` / ``max-blast-radius``
@@ -32,6 +34,7 @@ from typing import Any, Protocol
 
 from adapters.base import Action, ActionResult, Observation, Server
 from control.runtime import Verdict
+from control.safety.budget_guard import ProjectBudgetGuard
 from control.safety.config import SafetyConfig
 from control.safety.serialize import dumps
 from control.safety.store import Pause, SafetyStore
@@ -152,6 +155,7 @@ class SafetyGate:
         self.config = config or SafetyConfig()
         self.store = store or SafetyStore(":memory:")
         self.budget = budget
+        self._project_budgets = ProjectBudgetGuard()
         self.poll_seconds = poll_seconds
         self._polled_at = -math.inf
         self._config_id = -1
@@ -418,6 +422,10 @@ class SafetyGate:
         detail: dict[str, Any] = {"cost_per_hour": a.cost_per_hour}
         if a.problems:
             return Verdict("deny", "unverifiable", {**detail, "problems": a.problems})
+        if cfg.incident_ownership and action.changes_world and obs is not None:
+            v = self._incident_owned(action, a, obs)
+            if v is not None:
+                return v
         if (a.scale_up or a.scale_down) and a.service is not None:
             base = self._step_base.get(a.service)
             if base is None:
@@ -458,8 +466,9 @@ class SafetyGate:
         budget = self.budget
         if budget is None and cfg.budget_hard_limit_per_hour is not None:
             budget = SpendRateLimit(cfg.budget_hard_limit_per_hour)
-        if budget is not None:
-            v = budget.check(now, action, a.cost_per_hour, obs, self._step_cost)
+        self._project_budgets.enforce_all = cfg.enforce_hard_limit
+        for guard in (budget, self._project_budgets):  # hard project budgets and budget caps: budget_guard.py
+            v = guard.check(now, action, a.cost_per_hour, obs, self._step_cost) if guard is not None else None
             if v is not None and v.decision == "deny":
                 return v
         if approved is None:
@@ -483,6 +492,30 @@ class SafetyGate:
         self._vms.add(now, a.created)
         self._data.add(now, a.deleted_bytes)
         return Verdict("allow", "within-limits", detail)
+
+    def _incident_owned(self, action: Action, a: Assessment, obs: Observation) -> Verdict | None:
+        """One fault, one owner: an open incident owns its components.  An action not tied to that incident by
+        ``action.incident`` may not touch a server the incident names, nor change the capacity of a service it
+        names (create, delete, start, stop, shelve, resize).  Another engine joins the response by tying its
+        action to the incident (a scaler whose forecast demand rose), or defers until it is resolved."""
+        incidents = obs.incidents
+        if not incidents:
+            return None
+        sid = getattr(action, "server_id", None) if action.target_field == "server_id" else None
+        capacity = action.effect in ("adds", "removes", "pauses", "resumes", "resizes")
+        for inc in incidents.values():
+            if inc.status == "resolved" or action.incident == inc.id:
+                continue
+            comps = inc.components
+            if sid is not None and sid in comps:
+                what = f"server {sid} is a component of incident {inc.id}"
+            elif capacity and a.service is not None and a.service in comps:
+                what = f"incident {inc.id} owns service {a.service}: only its response changes its capacity"
+            else:
+                continue
+            return Verdict("deny", "incident-owned", {"incident": inc.id, "status": inc.status,
+                                                      "components": list(comps), "why": what})
+        return None
 
     def _patch_step(self, action: Action) -> None:
         """Take an admitted action as done for the rest of the instant (the observation is older)."""

@@ -111,3 +111,16 @@ def test_the_ops_center_imports_no_world() -> None:
     for f, names in imports_of("engines").items():
         if "/ops/" in f or "/runbooks/" in f:
             assert not names & {"twin", "simpy", "openstack", "scenarios"}, f
+
+
+def test_one_fault_one_reaction_the_scaler_defers_to_the_open_incident() -> None:
+    """A crashed server: the ops center's runbook fixes it; the scaler does not add a replacement beside it."""
+    r = _run([CRASH])
+    (fault,) = r.world.truth.faults
+    (decl,) = _ops(r, "declare_incident")
+    resolved = _ops(r, "resolve_incident")
+    end = resolved[0].at if resolved else r.world.now()
+    others = [x for x in r.records if x.engine != "ops-center" and x.outcome == "executed" and x.action.changes_world
+              and decl.at <= x.at <= end and x.action.target() in ("api", *fault.servers)]
+    assert others == []  # exactly one reaction: the incident's
+    assert fault.resolved_by == "automation"

@@ -304,3 +304,35 @@ def test_record_only_decisions_run_in_observation_mode_but_are_rate_limited() ->
                   Notify(component="web"), RebootServer(server_id="srv-1"))
     assert [r.outcome for r in recs] == ["executed", "executed", "denied", "denied"]
     assert recs[2].verdict.rule == "rate-limit"
+
+
+def test_an_open_incident_owns_its_servers_and_its_services_capacity() -> None:
+    from adapters.base import DeclareIncident, ResolveIncident, StartServer, StopServer
+
+    world, _, choke = setup(cfg(), services={"web": ("small", 4), "api": ("small", 2)})
+    web = sorted(s.id for s in world.servers(service="web"))
+    api = sorted(s.id for s in world.servers(service="api"))
+    submit(choke, world, 0.0, StopServer(server_id=web[0]))
+    (decl,) = submit(choke, world, 1.0, DeclareIncident(incident_id="INC-1", components=("web", web[0]),
+                                                          severity="P3", title="stopped server"))
+    assert decl.outcome == "executed"
+    start, delete, create, other = submit(
+        choke, world, 2.0, StartServer(server_id=web[0], reason="a restarter"),
+        DeleteServer(server_id=web[1], reason="a scaler scaling down"),
+        CreateServer(service="web", reason="a scaler adding capacity"), DeleteServer(server_id=api[0]))
+    assert start.verdict.rule == "incident-owned" and start.verdict.detail["incident"] == "INC-1"
+    assert delete.verdict.rule == "incident-owned"
+    assert create.verdict.rule == "incident-owned"  # a second reaction to the same fault: the incident's
+    (joined,) = submit(choke, world, 2.0, CreateServer(service="web", incident="INC-1", reason="demand rose"))
+    assert joined.outcome == "executed"  # an engine joins the response by tying its action to the incident
+    assert other.outcome == "executed"  # another service is not the incident's
+    # the incident's own response (tied by ``incident``) acts; after resolution everyone may again
+    (own,) = submit(choke, world, 3.0, StartServer(server_id=web[0], incident="INC-1"))
+    assert own.outcome == "executed"
+    submit(choke, world, 4.0, ResolveIncident(incident_id="INC-1"))
+    assert submit(choke, world, 5.0, DeleteServer(server_id=web[1]))[0].outcome == "executed"
+    # the rule can be switched off
+    world2, _, choke2 = setup(cfg(incident_ownership=False))
+    sid = sorted(world2.servers_by_id)[0]
+    submit(choke2, world2, 0.0, DeclareIncident(incident_id="INC-2", components=(sid,), severity="P3"))
+    assert submit(choke2, world2, 1.0, DeleteServer(server_id=sid))[0].outcome == "executed"
