@@ -292,6 +292,15 @@ def _builtins() -> None:
              description="HPA-style scaling on mean CPU utilisation")
     register("crash_restarter", lambda c: CrashRestarter(**c.model_dump()), CrashRestarterConfig,
              description="starts SHUTOFF servers, hard-reboots ERROR ones, replaces those on a dead host")
+    from engines.floor import MinFloorKeeper, MinFloorKeeperConfig
+
+    register("min_floor_keeper", lambda c: MinFloorKeeper(**c.model_dump()), MinFloorKeeperConfig,
+             description="creates what a service lacks below min_servers, from zero and without metrics")
+    from engines.scaling import PredictiveScaler, PredictiveScalerConfig
+
+    register("predictive_scaler", PredictiveScaler, PredictiveScalerConfig,
+             description="forecast-first multi-dimensional autoscaling with a reactive safety net, boot-time lead, "
+                         "scale to/from zero (docs/scaling.md)")
     from engines.alerting import SmartAlerting, SmartAlertingConfig
 
     register("smart_alerting", SmartAlerting, SmartAlertingConfig,
@@ -302,6 +311,16 @@ def _builtins() -> None:
     register("ops_center", OpsCenter, OpsCenterConfig,
              description="anomalies -> incidents -> RCA and severity -> runbooks -> resolution, pages when it "
                          "must (docs/ops-center.md)")
+    from engines.provisioning import Provisioner, ProvisionerConfig
+
+    register("provisioner", Provisioner, ProvisionerConfig,
+             description="idle deprovisioning, rightsizing, retry elsewhere, spot fallback, reservations, "
+                         "capacity planning (docs/provisioning.md)")
+    from engines.budget import BudgetManager, BudgetManagerConfig
+
+    register("budget_manager", BudgetManager, BudgetManagerConfig,
+             description="budget alerts, spend forecast, cost anomalies, low-priority scale-down, reallocation "
+                         "(docs/budgets.md)")
     register_set("static", [], description="nothing automated: the fleet is provisioned for peak, humans fix")
     register_set("reactive", ["reactive_scaler", "crash_restarter"],
                  description="threshold autoscaling and a crash restarter (the baselines' automation)")
