@@ -98,6 +98,32 @@ class ReservationSpec(_Strict):
     end: float = Field(gt=0, description="epoch seconds")
 
 
+class ScopeSpec(_Strict):
+    """What this controller manages; every other server is read-only context (never a target of an action).
+
+    A server is managed when it is in one of ``projects`` and its metadata matches ``managed_by`` (every
+    key with that value; ``"*"`` matches any value).  Without ``managed_by``: ``zeroops_managed=<name>``,
+    or ``zeroops_service`` naming one of this config's services.  New servers get the ``managed_by``
+    metadata (by default ``zeroops_managed=<name>``), so they are managed from birth.
+    """
+
+    name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+                      description="the controller's scope name (the default zeroops_managed value)")
+    projects: list[str] = Field(default_factory=list,
+                                description="project names or ids acted in (default: the cloud entry's project); "
+                                            "more than one needs a role that lists servers of all projects")
+    managed_by: dict[str, str] | None = Field(
+        None, description="metadata key: value a managed server carries ('*': any value); default: "
+                          "zeroops_managed=<name>, or zeroops_service naming a configured service")
+
+    @field_validator("managed_by")
+    @classmethod
+    def _nonempty(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is not None and not v:
+            raise ValueError("managed_by must name at least one metadata key (or be left out for the default)")
+        return v
+
+
 class EngineSpec(_Strict):
     """The older form of one engine, ``{kind: reactive_scaler, params: {target: 0.5}}``; still accepted, and the
     same as ``{engine: reactive_scaler, target: 0.5}``."""
@@ -124,11 +150,19 @@ class LiveConfig(_Strict):
         description="the engine set: a registered name (reactive, static, ...), a list of engines "
                     "[{engine: reactive_scaler, target: 0.5}, {engine: crash_restarter}], or an inline set "
                     "{name, engines, handles_alerting}; checked against engines.registry when live mode starts")
-    journal: str = Field(".zeroops/live-journal.sqlite", description="SQLite journal of in-flight actions")
-    decisions: str = Field(".zeroops/live-decisions.jsonl", description="JSON lines record of every decision")
+    scope: ScopeSpec = Field(default_factory=ScopeSpec, description="the servers and projects this controller "
+                                                                     "manages; everything else is read-only")
+    keep_min_servers: bool = Field(True, description="keep every service at min_servers, from zero and without "
+                                                     "metrics (adds min_floor_keeper when the engine set lacks it)")
+    prometheus_wait: float = Field(120.0, ge=0, description="seconds Prometheus may stay unreachable after start "
+                                                             "(degraded mode) before the controller exits non-zero")
+    journal: str | None = Field(None, description="SQLite journal of in-flight actions; a relative path lies in the "
+                                                  "state directory (default: live-journal.sqlite there)")
+    decisions: str | None = Field(None, description="JSON lines record of every decision; relative: in the state "
+                                                    "directory (default: live-decisions.jsonl there)")
     audit: str | None = Field(None, description="hash-chained SQLite audit trail (control.audit) of every decision; "
-                                                 "default: $ZEROOPS_AUDIT_DB or .zeroops/audit.db, where "
-                                                 "`zeroops audit verify` looks")
+                                                 "relative: in the state directory; default: $ZEROOPS_AUDIT_DB, else "
+                                                 "audit.db in the state directory, where `zeroops audit verify` looks")
 
     @field_validator("services")
     @classmethod

@@ -86,6 +86,7 @@ from adapters.journal import Journal, JournalEntry
 from adapters.live_config import ConfigError, LiveConfig, ServiceSpec
 from adapters.prometheus import Prometheus, epoch_seconds
 from adapters.retry import Retry, Trail, classify, fail
+from adapters.scope import OutOfScope, Scope, scope_of_config
 
 # metadata keys zeroops writes on servers
 META_SERVICE = "zeroops_service"
@@ -94,7 +95,7 @@ META_INDEX = "zeroops_index"
 META_VERSION = "zeroops_version"
 META_PREV_VERSION = "zeroops_prev_version"
 META_SETTING = "zeroops_setting_"
-META_WEIGHT = "zeroops_lb_weight"
+META_WEIGHT = "zeroops_lb_weight"  # == adapters.base.LB_WEIGHT_KEY
 META_PRICING = "zeroops_pricing"
 
 # Nova task states during which a server is on its way somewhere: engines must not act again.
@@ -192,6 +193,8 @@ class OpenStackAdapter:
         self._lock = threading.RLock()
         self._flavor_ids: dict[str, str] = {}
         self._project_names: dict[str, str] = {}
+        self._scope: Scope | None = None
+        self._scope_ids: set[str] | None = None
 
     # ---------------------------------------------------------------- setup
     @classmethod
@@ -235,8 +238,14 @@ class OpenStackAdapter:
             if s.project and s.project not in (self.project_name, self.project_id):
                 problems.append(
                     f"{where}.project: {s.project!r} differs from the cloud entry's project {self.project_name!r}; "
-                    "use one cloud entry (and one zeroops live) per project"
+                    "new servers are created in the cloud entry's project (list other projects under scope.projects "
+                    "to manage their existing servers)"
                 )
+        for p in self.config.scope.projects:
+            try:
+                self._project_id(p)
+            except AdapterError as e:
+                problems.append(f"scope.projects: {p!r}: {e}")
         return problems
 
     @property
@@ -270,6 +279,34 @@ class OpenStackAdapter:
         if p is None:
             raise NotFound(f"project {project!r} not found")
         return str(p.id)
+
+    # ---------------------------------------------------------------- scope
+    @property
+    def scope(self) -> Scope:
+        """What this controller manages (config ``scope:``; default: the cloud entry's project)."""
+        if self._scope is None:
+            self._scope = scope_of_config(self.config, self.project_name).with_aliases(
+                {self.project_id: self.project_name})
+        return self._scope
+
+    def _scope_project_ids(self) -> set[str]:
+        """Ids of the scope's projects (the current one always included)."""
+        if self._scope_ids is None:
+            ids = {self.project_id}
+            for p in self.scope.projects:
+                ids.add(self._project_id(p))
+            self._scope_ids = ids
+        return self._scope_ids
+
+    def manages(self, server: Server) -> bool:
+        return self.scope.manages(server)
+
+    def _lookup(self, server_id: str) -> Server | None:
+        """One server as it is now (fresh from Nova), for the scope check; None if Nova does not know it."""
+        try:
+            return self._to_server(self._get_server(server_id))
+        except NotFound:
+            return None
 
     # ---------------------------------------------------------------- cache
     def _cached(self, key: str, fn: Callable[[], Any], ttl: float | None = None) -> Any:
@@ -403,9 +440,16 @@ class OpenStackAdapter:
         return out
 
     def _raw_servers(self) -> list[Any]:
-        return self._cached(
-            "servers", lambda: self._read("list servers", lambda: list(self.conn.compute.servers(details=True)))
-        )
+        return self._cached("servers", self._list_servers)
+
+    def _list_servers(self) -> list[Any]:
+        """The servers of the scope's projects: of the token's project, or of all of them (a role that may list
+        all projects' servers) when the scope spans several."""
+        ids = self._scope_project_ids()
+        if ids == {self.project_id}:
+            return list(self._read("list servers", lambda: list(self.conn.compute.servers(details=True))))
+        every = self._read("list servers", lambda: list(self.conn.compute.servers(details=True, all_projects=True)))
+        return [s for s in every if str(getattr(s, "project_id", "")) in ids]
 
     def _to_server(self, s: Any) -> Server:
         meta = dict(s.metadata or {})
@@ -608,6 +652,8 @@ class OpenStackAdapter:
             raise AdapterError(f"{type(action).__name__} is not supported by the OpenStack adapter")
         if isinstance(action, Notify):
             return ActionResult(True, f"notified ({action.severity}): {action.message}")
+        if action.changes_world:
+            self.scope.check(action, self._lookup)  # OutOfScope: the server/service/project is not ours
         rid = (action.request_id if isinstance(action, CreateServer) else None) or uuid.uuid4().hex
         trail = Trail()
         if self.journal:
@@ -717,7 +763,8 @@ class OpenStackAdapter:
                 trail.note(f"create #{i}: exists already as {existing[0].id} (request {rid[:8]})")
                 continue
             name = f"{spec.name}-{rid[:8]}-{i}"
-            meta = inherited | {META_SERVICE: spec.name, META_REQUEST: rid, META_INDEX: str(i), META_PRICING: a.pricing}
+            meta = inherited | self.scope.create_metadata() | {
+                META_SERVICE: spec.name, META_REQUEST: rid, META_INDEX: str(i), META_PRICING: a.pricing}
             attrs: dict[str, Any] = {"name": name, "flavor_id": flavor_id, "image_id": image_id, "metadata": meta}
             attrs["networks"] = network if network in ("none", "auto") else [{"uuid": self._network_id(network)}]
             if a.zone or spec.zone:
@@ -955,7 +1002,7 @@ class OpenStackAdapter:
     def _members(self, service: str) -> list[Server]:
         self._spec(service)
         self.invalidate()
-        return [s for s in self.servers(service=service) if s.status != "DELETED"]
+        return [s for s in self.servers(service=service) if s.status != "DELETED" and self.scope.manages(s)]
 
     def _restart_service(self, a: RestartService, rid: str, trail: Trail) -> ActionResult:
         """Rolling, as in the twin: reboot one server, wait until it is ACTIVE again, then the next."""
@@ -1059,7 +1106,8 @@ class OpenStackAdapter:
             raise Conflict(f"fault {a.fault!r} is not supported live; live faults: {sorted(LIVE_FAULTS)}")
         target = a.target_component
         if self.config.service(target) is not None:
-            up = sorted(self.servers(service=target, status="ACTIVE"), key=lambda s: (s.created_at, s.id))
+            up = sorted((s for s in self.servers(service=target, status="ACTIVE") if self.scope.manages(s)),
+                        key=lambda s: (s.created_at, s.id))
             if not up:
                 raise Conflict(f"service {target} has no ACTIVE server to inject {a.fault} into")
             target = up[0].id
@@ -1084,6 +1132,15 @@ class OpenStackAdapter:
             self.store.set_request_status(r.id, "denied")
             return self._result(True, f"denied {r.id}" + (f": {a.note}" if a.note else ""), trail)
         p = r.params
+        inner: Action | None = None
+        if r.kind == "create_servers":
+            inner = CreateServer(service=str(p["service"]))
+        elif r.kind == "quota_increase":
+            inner = UpdateQuota(project=r.project)
+        elif r.kind == "resize":
+            inner = ResizeServer(server_id=str(p["server_id"]), flavor=str(p["flavor"]))
+        if inner is not None:
+            self.scope.check(inner, self._lookup)
         if r.kind == "create_servers":
             res = self._create(
                 CreateServer(service=str(p["service"]), count=int(p.get("count", 1)), flavor=p.get("flavor")),
@@ -1171,7 +1228,7 @@ class OpenStackAdapter:
                     self.journal.finish(e.request_id, "abandoned", f"reconcile failed: {err}")
         for s in self._raw_servers():
             meta = s.metadata or {}
-            if s.status == "VERIFY_RESIZE" and META_SERVICE in meta:
+            if s.status == "VERIFY_RESIZE" and META_SERVICE in meta and self.scope.manages(self._to_server(s)):
                 if act:
                     self._confirm(str(s.id), Trail())
                 notes.append(f"{'confirmed' if act else 'would confirm'} pending resize of {s.id} ({meta[META_SERVICE]})")
@@ -1237,6 +1294,7 @@ def _rebuild(e: JournalEntry) -> Action | None:
 __all__ = [
     "ConfigError",
     "OpenStackAdapter",
+    "OutOfScope",
     "QuotaExceeded",
     "TransientAPIError",
     "map_status",

@@ -933,5 +933,7 @@ def verify(path: str | Path, public_key: Ed25519PublicKey | str | Path | None = 
 
 
 def open_audit(path: str | Path | None = None, **kw: Any) -> AuditLog:
-    """An :class:`AuditLog` at ``path`` (default ``$ZEROOPS_AUDIT_DB`` or ``.zeroops/audit.db``)."""
-    return AuditLog(path or os.environ.get("ZEROOPS_AUDIT_DB", ".zeroops/audit.db"), **kw)
+    """An :class:`AuditLog` at ``path`` (default ``$ZEROOPS_AUDIT_DB``, else ``audit.db`` in the state directory)."""
+    from control.statedir import AUDIT_FILE, state_dir
+
+    return AuditLog(path or os.environ.get("ZEROOPS_AUDIT_DB") or str(state_dir() / AUDIT_FILE), **kw)

@@ -38,18 +38,21 @@ from control.runtime import (
 )
 from control.safety import SafetyConfig, SafetyKit, profile
 
-DEFAULT_AUDIT_PATH = ".zeroops/audit.db"
-DEFAULT_STATE_PATH = ".zeroops/safety.db"
-
 
 def default_audit_path() -> str:
-    """Where live mode keeps its audit trail and ``zeroops audit verify`` looks by default."""
-    return os.environ.get("ZEROOPS_AUDIT_DB") or DEFAULT_AUDIT_PATH
+    """Where live mode keeps its audit trail and ``zeroops audit verify`` looks by default: ``$ZEROOPS_AUDIT_DB``,
+    else ``audit.db`` in the state directory (:func:`control.statedir.state_dir`, an absolute path)."""
+    from control.statedir import AUDIT_FILE, state_dir
+
+    return os.environ.get("ZEROOPS_AUDIT_DB") or str(state_dir() / AUDIT_FILE)
 
 
 def default_state_path() -> str:
-    """The safety state database (pauses, overrides, limits, approval queue) shared with the safety CLI."""
-    return os.environ.get("ZEROOPS_SAFETY_DB") or DEFAULT_STATE_PATH
+    """The safety state database (pauses, overrides, limits, approval queue) shared with the safety CLI:
+    ``$ZEROOPS_SAFETY_DB``, else ``safety.db`` in the state directory."""
+    from control.statedir import SAFETY_FILE, state_dir
+
+    return os.environ.get("ZEROOPS_SAFETY_DB") or str(state_dir() / SAFETY_FILE)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class SimulatedApprovals:
 class HumanApprovals:
     """Real principals vote with ``zeroops approvals list/approve/deny`` on the shared state database."""
 
-    state_path: str | None = None  # None: $ZEROOPS_SAFETY_DB or .zeroops/safety.db
+    state_path: str | None = None  # None: $ZEROOPS_SAFETY_DB or safety.db in the state directory
     executor_cadence: float = 5.0  # seconds between runs of approved proposals
 
     def path(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,7 @@ def test_twin_and_live_use_the_same_composition_root(tmp_path: Path) -> None:
     ctl = zeroops.live.LiveController(fake, LiveConfig(engines="reactive"), "act", decisions=tmp_path / "d.jsonl",
                                       audit=tmp_path / "a.db", state=str(tmp_path / "s.db"), out=io.StringIO())
     try:
-        assert isinstance(ctl.plane, ControlPlane) and ctl.plane.name == "reactive"
+        assert isinstance(ctl.plane, ControlPlane) and ctl.plane.name == "reactive-floor"  # + min_floor_keeper
         assert ctl.queue is not None and ctl.queue.on_record in ctl.choke.listeners  # proposals are queued
         assert ctl.audit is not None and ctl.audit_path == tmp_path / "a.db"
     finally:
@@ -250,7 +251,7 @@ def test_live_approvals_are_queued_voted_with_the_cli_and_executed_in_the_loop(
     out = io.StringIO()
     ctl = LiveController(fake, LiveConfig(), "act", engines=[ProposeOnce()], decisions=tmp_path / "d.jsonl",
                          safety=profile("week1"), executor_cadence=0.05, out=out)
-    assert ctl.audit_path == Path(default_audit_path()) == Path(".zeroops/audit.db")  # audit on by default
+    assert ctl.audit_path == Path(default_audit_path()) == Path(os.environ["ZEROOPS_STATE_DIR"]) / "audit.db"  # on
     votes = itertools.count()
 
     def person(now: float) -> None:  # someone at a terminal, a little later: `zeroops approvals approve`
@@ -308,7 +309,7 @@ def test_human_approvals_default_to_the_cli_state_database(monkeypatch: pytest.M
     monkeypatch.setenv("ZEROOPS_SAFETY_DB", "/tmp/x/safety.db")
     assert HumanApprovals().path() == "/tmp/x/safety.db"
     monkeypatch.delenv("ZEROOPS_SAFETY_DB")
-    assert HumanApprovals().path() == ".zeroops/safety.db"
+    assert HumanApprovals().path() == os.path.join(os.environ["ZEROOPS_STATE_DIR"], "safety.db")  # absolute
     assert isinstance(EngineSetSpec.model_validate("static"), EngineSetSpec)
 
 

@@ -163,7 +163,8 @@ def test_config_defaults_and_services() -> None:
     assert cfg.engines == "reactive"  # the registered set, resolved in engines.registry
     from zeroops.live import engine_set_spec
 
-    assert [u.engine for u in engine_set_spec(cfg).engines or ()] == ["reactive_scaler", "crash_restarter"]
+    assert [u.engine for u in engine_set_spec(cfg).engines or ()] == ["reactive_scaler", "crash_restarter",
+                                                                      "min_floor_keeper"]  # keep_min_servers
 
 
 @pytest.mark.parametrize(
@@ -281,7 +282,7 @@ def test_act_mode_always_acts_within_the_safety_gate(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("engines", "needles"),
     [
-        ([{"kind": "magic"}], ["live.yaml: engines[0]: unknown engine 'magic'", "allowed: crash_restarter, ",
+        ([{"kind": "magic"}], ["live.yaml: engines[0]: unknown engine 'magic'", "allowed: ", "crash_restarter, ",
                                "reactive_scaler"]),
         ([{"engine": "reactive_scaler", "targett": 0.5}],
          ["live.yaml: engines[0]: reactive_scaler.targett: unknown setting", "did you mean 'target'?"]),
@@ -306,14 +307,16 @@ def test_live_engines_come_from_the_one_registry() -> None:
     from zeroops.live import make_engines
 
     # the older {kind, params} form, the {engine, settings} form, a set name and an inline set: one registry
-    (scaler,) = make_engines(parse_config({"engines": [{"kind": "reactive_scaler", "params": {"target": 0.5,
-                                                                                                "cadence": 5}}]}))
+    bare = {"keep_min_servers": False}  # else min_floor_keeper joins every set
+    (scaler,) = make_engines(parse_config(bare | {"engines": [{"kind": "reactive_scaler", "params": {
+        "target": 0.5, "cadence": 5}}]}))
     assert scaler.cadence == 5 and scaler.target == 0.5
-    (scaler,) = make_engines(parse_config({"engines": [{"engine": "reactive_scaler", "target": 0.4}]}))
+    (scaler,) = make_engines(parse_config(bare | {"engines": [{"engine": "reactive_scaler", "target": 0.4}]}))
     assert scaler.target == 0.4
-    assert make_engines(parse_config({"engines": "static"})) == []
+    assert make_engines(parse_config(bare | {"engines": "static"})) == []
+    assert [e.name for e in make_engines(parse_config({"engines": "static"}))] == ["min-floor-keeper"]
     inline = {"name": "mine", "engines": [{"engine": "crash_restarter", "retry_s": 5}]}
-    (restarter,) = make_engines(parse_config({"engines": inline}))
+    (restarter,) = make_engines(parse_config(bare | {"engines": inline}))
     assert restarter.retry == 5
 
 

@@ -12,8 +12,12 @@ and the clock (:class:`~control.runtime.WallClock`) differ.
   choke point in this loop.
 
 The control plane is wired by :func:`control.compose.compose`, the same function the twin's scenario
-runner uses.  Every decision lands in the hash-chained audit trail (default ``$ZEROOPS_AUDIT_DB`` or
-``.zeroops/audit.db``, where ``zeroops audit verify`` looks) and in the JSON-lines decision record.
+runner uses.  Every decision lands in the hash-chained audit trail, always, and in the JSON-lines
+decision record; both, the journal and the safety state live in one absolute state directory
+(``--state-dir``, default :func:`control.statedir.state_dir`), where ``zeroops audit verify`` and
+``zeroops approvals`` look too.  The controller acts only within its managed scope
+(:mod:`adapters.scope`); everyday errors are one line ``zeroops live: error: ...`` with an exit code
+of :data:`EXIT_CODES`.
 
 Level-triggered reconciliation: on start the controller rebuilds its view from
 the cloud (servers carry ``zeroops_service`` and ``zeroops_request_id``
@@ -25,30 +29,117 @@ abandons half-done work (:meth:`adapters.openstack.OpenStackAdapter.reconcile`).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
+import os
 import re
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from adapters.base import AdapterError, Observation
+from adapters.base import AdapterError, Notify, Observation
 from adapters.journal import Journal, JournalLocked
 from adapters.live_config import ConfigError, LiveConfig, load_config
+from adapters.scope import Scope, ScopeGate, scope_of_config
 from control.compose import ObserveOnlyGate
-from control.runtime import ActionRecord, Engine, Gate, Runtime, TeeLog, WallClock
+from control.runtime import ActionRecord, Engine, Gate, Runtime, TeeLog, Verdict, WallClock
 from control.safety import SafetyConfig
+from control.statedir import DECISIONS_FILE, JOURNAL_FILE, in_state_dir, state_dir
 from engines.registry import EngineSetSpec
 
-__all__ = ["MODES", "JsonlDecisionLog", "LiveController", "LiveRuntime", "ObserveOnlyGate", "TeeLog", "add_live_parser",
-           "engine_set_spec", "live_main", "load_safety", "make_engines", "make_gate", "read_decisions",
-           "status_report"]
+__all__ = ["EXIT_CODES", "MODES", "JsonlDecisionLog", "LiveController", "LiveError", "LivePaths", "LiveRuntime",
+           "ObserveOnlyGate", "TeeLog", "add_live_parser", "engine_set_spec", "live_main", "live_paths", "load_safety",
+           "make_engines", "make_gate", "read_decisions", "status_report"]
 
 MODES = ("observe", "act")
+
+EXIT_OK, EXIT_INTERNAL, EXIT_CONFIG, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_PROMETHEUS, EXIT_LOCKED = 0, 1, 2, 3, 4, 5, 6
+#: exit code -> meaning (docs/live-mode.md has the same table)
+EXIT_CODES = {
+    EXIT_OK: "stopped normally (--duration, SIGTERM, ^C)",
+    EXIT_INTERNAL: "unexpected error (a bug: ZEROOPS_DEBUG=1 shows the traceback)",
+    EXIT_CONFIG: "invalid config, engine settings or safety limits, or the config does not match the cloud",
+    EXIT_AUTH: "authentication failed (wrong password or credential: HTTP 401/403)",
+    EXIT_UNREACHABLE: "a cloud endpoint (Keystone, Nova, ...) cannot be reached or keeps failing",
+    EXIT_PROMETHEUS: "Prometheus never answered within prometheus_wait after the start",
+    EXIT_LOCKED: "another controller holds this state directory (journal or audit trail)",
+}
+
+
+class LiveError(Exception):
+    """An everyday error: printed as one line ``zeroops live: error: ...``; ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def one_line(text: object, limit: int = 400) -> str:
+    """A message on one line (several lines joined with '; '), cut at ``limit`` characters."""
+    out = "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class LivePaths:
+    """Where one controller keeps its state (all absolute)."""
+
+    state_dir: Path
+    journal: Path
+    decisions: Path
+    audit: Path
+    safety: Path
+
+
+def live_paths(config: LiveConfig, directory: str | Path | None = None, *, journal: str | Path | None = None,
+               decisions: str | Path | None = None, audit: str | Path | None = None,
+               safety_db: str | Path | None = None) -> LivePaths:
+    """The state paths: a path given here (a command-line flag) is taken as typed, made absolute; a relative path
+    of the config lies in the state directory; otherwise the defaults there (``$ZEROOPS_AUDIT_DB`` and
+    ``$ZEROOPS_SAFETY_DB`` still win over the state directory for the audit trail and the safety state)."""
+    d = state_dir(directory)
+
+    def pick(flag: str | Path | None, configured: str | None, env: str | None, default: str) -> Path:
+        if flag:
+            return Path(flag).expanduser().absolute()
+        if configured:
+            return in_state_dir(configured, default, d)
+        if env and os.environ.get(env):
+            return Path(os.environ[env]).expanduser().absolute()
+        return d / default
+
+    return LivePaths(
+        d,
+        pick(journal, config.journal, None, JOURNAL_FILE),
+        pick(decisions, config.decisions, None, DECISIONS_FILE),
+        pick(audit, config.audit, None if directory else "ZEROOPS_AUDIT_DB", "audit.db"),
+        pick(safety_db, None, None if directory else "ZEROOPS_SAFETY_DB", "safety.db"),
+    )
+
+
+def last_seq(path: str | Path) -> int:
+    """The highest ``seq`` in a decisions file (reads its tail only), 0 for none."""
+    p = Path(path)
+    if not p.exists():
+        return 0
+    with p.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 65536))
+        tail = f.read().decode("utf-8", "replace").splitlines()
+    best = 0
+    for line in tail:
+        try:
+            best = max(best, int(json.loads(line).get("seq", 0)))
+        except (ValueError, AttributeError, TypeError):
+            continue
+    return best
 
 
 class JsonlDecisionLog:
@@ -119,7 +210,7 @@ def engine_set_spec(config: LiveConfig, source: str = "<config>") -> EngineSetSp
     if isinstance(ref, list):  # a bare list of engines: an unnamed set
         ref = {"name": "live", "engines": [_engine_entry(e) for e in ref]}
     try:
-        return REGISTRY.resolve(ref)
+        return _with_floor(REGISTRY.resolve(ref), config)
     except RegistryError as e:
         lines = []
         for line in str(e).splitlines():
@@ -131,6 +222,21 @@ def engine_set_spec(config: LiveConfig, source: str = "<config>") -> EngineSetSp
             where = re.sub(r"\.(\d+)", r"[\1]", f"engines.{loc}".replace("engines..", "engines."))
             lines.append(f"{source}: {where.replace('engines.[', 'engines[')}: {m.group(2)}")
         raise ConfigError("\n".join(lines)) from None
+
+
+def _with_floor(spec: EngineSetSpec, config: LiveConfig) -> EngineSetSpec:
+    """The set plus ``min_floor_keeper`` (``keep_min_servers``, unless it has one): a service below ``min_servers``
+    is filled from zero and without metrics; measured services with servers stay the scaler's when it has one."""
+    from engines.registry import EngineUse
+
+    full = spec.resolved()
+    uses = list(full.engines or ())
+    names = [u.engine for u in uses]
+    if not config.keep_min_servers or "min_floor_keeper" in names:
+        return full
+    floor = EngineUse(engine="min_floor_keeper", only_when_unmeasured="reactive_scaler" in names)
+    return EngineSetSpec(name=f"{full.name}-floor", engines=(*uses, floor), handles_alerting=full.handles_alerting,
+                         description=f"{full.description or full.name}, with the min_servers floor kept")
 
 
 def _engine_entry(e: Any) -> Any:
@@ -153,9 +259,10 @@ def make_gate(mode: str, safety: str | None = None, state: str | None = None) ->
         raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
     if mode == "observe":
         return ObserveOnlyGate()
+    from control.compose import default_state_path
     from control.safety.gate import SafetyGate
 
-    return SafetyGate.from_files(safety, state)
+    return SafetyGate.from_files(safety, state or default_state_path())
 
 
 def load_safety(safety: str | None = None, profile_name: str | None = None) -> SafetyConfig:
@@ -176,8 +283,12 @@ class LiveController:
     """Adapter + engine set + safety gate + approval queue + audit trail + journal, on a wall clock.
 
     Wired by :func:`control.compose.compose`: in act mode an action that needs approval is queued in the
-    safety state database (``state``, default ``$ZEROOPS_SAFETY_DB`` or ``.zeroops/safety.db``), people vote
-    with ``zeroops approvals``, and the approval executor runs it through the same choke point.
+    safety state database (``state``, default ``$ZEROOPS_SAFETY_DB`` or ``safety.db`` in the state directory),
+    people vote with ``zeroops approvals``, and the approval executor runs it through the same choke point.
+    The audit trail is always written (``audit``, else the config's, else the state directory's ``audit.db``);
+    the choke point's gate is fronted by a :class:`~adapters.scope.ScopeGate`: an action on a server outside
+    the managed scope is denied (rule ``out-of-scope``) and audited.  Decision sequence numbers continue
+    those of the decisions file.
     """
 
     def __init__(
@@ -195,8 +306,10 @@ class LiveController:
         executor_cadence: float = 5.0,
         clock: WallClock | None = None,
         out: TextIO | None = None,
+        state_dir: str | Path | None = None,
+        prometheus_wait: float | None = None,
     ) -> None:
-        from control.compose import HumanApprovals, compose, default_audit_path
+        from control.compose import HumanApprovals, compose
 
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
@@ -204,8 +317,13 @@ class LiveController:
         self.config = config
         self.mode = mode
         self.out = out or sys.stdout
-        self.log = JsonlDecisionLog(decisions or config.decisions)
-        self.audit_path = Path(audit or config.audit or default_audit_path())
+        self.paths = live_paths(config, state_dir, decisions=decisions, audit=audit, safety_db=state)
+        state = state if state is not None else (str(self.paths.safety) if state_dir is not None else None)
+        self.prometheus_wait = config.prometheus_wait if prometheus_wait is None else prometheus_wait
+        self.degraded = False  # Prometheus not answering: the engines run without metrics
+        self.exit_code = EXIT_OK
+        self.log = JsonlDecisionLog(self.paths.decisions)
+        self.audit_path = self.paths.audit
         self.plane = compose(
             adapter, list(engines) if engines is not None else engine_set_spec(config),
             safety=safety, approvals=HumanApprovals(state, executor_cadence=executor_cadence),
@@ -215,12 +333,23 @@ class LiveController:
         self.engines = self.plane.engines
         self.gate = self.plane.gate
         self.choke = self.plane.choke
+        self.scope = self._scope()
+        lookup = getattr(adapter, "_lookup", None) or adapter.server
+        self.choke.gate = ScopeGate(self.choke.gate, self.scope, lookup)  # out of scope: denied, audited
+        self.choke._seq = itertools.count(last_seq(self.paths.decisions) + 1)  # seq continues across runs
         self.runtime = self.plane.runtime
         self.audit = self.plane.audit
         self.queue = self.plane.queue
         self.clock = clock or WallClock()
         self.plane.attach(self.clock, on_error=self._say)
         self.choke.listeners.append(self._print_record)
+
+    def _scope(self) -> Scope:
+        scope = getattr(self.adapter, "scope", None)
+        if isinstance(scope, Scope):
+            return scope
+        base = scope_of_config(self.config)  # an adapter without a scope of its own (the fake, in tests)
+        return base if self.config.services else Scope(base.name, base.projects, base.managed_by, None)
 
     def _say(self, msg: str) -> None:
         print(msg, file=self.out, flush=True)
@@ -239,17 +368,52 @@ class LiveController:
             self.adapter.journal.lock()
 
     def reconcile(self) -> list[str]:
-        """Finish or abandon what a previous controller left in flight (only reports in observe mode)."""
+        """Finish or abandon what a previous controller left in flight (only reports in observe mode); each
+        adoption, abandonment or completion is a decision of the audit trail (engine ``reconcile``)."""
         reconcile = getattr(self.adapter, "reconcile", None)
-        notes = reconcile(act=self.mode == "act") if reconcile is not None else []
+        act = self.mode == "act"
+        notes = reconcile(act=act) if reconcile is not None else []
+        now = self.clock.now()
         for n in notes:
             self._say(f"[live] reconcile: {n}")
+            target = n.split(" (", 1)[0].split(" ", 1)[-1] if " (" in n else "journal"
+            note = Notify(component=target[:200], severity="info", message=n, reason=f"reconcile: {n}"[:500])
+            self.choke.note(now, "reconcile", note, Verdict("allow" if act else "approval", rule="reconcile"),
+                            "executed" if act else "proposed")
         return notes
+
+    def check_prometheus(self) -> None:
+        """At start: a Prometheus that does not answer puts the controller in degraded mode (announced); a watch
+        every few seconds leaves it when Prometheus answers, or stops the controller (exit code 5) when it has
+        not answered within ``prometheus_wait`` seconds."""
+        prom = getattr(self.adapter, "prometheus", None)
+        if prom is None or prom.ready():
+            return
+        self.degraded = True
+        url = prom.config.url
+        start = self.clock.now()
+        self._say(f"[live] DEGRADED: Prometheus at {url} does not answer; the engines run without metrics; "
+                  f"stopping with exit code {EXIT_PROMETHEUS} unless it answers within {self.prometheus_wait:.0f} s")
+
+        def watch(now: float) -> None:
+            if not self.degraded:
+                return
+            if prom.ready():
+                self.degraded = False
+                self._say(f"[live] Prometheus at {url} answers: leaving degraded mode")
+            elif now - start >= self.prometheus_wait:
+                self._say(f"zeroops live: error: Prometheus at {url} did not answer within "
+                          f"{self.prometheus_wait:.0f} s of the start (prometheus_wait); stopping")
+                self.exit_code = EXIT_PROMETHEUS
+                self.stop()
+
+        self.clock.every(min(5.0, max(0.05, self.prometheus_wait / 4)), watch, offset=0.0)
 
     def run(self, duration: float | None = None) -> None:
         """Reconcile, then run the engines until ``duration`` seconds pass or :meth:`stop`."""
         self.lock()
         self.reconcile()
+        self.check_prometheus()
         self.clock.run(until=None if duration is None else self.clock.now() + duration)
 
     def stop(self) -> None:
@@ -261,17 +425,33 @@ class LiveController:
 
 # ------------------------------------------------------------------ status
 def status_report(
-    adapter: Any, config: LiveConfig, engines: Sequence[Engine] | None = None, decisions: str | Path | None = None
+    adapter: Any, config: LiveConfig, engines: Sequence[Engine] | None = None, decisions: str | Path | None = None,
+    state_dir: str | Path | None = None,
 ) -> str:
     """What the controller sees in the cloud and what its engines would do now (nothing is executed)."""
     lines: list[str] = []
+    paths = live_paths(config, state_dir, decisions=decisions)
     d = adapter.describe()
     lines.append(
         f"cloud {d.get('cloud') or '(OS_* environment)'}: project {d.get('project')} region {d.get('region')} "
         f"at {d.get('auth_url')}; prometheus {d.get('prometheus') or '(none)'}"
     )
+    prom = getattr(adapter, "prometheus", None)
+    if prom is not None and not prom.ready():
+        lines.append(f"  PROMETHEUS DOES NOT ANSWER at {prom.config.url}: a controller would start degraded "
+                     f"(no metrics) and stop after prometheus_wait ({config.prometheus_wait:.0f} s)")
+    lines.append(f"state directory {paths.state_dir}: audit {paths.audit}, journal {paths.journal}")
     for p in adapter.validate():
         lines.append(f"  CONFIG PROBLEM: {p}")
+    scope = getattr(adapter, "scope", None)
+    if isinstance(scope, Scope):
+        servers = list(adapter.servers())
+        mine = [s for s in servers if scope.manages(s)]
+        lines.append(
+            f"scope {scope.name}: projects {', '.join(sorted(scope.projects)) or '(any)'}; managed by "
+            + (", ".join(f"{k}={v}" for k, v in sorted(scope.managed_by.items())) if scope.managed_by
+               else f"zeroops_managed={scope.name} or zeroops_service of a configured service")
+            + f"; {len(mine)} managed server(s), {len(servers) - len(mine)} read-only")
     now = adapter.now()
     obs = Observation(adapter, now)
     try:
@@ -308,9 +488,9 @@ def status_report(
             lines.append(f"  {e.kind} {e.target} request {e.request_id[:8]} since {time.ctime(e.started_at)}")
         for n in adapter.reconcile(act=False):
             lines.append(f"  would reconcile: {n}")
-    recent = read_decisions(decisions or config.decisions)[-5:]
+    recent = read_decisions(paths.decisions)[-5:]
     if recent:
-        lines.append(f"last decisions ({decisions or config.decisions}):")
+        lines.append(f"last decisions ({paths.decisions}):")
         for r in recent:
             lines.append(
                 f"  {time.strftime('%H:%M:%S', time.localtime(r.get('wall_time', 0)))} {r['outcome']:8s} "
@@ -319,6 +499,7 @@ def status_report(
     lines.append("would do now:")
     engines = list(engines) if engines is not None else make_engines(config)
     any_action = False
+    lookup = getattr(adapter, "_lookup", None) or adapter.server
     for eng in engines:
         try:
             actions = list(eng.step(now, obs) or ())
@@ -327,7 +508,9 @@ def status_report(
             continue
         for a in actions:
             any_action = True
-            lines.append(f"  {eng.name}: {a.kind} {a.target()} {a.params()} — {a.reason}")
+            why = scope.refusal(a, lookup) if isinstance(scope, Scope) else None
+            lines.append(f"  {eng.name}: {a.kind} {a.target()} {a.params()} — {a.reason}"
+                         + (f" [REFUSED, out of scope: {why}]" if why else ""))
     if not any_action:
         lines.append("  nothing")
     obs.close()  # like a runtime step: the engines keep no reading handle
@@ -341,6 +524,7 @@ def add_live_parser(subparsers: Any) -> argparse.ArgumentParser:
         "live",
         help="run the engines against a real OpenStack cloud (observe first, then act)",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
     )
     p.add_argument(
         "live_command",
@@ -354,65 +538,165 @@ def add_live_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--mode", choices=MODES, default="observe", help="observe: propose only (default); act: execute through the gate"
     )
-    p.add_argument("--config", help="live config YAML (services, prometheus queries, retries)")
+    p.add_argument("--config", help="live config YAML (services, scope, prometheus queries, retries)")
     p.add_argument("--safety", help="safety limits YAML for act mode (default: --profile, else the design's limits)")
     p.add_argument("--profile", help="rollout profile for act mode when no --safety file: week1 (every change waits "
                    "for approval) .. week4, observe, full, production")
-    p.add_argument("--safety-db", help="safety state shared with `zeroops automation|override|limits` "
-                   "(default: $ZEROOPS_SAFETY_DB or .zeroops/safety.db)")
+    p.add_argument("--state-dir", help="absolute home of the audit trail, journal, safety state and decisions "
+                   "(default: $ZEROOPS_STATE_DIR, else /var/lib/zeroops for root, else $XDG_STATE_HOME/zeroops or "
+                   "~/.local/state/zeroops)")
+    p.add_argument("--safety-db", help="safety state shared with `zeroops automation|override|limits|approvals` "
+                   "(default: $ZEROOPS_SAFETY_DB, else safety.db in the state directory)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until SIGTERM/^C)")
-    p.add_argument("--journal", help="SQLite journal of in-flight actions (default: from the config)")
-    p.add_argument("--decisions", help="JSON-lines decision record (default: from the config)")
-    p.add_argument("--audit", help="hash-chained SQLite audit trail of every decision (default: the config's 'audit', "
-                   "else $ZEROOPS_AUDIT_DB or .zeroops/audit.db, where `zeroops audit verify` looks)")
+    p.add_argument("--journal", help="SQLite journal of in-flight actions (default: the config's, else "
+                   "live-journal.sqlite in the state directory)")
+    p.add_argument("--decisions", help="JSON-lines decision record (default: the config's, else live-decisions.jsonl "
+                   "in the state directory)")
+    p.add_argument("--audit", help="hash-chained SQLite audit trail of every decision, always written (default: the "
+                   "config's 'audit', else $ZEROOPS_AUDIT_DB, else audit.db in the state directory, where "
+                   "`zeroops audit verify` looks)")
     p.add_argument("--prometheus", help="Prometheus base URL (overrides the config)")
+    p.add_argument("--prometheus-wait", type=float, help="seconds Prometheus may stay unreachable after the start "
+                   "(degraded mode) before the controller stops with exit code 5 (default: the config's "
+                   "prometheus_wait, 120)")
     p.set_defaults(fn=live_main, func=live_main)
     return p
 
 
-def _build(args: argparse.Namespace) -> tuple[Any, LiveConfig]:
+def _where(conn: Any, cloud: str | None) -> str:
+    """Where a connection points, for an error message (no secrets): cloud, auth URL, user, project."""
+    cfg = getattr(conn, "config", None)
+    auth = dict(getattr(cfg, "config", {}).get("auth", {}) or {}) if cfg is not None else {}
+    parts = [f"cloud {getattr(cfg, 'name', None) or cloud or '(OS_* environment)'}"]
+    if auth.get("auth_url"):
+        parts.append(f"Keystone {auth['auth_url']}")
+    if auth.get("username"):
+        parts.append(f"user {auth['username']}")
+    if auth.get("project_name") or auth.get("project_id"):
+        parts.append(f"project {auth.get('project_name') or auth.get('project_id')}")
+    return ", ".join(parts)
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = e
+    while cur is not None and cur not in out and len(out) < 10:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
+def connect_error(e: BaseException, where: str) -> LiveError:
+    """An exception of openstacksdk/keystoneauth while connecting, as a one-line :class:`LiveError`."""
+    chain = _chain(e)
+    names = {type(x).__name__ for x in chain}
+    status = next((getattr(x, "http_status", None) or getattr(x, "status_code", None) for x in chain
+                   if getattr(x, "http_status", None) or getattr(x, "status_code", None)), None)
+    last = one_line(chain[0], 240)
+    if status in (401, 403) or (names & {"Unauthorized", "Forbidden", "AuthorizationFailure"} and status != 404):
+        what = "authentication failed" if status != 403 and "Forbidden" not in names else "access denied"
+        return LiveError(f"{what} ({where}): HTTP {status or 401}: check the password or application credential "
+                         f"in clouds.yaml / OS_*", EXIT_AUTH)
+    if names & {"ConnectFailure", "ConnectTimeout", "ConnectionError", "ConnectionRefusedError", "DiscoveryFailure",
+                "EndpointNotFound", "SSLError", "UnknownConnectionError", "TimeoutError", "TransientAPIError",
+                "ReadTimeout", "NewConnectionError", "MaxRetryError"}:
+        return LiveError(f"cannot reach the cloud ({where}): {type(chain[0]).__name__}: {last}", EXIT_UNREACHABLE)
+    if names & {"ConfigException", "OpenStackConfigException", "MissingRequiredOptions", "MissingAuthPlugin",
+                "NoMatchingPlugin"}:
+        return LiveError(f"cannot use the cloud configuration ({where}): {last}", EXIT_CONFIG)
+    if isinstance(e, AdapterError):
+        return LiveError(f"the cloud fails ({where}): {type(e).__name__}: {last}", EXIT_UNREACHABLE)
+    return LiveError(f"cannot connect ({where}): {type(e).__name__}: {last}", EXIT_UNREACHABLE)
+
+
+def _build(args: argparse.Namespace) -> tuple[Any, LiveConfig, LivePaths]:
+    """Config, engines (built once, so a bad setting fails here), adapter, authenticated; errors as LiveError."""
     from adapters.openstack import OpenStackAdapter
     from adapters.prometheus import PrometheusConfig
 
-    config = load_config(args.config)
-    engine_set_spec(config, args.config or "<config>")  # an unknown engine or setting fails before connecting
+    source = args.config or "<config>"
+    try:
+        config = load_config(args.config)
+        engine_set_spec(config, source).build()  # an unknown engine or a bad setting fails before connecting
+    except (ConfigError, ValueError, TypeError) as e:
+        raise LiveError(f"invalid config: {one_line(e)}", EXIT_CONFIG) from None
     if args.prometheus:
         base = config.prometheus or PrometheusConfig()
         config = config.model_copy(update={"prometheus": base.model_copy(update={"url": args.prometheus})})
-    journal = Journal(args.journal or config.journal)
-    adapter = OpenStackAdapter.connect(args.cloud, config, journal=journal)
-    return adapter, config
+    paths = live_paths(config, getattr(args, "state_dir", None), journal=args.journal, decisions=args.decisions,
+                       audit=args.audit, safety_db=args.safety_db)
+    cloud = args.cloud or config.cloud
+    try:
+        adapter = OpenStackAdapter.connect(args.cloud, config, journal=Journal(paths.journal))
+    except Exception as e:  # openstacksdk config errors: class and message, never credentials
+        raise connect_error(e, _where(None, cloud)) from None
+    try:
+        adapter.conn.authorize()  # a wrong password or a dead Keystone shows here, not mid-run
+    except Exception as e:
+        raise connect_error(e, _where(adapter.conn, cloud)) from None
+    return adapter, config, paths
 
 
 def live_main(args: argparse.Namespace) -> int:
-    """Handler of ``zeroops live``; returns the exit code."""
+    """Handler of ``zeroops live``; returns the exit code (:data:`EXIT_CODES`).  Everyday errors are one line
+    ``zeroops live: error: ...``; an unexpected one too, with its traceback under ``ZEROOPS_DEBUG=1``."""
     try:
-        adapter, config = _build(args)
-    except ConfigError as e:
-        print(f"zeroops live: invalid config:\n{e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # openstacksdk config/auth errors: show the class and message, never credentials
-        print(f"zeroops live: cannot connect: {type(e).__name__}: {e}", file=sys.stderr)
-        return 3
+        return _live(args)
+    except LiveError as e:
+        print(f"zeroops live: error: {one_line(e, 1000)}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        if os.environ.get("ZEROOPS_DEBUG"):
+            raise
+        print(f"zeroops live: error: unexpected {type(e).__name__}: {one_line(e)} (ZEROOPS_DEBUG=1 shows the "
+              "traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _live(args: argparse.Namespace) -> int:
+    from control.audit import AuditError
+
+    adapter, config, paths = _build(args)
+    where = _where(adapter.conn, args.cloud or config.cloud)
     if args.live_command == "status":
-        print(status_report(adapter, config, decisions=args.decisions))
-        return 0
-    problems = adapter.validate()
+        try:
+            print(status_report(adapter, config, decisions=paths.decisions, state_dir=paths.state_dir))
+        except AdapterError as e:
+            raise connect_error(e, where) from None
+        except (ConfigError, ValueError, TypeError) as e:
+            raise LiveError(f"invalid config: {one_line(e)}", EXIT_CONFIG) from None
+        return EXIT_OK
+    try:
+        problems = adapter.validate()
+    except AdapterError as e:
+        raise connect_error(e, where) from None
     if problems:
-        print("zeroops live: the config does not match the cloud:\n  " + "\n  ".join(problems), file=sys.stderr)
-        return 2
+        raise LiveError(f"the config does not match the cloud ({where}): " + "; ".join(problems), EXIT_CONFIG)
+    if args.mode == "act":
+        try:
+            adapter.journal.lock()  # before the audit trail opens: a second acting controller stops here
+        except JournalLocked:
+            raise LiveError(f"another zeroops live controller is acting with the journal {paths.journal} "
+                            f"(state directory {paths.state_dir}); stop it first", EXIT_LOCKED) from None
     try:
         safety = load_safety(args.safety, args.profile) if args.mode == "act" else None
-        ctl = LiveController(adapter, config, args.mode, decisions=args.decisions, audit=args.audit, safety=safety,
-                             state=args.safety_db)
+        ctl = LiveController(adapter, config, args.mode, decisions=paths.decisions, audit=paths.audit, safety=safety,
+                             state=str(paths.safety), state_dir=paths.state_dir,
+                             prometheus_wait=getattr(args, "prometheus_wait", None))
+    except AuditError as e:
+        if "another process" in str(e):
+            raise LiveError(f"another zeroops live controller holds the audit trail {paths.audit} (state directory "
+                            f"{paths.state_dir}); stop it first", EXIT_LOCKED) from None
+        raise LiveError(f"audit trail: {one_line(e)}", EXIT_CONFIG) from None
     except (ConfigError, ValueError) as e:
-        print(f"zeroops live: invalid config:\n{e}", file=sys.stderr)
-        return 2
+        raise LiveError(f"invalid config: {one_line(e)}", EXIT_CONFIG) from None
     d = adapter.describe()
     ctl._say(
-        f"[live] mode {args.mode}: cloud {d['cloud'] or '(env)'} project {d['project']}; "
-        f"engines {ctl.plane.name} {[e.name for e in ctl.engines]}; decisions -> {ctl.log.path}; "
-        f"audit -> {ctl.audit_path}"
+        f"[live] mode {args.mode}: cloud {d['cloud'] or '(env)'} project {d['project']}; scope {ctl.scope.name}; "
+        f"engines {ctl.plane.name} {[e.name for e in ctl.engines]}; state {paths.state_dir}; "
+        f"decisions -> {ctl.log.path}; audit -> {ctl.audit_path}"
         + (f"; approvals: zeroops approvals list --state {ctl.plane.kit.store.path}" if ctl.plane.kit else "")
     )
 
@@ -424,12 +708,12 @@ def live_main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     try:
         ctl.run(args.duration)
-    except JournalLocked as e:
-        print(f"zeroops live: {e}", file=sys.stderr)
-        return 2
+    except JournalLocked:
+        raise LiveError(f"another zeroops live controller is acting with the journal {paths.journal}; stop it first",
+                        EXIT_LOCKED) from None
     finally:
         ctl.close()
-    return 0
+    return ctl.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

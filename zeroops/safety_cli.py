@@ -2,7 +2,7 @@
 
 Exit codes: 0 ok, 1 ``audit verify`` found tampering, 2 bad input (file,
 field or id named in the message).  Paths default to ``$ZEROOPS_AUDIT_DB`` /
-``$ZEROOPS_SAFETY_DB`` or ``.zeroops/audit.db`` / ``.zeroops/safety.db``.
+``$ZEROOPS_SAFETY_DB``, else ``audit.db`` / ``safety.db`` in the state directory (``control.statedir``).
 The CLI is not an engine: it stamps votes and overrides with wall time.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sqlite3
 import sys
@@ -24,11 +23,15 @@ EXIT_OK, EXIT_TAMPERED, EXIT_INPUT = 0, 1, 2
 
 
 def _audit_db(a: argparse.Namespace) -> str:
-    return a.db or os.environ.get("ZEROOPS_AUDIT_DB", ".zeroops/audit.db")
+    from control.compose import default_audit_path
+
+    return a.db or default_audit_path()
 
 
 def _state_db(a: argparse.Namespace) -> str:
-    return a.state or os.environ.get("ZEROOPS_SAFETY_DB", ".zeroops/safety.db")
+    from control.compose import default_state_path
+
+    return a.state or default_state_path()
 
 
 MAX_PAUSE = 365 * 86400.0  # --for: a pause longer than a year is a typo, and past year 9999 no date can show it
@@ -386,10 +389,12 @@ def add_safety_parsers(sub: Any) -> None:
     """Add the safety and audit commands to the ``zeroops`` sub-parsers."""
 
     def db(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--db", help="audit database (default: $ZEROOPS_AUDIT_DB or .zeroops/audit.db)")
+        p.add_argument("--db", help="audit database (default: $ZEROOPS_AUDIT_DB, else audit.db in the state "
+                       "directory: $ZEROOPS_STATE_DIR, /var/lib/zeroops for root, ~/.local/state/zeroops)")
 
     def state(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--state", help="safety state database (default: $ZEROOPS_SAFETY_DB or .zeroops/safety.db)")
+        p.add_argument("--state", help="safety state database (default: $ZEROOPS_SAFETY_DB, else safety.db in the "
+                       "state directory, as for --db)")
 
     def leaf(parent: Any, name: str, fn: Callable[[argparse.Namespace], int], help_: str,
              *adders: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
