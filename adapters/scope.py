@@ -13,7 +13,7 @@ boundary and not in the engines:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +21,15 @@ from adapters.base import (
     Action,
     ActionResult,
     AdapterError,
+    Deploy,
     InjectFault,
     Observation,
     PurchaseReservation,
+    RestartService,
+    RollbackDeploy,
     Server,
     SetLBWeights,
+    SetServiceSetting,
     UpdateQuota,
 )
 
@@ -38,6 +42,8 @@ RULE = "out-of-scope"
 
 #: actions aimed at one server by its ``server_id``
 SERVER_FIELD = "server_id"
+#: service-level verbs that reach every server of the service
+SERVICE_WIDE = (RestartService, SetServiceSetting, Deploy, RollbackDeploy)
 
 
 class OutOfScope(AdapterError):
@@ -104,9 +110,12 @@ class Scope:
                     f"(services: {', '.join(sorted(self.services))})")
         return None
 
-    def refusal(self, action: Action, lookup: Callable[[str], Server | None]) -> str | None:
+    def refusal(self, action: Action, lookup: Callable[[str], Server | None],
+                members: Callable[[str], Sequence[Server]] | None = None) -> str | None:
         """None when ``action`` may run, else the reason it may not.  ``lookup(id)``: the server now (None: unknown;
-        an unknown server is left to the adapter, which answers NotFound)."""
+        an unknown server is left to the adapter, which answers NotFound).  ``members(service)``: for an adapter
+        whose service-wide verbs (restart, deploy, settings) reach every server of the service, those servers;
+        such a verb is refused while any of them is unmanaged (the OpenStack adapter filters members itself)."""
         if not action.changes_world:
             return None  # record-only decisions: the incident board, pages, notes
         if isinstance(action, UpdateQuota | PurchaseReservation):
@@ -133,6 +142,8 @@ class Scope:
             why = self._service_refusal(service)
             if why:
                 return why
+            if members is not None and isinstance(action, SERVICE_WIDE):
+                ids.extend(s.id for s in members(service))
         for i in ids:
             srv = lookup(i)
             if srv is not None:
@@ -141,9 +152,10 @@ class Scope:
                     return why
         return None
 
-    def check(self, action: Action, lookup: Callable[[str], Server | None]) -> None:
+    def check(self, action: Action, lookup: Callable[[str], Server | None],
+              members: Callable[[str], Sequence[Server]] | None = None) -> None:
         """Raise :class:`OutOfScope` when ``action`` may not run."""
-        why = self.refusal(action, lookup)
+        why = self.refusal(action, lookup, members)
         if why is not None:
             raise OutOfScope(f"refused: {why}; it is read-only context for this controller")
 
@@ -161,15 +173,17 @@ class ScopeGate:
     """A gate in front of another: out-of-scope actions are denied (rule ``out-of-scope``), the rest reviewed as
     before.  Attributes not defined here are the inner gate's."""
 
-    def __init__(self, inner: Gate, scope: Scope, lookup: Callable[[str], Server | None]) -> None:
+    def __init__(self, inner: Gate, scope: Scope, lookup: Callable[[str], Server | None],
+                 members: Callable[[str], Sequence[Server]] | None = None) -> None:
         self.inner = inner
         self.scope = scope
         self.lookup = lookup
+        self.members = members
 
     def review(self, now: float, engine: str, action: Action, obs: Observation | None) -> Verdict:
         from control.runtime import Verdict  # the adapter layer needs the control plane only for this gate
 
-        why = self.scope.refusal(action, self.lookup)
+        why = self.scope.refusal(action, self.lookup, self.members)
         if why is not None:
             return Verdict("deny", rule=RULE, detail={"reason": why, "scope": self.scope.name})
         return self.inner.review(now, engine, action, obs)
@@ -193,8 +207,11 @@ class ScopedAdapter:
     def lookup(self, server_id: str) -> Server | None:
         return self.inner.server(server_id)
 
+    def members(self, service: str) -> Sequence[Server]:
+        return self.inner.servers(service=service)
+
     def execute(self, action: Action) -> ActionResult:
-        why = self.scope.refusal(action, self.lookup)
+        why = self.scope.refusal(action, self.lookup, self.members)
         if why is not None:
             self.refused.append((action, why))
             raise OutOfScope(f"refused: {why}; it is read-only context for this controller")

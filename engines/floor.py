@@ -3,7 +3,8 @@
 The reactive scaler needs a CPU reading and at least one server before it decides anything, so a
 service at 0 of min 2, or one whose metrics are missing, was never brought to its floor.  This engine
 counts servers only: with fewer than ``min_servers`` servers that are up, booting or failed (a failed one
-is the restarter's to repair, not to replace), it creates the difference.  With
+is the restarter's to repair, not to replace), it creates the difference, one action per server, so the
+safety gate's scale-up limits (``MinScaleStep`` from zero) let through as many as they allow.  With
 ``only_when_unmeasured`` it leaves a measured service that has servers to the scaler, which clamps to
 ``min_servers`` itself, so one shortfall gets one reaction.
 """
@@ -54,9 +55,11 @@ class MinFloorKeeper:
             if self.only_when_unmeasured and have > 0 and u == u:  # measured, with servers: the scaler's
                 continue
             why = "no servers" if have == 0 else "no cpu_util reading" if self.only_when_unmeasured else "too few"
-            actions.append(CreateServer(
-                service=name, count=svc.min_servers - have,
-                reason=f"{have} of min_servers {svc.min_servers} ({why}): create {svc.min_servers - have}",
-                evidence={"active": svc.active, "building": svc.building, "failed": svc.failed,
-                          "min_servers": svc.min_servers}))
+            missing = svc.min_servers - have
+            for i in range(missing):  # one action per server: the gate's scale limits let through what they allow
+                actions.append(CreateServer(
+                    service=name,
+                    reason=f"{have} of min_servers {svc.min_servers} ({why}): create {missing} ({i + 1} of {missing})",
+                    evidence={"active": svc.active, "building": svc.building, "failed": svc.failed,
+                              "min_servers": svc.min_servers}))
         return actions

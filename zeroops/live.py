@@ -334,8 +334,10 @@ class LiveController:
         self.gate = self.plane.gate
         self.choke = self.plane.choke
         self.scope = self._scope()
+        own = isinstance(getattr(adapter, "scope", None), Scope)  # the OpenStack adapter: checks and filters itself
         lookup = getattr(adapter, "_lookup", None) or adapter.server
-        self.choke.gate = ScopeGate(self.choke.gate, self.scope, lookup)  # out of scope: denied, audited
+        members = None if own else (lambda svc: adapter.servers(service=svc))
+        self.choke.gate = ScopeGate(self.choke.gate, self.scope, lookup, members)  # out of scope: denied, audited
         self.choke._seq = itertools.count(last_seq(self.paths.decisions) + 1)  # seq continues across runs
         self.runtime = self.plane.runtime
         self.audit = self.plane.audit
