@@ -34,6 +34,7 @@ import numpy as np
 
 from adapters.base import RECORD_ONLY_KINDS
 from control.runtime import ActionRecord
+from scenarios.budget_scoring import BUDGET_METRICS, budget_metrics
 from scenarios.elasticity import METRIC_NAMES as ELASTICITY_METRICS
 from scenarios.elasticity import run_elasticity
 from twin.faults import CATALOG
@@ -70,7 +71,7 @@ METRICS = (
     "detection_precision", "detection_recall", "false_incidents_per_day",
     "severity_accuracy", "severity_within_one", "root_cause_top1", "root_cause_top3",
     "availability", "availability_scope", "availability_all_services",
-    "slo_violation_minutes", "slo_violation_minutes_all_services",
+    "slo_violation_minutes", "slo_violation_minutes_all_services", "slo_violation_minutes_per_day",
     "good_user_requests", "cost", "cost_per_hour", "cost_per_million_good", "cost_savings",
     "cost_savings_comparable", "cost_savings_reason", "cost_savings_raw", "cost_per_million_good_savings",
     "human_interventions", "human_approvals", "human_intervention_rate", "automation_rate",
@@ -82,6 +83,7 @@ METRICS = (
     "oom_kills", "preemptions", "peak_servers", "server_hours",
     *ELASTICITY_METRICS,
     "batch_jobs", "batch_jobs_completed", "batch_deadline_misses", "batch_jobs_pending",
+    *BUDGET_METRICS,
 )
 # Metrics a scenario's ``targets`` can bound (the numeric ones; flags and labels are not targets).
 NON_NUMERIC_METRICS = frozenset({"availability_scope", "cost_savings_comparable", "cost_savings_reason",
@@ -569,6 +571,7 @@ def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident
         "availability_all_services": float(truth.good.sum()) / off_all if off_all > 0 else None,
         "slo_violation_minutes": slo_edge,
         "slo_violation_minutes_all_services": float(truth.breach_seconds.sum()) / 60.0,
+        "slo_violation_minutes_per_day": slo_edge / days if days > 0 else None,
         "good_user_requests": good,
         "cost": cost,
         "cost_per_hour": cost / duration * 3600.0,
@@ -604,6 +607,7 @@ def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident
     el = run_elasticity(world)  # SPEC RG elasticity, mean over the interactive services (scenarios/elasticity.py)
     m.update({k: el[k] for k in ELASTICITY_METRICS})
     m.update(_batch_metrics(world, run_end))
+    m.update(budget_metrics(world, records, run_end))  # budgets, spend forecasts, cost anomalies
     return m
 
 
