@@ -53,17 +53,26 @@ PENDING_S = 600.0  # a deletion asked for (executed, refused or waiting for appr
 
 
 class _Window:
-    """A counting window: ``base`` servers at its start, ``done`` changed since; reset every ``length`` seconds."""
+    """A sliding window of changes: at most ``percent`` of the count before them (at least ``floor``) within any
+    ``length`` seconds."""
 
-    __slots__ = ("start", "base", "done")
+    __slots__ = ("events",)
 
-    def __init__(self, start: float, base: int) -> None:
-        self.start, self.base, self.done = start, base, 0
+    def __init__(self) -> None:
+        self.events: deque[tuple[float, int]] = deque()
 
-    def allowance(self, now: float, length: float, current: int, percent: float, floor: int) -> int:
-        if now - self.start >= length:
-            self.start, self.base, self.done = now, current, 0
-        return max(floor, math.floor(self.base * percent / 100.0 + 1e-9)) - self.done
+    def allowance(self, now: float, length: float, current: int, percent: float, floor: int, sign: int) -> int:
+        """What may still change now; ``current`` is the count after the window's changes (``sign`` +1 for
+        additions, -1 for removals): the base is the count before them."""
+        ev = self.events
+        while ev and ev[0][0] <= now - length:
+            ev.popleft()
+        done = sum(c for _, c in ev)
+        base = current - sign * done
+        return max(floor, math.floor(base * percent / 100.0 + 1e-9)) - done
+
+    def add(self, now: float, count: int) -> None:
+        self.events.append((now, count))
 
 
 class PredictiveScaler:
@@ -292,13 +301,14 @@ class PredictiveScaler:
 
     @staticmethod
     def _trend(obs: Observation, name: str, r: float, lead_s: float) -> float:
-        """The request rate ``lead_s`` ahead on the last 90 s' linear trend (rising only; ``r`` without data)."""
+        """The request rate ``lead_s`` ahead on the last 90 s' linear trend (rising only, at most twice ``r``;
+        ``r`` without data)."""
         w = obs.window("request_rate", 90.0, service=name)
         ok = np.isfinite(w.v)
         if ok.sum() < 3 or np.ptp(w.t[ok]) <= 0:
             return r
         slope, icpt = np.polyfit(w.t[ok] - w.t[ok][-1], w.v[ok], 1)
-        return float(max(r, icpt + max(slope, 0.0) * lead_s))
+        return float(min(max(r, icpt + max(slope, 0.0) * lead_s), 2.0 * r))  # a step is not a trend: at most 2x
 
     # ---------------------------------------------------------------- acting
     def _act(self, now: float, obs: Observation, svc: ServiceState, f: fl.ServiceFleet, d: dict[str, Any],
@@ -325,16 +335,16 @@ class PredictiveScaler:
         full = now - self._first_rec.setdefault(name, now) >= cfg.scale_down_window_s - cfg.cadence
         stable = max(v for _, v in recs)
         if want_up > have:
-            win = self._up.setdefault(name, _Window(now, have))
+            win = self._up.setdefault(name, _Window())
             allowed = win.allowance(now, cfg.scale_up_window_s, have, cfg.max_scale_up_percent,
-                                    cfg.min_scale_up_step)
+                                    cfg.min_scale_up_step, +1)
             count = min(want_up - have, max(allowed, 0))
             ev["desired"] = want_up
             ev["expected_cost_per_hour"] = _num(round((have + count) * price, 4))
             if count < want_up - have:
                 ev["limited_by"] = f"MaxScaleUpPercent {cfg.max_scale_up_percent:g} per {cfg.scale_up_window_s:g} s"
             if count > 0:
-                win.done += count
+                win.add(now, count)
                 for s in f.warm[:count]:  # a warm server resumes faster than a new one boots
                     self._resuming[s.id] = now
                     self._warm.get(name, set()).discard(s.id)
@@ -357,13 +367,13 @@ class PredictiveScaler:
         victims, idle = self._deletable(obs, f, name)
         victims = [s for s in victims if now - self._deleting.get(s.id, -math.inf) > PENDING_S]
         stable += len(idle)  # out of rotation by their traffic: not ours to count as serving
-        win = self._down.setdefault(name, _Window(now, len(f.active)))
+        win = self._down.setdefault(name, _Window())
         allowed = win.allowance(now, cfg.scale_down_window_s, len(f.active), cfg.max_scale_down_percent,
-                                1 if cfg.max_scale_down_percent > 0 else 0)
+                                1 if cfg.max_scale_down_percent > 0 else 0, -1)
         count = min(len(f.active) - stable, allowed, len(victims))
         if count <= 0:
             return out
-        win.done += count
+        win.add(now, count)
         ev["desired"] = stable
         ev["expected_cost_per_hour"] = _num(round((have - count) * price, 4))
         ev["stabilisation_s"] = cfg.scale_down_window_s
