@@ -320,6 +320,11 @@ def _builtins() -> None:
     register("provisioner", Provisioner, ProvisionerConfig,
              description="idle deprovisioning, rightsizing, retry elsewhere, spot fallback, reservations, "
                          "capacity planning (docs/provisioning.md)")
+    from engines.provisioning import Provisioner, ProvisionerConfig
+
+    register("provisioner", Provisioner, ProvisionerConfig,
+             description="idle deprovisioning, rightsizing, retry elsewhere, spot fallback, reservations, "
+                         "capacity planning (docs/provisioning.md)")
     from engines.budget import BudgetManager, BudgetManagerConfig
 
     register("budget_manager", BudgetManager, BudgetManagerConfig,
