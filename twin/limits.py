@@ -24,8 +24,8 @@ MAX_TICKS = 500_000_000  # physics steps in one run (duration / tick)
 MAX_RATE = 1e12  # requests per second a service's traffic components may reach
 
 # bytes, measured with tracemalloc on World builds (see the module docstring)
-_PER_TICK = 24  # the times vector, its arange and the offered-load matrix's own row overhead
-_PER_TICK_SERVICE = 8  # one float64 of offered load per service per tick
+_PER_TICK = 28  # the times vector, its arange, the offered-load matrix's own row overhead, the curves' float32 step
+_PER_TICK_SERVICE = 16  # one float64 of offered load per service per tick, two float32 elasticity curves (groundtruth)
 _PER_ROLLUP_ROW = 160  # a numpy row object plus its time
 _PER_ROLLUP_CELL = 8  # per (service metric, service)
 _SERVICE_METRICS = 11
