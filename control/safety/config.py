@@ -118,6 +118,9 @@ class SafetyConfig(BaseModel):
     incident_ownership: bool = _f(True, "IncidentOwnership", "incident_ownership",
                                   "an open incident owns its components: actions not tied to it may not touch its "
                                   "servers or change its services' capacity (deny: incident-owned)")
+    incident_ownership_seconds: float = _f(900.0, "IncidentOwnershipTTL", "incident_ownership_seconds",
+                                           "ownership lapses when the incident has not been updated for this long "
+                                           "(a stuck incident must not freeze its services' capacity)", gt=0)
     scale_window_seconds: float = _f(60.0, "ScaleWindow", "scale_window_seconds",
                                      "sliding window of MaxScaleUpPercent / MaxScaleDownPercent (0: one instant)",
                                      ge=0)
@@ -170,7 +173,7 @@ class SafetyConfig(BaseModel):
         return None if v is None else parse_size(v)
 
     @field_validator("canary_bake_seconds", "accounting_window_seconds", "approval_ttl_seconds",
-                     "scale_window_seconds", mode="before")
+                     "scale_window_seconds", "incident_ownership_seconds", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
         return parse_duration(v)

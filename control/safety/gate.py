@@ -497,15 +497,19 @@ class SafetyGate:
         """One fault, one owner: an open incident owns its components.  An action not tied to that incident by
         ``action.incident`` may not touch a server the incident names, nor change the capacity of a service it
         names (create, delete, start, stop, shelve, resize).  Another engine joins the response by tying its
-        action to the incident (a scaler whose forecast demand rose), or defers until it is resolved."""
+        action to the incident (a scaler whose forecast demand rose), or defers until it is mitigated or
+        resolved.  Ownership lapses when the incident has not been updated for ``IncidentOwnershipTTL``."""
         incidents = obs.incidents
         if not incidents:
             return None
         sid = getattr(action, "server_id", None) if action.target_field == "server_id" else None
         capacity = action.effect in ("adds", "removes", "pauses", "resumes", "resizes")
+        ttl = self.config.incident_ownership_seconds
         for inc in incidents.values():
-            if inc.status == "resolved" or action.incident == inc.id:
+            if inc.status in ("resolved", "mitigated") or action.incident == inc.id:
                 continue
+            if self._step_now - max(inc.declared_at, inc.updated_at) > ttl:
+                continue  # a stale incident (its response stopped reporting) does not freeze the service
             comps = inc.components
             if sid is not None and sid in comps:
                 what = f"server {sid} is a component of incident {inc.id}"

@@ -259,6 +259,7 @@ class OpsCenter:
         top = inc.candidates[0] if inc.candidates else None
         if inc.run is not None and top is not None and settling and inc.run.status in ("running", "verifying") \
                 and inc.run_focus not in (top.component, None) \
+                and not _within(obs, top.component, inc.run_focus) \
                 and top.score >= self.cfg.act_confidence:
             inc.run = None  # the ranking moved to another component: its runbook, not the old one, goes on
             inc.status = "investigating"
@@ -345,3 +346,11 @@ def _default_library(dirs: Sequence[str]) -> Any:
 
     return RunbookLibrary.load(list(dirs))
 
+
+def _within(obs: Observation, component: str, focus: str) -> bool:
+    """Whether ``component`` (a server or a host) lies inside ``focus`` (its zone or its host): a runbook on a
+    zone already covers a server of that zone, so a ranking that moves to one is no reason to stop it."""
+    server = obs.server(component)
+    if server is not None:
+        return focus in (server.zone, server.hypervisor)
+    return any(h.zone == focus for h in obs.hypervisors if component in (h.id, h.name))

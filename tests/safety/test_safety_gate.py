@@ -307,7 +307,7 @@ def test_record_only_decisions_run_in_observation_mode_but_are_rate_limited() ->
 
 
 def test_an_open_incident_owns_its_servers_and_its_services_capacity() -> None:
-    from adapters.base import DeclareIncident, ResolveIncident, StartServer, StopServer
+    from adapters.base import DeclareIncident, ResolveIncident, StartServer, StopServer, UpdateIncident
 
     world, _, choke = setup(cfg(), services={"web": ("small", 4), "api": ("small", 2)})
     web = sorted(s.id for s in world.servers(service="web"))
@@ -331,6 +331,13 @@ def test_an_open_incident_owns_its_servers_and_its_services_capacity() -> None:
     assert own.outcome == "executed"
     submit(choke, world, 4.0, ResolveIncident(incident_id="INC-1"))
     assert submit(choke, world, 5.0, DeleteServer(server_id=web[1]))[0].outcome == "executed"
+    # ownership ends at mitigation, and lapses when the incident stops reporting (a stuck one must not freeze)
+    submit(choke, world, 6.0, DeclareIncident(incident_id="INC-3", components=("web",), severity="P3"))
+    assert submit(choke, world, 7.0, CreateServer(service="web"))[0].verdict.rule == "incident-owned"
+    assert submit(choke, world, 6.0 + 901.0, CreateServer(service="web"))[0].outcome == "executed"
+    submit(choke, world, 1000.0, DeclareIncident(incident_id="INC-4", components=("web",), severity="P3"))
+    submit(choke, world, 1001.0, UpdateIncident(incident_id="INC-4", status="mitigated"))
+    assert submit(choke, world, 1002.0, CreateServer(service="web"))[0].outcome == "executed"
     # the rule can be switched off
     world2, _, choke2 = setup(cfg(incident_ownership=False))
     sid = sorted(world2.servers_by_id)[0]
