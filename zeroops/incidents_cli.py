@@ -2,7 +2,8 @@
 
 They read a results folder (default ``out/``; see docs/results.md) or, with
 ``--db``, a live controller's audit trail plus the adapter's incident board
-(``--journal``, default ``.zeroops/live-journal.sqlite`` when it exists).
+(``--journal``, default the state directory's ``live-journal.sqlite``, else ``.zeroops/live-journal.sqlite``, when
+it exists).
 Exit codes: 0 ok, 2 bad input (a missing folder or database, an unknown or
 ambiguous id: the message names it and the ids that come close).
 """
@@ -25,7 +26,12 @@ def _runs(a: argparse.Namespace) -> list[Any]:
     from reports.incident_records import find_runs, load_live
 
     if a.db:
-        journal = Path(a.journal) if a.journal else (DEFAULT_JOURNAL if DEFAULT_JOURNAL.is_file() else None)
+        from control.statedir import JOURNAL_FILE, state_dir
+
+        default = state_dir() / JOURNAL_FILE  # live mode's journal, in the state directory
+        if not default.is_file():
+            default = DEFAULT_JOURNAL  # an older controller's, relative to the working directory
+        journal = Path(a.journal) if a.journal else (default if default.is_file() else None)
         return [load_live(Path(a.db), journal)]
     return find_runs(Path(a.results_dir), a.scenario, a.engines)
 

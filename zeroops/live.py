@@ -404,8 +404,8 @@ class LiveController:
                 self.degraded = False
                 self._say(f"[live] Prometheus at {url} answers: leaving degraded mode")
             elif now - start >= self.prometheus_wait:
-                self._say(f"zeroops live: error: Prometheus at {url} did not answer within "
-                          f"{self.prometheus_wait:.0f} s of the start (prometheus_wait); stopping")
+                print(f"zeroops live: error: Prometheus at {url} did not answer within {self.prometheus_wait:g} s "
+                      "of the start (prometheus_wait / --prometheus-wait); stopping", file=sys.stderr, flush=True)
                 self.exit_code = EXIT_PROMETHEUS
                 self.stop()
 
