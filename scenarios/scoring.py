@@ -34,6 +34,7 @@ import numpy as np
 
 from adapters.base import RECORD_ONLY_KINDS
 from control.runtime import ActionRecord
+from scenarios.budget_scoring import BUDGET_METRICS, budget_metrics
 from scenarios.elasticity import METRIC_NAMES as ELASTICITY_METRICS
 from scenarios.elasticity import run_elasticity
 from twin.faults import CATALOG
@@ -82,6 +83,7 @@ METRICS = (
     "oom_kills", "preemptions", "peak_servers", "server_hours",
     *ELASTICITY_METRICS,
     "batch_jobs", "batch_jobs_completed", "batch_deadline_misses", "batch_jobs_pending",
+    *BUDGET_METRICS,
 )
 # Metrics a scenario's ``targets`` can bound (the numeric ones; flags and labels are not targets).
 NON_NUMERIC_METRICS = frozenset({"availability_scope", "cost_savings_comparable", "cost_savings_reason",
@@ -605,6 +607,7 @@ def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident
     el = run_elasticity(world)  # SPEC RG elasticity, mean over the interactive services (scenarios/elasticity.py)
     m.update({k: el[k] for k in ELASTICITY_METRICS})
     m.update(_batch_metrics(world, run_end))
+    m.update(budget_metrics(world, records, run_end))  # budgets, spend forecasts, cost anomalies
     return m
 
 
