@@ -274,3 +274,29 @@ def test_scoped_adapter_passes_reads_through() -> None:
     with pytest.raises(OutOfScope):
         scoped.execute(StartServer(server_id=sorted(unmanaged)[0]))
     assert scoped.refused
+
+
+def test_several_projects_list_all_projects_and_keep_those_in_scope(tmp_path: Path) -> None:
+    from adapters.openstack import OpenStackAdapter
+
+    class AllProjects(_Compute):
+        def servers(self, details: bool = True, **kw: Any) -> list[Any]:
+            self.asked = kw
+            return list(self.by_id.values())
+
+    compute = AllProjects([_nova_server("a", {"zeroops_service": "web"}),
+                           _nova_server("b", {"zeroops_service": "web"}, project="ops-pid"),
+                           _nova_server("c", {"zeroops_service": "web"}, project="someone-else")])
+    projects = {"ops": SimpleNamespace(id="ops-pid", name="ops")}
+    identity = SimpleNamespace(find_project=lambda p, ignore_missing=True: projects.get(p),
+                               get_project=lambda pid: SimpleNamespace(name={"ops-pid": "ops"}.get(pid, pid)))
+    conn = SimpleNamespace(compute=compute, identity=identity, current_project_id="pid",
+                           current_project=SimpleNamespace(name="demo"))
+    cfg = parse_config({"scope": {"projects": ["demo", "ops"]},
+                        "services": [{"name": "web", "flavor": "m1", "image": "img"}]})
+    a = OpenStackAdapter(conn, cfg, sleep=lambda s: None)
+    assert sorted(s.id for s in a.servers()) == ["a", "b"] and compute.asked == {"all_projects": True}
+    assert all(a.manages(s) for s in a.servers())
+    assert a.execute(StartServer(server_id="b")).ok  # a managed server of the second project
+    with pytest.raises(OutOfScope, match="outside the projects"):
+        a.execute(StartServer(server_id="c"))
