@@ -1243,7 +1243,8 @@ class OpenStackAdapter:
         if e.kind == "create_server":
             found = self.find_request(e.request_id, thorough=True)
             state = "adopted" if found else "abandoned"
-            msg = f"{verb}adopt {len(found)} of {p.get('count', 1)} server(s): {[str(s.id) for s in found]}"
+            msg = (f"{verb}adopt {len(found)} of {p.get('count', 1)} server(s): {[str(s.id) for s in found]}" if found
+                   else f"{verb}abandon: no server under its request id (the engines re-decide)")
         elif e.kind == "delete_server":
             try:
                 s = self._get_server(str(p["server_id"]))
