@@ -357,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
                     ("zeroops.detect_cli", "add_detect_parser"), ("zeroops.incidents_cli", "add_incidents_parsers"),
                     ("zeroops.alerting_cli", "add_alerting_parser"),
                     ("zeroops.runbooks_cli", "add_runbooks_parser"), ("zeroops.forecast_cli", "add_forecast_parser"),
+                    ("zeroops.capacity_cli", "add_capacity_parser"),
                     ("zeroops.budget_cli", "add_budget_parser")):
         try:
             module = __import__(mod, fromlist=[fn])

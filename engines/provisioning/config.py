@@ -36,6 +36,8 @@ class ProvisionerConfig(BaseModel):
                                                                "server of the service")
     rightsize_max_util: float = Field(0.75, gt=0, le=1, description="abort a service's resize plan when a resized "
                                                                     "server runs above this CPU utilisation")
+    rightsize_min_saving: float = Field(0.2, ge=0, lt=1, description="resize only for at least this share of the "
+                                                                     "server's price saved")
     disrupt_max_util: float = Field(0.6, gt=0, le=1, description="a resize or a reserved swap takes a server out "
                                                                   "only while the others stay at or below this CPU")
     # retries

@@ -69,6 +69,7 @@ class Provisioner:
         self._prices: dict[tuple[str, str], float] = {}
         # spot
         self.spot_seen: dict[str, set[str]] = {}  # service -> spot servers seen at the last step
+        self.spot_marked: set[str] = set()  # services seen all-spot once
         self.preempted: dict[str, deque[float]] = {}
         self.fallbacks: dict[str, list[str]] = {}
         self._fallback_reqs: dict[str, str] = {}  # request id -> service
@@ -218,10 +219,13 @@ class Provisioner:
 
     # ------------------------------------------------------------------- spot
     def _is_spot(self, name: str, by_service: dict[str, list[Server]]) -> bool:
-        if name in self.cfg.spot_services:
+        if name in self.cfg.spot_services or name in self.spot_marked:
             return True
         ss = [s for s in by_service.get(name, ()) if s.status != "DELETED"]
-        return bool(ss) and all(s.pricing == "spot" for s in ss)
+        if ss and all(s.pricing == "spot" for s in ss):
+            self.spot_marked.add(name)  # stays a spot service when fallbacks or an autoscaler add on-demand ones
+            return True
+        return False
 
     def _spot(self, now: float, obs: Observation, svcs: dict[str, ServiceState], by_service: dict[str, list[Server]],
               actions: list[Action]) -> None:
@@ -469,8 +473,9 @@ class Provisioner:
                               same_vcpus=autoscaled)
         if not dry:
             self.no_plan_until[name] = now + 3600.0
-        if choice is None or choice.flavor == cur or not choice.price_per_hour < prices.get(cur, math.inf):
-            return None
+        old = prices.get(cur, math.inf)
+        if choice is None or choice.flavor == cur or not choice.price_per_hour <= old * (1 - cfg.rightsize_min_saving):
+            return None  # nothing cheaper, or too little to be worth a resize per server
         plan = {"from": cur, "to": choice.flavor, "p95_cpu": p95["cpu_util"], "p95_mem": p95["memory_util"],
                 "p95_disk": p95["disk_util"], "need_vcpus": choice.need_vcpus, "need_ram_mb": choice.need_ram_mb,
                 "hours": len(t) * 300.0 / 3600.0, "planned_at": now, "autoscaled": autoscaled}
