@@ -85,7 +85,7 @@ def read_run(run: Path) -> dict[str, Any]:
         if "budget_alert" in ev:
             out["alerts"].append(base | ev["budget_alert"])
         elif "budget_action" in ev and row.kind in ("shelve_server", "stop_server"):
-            out["actions"].append(base | {"target": row.target} | ev["budget_action"])
+            out["actions"].append(base | ev["budget_action"] | {"target": row.target})
         elif "budget_reallocation" in ev:
             out["reallocations"].append(base | ev["budget_reallocation"])
         elif "budget_forecast" in ev:

@@ -175,7 +175,7 @@ class BudgetManager:
                 return out
             out += self._scale_down(now, obs, b, need, services, prices,
                                     {**figures, "trigger": "hard-limit" if over_hard and not over_soft else
-                                     "auto-scale-down", "need_per_hour": need, "target": target})
+                                     "auto-scale-down", "need_per_hour": need, "target_spend": target})
         return out
 
     def _scale_down(self, now: float, obs: Observation, b: Budget, need: float,
