@@ -50,8 +50,11 @@ class _Conn:
         self.error = error
 
     def authorize(self) -> str:
-        if self.error is not None:
-            raise self.error
+        if self.error is not None:  # as openstacksdk does: keystoneauth's error, wrapped in an SDKException
+            try:
+                raise self.error
+            except Exception as e:
+                raise osexc.SDKException(str(e))  # noqa: B904 - the SDK chains implicitly
         return "token"
 
 

@@ -599,10 +599,13 @@ def connect_error(e: BaseException, where: str) -> LiveError:
         what = "authentication failed" if status != 403 and "Forbidden" not in names else "access denied"
         return LiveError(f"{what} ({where}): HTTP {status or 401}: check the password or application credential "
                          f"in clouds.yaml / OS_*", EXIT_AUTH)
-    if names & {"ConnectFailure", "ConnectTimeout", "ConnectionError", "ConnectionRefusedError", "DiscoveryFailure",
-                "EndpointNotFound", "SSLError", "UnknownConnectionError", "TimeoutError", "TransientAPIError",
-                "ReadTimeout", "NewConnectionError", "MaxRetryError"}:
-        return LiveError(f"cannot reach the cloud ({where}): {type(chain[0]).__name__}: {last}", EXIT_UNREACHABLE)
+    unreachable = {"ConnectFailure", "ConnectTimeout", "ConnectionError", "ConnectionRefusedError", "DiscoveryFailure",
+                   "EndpointNotFound", "SSLError", "UnknownConnectionError", "TimeoutError", "TransientAPIError",
+                   "ReadTimeout", "NewConnectionError", "MaxRetryError"}
+    if names & unreachable:
+        hit = next(x for x in chain if type(x).__name__ in unreachable)  # the cause, not the SDK's wrapper
+        return LiveError(f"cannot reach the cloud ({where}): {type(hit).__name__}: {one_line(hit, 240)}",
+                         EXIT_UNREACHABLE)
     if names & {"ConfigException", "OpenStackConfigException", "MissingRequiredOptions", "MissingAuthPlugin",
                 "NoMatchingPlugin"}:
         return LiveError(f"cannot use the cloud configuration ({where}): {last}", EXIT_CONFIG)
