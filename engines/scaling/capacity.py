@@ -19,7 +19,7 @@ DIMENSIONS: tuple[str, ...] = ("cpu", "memory", "disk", "network")
 METRICS: dict[str, str] = {"cpu": "cpu_util", "memory": "memory_util", "disk": "disk_util",
                            "network": "network_mbps"}
 MIN_SPREAD = 0.05  # relative standard deviation of x below which the intercept is not trusted
-SATURATED = 0.97  # a utilisation at or above this is clipped by the server: its x is not its true demand
+SATURATED = 0.9  # at or above this a server is near saturation (clipped, queueing): not a sample of the line
 
 
 class CapacityModel:
@@ -33,14 +33,14 @@ class CapacityModel:
         self.mu = np.zeros((k, n))
         self.mxx = np.zeros((k, n))
         self.mxu = np.zeros((k, n))
-        self.t_last = np.full(n, np.nan)
+        self.t_prev: float | None = None
 
     def learn(self, t: float, x: np.ndarray, u: np.ndarray) -> None:
         """One observation per service: ``x`` (N) requests per second per serving server, ``u`` (K × N)."""
-        dt = np.where(np.isfinite(self.t_last), t - self.t_last, 0.0)
-        decay = np.power(0.5, np.maximum(dt, 0.0) / self.halflife)[None, :]
-        ok = np.isfinite(u) & np.isfinite(x)[None, :] & (x[None, :] > 0) & (u >= 0) & (u < SATURATED)
-        self.t_last = np.where(ok.any(axis=0), t, self.t_last)
+        dt = t - self.t_prev if self.t_prev is not None else 0.0
+        self.t_prev = t
+        decay = 0.5 ** (max(dt, 0.0) / self.halflife)  # time passes for every series alike
+        ok = np.isfinite(u) & np.isfinite(x)[None, :] & (x[None, :] >= 0) & (u >= 0) & (u < SATURATED)
         xx = np.broadcast_to(np.where(np.isfinite(x), x, 0.0)[None, :], u.shape)
         uu = np.where(ok, u, 0.0)
         w_new = self.w * decay + ok

@@ -38,17 +38,23 @@ from adapters.base import (
     Observation,
     Server,
     ServiceState,
+    SetMetadata,
     ShelveServer,
     StartServer,
     StopServer,
 )
 from control.runtime import ActionRecord
 from engines.forecasting import make_forecaster
+from engines.maintenance import MAINTENANCE_KEY
 from engines.scaling import fleet as fl
 from engines.scaling.capacity import DIMENSIONS, METRICS, CapacityModel
 from engines.scaling.config import PredictiveScalerConfig
 
 _NAN = float("nan")
+# the warm pool's marks: ours, and the planned-maintenance convention (engines/maintenance.py) that tells the
+# ops center and alerting that the server is down on purpose
+WARM_MARKS = {fl.META_WARM: "1", MAINTENANCE_KEY: "warm-pool"}
+CLEAR_MARKS = {fl.META_WARM: "", MAINTENANCE_KEY: ""}
 PENDING_S = 600.0  # a deletion asked for (executed, refused or waiting for approval) is not asked again this long
 
 
@@ -158,7 +164,7 @@ class PredictiveScaler:
             r = float(rate[i])
             if r > 0:
                 self._last_busy[name] = now
-            zero_actions = self._zero_step(now, obs, svc, f, r, prices, scope)
+            zero_actions = self._zero_step(now, obs, svc, f, r, prices, scope, _binding(need_now[:, i])[0])
             if zero_actions is not None:
                 if name in self._zero and spend is None:
                     spend = obs.spend
@@ -316,7 +322,7 @@ class PredictiveScaler:
         cfg = self.cfg
         name = svc.name
         extra = len(f.drained)  # out of rotation: kept, not counted as serving
-        lo, hi = svc.min_servers, svc.max_servers
+        lo, hi = max(svc.min_servers, 1), svc.max_servers  # zero only by the idle rule (_zero_step)
         want_up = min(max(d["up"] + extra, lo), hi)
         want_keep = min(max(d["keep"] + extra, lo), hi)
         have = len(f.active) + len(f.building) + len(f.down)
@@ -348,6 +354,8 @@ class PredictiveScaler:
                 for s in f.warm[:count]:  # a warm server resumes faster than a new one boots
                     self._resuming[s.id] = now
                     self._warm.get(name, set()).discard(s.id)
+                    out.append(SetMetadata(server_id=s.id, metadata=CLEAR_MARKS, reason="warm pool server back in "
+                                           "service", evidence=ev))
                     out.append(StartServer(server_id=s.id, reason=f"{d['why']}: {have} -> {have + count} servers "
                                            f"(resuming warm server)", evidence=ev))
                 new = count - min(count, len(f.warm))
@@ -401,21 +409,28 @@ class PredictiveScaler:
 
     # -------------------------------------------------------------- zero
     def _zero_step(self, now: float, obs: Observation, svc: ServiceState, f: fl.ServiceFleet, r: float,
-                   prices: Mapping[tuple[str, str], float], scope: set[str]) -> list[Action] | None:
-        """Scale to zero or from zero; None when neither applies (the normal path decides)."""
+                   prices: Mapping[tuple[str, str], float], scope: set[str], sized: int) -> list[Action] | None:
+        """Scale to zero or from zero; None when neither applies (the normal path decides).  ``sized``: the servers
+        the demand of now needs by the capacity learnt before the idle (0 when unknown)."""
         cfg = self.cfg
         name = svc.name
         at_zero = not f.active and not f.building
         price = prices.get((svc.flavor, "on_demand"), _NAN)
+        marks: list[Action] = [SetMetadata(server_id=s.id, metadata=WARM_MARKS, evidence={"service": name},
+                                           reason="warm pool: stopped on purpose by the scaler (planned, not a fault)")
+                               for s in f.warm if not s.metadata.get(fl.META_WARM) and s.id not in self._resuming]
         if at_zero and r > 0 and not f.down:
-            need = max(1, svc.min_servers)
+            need = min(max(1, svc.min_servers, sized), svc.max_servers)
             out: list[Action] = []
             measured = self.warm_cost.get(name, {})
-            ev = {"request_rate": r, "warm_pool": [s.id for s in f.warm], "resume_s_measured": _num(self.resume_s),
+            ev = {"request_rate": r, "servers_needed": need, "warm_pool": [s.id for s in f.warm],
+                  "resume_s_measured": _num(self.resume_s),
                   "scale_from_zero_max_seconds": cfg.scale_from_zero_max_seconds, **measured}
             for s in f.warm[:need]:
                 self._resuming[s.id] = now
                 self._warm.get(name, set()).discard(s.id)
+                out.append(SetMetadata(server_id=s.id, metadata=CLEAR_MARKS, reason="warm pool server back in "
+                                       "service", evidence=ev))
                 out.append(StartServer(server_id=s.id, reason=f"scale from zero: {r:.2f} requests/s after idle; "
                                        f"resuming warm server {s.id} (goal: serving within "
                                        f"{cfg.scale_from_zero_max_seconds:.0f} s)", evidence=ev))
@@ -428,7 +443,7 @@ class PredictiveScaler:
             self._zero.pop(name, None)
             return out
         if at_zero:
-            return [] if name in self._zero or f.warm else None
+            return marks if name in self._zero or f.warm else None
         idle_for = now - self._last_busy.get(name, now)
         if (svc.min_servers == 0 and r == 0.0 and idle_for >= cfg.scale_to_zero_idle_minutes * 60.0
                 and not f.building and not fl.under_incident(f, scope)):
@@ -436,23 +451,34 @@ class PredictiveScaler:
                           key=lambda s: s.created_at)
             if not mine:
                 return None
-            keep = mine[:cfg.warm_pool_size]
-            pool = self._warm.setdefault(name, set())
-            spend = obs.spend.per_service.get(name, _NAN)
-            self._zero[name] = (now, spend, len(f.active))
-            ev = {"idle_s": round(idle_for, 1), "servers_before": len(f.active),
-                  "saves_per_hour": _num(round(len(f.active) * price, 4)), "warm_pool": [s.id for s in keep],
-                  "warm_pool_mode": cfg.warm_pool_mode, "price_per_server_hour": _num(price)}
+            need_warm = max(0, cfg.warm_pool_size - len(f.warm))
+            # the newest go first; the oldest ``need_warm`` are stopped for the warm pool (gently: the down window)
+            order = mine[need_warm:][::-1] + mine[:need_warm]
+            win = self._down.setdefault(name, _Window())
+            allowed = win.allowance(now, cfg.scale_down_window_s, len(f.active), cfg.max_scale_down_percent,
+                                    1 if cfg.max_scale_down_percent > 0 else 0, -1)
+            take = order[:max(allowed, 0)]
+            if not take:
+                return []
+            win.add(now, len(take))
+            if name not in self._zero:
+                self._zero[name] = (now, obs.spend.per_service.get(name, _NAN), len(f.active) + len(f.warm))
+            ev = {"idle_s": round(idle_for, 1), "servers_before": self._zero[name][2],
+                  "saves_per_hour": _num(round(len(take) * price, 4)), "warm_pool_mode": cfg.warm_pool_mode,
+                  "warm_pool_size": cfg.warm_pool_size, "price_per_server_hour": _num(price)}
             out = []
             verb = StopServer if cfg.warm_pool_mode == "stop" else ShelveServer
-            for s in keep:
-                pool.add(s.id)
-                out.append(verb(server_id=s.id, reason=f"scale to zero: no requests for {idle_for / 60:.0f} min "
-                                f"(>= ScaleToZeroIdleMinutes {cfg.scale_to_zero_idle_minutes:g}); kept as a warm "
-                                f"pool ({cfg.warm_pool_mode}) for a fast scale from zero", evidence=ev))
-            for s in mine[cfg.warm_pool_size:]:
-                out.append(DeleteServer(server_id=s.id, reason=f"scale to zero: no requests for "
-                                        f"{idle_for / 60:.0f} min; saves {price:.3f}/h", evidence=ev))
+            pool = self._warm.setdefault(name, set())
+            for s in take:
+                if s in mine[:need_warm]:
+                    pool.add(s.id)
+                    out.append(verb(server_id=s.id, reason=f"scale to zero: no requests for {idle_for / 60:.0f} min "
+                                    f"(>= ScaleToZeroIdleMinutes {cfg.scale_to_zero_idle_minutes:g}); kept as a "
+                                    f"warm pool ({cfg.warm_pool_mode}) to serve again within "
+                                    f"{cfg.scale_from_zero_max_seconds:g} s of the first request", evidence=ev))
+                else:
+                    out.append(DeleteServer(server_id=s.id, reason=f"scale to zero: no requests for "
+                                            f"{idle_for / 60:.0f} min; saves {price:.3f}/h", evidence=ev))
             return out
         return None
 
@@ -471,9 +497,11 @@ class PredictiveScaler:
 
     def on_result(self, rec: ActionRecord) -> None:
         a = rec.action
-        if isinstance(a, StopServer | ShelveServer) and rec.error:
+        if isinstance(a, StopServer | ShelveServer) and rec.outcome != "executed":
             for pool in self._warm.values():
                 pool.discard(a.server_id)
+        if isinstance(a, DeleteServer) and rec.outcome == "denied":
+            self._deleting.pop(a.server_id, None)  # refused now (a limit): may be asked again later
 
 
 def _is_batch(svc: ServiceState) -> bool:
