@@ -301,10 +301,6 @@ def _builtins() -> None:
     register("predictive_scaler", PredictiveScaler, PredictiveScalerConfig,
              description="forecast-first multi-dimensional autoscaling with a reactive safety net, boot-time lead, "
                          "scale to/from zero (docs/scaling.md)")
-    from engines.floor import MinFloorKeeper, MinFloorKeeperConfig
-
-    register("min_floor_keeper", lambda c: MinFloorKeeper(**c.model_dump()), MinFloorKeeperConfig,
-             description="creates what a service lacks below min_servers, from zero and without metrics")
     from engines.alerting import SmartAlerting, SmartAlertingConfig
 
     register("smart_alerting", SmartAlerting, SmartAlertingConfig,
