@@ -7,7 +7,6 @@ is an error that names the field, never a silently ignored setting.
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -23,27 +22,14 @@ from pydantic import (
     model_validator,
 )
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|m|h|d|w)?\s*$")
+from common.durations import PATTERN as DURATION_PATTERN
+from common.durations import is_duration
+from common.durations import parse_duration as _parse_duration
 
 
 def parse_duration(v: object) -> float:
-    """``"5m"`` → 300.0; numbers are seconds. Raises ValueError naming what is allowed."""
-    if isinstance(v, bool):
-        raise ValueError("a duration must be a number of seconds or a string like '30s', '5m', '2h', '7d'")
-    secs: float | None = None
-    try:
-        if isinstance(v, int | float):
-            secs = float(v)
-        elif isinstance(v, str) and (m := _DUR.match(v)):
-            secs = float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    except OverflowError:  # an integer too large for a float
-        raise ValueError(f"duration {str(v)[:20]}... is too large; at most {MAX_NUMBER:g} s") from None
-    if secs is None:
-        raise ValueError(f"invalid duration {v!r}: use seconds or a string like '30s', '5m', '2h', '7d'")
-    if not math.isfinite(secs) or abs(secs) > MAX_NUMBER:
-        raise ValueError(f"invalid duration {v!r}: must be a finite number of seconds, at most {MAX_NUMBER:g}")
-    return secs
+    """``"5m"`` → 300.0; numbers are seconds (the one grammar: :mod:`common.durations`)."""
+    return _parse_duration(v, allow_negative=True)  # a negative number fails the field's own ``ge=0``
 
 
 MAX_NUMBER = 2.0**53  # the largest magnitude any number in a scenario may have (exact in a float)
@@ -51,7 +37,7 @@ MAX_NUMBER = 2.0**53  # the largest magnitude any number in a scenario may have 
 Duration = Annotated[
     float, BeforeValidator(parse_duration), Field(ge=0),
     WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
-                              {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|min|m|h|d|w)?\s*$"}],
+                              {"type": "string", "pattern": DURATION_PATTERN}],
                     "description": "seconds, or a number with a unit: 500ms, 30s, 5m, 2h, 7d, 1w"}),
 ]
 
@@ -199,7 +185,7 @@ def parse_trace_point(v: object, field: str) -> float | str | None:
         v = v.isoformat() if isinstance(v, datetime) else f"{v.isoformat()}T00:00:00"
     if isinstance(v, str) and TRACE_POINT.match(v.strip()):
         return v.strip()
-    if isinstance(v, str | datetime) and not (isinstance(v, str) and _DUR.match(v)):
+    if isinstance(v, str | datetime) and not (isinstance(v, str) and is_duration(v)):
         try:
             parse_instant(v)
         except ValueError:

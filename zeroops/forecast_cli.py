@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from common.durations import parse_duration as _parse_duration
 from zeroops.detect_cli import EXIT_INPUT, EXIT_OK, InputError, read_series
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from '900', '15m', '1h', '1.5h', '2d' (s, m, h, d, w); argparse type with a one-line error."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw]?)\s*", text)
-    if not m or float(m.group(1)) <= 0:
+    """Seconds from '900', '15m', '1h', '1.5h', '2d' (:mod:`common.durations`); argparse type with a one-line error."""
+    try:
+        secs = _parse_duration(text)
+    except ValueError:
+        secs = 0.0
+    if secs <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration (use seconds like 900, or 15m, 1h, 1d)")
-    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    return secs
 
 
 def _fmt(v: float) -> str:

@@ -19,6 +19,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adapters.base import ACTION_TYPES
+from common.durations import parse_duration as _parse_duration
 
 ACTION_KINDS: tuple[str, ...] = tuple(ACTION_TYPES)
 TB = 1024**4
@@ -50,19 +51,8 @@ def parse_size(value: Any) -> int:
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``"30m"``, ``"2h"``, ``"90s"``, ``"1d"``."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like '30m' or seconds, got a boolean")
-    if isinstance(value, int | float):
-        if value < 0 or value != value:
-            raise ValueError(f"a duration must be >= 0 seconds, got {value}")
-        return float(value)
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\s*", value.lower())
-        if not m or m.group(2) not in _DURATION_UNITS:
-            raise ValueError(f"expected a duration like '30m', '2h', '90s' or '1d', got {value!r}")
-        return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    raise ValueError(f"expected a duration like '30m' or seconds, got {type(value).__name__}")
+    """Seconds from a number or a string such as ``"30m"``, ``"2h"``, ``"90s"``, ``"1d"`` (:mod:`common.durations`)."""
+    return _parse_duration(value)
 
 
 def _f(default: Any, alias: str, snake: str, doc: str, **kw: Any) -> Any:
