@@ -195,6 +195,7 @@ class OpenStackAdapter:
         self._project_names: dict[str, str] = {}
         self._scope: Scope | None = None
         self._scope_ids: set[str] | None = None
+        self._project_conns: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- setup
     @classmethod
@@ -236,11 +237,11 @@ class OpenStackAdapter:
             if s.image not in images:
                 problems.append(f"{where}.image: {s.image!r} is not an image of this cloud; allowed: {images}")
             if s.project and s.project not in (self.project_name, self.project_id):
-                problems.append(
-                    f"{where}.project: {s.project!r} differs from the cloud entry's project {self.project_name!r}; "
-                    "new servers are created in the cloud entry's project (list other projects under scope.projects "
-                    "to manage their existing servers)"
-                )
+                try:
+                    self._compute_for(s.project)
+                except AdapterError as e:
+                    problems.append(f"{where}.project: {s.project!r}: cannot act in it with the cloud entry's "
+                                    f"credentials ({type(e).__name__}: {e})")
         for p in self.config.scope.projects:
             try:
                 self._project_id(p)
@@ -297,6 +298,30 @@ class OpenStackAdapter:
                 ids.add(self._project_id(p))
             self._scope_ids = ids
         return self._scope_ids
+
+    def _multi_project(self) -> dict[str, Any]:
+        """Listing arguments: ``all_projects`` when the scope spans projects beyond the token's."""
+        return {"all_projects": True} if self._scope_project_ids() != {self.project_id} else {}
+
+    def _compute_for(self, project: str | None) -> Any:
+        """The compute proxy acting in ``project`` (None or the token's project: this connection's own); another
+        project gets a connection scoped to it (``connect_as_project``: the user needs a role there)."""
+        if not project or project in (self.project_name, self.project_id):
+            return self.conn.compute
+        pid = self._project_id(project)
+        with self._lock:
+            other = self._project_conns.get(pid)
+        if other is None:
+            try:
+                p = self.conn.identity.get_project(pid)
+                other = self.conn.connect_as_project({"id": pid, "name": getattr(p, "name", None),
+                                                      "domain_id": getattr(p, "domain_id", None)})
+                other.authorize()
+            except Exception as e:
+                raise classify(e) from e
+            with self._lock:
+                self._project_conns[pid] = other
+        return other.compute
 
     def manages(self, server: Server) -> bool:
         return self.scope.manages(server)
@@ -718,7 +743,9 @@ class OpenStackAdapter:
         metadata (for servers renamed since), at the cost of listing them all.
         """
         prefix = request_id[:8]
-        found = self._read("find by request id", lambda: list(self.conn.compute.servers(details=True, name=f"-{prefix}-")))
+        more = self._multi_project()
+        found = self._read("find by request id",
+                           lambda: list(self.conn.compute.servers(details=True, name=f"-{prefix}-", **more)))
 
         def mine(servers: list[Any]) -> list[Any]:
             out = [
@@ -733,7 +760,7 @@ class OpenStackAdapter:
 
         out = mine(found)
         if not out and thorough:
-            out = mine(self._read("list servers", lambda: list(self.conn.compute.servers(details=True))))
+            out = mine(self._read("list servers", lambda: list(self.conn.compute.servers(details=True, **more))))
         return out
 
     def _service_meta(self, service: str) -> dict[str, str]:
@@ -748,6 +775,7 @@ class OpenStackAdapter:
 
     def _create(self, a: CreateServer, rid: str, trail: Trail) -> ActionResult:
         spec = self._spec(a.service)
+        compute = self._compute_for(spec.project)  # the service's project (default: the cloud entry's)
         flavor_id = self._flavor_id(a.flavor or spec.flavor)
         image_id = self._image_id(spec.image)
         network = spec.network or self.config.network
@@ -780,7 +808,7 @@ class OpenStackAdapter:
                 s = self.retry.call(
                     trail,
                     f"create {name}",
-                    lambda attrs=attrs: self.conn.compute.create_server(**attrs),
+                    lambda attrs=attrs: compute.create_server(**attrs),
                     recover=recover,
                 )
             except AdapterError as e:

@@ -300,3 +300,40 @@ def test_several_projects_list_all_projects_and_keep_those_in_scope(tmp_path: Pa
     assert a.execute(StartServer(server_id="b")).ok  # a managed server of the second project
     with pytest.raises(OutOfScope, match="outside the projects"):
         a.execute(StartServer(server_id="c"))
+
+
+def test_a_service_of_another_project_is_created_there(tmp_path: Path) -> None:
+    from adapters.openstack import OpenStackAdapter
+
+    class Creating(_Compute):
+        def __init__(self, servers: list[Any], project: str) -> None:
+            super().__init__(servers)
+            self.project, self.created = project, []
+
+        def create_server(self, **attrs: Any) -> Any:
+            s = _nova_server(f"new-{len(self.created)}", attrs["metadata"], project=self.project, status="ACTIVE")
+            self.created.append(attrs)
+            return s
+
+        def flavors(self) -> list[Any]:
+            return [SimpleNamespace(id="f1", name="m1", vcpus=1, ram=512, disk=1, extra_specs={})]
+
+    home, ops = Creating([], "pid"), Creating([], "ops-pid")
+    as_ops = SimpleNamespace(compute=ops, authorize=lambda: "token")
+    asked: list[Any] = []
+    projects = {"ops": SimpleNamespace(id="ops-pid", name="ops", domain_id="default")}
+    identity = SimpleNamespace(find_project=lambda p, ignore_missing=True: projects.get(p),
+                               get_project=lambda pid: projects["ops"] if pid == "ops-pid" else None)
+    conn = SimpleNamespace(compute=home, identity=identity, current_project_id="pid",
+                           current_project=SimpleNamespace(name="demo"),
+                           image=SimpleNamespace(images=lambda: [SimpleNamespace(id="i1", name="img", status="active",
+                                                                                 size=1)]),
+                           connect_as_project=lambda p: asked.append(p) or as_ops)
+    cfg = parse_config({"services": [{"name": "web", "flavor": "m1", "image": "img", "project": "ops"}],
+                        "wait": {"create": 0}})
+    a = OpenStackAdapter(conn, cfg, sleep=lambda s: None)
+    assert a.validate() == [] and a.scope.projects == {"demo", "ops"}
+    r = a.execute(CreateServer(service="web", count=2))
+    assert r.ok and len(ops.created) == 2 and home.created == []  # made in the service's project
+    assert asked == [{"id": "ops-pid", "name": "ops", "domain_id": "default"}]
+    assert all(c["metadata"]["zeroops_managed"] == "default" for c in ops.created)
