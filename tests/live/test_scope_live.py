@@ -16,7 +16,7 @@ from livekit import CLOUD, FLAVOR, IMAGE, PREFIX, servers_of, wait_until
 from livekit import start as _start
 from livekit import stop as _stop
 
-from adapters.base import StartServer
+from adapters.base import CreateServer, StartServer
 from adapters.journal import Journal
 from adapters.scope import OutOfScope
 from control.safety import SafetyConfig
@@ -123,3 +123,48 @@ def test_dead_keystone_is_one_line_exit_4(tmp_path: Path, conn: Any) -> None:
     assert p.returncode == 4, (p.returncode, p.stderr[-2000:])
     assert len(lines) == 1 and lines[0].startswith("zeroops live: error: cannot reach the cloud"), p.stderr
     assert "http://127.0.0.1:9/v3" in lines[0]
+
+
+def test_restart_adoptions_and_abandonments_are_audited(make_adapter: Any, conn: Any, svc: Any,
+                                                        tmp_path: Path) -> None:
+    from control.audit import AuditReader
+
+    name = svc("adopt")
+    journal = Journal(tmp_path / "j.sqlite")
+    a = make_adapter([{"name": name, "min_servers": 0, "max_servers": 3}], journal=journal)
+    kept = "a" * 32
+    (sid,) = a.execute(CreateServer(service=name, request_id=kept)).server_ids
+    journal.begin(kept, "create_server", name, {"service": name, "count": 2, "request_id": kept})  # killed mid-create
+    journal.begin("b" * 32, "create_server", name, {"service": name, "count": 1, "request_id": "b" * 32})
+    ctl = LiveController(a, a.config, "act", engines=[], state_dir=tmp_path / "state", out=io.StringIO())
+    ctl.run(duration=0.5)
+    ctl.close()
+    rows = [r for r in read_decisions(ctl.paths.decisions) if r["engine"] == "reconcile"]
+    assert len(rows) == 2 and any(f"adopt 1 of 2 server(s): ['{sid}']" in r["reason"] for r in rows), rows
+    assert any("abandon: no server under its request id" in r["reason"] for r in rows), rows
+    entries = [e for e in AuditReader(ctl.paths.audit).list() if e.body.get("engine") == "reconcile"]
+    assert len(entries) == 2 and AuditReader(ctl.paths.audit).verify().ok
+    assert journal.open_entries() == []
+
+
+def test_a_second_project_in_scope(make_adapter: Any, conn: Any, svc: Any, tmp_path: Path) -> None:
+    """A service of another project: servers created there, listed, managed; a third project's server is not."""
+    name = svc("proj")
+    project = conn.identity.create_project(name=f"{PREFIX}-p2-{name[-4:]}", domain_id="default")
+    try:
+        user = conn.current_user_id
+        for role in conn.identity.roles():
+            if role.name in ("admin", "member"):
+                conn.identity.assign_project_role_to_user(project, user, role)
+        a = make_adapter([{"name": name, "min_servers": 0, "max_servers": 2, "project": project.name}])
+        assert a.validate() == []
+        (sid,) = a.execute(CreateServer(service=name)).server_ids
+        s = conn.compute.get_server(sid)
+        assert s.project_id == project.id and a.manages(a.server(sid))
+        assert sid in {x.id for x in a.servers(service=name)}
+    finally:
+        for s in conn.compute.servers(details=True, all_projects=True, project_id=project.id):
+            conn.compute.delete_server(s, ignore_missing=True)
+        wait_until(lambda: not list(conn.compute.servers(all_projects=True, project_id=project.id)), 60,
+                   "the second project's servers to go")
+        conn.identity.delete_project(project, ignore_missing=True)
