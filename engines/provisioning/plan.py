@@ -128,9 +128,14 @@ class RunOut:
 
 
 def run_out(t: np.ndarray, used: np.ndarray, capacity: float, now: float, horizon_s: float) -> RunOut | None:
-    """When a zone runs out: a least-squares line through ``(t, used)`` plus the largest excess over it in the
-    last day (daily peaks ride above a trend fitted through troughs and peaks alike), extended to
-    ``now + horizon_s``.  Full when that reaches ``capacity`` (already full: ``now``).  None without 2 samples.
+    """When a zone runs out, the earlier of two projections to ``now + horizon_s``:
+
+    * a least-squares line through ``(t, used)`` plus the largest excess over it in the last day (daily peaks
+      ride above a trend fitted through troughs and peaks alike);
+    * with two days or more, a line through the daily peaks (the maximum of each day-long block ending at the
+      last sample): peaks grow faster than the mean when the daily swing grows with the traffic.
+
+    Full when a projection reaches ``capacity`` (already full: ``now``).  None without 2 samples.
     """
     t = np.asarray(t, dtype=float)
     u = np.asarray(used, dtype=float)
@@ -142,16 +147,30 @@ def run_out(t: np.ndarray, used: np.ndarray, capacity: float, now: float, horizo
     line = icpt + slope * (t - t[0])
     recent = t >= t[-1] - DAY
     excess = float(max(np.max(u[recent] - line[recent]), 0.0))
+    lines = [(float(t[0]), float(icpt + excess), float(slope))]  # (origin, value there, slope per second)
+    blocks = int(np.ptp(t) // DAY)
+    if blocks >= 2:
+        pk_t, pk_u = [], []
+        for k in range(blocks):
+            m = (t > t[-1] - (k + 1) * DAY) & (t <= t[-1] - k * DAY)
+            i = int(np.argmax(np.where(m, u, -np.inf)))
+            pk_t.append(t[i])
+            pk_u.append(u[i])
+        ps = float(np.polyfit(np.array(pk_t) - pk_t[0], pk_u, 1)[0])
+        lines.append((float(pk_t[0]), float(pk_u[0]), ps))
 
     def at(x: float) -> float:
-        return float(icpt + slope * (x - t[0]) + excess)
+        return max(v + s * (x - o) for o, v, s in lines)
 
     end = now + horizon_s
     full: float | None = None
     if at(now) >= capacity:
         full = now
-    elif slope > 0:
-        x = t[0] + (capacity - excess - icpt) / slope
-        if x <= end:
-            full = float(max(x, now))
-    return RunOut(float(capacity), float(u[-1]), float(slope * DAY), excess, at(end), full)
+    else:
+        for o, v, s in lines:
+            if s > 0:
+                x = o + (capacity - v) / s
+                if x <= end and (full is None or x < full):
+                    full = float(max(x, now))
+    best = max(lines, key=lambda ln: ln[2])
+    return RunOut(float(capacity), float(u[-1]), float(best[2] * DAY), excess, at(end), full)

@@ -249,3 +249,11 @@ def test_bad_settings_name_the_setting() -> None:
         REGISTRY.engine("provisioner").build({"idle_s": -1})
     with pytest.raises(RegistryError, match="rightsize_min_history_s"):
         REGISTRY.engine("provisioner").build({"rightsize_min_history_s": 10, "rightsize_history_s": 5})
+
+
+def test_capacity_follows_daily_peaks_that_grow_with_the_traffic() -> None:
+    t = np.arange(0, 2 * DAY + 1, 300.0)
+    used = (100 + 20 * t / DAY) * (1 + 0.3 * np.sin(2 * np.pi * t / DAY))  # peaks 1.3 x a growing mean
+    ro = run_out(t, used, capacity=200.0, now=2 * DAY, horizon_s=7 * DAY)
+    # the peaks reach 200 when (100 + 20 d) x 1.3 = 200: d = 2.69; a mean-only trend would say later
+    assert ro is not None and ro.full_at is not None and 2.4 * DAY <= ro.full_at <= 2.8 * DAY
