@@ -269,3 +269,17 @@ def test_audit_always_on_seq_continues_and_reconcile_is_audited(tmp_path: Path, 
     assert sum(e.body.get("engine") == "reconcile" for e in entries) == 4 and len(entries) == len(rows)
     capsys.readouterr()
     assert main(["audit", "verify"]) == 0  # no --db: the state directory's trail ($ZEROOPS_STATE_DIR)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # openstacksdk's own chatter (influxdb)
+def test_a_dead_keystone_for_real_is_one_line_exit_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """No mock: openstacksdk and keystoneauth against a port nobody listens on (discard, 9)."""
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  dead:\n    auth: {auth_url: 'http://127.0.0.1:9/v3', username: admin, password: s3cret,"
+                      " project_name: admin, user_domain_name: Default, project_domain_name: Default}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    monkeypatch.delenv("ZEROOPS_DEBUG", raising=False)
+    assert live.live_main(_args("status", "--cloud", "dead")) == 4
+    line = _one_line(capsys)
+    assert line.endswith("ConnectFailure: connection refused at http://127.0.0.1:9/v3/auth/tokens"), line

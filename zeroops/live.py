@@ -604,7 +604,7 @@ def connect_error(e: BaseException, where: str) -> LiveError:
                    "ReadTimeout", "NewConnectionError", "MaxRetryError"}
     if names & unreachable:
         hit = next(x for x in chain if type(x).__name__ in unreachable)  # the cause, not the SDK's wrapper
-        return LiveError(f"cannot reach the cloud ({where}): {type(hit).__name__}: {one_line(hit, 240)}",
+        return LiveError(f"cannot reach the cloud ({where}): {type(hit).__name__}: {_network_reason(hit)}",
                          EXIT_UNREACHABLE)
     if names & {"ConfigException", "OpenStackConfigException", "MissingRequiredOptions", "MissingAuthPlugin",
                 "NoMatchingPlugin"}:
@@ -612,6 +612,33 @@ def connect_error(e: BaseException, where: str) -> LiveError:
     if isinstance(e, AdapterError):
         return LiveError(f"the cloud fails ({where}): {type(e).__name__}: {last}", EXIT_UNREACHABLE)
     return LiveError(f"cannot connect ({where}): {type(e).__name__}: {last}", EXIT_UNREACHABLE)
+
+
+_REASONS = (("connection refused", "connection refused"), ("timed out", "timed out"),
+            ("name or service not known", "unknown host"), ("no route to host", "no route to host"),
+            ("temporary failure in name resolution", "unknown host"), ("certificate verify failed", "TLS certificate "
+             "not trusted"), ("network is unreachable", "network unreachable"))
+
+
+def _network_reason(e: BaseException) -> str:
+    """urllib3's nested retry text, as what happened and to which URL."""
+    text = str(e)
+    url = re.search(r"https?://[^\s:'\"]+(?::\d+)?[^\s'\":]*", text)
+    low = text.lower()
+    why = next((short for needle, short in _REASONS if needle in low), None)
+    if why is None:
+        return one_line(text, 240)
+    return f"{why}" + (f" at {url.group(0)}" if url else "")
+
+
+def _quiet_sdk_logs() -> None:
+    """keystoneauth and openstacksdk warn through logging (version discovery, ...): not ours to print, unless
+    ``ZEROOPS_DEBUG`` asks for everything."""
+    import logging
+
+    if not os.environ.get("ZEROOPS_DEBUG"):
+        for name in ("keystoneauth", "openstack", "urllib3"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, LiveConfig, LivePaths]:
@@ -645,6 +672,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, LiveConfig, LivePaths]:
 def live_main(args: argparse.Namespace) -> int:
     """Handler of ``zeroops live``; returns the exit code (:data:`EXIT_CODES`).  Everyday errors are one line
     ``zeroops live: error: ...``; an unexpected one too, with its traceback under ``ZEROOPS_DEBUG=1``."""
+    _quiet_sdk_logs()
     try:
         return _live(args)
     except LiveError as e:
