@@ -271,7 +271,7 @@ def test_audit_always_on_seq_continues_and_reconcile_is_audited(tmp_path: Path, 
     assert main(["audit", "verify"]) == 0  # no --db: the state directory's trail ($ZEROOPS_STATE_DIR)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # openstacksdk's own chatter (influxdb)
+@pytest.mark.filterwarnings("ignore")  # openstacksdk's own chatter (influxdb)
 def test_a_dead_keystone_for_real_is_one_line_exit_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """No mock: openstacksdk and keystoneauth against a port nobody listens on (discard, 9)."""
