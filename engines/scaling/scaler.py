@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -106,7 +106,7 @@ class PredictiveScaler:
         self._deleting: dict[str, float] = {}  # server id -> when we asked to delete it (not asked again for a while)
         self._last_busy: dict[str, float] = {}
         self._ids = 0
-        self.last: dict[str, dict[str, Any]] = {}  # service -> the last step's figures (for tests and explanations)
+        self.last: Mapping[str, dict[str, Any]] = {}  # service -> the last step's decision, explained on demand
 
     # ------------------------------------------------------------------ setup
     def _reset(self, names: list[str], now: float) -> None:
@@ -155,29 +155,32 @@ class PredictiveScaler:
         mid = (cfg.scale_up_threshold + cfg.scale_down_threshold) / 2.0
         need_now = CapacityModel.servers_needed(a, b, np.where(np.isfinite(rate), rate, 0.0),
                                                 np.where(batch, cfg.batch_utilization, mid))
+        st = self._decide_all(obs, names, rate, n_active - n_drained, util, a, b, need_l, need_w, need_now, acc,
+                              (m_l, lo_l, hi_l, tgt_l), (m_w, lo_w, hi_w, tgt_w), batch, thr, mid)
+        st["drained"] = n_drained
+        self.last = _Explained(self, st, names)
         prices = {(p.flavor, p.pricing): p.per_hour for p in obs.prices}
         spend = None
         scope = fl.incident_scope(obs.incidents)
         actions: list[Action] = []
+        up, keep = st["up"], st["keep"]
         for i, name in enumerate(names):
             svc, f = services[name], fleets[name]
             r = float(rate[i])
             if r > 0:
                 self._last_busy[name] = now
-            zero_actions = self._zero_step(now, obs, svc, f, r, prices, scope, _binding(need_now[:, i])[0])
-            if zero_actions is not None:
-                if name in self._zero and spend is None:
-                    spend = obs.spend
-                if name in self._zero and spend is not None:
-                    self._measure_warm(now, name, spend, prices, svc, f)
-                actions += zero_actions
-                continue
+            if r <= 0 or not f.active or name in self._zero or f.warm:
+                zero_actions = self._zero_step(now, obs, svc, f, r, prices, scope, _binding(need_now[:, i])[0])
+                if zero_actions is not None:
+                    if name in self._zero and spend is None:
+                        spend = obs.spend
+                    if name in self._zero and spend is not None:
+                        self._measure_warm(now, name, spend, prices, svc, f)
+                    actions += zero_actions
+                    continue
             if not f.active:
                 continue  # nothing serving and no request: the zero logic (or the restarter) owns it
-            d = self._decide(obs, i, now, svc, f, r, util[:, i], a[:, i], b[:, i], need_l[:, i], need_w[:, i],
-                             need_now[:, i], acc[i], (m_l[i], lo_l[i], hi_l[i], tgt_l[i]),
-                             (m_w[i], lo_w[i], hi_w[i], tgt_w[i]), bool(batch[i]), thr[i], mid)
-            actions += self._act(now, obs, svc, f, d, prices, scope)
+            actions += self._act(now, obs, svc, f, i, int(up[i]), int(keep[i]), bool(batch[i]), prices, scope)
         return actions
 
     # ---------------------------------------------------------------- learning
@@ -213,56 +216,87 @@ class PredictiveScaler:
         return np.vstack([cpu, np.where(ok, mem, np.nan), np.where(ok, disk, np.nan), net])
 
     # ---------------------------------------------------------------- deciding
-    def _decide(self, obs: Observation, i: int, now: float, svc: ServiceState, f: fl.ServiceFleet, r: float, u: np.ndarray,
-                a: np.ndarray, b: np.ndarray, need_l: np.ndarray, need_w: np.ndarray, need_now: np.ndarray,
-                acc: float, lead: tuple[float, ...], window: tuple[float, ...], batch: bool, thr: float,
-                mid: float) -> dict[str, Any]:
-        """The serving servers this service needs now (``up``) and over the window (``keep``), with why."""
+    def _decide_all(self, obs: Observation, names: list[str], rate: np.ndarray, n_serv: np.ndarray, u: np.ndarray,
+                    a: np.ndarray, b: np.ndarray, need_l: np.ndarray, need_w: np.ndarray, need_now: np.ndarray,
+                    acc: np.ndarray, lead: tuple[np.ndarray, ...], window: tuple[np.ndarray, ...], batch: np.ndarray,
+                    thr: np.ndarray, mid: float) -> dict[str, Any]:
+        """For every service at once: the serving servers it needs now (``up``) and over the window (``keep``),
+        the mode, and what explains them (kept for :meth:`explain`, built only for the services that act)."""
         cfg = self.cfg
-        n_serv = len(f.serving)
+        n = len(names)
+        idx = np.arange(n)
+        r = np.where(np.isfinite(rate), rate, 0.0)
         a0 = np.where(np.isfinite(a), a, 0.0)
         # each dimension's load-driven utilisation in units of the threshold (a fixed part does not count: more
         # servers would not lower it); > 1: above ScaleUpThreshold
-        excess = np.where(np.isfinite(u), (u - a0) / np.maximum(thr - a0, 1e-9), np.nan)
-        have_u = bool(np.isfinite(excess).any())
-        e_max = float(np.nanmax(excess)) if have_u else _NAN
-        dim_hot = int(np.nanargmax(excess)) if have_u else 0
-        u_hot = float(u[dim_hot]) if have_u else _NAN
-        known = bool(np.isfinite(need_l).any())
-        accurate = bool(np.isfinite(acc) and acc >= cfg.min_prediction_accuracy)
-        ev: dict[str, Any] = {"request_rate": round(r, 3), "serving": n_serv, "drained": len(f.drained),
-                              "accuracy": None if not np.isfinite(acc) else round(float(acc), 3),
+        excess = np.where(np.isfinite(u), (u - a0) / np.maximum(thr[None, :] - a0, 1e-9), -np.inf)
+        hot_dim = np.argmax(excess, axis=0)
+        e_max = excess[hot_dim, idx]
+        have_u = np.isfinite(e_max)
+        u_hot = np.where(have_u, u[hot_dim, idx], np.nan)
+        fixed = a0[hot_dim, idx]
+        hot = have_u & (e_max > 1.0)
+        cold = have_u & (e_max < cfg.scale_down_threshold / thr)
+        # the reactive answer: HPA-like, outside the band [ScaleDownThreshold, ScaleUpThreshold] back to its middle
+        scaled = np.ceil(n_serv * (np.nan_to_num(u_hot) - fixed) / np.maximum(mid - fixed, 1e-9) - 1e-9)
+        react = np.where(hot | cold, scaled, n_serv)
+        react = np.where(r > 0, np.maximum(react, 1), react)
+        trend = np.full(n, np.nan)
+        for i in np.flatnonzero(hot):  # saturation clips utilisation: the request rate says how far demand is,
+            # and where it is going by the time a new server has booted (the last 90 s' trend over the lead time)
+            trend[i] = self._trend(obs, names[i], float(r[i]), self.boot_s + self.cadence)
+        need_t = CapacityModel.servers_needed(a, b, np.where(hot, trend, 0.0), np.full(n, mid))
+        react = np.where(hot, np.maximum(react, np.maximum(_binding_all(need_now)[0], _binding_all(need_t)[0])),
+                         react)
+        known = np.isfinite(need_l).any(axis=0)
+        accurate = np.isfinite(acc) & (acc >= cfg.min_prediction_accuracy)
+        pred = accurate & known
+        up_need, bind_l = _binding_all(need_l)
+        keep_need, bind_w = _binding_all(np.fmax(need_l, need_w))
+        missed = r > lead[3]  # more demand now than what was provisioned for: the forecast missed it
+        net = pred & hot & missed & (react > up_need)
+        up_need = np.where(net, react, up_need)
+        # never below what the demand of now needs (a forecast still catching up with a level shift), nor below
+        # what was just asked for
+        cur = _binding_all(CapacityModel.servers_needed(a, b, r, thr))[0]
+        keep_need = np.maximum(np.maximum(keep_need, up_need), cur)
+        busy = (lead[3] > 0) & (r > 0)
+        up_need = np.where(busy, np.maximum(up_need, 1), up_need)
+        keep_need = np.where(busy, np.maximum(keep_need, 1), keep_need)
+        return {"up": np.where(pred, up_need, react).astype(int), "keep": np.where(pred, keep_need, react).astype(int),
+                "mode": np.where(pred, np.where(net, 2, 1), 0), "rate": r, "n_serv": n_serv, "u": u, "acc": acc,
+                "need_l": need_l, "bind_l": bind_l, "bind_w": bind_w, "hot_dim": hot_dim, "u_hot": u_hot,
+                "known": known, "lead": lead, "window": window, "trend": trend, "thr": thr, "mid": mid,
+                "batch": batch}
+
+    def explain(self, st: Mapping[str, Any], i: int, name: str) -> dict[str, Any]:
+        """Why service ``i`` needs what it needs: mode, reason and evidence (forecast, interval, binding dimension,
+        accuracy, headroom)."""
+        cfg = self.cfg
+        mode = ("reactive", "predictive", "predictive+safety-net")[int(st["mode"][i])]
+        r, acc, thr, mid = float(st["rate"][i]), float(st["acc"][i]), float(st["thr"][i]), st["mid"]
+        u = st["u"][:, i]
+        hot = int(st["hot_dim"][i])
+        u_hot = float(st["u_hot"][i])
+        lead = tuple(float(x[i]) for x in st["lead"])
+        window = tuple(float(x[i]) for x in st["window"])
+        ev: dict[str, Any] = {"request_rate": round(r, 3), "serving": int(st["n_serv"][i]),
+                              "drained": int(st["drained"][i]),
+                              "accuracy": None if not np.isfinite(acc) else round(acc, 3),
                               "min_accuracy": cfg.min_prediction_accuracy, "boot_s": round(self.boot_s, 1),
                               "utilisation": {d: (None if not np.isfinite(u[k]) else round(float(u[k]), 3))
-                                              for k, d in enumerate(DIMENSIONS)}}
-        if batch:
-            ev["workload"] = "batch: sized for throughput at " + f"{thr:.0%}"
-        # the reactive answer: HPA-like, outside the band [ScaleDownThreshold, ScaleUpThreshold] back to its middle
-        hot = have_u and e_max > 1.0
-        cold = have_u and e_max < cfg.scale_down_threshold / thr
-        if hot or cold:
-            fixed = float(a0[dim_hot])
-            react = math.ceil(n_serv * (u_hot - fixed) / max(mid - fixed, 1e-9) - 1e-9)
-        else:
-            react = n_serv
-        if r > 0:
-            react = max(react, 1)
-        if hot:  # saturation clips utilisation: the request rate says how far demand really is, and where it
-            # is going by the time a new server has booted (the last 90 s' trend carried over the lead time)
-            r_lead = self._trend(obs, svc.name, r, self.boot_s + self.cadence)
-            tgt = np.array([r_lead])
-            need_t = CapacityModel.servers_needed(a[:, None], b[:, None], tgt, np.array([mid]))[:, 0]
-            fin = np.concatenate([need_now[np.isfinite(need_now)], need_t[np.isfinite(need_t)]])
-            react = max(react, int(fin.max()) if len(fin) else 0)
-            ev["trend_request_rate_at_lead"] = round(r_lead, 3)
-        if accurate and known:
-            mode = "predictive"
-            up_need, bind_l = _binding(need_l)
-            keep_need, bind_w = _binding(np.fmax(need_l, need_w))
+                                              for k, d in enumerate(DIMENSIONS)}, "mode": mode}
+        if bool(st["batch"][i]):
+            ev["workload"] = f"batch: sized for throughput at {thr:.0%}"
+        if np.isfinite(st["trend"][i]):
+            ev["trend_request_rate_at_lead"] = round(float(st["trend"][i]), 3)
+        if mode != "reactive":
+            need_l = st["need_l"][:, i]
+            bind_w = DIMENSIONS[int(st["bind_w"][i])]
             ev.update(_forecast_ev("lead", lead, self.boot_s + self.cadence), **_forecast_ev("window", window,
                                                                                            cfg.horizon_s))
             ev["servers_by_dimension"] = {d: _num(need_l[k]) for k, d in enumerate(DIMENSIONS)}
-            ev["binding_dimension"] = DIMENSIONS[bind_l]
+            ev["binding_dimension"] = DIMENSIONS[int(st["bind_l"][i])]
             ev["headroom"] = {"share_of_upper_interval": round(cfg.headroom_share, 3),
                               "cost_weight": cfg.cost_weight, "performance_weight": cfg.performance_weight}
             blocked = [d for k, d in enumerate(DIMENSIONS) if need_l[k] == math.inf]
@@ -272,38 +306,25 @@ class PredictiveScaler:
                    f"[{lead[1]:.1f}, {lead[2]:.1f}], {window[0]:.1f}/s in {cfg.horizon_s / 60:.0f} min "
                    f"[{window[1]:.1f}, {window[2]:.1f}]; provisioning for {max(lead[3], window[3]):.1f}/s "
                    f"(headroom {cfg.headroom_share:.0%} of the upper interval, cost {cfg.cost_weight:g} / "
-                   f"performance {cfg.performance_weight:g}); binding dimension {DIMENSIONS[bind_w]} at "
-                   f"{thr:.0%}; accuracy {acc:.0%}")
-            missed = r > lead[3]  # more demand now than what was provisioned for: the forecast missed it
-            if hot and missed and react > up_need:
-                why = (f"safety net: {DIMENSIONS[dim_hot]} at {u_hot:.0%} > {thr:.0%} now and {r:.1f} requests/s "
+                   f"performance {cfg.performance_weight:g}); binding dimension {bind_w} at {thr:.0%}; "
+                   f"accuracy {acc:.0%}")
+            if mode == "predictive+safety-net":
+                why = (f"safety net: {DIMENSIONS[hot]} at {u_hot:.0%} > {thr:.0%} now and {r:.1f} requests/s "
                        f"> the {lead[3]:.1f}/s provisioned for (a spike the forecast missed); " + why)
-                up_need = react
-                mode = "predictive+safety-net"
-            # never below what the demand of now needs (a forecast still catching up with a level shift), nor
-            # below what was just asked for
-            cur = CapacityModel.servers_needed(a[:, None], b[:, None], np.array([max(r, 0.0)]), np.array([thr]))
-            keep_need = max(keep_need, up_need, _binding(cur[:, 0])[0])
-            if lead[3] > 0 and r > 0:
-                up_need, keep_need = max(up_need, 1), max(keep_need, 1)
         else:
-            mode = "reactive"
-            if not known:
+            if not bool(st["known"][i]):
                 cause = "no utilisation per request learnt yet"
             elif not np.isfinite(acc):
                 cause = "forecast accuracy not measured yet (warming up)"
             else:
                 cause = f"forecast accuracy {acc:.0%} < MinPredictionAccuracy {cfg.min_prediction_accuracy:.0%}"
-            up_need = keep_need = react
             ev["fallback"] = cause
-            ev["binding_dimension"] = DIMENSIONS[dim_hot]
-            why = (f"reactive fallback ({cause}): {DIMENSIONS[dim_hot]} at "
-                   + (f"{u_hot:.0%}" if have_u else "n/a")
+            ev["binding_dimension"] = DIMENSIONS[hot]
+            why = (f"reactive fallback ({cause}): {DIMENSIONS[hot]} at "
+                   + (f"{u_hot:.0%}" if np.isfinite(u_hot) else "n/a")
                    + f", band {cfg.scale_down_threshold:.0%}-{thr:.0%}, target {mid:.0%}")
-        ev["mode"] = mode
-        d = {"mode": mode, "up": int(up_need), "keep": int(keep_need), "why": why, "evidence": ev, "batch": batch}
-        self.last[svc.name] = d
-        return d
+        return {"mode": mode, "up": int(st["up"][i]), "keep": int(st["keep"][i]), "why": why, "evidence": ev,
+                "batch": bool(st["batch"][i])}
 
     @staticmethod
     def _trend(obs: Observation, name: str, r: float, lead_s: float) -> float:
@@ -317,21 +338,26 @@ class PredictiveScaler:
         return float(min(max(r, icpt + max(slope, 0.0) * lead_s), 2.0 * r))  # a step is not a trend: at most 2x
 
     # ---------------------------------------------------------------- acting
-    def _act(self, now: float, obs: Observation, svc: ServiceState, f: fl.ServiceFleet, d: dict[str, Any],
-             prices: Mapping[tuple[str, str], float], scope: set[str]) -> list[Action]:
+    def _act(self, now: float, obs: Observation, svc: ServiceState, f: fl.ServiceFleet, i: int, up: int,
+             keep: int, batch: bool, prices: Mapping[tuple[str, str], float], scope: set[str]) -> list[Action]:
         cfg = self.cfg
         name = svc.name
         extra = len(f.drained)  # out of rotation: kept, not counted as serving
         lo, hi = max(svc.min_servers, 1), svc.max_servers  # zero only by the idle rule (_zero_step)
-        want_up = min(max(d["up"] + extra, lo), hi)
-        want_keep = min(max(d["keep"] + extra, lo), hi)
+        want_up = min(max(up + extra, lo), hi)
+        want_keep = min(max(keep + extra, lo), hi)
         have = len(f.active) + len(f.building) + len(f.down)
-        pricing = "spot" if d["batch"] and cfg.batch_spot and (svc.flavor, "spot") in prices else "on_demand"
+        pricing = "spot" if batch and cfg.batch_spot and (svc.flavor, "spot") in prices else "on_demand"
         price = prices.get((svc.flavor, pricing), prices.get((svc.flavor, "on_demand"), _NAN))
-        ev = dict(d["evidence"])
-        ev.update({"active": len(f.active), "building": len(f.building), "recovering": len(f.down),
-                   "min_servers": lo, "max_servers": hi, "price_per_server_hour": _num(price),
-                   "pricing": pricing})
+
+        def why() -> tuple[dict[str, Any], dict[str, Any]]:
+            d = self.last[name]
+            ev = dict(d["evidence"])
+            ev.update({"active": len(f.active), "building": len(f.building), "recovering": len(f.down),
+                       "drained": len(f.drained), "min_servers": svc.min_servers, "max_servers": hi,
+                       "price_per_server_hour": _num(price), "pricing": pricing})
+            return d, ev
+
         out: list[Action] = []
         # stabilisation: scale down only to the highest recommendation of the window
         recs = self._recs.setdefault(name, deque())
@@ -345,11 +371,14 @@ class PredictiveScaler:
             allowed = win.allowance(now, cfg.scale_up_window_s, have, cfg.max_scale_up_percent,
                                     cfg.min_scale_up_step, +1)
             count = min(want_up - have, max(allowed, 0))
+            if count <= 0:
+                return out
+            d, ev = why()
             ev["desired"] = want_up
             ev["expected_cost_per_hour"] = _num(round((have + count) * price, 4))
             if count < want_up - have:
                 ev["limited_by"] = f"MaxScaleUpPercent {cfg.max_scale_up_percent:g} per {cfg.scale_up_window_s:g} s"
-            if count > 0:
+            if count > 0:  # (always, here)
                 win.add(now, count)
                 for s in f.warm[:count]:  # a warm server resumes faster than a new one boots
                     self._resuming[s.id] = now
@@ -382,6 +411,7 @@ class PredictiveScaler:
         if count <= 0:
             return out
         win.add(now, count)
+        d, ev = why()
         ev["desired"] = stable
         ev["expected_cost_per_hour"] = _num(round((have - count) * price, 4))
         ev["stabilisation_s"] = cfg.scale_down_window_s
@@ -502,6 +532,32 @@ class PredictiveScaler:
                 pool.discard(a.server_id)
         if isinstance(a, DeleteServer) and rec.outcome == "denied":
             self._deleting.pop(a.server_id, None)  # refused now (a limit): may be asked again later
+
+
+class _Explained(Mapping[str, dict[str, Any]]):
+    """The last step's decisions by service, each explained (reason and evidence) only when read."""
+
+    def __init__(self, scaler: PredictiveScaler, st: dict[str, Any], names: list[str]) -> None:
+        self.scaler, self.st, self.index = scaler, st, {n: i for i, n in enumerate(names)}
+        self.cache: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        if name not in self.cache:
+            self.cache[name] = self.scaler.explain(self.st, self.index[name], name)
+        return self.cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def _binding_all(need: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of a K × N need: (servers, dimension index) of the largest finite need (0 where none is)."""
+    fin = np.where(np.isfinite(need), need, -1.0)
+    k = np.argmax(fin, axis=0)
+    return np.maximum(fin[k, np.arange(fin.shape[1])], 0.0), k
 
 
 def _is_batch(svc: ServiceState) -> bool:
