@@ -283,3 +283,12 @@ def test_a_dead_keystone_for_real_is_one_line_exit_4(tmp_path: Path, monkeypatch
     assert live.live_main(_args("status", "--cloud", "dead")) == 4
     line = _one_line(capsys)
     assert line.endswith("ConnectFailure: connection refused at http://127.0.0.1:9/v3/auth/tokens"), line
+
+
+def test_bad_safety_limits_fail_before_connecting(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    _connect_with(monkeypatch, raises=AssertionError("must not connect"))
+    assert live.live_main(_args("--mode", "act", "--profile", "week9")) == 2
+    assert "invalid safety limits: unknown safety profile 'week9'; allowed: week1" in _one_line(capsys)
+    assert live.live_main(_args("--mode", "act", "--safety", "/nonexistent/safety.yaml")) == 2
+    assert "/nonexistent/safety.yaml" in _one_line(capsys)

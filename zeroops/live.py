@@ -691,6 +691,10 @@ def live_main(args: argparse.Namespace) -> int:
 def _live(args: argparse.Namespace) -> int:
     from control.audit import AuditError
 
+    try:  # the limits first: a bad --safety file or --profile fails before connecting
+        safety = load_safety(args.safety, args.profile) if args.mode == "act" else None
+    except ValueError as e:
+        raise LiveError(f"invalid safety limits: {one_line(e)}", EXIT_CONFIG) from None
     adapter, config, paths = _build(args)
     where = _where(adapter.conn, args.cloud or config.cloud)
     if args.live_command == "status":
@@ -714,7 +718,6 @@ def _live(args: argparse.Namespace) -> int:
             raise LiveError(f"another zeroops live controller is acting with the journal {paths.journal} "
                             f"(state directory {paths.state_dir}); stop it first", EXIT_LOCKED) from None
     try:
-        safety = load_safety(args.safety, args.profile) if args.mode == "act" else None
         ctl = LiveController(adapter, config, args.mode, decisions=paths.decisions, audit=paths.audit, safety=safety,
                              state=str(paths.safety), state_dir=paths.state_dir,
                              prometheus_wait=getattr(args, "prometheus_wait", None))
