@@ -324,12 +324,16 @@ class LiveController:
         self.exit_code = EXIT_OK
         self.log = JsonlDecisionLog(self.paths.decisions)
         self.audit_path = self.paths.audit
-        self.plane = compose(
-            adapter, list(engines) if engines is not None else engine_set_spec(config),
-            safety=safety, approvals=HumanApprovals(state, executor_cadence=executor_cadence),
-            audit_path=self.audit_path, audit_batch_size=1,  # committed before the next action starts
-            logs=[self.log], gate=gate, observe_only=mode == "observe" and gate is None,
-            runtime_factory=lambda a, e, c: LiveRuntime(a, e, c, on_error=self._say))
+        try:
+            self.plane = compose(
+                adapter, list(engines) if engines is not None else engine_set_spec(config),
+                safety=safety, approvals=HumanApprovals(state, executor_cadence=executor_cadence),
+                audit_path=self.audit_path, audit_batch_size=1,  # committed before the next action starts
+                logs=[self.log], gate=gate, observe_only=mode == "observe" and gate is None,
+                runtime_factory=lambda a, e, c: LiveRuntime(a, e, c, on_error=self._say))
+        except BaseException:
+            self.log.close()  # the audit trail is held elsewhere, or the config is bad: nothing stays open
+            raise
         self.engines = self.plane.engines
         self.gate = self.plane.gate
         self.choke = self.plane.choke
