@@ -19,9 +19,10 @@ class LoadedFake:
 
     def __init__(self, rate: Callable[[float], float], *, servers: int = 4, min_servers: int = 1,
                  max_servers: int = 50, cpu_per_rps: float = 0.01, mem_per_rps: float = 0.0, cpu0: float = 0.0,
-                 mem0: float = 0.3, boot_delay: float = 0.0, **scaler: Any) -> None:
+                 mem0: float = 0.3, boot_delay: float = 0.0, settings: dict[str, float] | None = None,
+                 **scaler: Any) -> None:
         self.fake = FakeAdapter([FakeService("web", "small", servers, min_servers=min_servers,
-                                             max_servers=max_servers, stateful=False)],
+                                             max_servers=max_servers, stateful=False, settings=settings or {})],
                                 boot_delay=boot_delay, scrape_interval=STEP)
         self.rate = rate
         self.k = (cpu0, cpu_per_rps, mem0, mem_per_rps)

@@ -86,6 +86,20 @@ def test_explanations_carry_forecast_interval_accuracy_headroom_and_cost() -> No
     assert "binding dimension" in a.reason and "headroom" in a.reason and "/h" in a.reason
 
 
+def test_a_batch_service_is_sized_for_throughput_on_spot_capacity() -> None:
+    def run(settings: dict[str, float]) -> tuple[int, list[CreateServer]]:
+        w = LoadedFake(lambda t: 300.0 if t < WARM else 1200.0, servers=4, cpu_per_rps=0.005, max_servers=40,
+                       settings=settings)
+        w.run(WARM + 900)
+        return w.active(), [a for _, a in w.actions if isinstance(a, CreateServer)]
+
+    n_batch, made = run({"batch": 1.0})
+    n_web, made_web = run({})
+    assert made and all(a.pricing == "spot" for a in made) and "batch" in made[0].evidence["workload"]
+    assert all(a.pricing == "on_demand" for a in made_web)
+    assert n_batch < n_web  # 90 % utilisation for throughput vs 70 % for latency
+
+
 # ---------------------------------------------------------------- limits
 def test_scale_up_is_limited_per_window_and_by_max_servers() -> None:
     w = LoadedFake(lambda t: 200.0 if t < WARM else 3000.0, servers=4, cpu_per_rps=0.005, max_servers=20,
