@@ -138,15 +138,19 @@ def test_the_restarter_never_starts_an_untagged_stopped_server_in_a_live_control
     fake._set(mine, status="SHUTOFF")  # one of ours crashed too: that one is started
     cfg = parse_config({"scope": {"name": "prod", "projects": ["p"]}, "keep_min_servers": False,
                         "services": [{"name": "web", "flavor": "small", "image": "img"}]})
-    ctl = LiveController(fake, cfg, "act", engines=[CrashRestarter(cadence=0.05)], decisions=tmp_path / "d.jsonl",
-                         audit=tmp_path / "a.db", state=str(tmp_path / "s.db"), out=io.StringIO())
+    out = io.StringIO()
+    ctl = LiveController(fake, cfg, "act", engines=[CrashRestarter(cadence=0.05, retry_s=0.1)],
+                         decisions=tmp_path / "d.jsonl", audit=tmp_path / "a.db", state=str(tmp_path / "s.db"), out=out)
     ctl.run(duration=0.4)
     ctl.close()
+    shown = [line for line in out.getvalue().splitlines() if "out of scope" in line]
+    assert len(shown) == len(unmanaged) and "said once" in shown[0]  # the console: once per server
     assert fake.server(mine.id).status == "ACTIVE"
     assert all(fake.server(i).status == "SHUTOFF" for i in unmanaged)
     rows = read_decisions(tmp_path / "d.jsonl")
     denied = [r for r in rows if r["outcome"] == "denied"]
-    assert denied and all(r["rule"] == "out-of-scope" and r["target"] in unmanaged for r in denied)
+    assert all(r["rule"] == "out-of-scope" and r["target"] in unmanaged for r in denied)
+    assert len(denied) > len(unmanaged)  # proposed again and again: every attempt denied and recorded
     assert [r["target"] for r in rows if r["outcome"] == "executed"] == [mine.id]
     from control.audit import AuditReader
 

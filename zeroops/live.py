@@ -321,6 +321,7 @@ class LiveController:
         state = state if state is not None else (str(self.paths.safety) if state_dir is not None else None)
         self.prometheus_wait = config.prometheus_wait if prometheus_wait is None else prometheus_wait
         self.degraded = False  # Prometheus not answering: the engines run without metrics
+        self._refused_shown: set[tuple[str, str, str]] = set()
         self.exit_code = EXIT_OK
         self.log = JsonlDecisionLog(self.paths.decisions)
         self.audit_path = self.paths.audit
@@ -362,6 +363,14 @@ class LiveController:
 
     def _print_record(self, rec: ActionRecord) -> None:
         r = rec.result
+        if rec.verdict.rule == "out-of-scope":  # every one is audited; the console says it once per target
+            key = (rec.engine, rec.kind, rec.target)
+            if key in self._refused_shown:
+                return
+            self._refused_shown.add(key)
+            self._say(f"[live] denied   {rec.engine}: {rec.kind} {rec.target} — out of scope: "
+                      f"{rec.verdict.detail.get('reason', '')} (said once; each attempt is in the audit trail)")
+            return
         queued = " (queued: zeroops approvals list)" if rec.outcome == "proposed" and self.queue is not None else ""
         self._say(
             f"[live] {rec.outcome:8s} {rec.engine}: {rec.kind} {rec.target} — {rec.action.reason}{queued}"
