@@ -7,7 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from adapters.base import Budget, Notify, Observation, SetServiceSetting, ShelveServer, StartServer, StopServer
+from adapters.base import (
+    Budget,
+    CreateServer,
+    Notify,
+    Observation,
+    SetServiceSetting,
+    ShelveServer,
+    StartServer,
+    StopServer,
+)
 from adapters.fake import FakeAdapter, FakeService
 from control.safety import budget_guard
 from engines import budget as eb
@@ -201,3 +210,22 @@ def test_anomaly_caught_within_the_hour_and_none_on_a_seasonal_series() -> None:
     assert not [x for x, _ in found if x < onset]  # nor on the spiky one before its spike
     first = next(a for x, a in found if x >= onset)
     assert first["project"] == "proj-hot" and first["ratio"] >= 1.4
+
+
+def test_enforce_hard_limit_scales_down_before_90_percent_and_names_the_resource_of_a_spike() -> None:
+    world = _world([])
+    lab_rate = world.spend().rate_per_project["lab"]
+    world.add_budget("lab", limit=lab_rate * 24 * 20, period_s=10 * DAY)  # room for twice the rate
+    eng = BudgetManager(BudgetManagerConfig(auto_reallocation=False, enforce_hard_limit=True))
+    _run(world, eng, 2 * DAY, step=900.0)
+    for _ in range(8):  # a runaway: 8 more large batch servers (the rate x 2.3, the period's end over the limit)
+        world.execute(CreateServer(service="batch", flavor="large"))
+    acts = _run(world, eng, 2 * DAY + 3 * 3600, step=900.0)
+    anomalies = _notes(acts, "cost_anomaly")
+    assert anomalies and anomalies[0][1]["service"] == "batch" and anomalies[0][1]["project"] == "lab"
+    assert anomalies[0][1]["resource"]["flavor"] == "large" and len(anomalies[0][1]["resource"]["new_servers"]) == 8
+    shelves = [a for _, a in acts if isinstance(a, ShelveServer)]
+    assert shelves  # hard: at ~10 % of the limit already, since the projection passed the limit
+    assert all(a.evidence["budget_action"]["trigger"] == "hard-limit" for a in shelves)
+    lab = next(b for b in world.budgets() if b.project == "lab")
+    assert lab.spent < 0.3 * lab.limit
