@@ -360,12 +360,13 @@ class PredictiveScaler:
 
         out: list[Action] = []
         # stabilisation: scale down only to the highest recommendation of the window
-        recs = self._recs.setdefault(name, deque())
+        recs = self._recs.setdefault(name, deque())  # the window's running maximum (decreasing values)
+        while recs and recs[-1][1] <= want_keep:
+            recs.pop()
         recs.append((now, want_keep))
-        while recs and recs[0][0] < now - cfg.scale_down_window_s:
+        while recs[0][0] < now - cfg.scale_down_window_s:
             recs.popleft()
         full = now - self._first_rec.setdefault(name, now) >= cfg.scale_down_window_s - cfg.cadence
-        stable = max(v for _, v in recs)
         if want_up > have:
             win = self._up.setdefault(name, _Window())
             allowed = win.allowance(now, cfg.scale_up_window_s, have, cfg.max_scale_up_percent,
@@ -397,7 +398,10 @@ class PredictiveScaler:
                                                    f"{(have + count) * price:.2f}/h",
                                             evidence=ev))
             return out
-        if stable >= len(f.active) or not full or f.building or f.down:
+        if want_keep >= len(f.active) or not full or f.building or f.down:
+            return out
+        stable = recs[0][1]  # the highest recommendation of the window
+        if stable >= len(f.active):
             return out
         if fl.under_incident(f, scope):
             return out  # an open incident owns this service's capacity now
