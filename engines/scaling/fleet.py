@@ -37,6 +37,7 @@ class ServiceFleet:
     down: list[Server] = field(default_factory=list)  # SHUTOFF / ERROR, not in our warm pool
     warm: list[Server] = field(default_factory=list)  # stopped or shelved by us (our warm pool)
     drained: list[Server] = field(default_factory=list)  # ACTIVE, out of rotation
+    rewoken: list[Server] = field(default_factory=list)  # ACTIVE but still marked as our warm pool
 
     @property
     def serving(self) -> list[Server]:
@@ -76,7 +77,9 @@ def group(servers: Iterable[Server], names: Iterable[str], now: float, warm_ids:
         st = s.status
         if st == "ACTIVE":
             f.active.append(s)
-            if weight_zero(s) or under_maintenance(s, now):
+            if s.metadata.get(META_WARM):
+                f.rewoken.append(s)  # a warm-pool server someone else started: serving, its marks stale
+            elif weight_zero(s) or under_maintenance(s, now):
                 f.drained.append(s)
         elif st == "BUILD":
             f.building.append(s)

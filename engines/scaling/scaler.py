@@ -103,6 +103,7 @@ class PredictiveScaler:
         self._down: dict[str, _Window] = {}
         self._recs: dict[str, deque[tuple[float, int]]] = {}
         self._first_rec: dict[str, float] = {}
+        self._no_warm: set[str] = set()  # services whose warm pool another engine started again
         self._deleting: dict[str, float] = {}  # server id -> when we asked to delete it (not asked again for a while)
         self._last_busy: dict[str, float] = {}
         self._ids = 0
@@ -169,6 +170,8 @@ class PredictiveScaler:
             r = float(rate[i])
             if r > 0:
                 self._last_busy[name] = now
+            if f.rewoken:
+                actions += self._rewoken(name, f)
             if r <= 0 or not f.active or name in self._zero or f.warm:
                 zero_actions = self._zero_step(now, obs, svc, f, r, prices, scope, _binding(need_now[:, i])[0])
                 if zero_actions is not None:
@@ -485,7 +488,8 @@ class PredictiveScaler:
                           key=lambda s: s.created_at)
             if not mine:
                 return None
-            need_warm = max(0, cfg.warm_pool_size - len(f.warm))
+            pool_size = 0 if name in self._no_warm else cfg.warm_pool_size
+            need_warm = max(0, pool_size - len(f.warm))
             # the newest go first; the oldest ``need_warm`` are stopped for the warm pool (gently: the down window)
             order = mine[need_warm:][::-1] + mine[:need_warm]
             win = self._down.setdefault(name, _Window())
@@ -515,6 +519,20 @@ class PredictiveScaler:
                                             f"{idle_for / 60:.0f} min; saves {price:.3f}/h", evidence=ev))
             return out
         return None
+
+    def _rewoken(self, name: str, f: fl.ServiceFleet) -> list[Action]:
+        """Another engine (a crash restarter) started our stopped warm server: do not fight it — clear its marks
+        and keep no warm pool for this service from now on (at zero, its servers are deleted instead)."""
+        out: list[Action] = []
+        for s in f.rewoken:
+            if s.id in self._resuming:
+                continue  # ours, resuming: its marks are being cleared
+            self._no_warm.add(name)
+            self._warm.get(name, set()).discard(s.id)
+            out.append(SetMetadata(server_id=s.id, metadata=CLEAR_MARKS, evidence={"service": name},
+                                   reason="warm pool server started by another engine: back in service; no warm "
+                                          "pool for this service from now on (one owner per server)"))
+        return out
 
     def _measure_warm(self, now: float, name: str, spend: Any, prices: Mapping[tuple[str, str], float],
                       svc: ServiceState, f: fl.ServiceFleet) -> None:

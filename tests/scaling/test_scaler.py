@@ -13,6 +13,7 @@ from adapters.base import (
     IncidentInfo,
     RebootServer,
     SetLBWeights,
+    SetMetadata,
     StartServer,
     StopServer,
 )
@@ -185,6 +186,23 @@ def test_scale_to_zero_after_idle_keeps_a_warm_pool_and_resumes_on_the_first_req
     starts = [a for a in acts if isinstance(a, StartServer)]
     assert [a.server_id for a in starts] == [pool] and "scale from zero" in starts[0].reason
     assert w.active() >= 1
+
+
+def test_a_warm_server_another_engine_starts_is_not_fought_over() -> None:
+    busy = {"on": True}
+    w = LoadedFake(lambda t: 100.0 if busy["on"] else 0.0, servers=2, min_servers=0, cpu_per_rps=0.005,
+                   ScaleToZeroIdleMinutes=10)
+    w.run(600)
+    busy["on"] = False
+    w.run(1500)
+    (pool,) = [a.server_id for _, a in w.actions if isinstance(a, StopServer)]
+    assert w.fake.server(pool).metadata.get("zeroops_warm_pool") == "1"
+    w.fake.execute(StartServer(server_id=pool))  # a crash restarter's "server stopped unexpectedly"
+    acts = w.run(1800)
+    cleared = [a for a in acts if isinstance(a, SetMetadata) and a.server_id == pool]
+    assert cleared and cleared[0].metadata["zeroops_warm_pool"] == ""  # marks cleared: back in service
+    assert not [a for a in acts if isinstance(a, StopServer)]  # no stop/start fight ...
+    assert [a for a in acts if isinstance(a, DeleteServer) and a.server_id == pool]  # ... zero by deletion instead
 
 
 # ---------------------------------------------------- one fault, one reaction
