@@ -86,6 +86,9 @@ def read_run(run: Path) -> dict[str, Any]:
             out["alerts"].append(base | ev["budget_alert"])
         elif "budget_action" in ev and row.kind in ("shelve_server", "stop_server"):
             out["actions"].append(base | ev["budget_action"] | {"target": row.target})
+        elif "budget_unmet" in ev:
+            out["actions"].append(base | ev["budget_unmet"] | {"target": "-", "service": "(none left)",
+                                                               "running_before": "-", "running_after": "-"})
         elif "budget_reallocation" in ev:
             out["reallocations"].append(base | ev["budget_reallocation"])
         elif "budget_forecast" in ev:

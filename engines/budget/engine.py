@@ -225,8 +225,15 @@ class BudgetManager:
                                 alternatives=("delete_server: refused, it would delete data",)))
             self.decisions.append({"at": now, "decision": "scale_down", "service": svc.name,
                                    "servers": [x.id for x in taken], **figures})
-        if saved < need and not out:
+        key = (b.project, b.period_start, -1.0)
+        if saved < need and not out and key not in self.alerted:  # said once per period: nothing left to take
+            self.alerted.add(key)
             self.decisions.append({"at": now, "decision": "nothing_to_scale_down", **figures})
+            out.append(Notify(component=_component(b.project), severity="critical",
+                              message=f"budget {_component(b.project)} will end over its limit and no low-priority "
+                                      f"work is left to scale down (priority <= {cfg.low_priority_max:g}, above "
+                                      f"min_servers): a person must decide",
+                              reason="budget scale-down impossible", evidence={"budget_unmet": figures}))
         return out
 
     def _new_periods(self, now: float, budgets: list[Budget]) -> list[Action]:

@@ -229,3 +229,13 @@ def test_enforce_hard_limit_scales_down_before_90_percent_and_names_the_resource
     assert all(a.evidence["budget_action"]["trigger"] == "hard-limit" for a in shelves)
     lab = next(b for b in world.budgets() if b.project == "lab")
     assert lab.spent < 0.3 * lab.limit
+
+
+def test_an_overrun_with_no_low_priority_work_left_is_said_once() -> None:
+    world = FakeAdapter([FakeService("api", "large", 3, project="shop", min_servers=3, settings={"priority": 2})])
+    rate = world.spend().rate_per_project["shop"]
+    world.add_budget("shop", limit=rate * 24 * 3, period_s=4 * DAY)
+    eng = BudgetManager(BudgetManagerConfig(auto_reallocation=False))
+    acts = _run(world, eng, 3.5 * DAY, step=900.0)
+    unmet = _notes(acts, "budget_unmet")
+    assert len(unmet) == 1 and not [a for _, a in acts if isinstance(a, ShelveServer | StopServer)]
