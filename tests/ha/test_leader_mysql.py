@@ -93,6 +93,7 @@ def test_kill_9_the_holder_the_other_takes_over_within_a_heartbeat(holder: Any, 
         assert b.poll() is False
         os.kill(p.pid, signal.SIGKILL)  # its connection closes: MariaDB releases GET_LOCK
         took = _until_leader(b, LEASE)
+        print(f"[ha] mysql: leader {took:.3f} s after kill -9 of the holder (lease {LEASE} s)")
         assert took < LEASE
     finally:
         b.close()
@@ -110,6 +111,7 @@ def test_a_hung_holder_loses_the_lease_after_wait_timeout(holder: Any, mysql_url
         stopped = time.monotonic()
         _until_leader(b, LEASE + 5)
         took = time.monotonic() - stopped
+        print(f"[ha] mysql: leader {took:.3f} s after the holder hung (lease {LEASE} s, wait_timeout {int(LEASE)} s)")
         assert LEASE - 1 <= took < LEASE + 3, took  # wait_timeout has a 1 s resolution
         os.kill(p.pid, signal.SIGCONT)
         end = time.monotonic() + 5
@@ -118,4 +120,27 @@ def test_a_hung_holder_loses_the_lease_after_wait_timeout(holder: Any, mysql_url
             time.sleep(0.05)
         assert b.poll() is True  # still ours
     finally:
+        b.close()
+
+
+def test_a_holder_whose_heartbeat_stalls_stops_acting_before_the_other_leads(mysql_url: str) -> None:
+    """Never two leaders: A's heartbeat stops (its thread hung, the process alive); A counts itself leader only
+    until lease - heartbeat after its last confirmation, MariaDB frees the lock only after wait_timeout = lease."""
+    name = f"zeroops-test-stall-{os.getpid()}"
+    a = LeaderLease(mysql_url, name, lease=LEASE, heartbeat=BEAT)
+    b = LeaderLease(mysql_url, name, lease=LEASE, heartbeat=BEAT)
+    try:
+        assert a.poll() is True  # A's last heartbeat: nothing polls A after this
+        t0 = time.monotonic()
+        a_stopped = None
+        while not b.poll():
+            if a_stopped is None and not a.is_leader:
+                a_stopped = time.monotonic() - t0
+            assert time.monotonic() - t0 < LEASE + 5, "B never took over"
+            time.sleep(0.02)
+        assert not a.is_leader and a_stopped is not None, "A still believed it led when B took over"
+        print(f"[ha] mysql: A stopped acting {a_stopped:.2f} s, B led {time.monotonic() - t0:.2f} s after A's "
+              "last heartbeat")
+    finally:
+        a.close()
         b.close()
