@@ -276,6 +276,9 @@ class MetricWindow:
 # Server metadata every world keeps: the load-balancer weight last set by SetLBWeights (absent: 1.0, in rotation;
 # "0.0": drained).  Engines that average over serving servers read it.
 LB_WEIGHT_KEY = "zeroops_lb_weight"
+# Server metadata every world keeps: the version of its service the server runs (the OpenStack adapter and the
+# fake write it on deploys; the twin shows its per-server version). Canary analysis splits servers by it.
+VERSION_KEY = "zeroops_version"
 
 # Metric names every world exports, per service (label ``service``) unless noted.
 SERVICE_METRICS: tuple[str, ...] = (

@@ -108,7 +108,10 @@ class SimAdapter:
         f = int(w.flavor[i])
         # a server equal to the one last returned for this row is returned again (immutable; metadata is a copy)
         old = self._servers.get(i)
-        if old is not None and old[0] == st and old[1] == h and old[2] == f and old[3].metadata == w.metadata[i]:
+        md = old[3].metadata if old is not None else None
+        if (old is not None and old[0] == st and old[1] == h and old[2] == f and md is not None
+                and md.get(base.VERSION_KEY) == w.releases.version_of(i)
+                and {k: v for k, v in md.items() if k != base.VERSION_KEY} == w.metadata[i]):
             return old[3]
         srv = self._make_server(i, h)
         self._servers[i] = (st, h, f, srv)
@@ -122,7 +125,8 @@ class SimAdapter:
             project=w.proj_names[w.svc_project[s]] if s >= 0 else w.proj_names[0], status=STATUS[w.shown_status_of(i)],
             zone=w.zone_names[w.hv_zone[h]],
             hypervisor=None if w.status[i] == SHELVED else w.hv_names[h], service=w.svc_names[s] if s >= 0 else None,
-            pricing=PRICING[w.pricing[i]], created_at=float(w.created_at[i]), metadata=dict(w.metadata[i]))
+            pricing=PRICING[w.pricing[i]], created_at=float(w.created_at[i]),
+            metadata={**w.metadata[i], base.VERSION_KEY: w.releases.version_of(i)})
 
     def services(self) -> Sequence[base.ServiceState]:
         w = self.w

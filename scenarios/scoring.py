@@ -37,6 +37,7 @@ from control.runtime import ActionRecord
 from scenarios.budget_scoring import BUDGET_METRICS, budget_metrics
 from scenarios.elasticity import METRIC_NAMES as ELASTICITY_METRICS
 from scenarios.elasticity import run_elasticity
+from scenarios.release_scoring import RELEASE_METRICS, release_metrics
 from twin.faults import CATALOG
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ METRICS = (
     "incidents_missed_p0p1", "notifications", "notifies_dashboard", "suppression_rate", "pages_false",
     "false_alert_rate",
     "actions_taken", "actions_failed", "actions_denied", "actions_proposed", "decisions_recorded",
-    "rollbacks", "rollbacks_of_good_releases",
+    "rollbacks", "rollbacks_of_good_releases", *RELEASE_METRICS,
     "oom_kills", "preemptions", "peak_servers", "server_hours",
     *ELASTICITY_METRICS,
     "batch_jobs", "batch_jobs_completed", "batch_deadline_misses", "batch_jobs_pending",
@@ -608,6 +609,7 @@ def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident
     m.update({k: el[k] for k in ELASTICITY_METRICS})
     m.update(_batch_metrics(world, run_end))
     m.update(budget_metrics(world, records, run_end))  # budgets, spend forecasts, cost anomalies
+    m.update(release_metrics(world))  # releases reaching 100 %, change success, detection (release_scoring.py)
     return m
 
 

@@ -436,6 +436,8 @@ class Releases(Model):
     rate_per_day: float = Field(0.0, ge=0, le=10_000, description="releases per day, over all the services shipped")
     services: list[str] | None = Field(None, description="services the pipeline ships (default: all)")
     benign: float = Field(0.8, ge=0, le=1, description="share of releases that change no metric")
+    improved: float = Field(0.0, ge=0, le=1, description="share of releases that improve a metric (half faster, half "
+                            "less CPU per request), taken from the benign share")
     bad: dict[ReleaseEffect, float] = Field(
         default_factory=lambda: {"error_ratio": 0.4, "latency": 0.2, "cpu": 0.15, "memory": 0.1, "memory_leak": 0.15},
         description="how the bad releases split by effect (weights, normalised)")

@@ -15,7 +15,15 @@ effect          on a server running the release (severity ``x``, about 1)
 ``cpu``         each request costs ``1 + x`` times the CPU: its capacity divides by that
 ``memory``      memory per request: its memory utilisation rises by ``0.3 x`` at full load
 ``memory_leak`` leaks memory (full in ``900 / x`` s from its base), then OOM kills (flaps)
+``faster``      an improvement: its latency is divided by ``1 + 0.3 x``
+``efficient``   an improvement: each request costs ``1 / (1 + 0.3 x)`` of the CPU (capacity times ``1 + 0.3 x``)
 ==============  =====================================================================
+
+``cpu`` and ``memory`` show as latency, errors or OOM kills only under load (a server's utilisation scales
+them); ``memory_leak`` only after a while.  The improvements are benign (not faults); ``Releases.improved``
+sets their share.  Improvements are cumulative: a new build carries those of the service's stable version
+(the code everyone runs), so a neutral release after a faster one stays as fast; harmful effects are the
+release's own (the next build fixes them).
 
 A bad release is a fault in the ground truth (``bad_deploy``, or ``memory_leak``): it goes through the fault
 manager, which calls :meth:`ReleaseManager.ship`.  A benign release is not a fault, so "always roll back"
@@ -39,7 +47,7 @@ from twin.names import ACTIVE, DELETED
 if TYPE_CHECKING:
     from twin.world import World
 
-EFFECTS = ("none", "error_ratio", "latency", "cpu", "memory", "memory_leak")
+EFFECTS = ("none", "error_ratio", "latency", "cpu", "memory", "memory_leak", "faster", "efficient")
 FAULT_TYPE = {"error_ratio": "bad_deploy", "latency": "bad_deploy", "cpu": "bad_deploy", "memory": "bad_deploy",
               "memory_leak": "memory_leak"}
 LEAK_FILL_S = 900.0  # a severity-1 leak fills a server's memory from its base in this long
@@ -57,6 +65,8 @@ class Release:
     actor: str
     fault: Any = None  # the Fault a bad release is (twin.faults)
     rolling: int = 0  # rollouts of it under way
+    gain_lat: float = 1.0  # latency factor of the improvements it carries (its own and those it builds on)
+    gain_cap: float = 1.0  # capacity factor of the improvements it carries
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,11 @@ class RowEffects:
     any_lat: bool
     any_mem: bool
     any_leak: bool
+
+
+def _improvement(u: float, improved: float) -> str:
+    """A benign release's effect from its uniform draw ``u``: the first ``improved`` share improves."""
+    return "faster" if u < improved / 2 else "efficient" if u < improved else "none"
 
 
 def _draw(d: Distribution, rng: np.random.Generator) -> float:
@@ -130,6 +145,10 @@ class ReleaseManager:
         if s >= 0:
             seq = self.seq[s] = self.seq[s] + 1
         rel = Release(idx, s, version, seq, effect, severity, self.w.now(), actor)
+        stable = getattr(self, "stable", None)
+        if s >= 0 and stable is not None:  # a build carries the improvements of the code everyone runs
+            on = self.releases[int(stable[s])]
+            rel.gain_lat, rel.gain_cap = on.gain_lat, on.gain_cap
         self.releases.append(rel)
         if idx >= self._tables.shape[1]:
             self._tables = np.concatenate((self._tables, np.zeros_like(self._tables)), axis=1)
@@ -146,7 +165,13 @@ class ReleaseManager:
             col[3] = 0.3 * x
         elif effect == "memory_leak":
             col[4] = (1.0 - float(self.w.svc_mem[s])) / (LEAK_FILL_S / max(x, 1e-9)) if s >= 0 else 0.0
-        if effect != "none":
+        elif effect == "faster":
+            rel.gain_lat /= 1.0 + 0.3 * x
+        elif effect == "efficient":
+            rel.gain_cap *= 1.0 + 0.3 * x
+        col[1] *= rel.gain_lat
+        col[2] *= rel.gain_cap
+        if effect != "none" or rel.gain_lat != 1.0 or rel.gain_cap != 1.0:
             col[5] = 1.0
             self.any_bad = True
         return rel
@@ -188,8 +213,8 @@ class ReleaseManager:
     def _release(self, s: int, effect: str, severity: float, fraction: float, actor: str, dur: float,
                  version: str | None = None) -> Release:
         """A new release: benign ones are rolled out here, bad ones become faults (which call ``ship``)."""
-        if effect == "none":
-            rel = self._new(s, version or self._name(s), "none", 0.0, actor)
+        if effect not in FAULT_TYPE:  # benign: no change, or an improvement
+            rel = self._new(s, version or self._name(s), effect, severity, actor)
             self._roll(s, rel, fraction, actor, dur)
             return rel
         self._pending = (fraction, actor, dur, version)
@@ -217,7 +242,7 @@ class ReleaseManager:
             kind = str(rng.choice(kinds, p=p)) if kinds else "error_ratio"
             sev = float(rng.lognormal(0.0, rc.severity_sigma))
             durs = (_draw(w.cfg.latencies.deploy, rng), _draw(w.cfg.latencies.deploy, rng))
-            effect = kind if (u >= rc.benign and p is not None) else "none"
+            effect = kind if (u >= rc.benign and p is not None) else _improvement(u, rc.improved)
             w.later(float(t), lambda s=svc, e=effect, x=sev, d=durs: self._pipeline(s, e, x, d))
 
     def _pipeline(self, s: int, effect: str, severity: float, durs: tuple[float, float]) -> None:
@@ -259,6 +284,8 @@ class ReleaseManager:
             x = float(rng.lognormal(0.0, rc.severity_sigma))
             if u >= rc.benign and kind != "none":
                 effect, severity = kind, x
+            elif _improvement(u, rc.improved) != "none":
+                effect, severity = _improvement(u, rc.improved), x
         self._release(s, effect, severity, fraction, actor, dur, version)
 
     def rollback(self, service: str, actor: str = "automation") -> None:
@@ -276,7 +303,7 @@ class ReleaseManager:
         w.svc_version[s] = target.seq
         rows = self._rows_of(s)
         self._event(s, target.version, gone.version, 1.0, actor)
-        w.truth.rollbacks.append((w.now(), service, gone.version, gone.effect != "none", actor))
+        w.truth.rollbacks.append((w.now(), service, gone.version, gone.effect in FAULT_TYPE, actor))
         d = w.draw(w.cfg.latencies.rollback)
         target.rolling += 1
         gone.rolling += 1
