@@ -326,6 +326,15 @@ def _builtins() -> None:
     register("budget_manager", BudgetManager, BudgetManagerConfig,
              description="budget alerts, spend forecast, cost anomalies, low-priority scale-down, reallocation "
                          "(docs/budgets.md)")
+    from engines.improvement import (ContinuousImprovement, ContinuousImprovementConfig, FixedThresholdCanary,
+                                     FixedThresholdCanaryConfig)
+
+    register("continuous_improvement", ContinuousImprovement, ContinuousImprovementConfig,
+             description="canary analysis (Mann-Whitney vs baseline) with step promotion and automatic rollback, "
+                         "cost drift, A/B experiments by mSPRT (docs/improvement.md)")
+    register("fixed_threshold_canary", FixedThresholdCanary, FixedThresholdCanaryConfig,
+             description="Flagger/Argo-style canary: promote after N checks under fixed error and latency "
+                         "thresholds, else roll back (the peer)")
     register_set("static", [], description="nothing automated: the fleet is provisioned for peak, humans fix")
     register_set("reactive", ["reactive_scaler", "crash_restarter"],
                  description="threshold autoscaling and a crash restarter (the baselines' automation)")
