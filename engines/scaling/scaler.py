@@ -104,6 +104,7 @@ class PredictiveScaler:
         self._recs: dict[str, deque[tuple[float, int]]] = {}
         self._first_rec: dict[str, float] = {}
         self._no_warm: set[str] = set()  # services whose warm pool another engine started again
+        self._up_cap: dict[str, tuple[float, int]] = {}  # service -> (when, count) after a refused create
         self._deleting: dict[str, float] = {}  # server id -> when we asked to delete it (not asked again for a while)
         self._last_busy: dict[str, float] = {}
         self._ids = 0
@@ -374,7 +375,7 @@ class PredictiveScaler:
             win = self._up.setdefault(name, _Window())
             allowed = win.allowance(now, cfg.scale_up_window_s, have, cfg.max_scale_up_percent,
                                     cfg.min_scale_up_step, +1)
-            count = min(want_up - have, max(allowed, 0))
+            count = self._capped(name, min(want_up - have, max(allowed, 0)), now)
             if count <= 0:
                 return out
             d, ev = why()
@@ -471,12 +472,15 @@ class PredictiveScaler:
                 out.append(StartServer(server_id=s.id, reason=f"scale from zero: {r:.2f} requests/s after idle; "
                                        f"resuming warm server {s.id} (goal: serving within "
                                        f"{cfg.scale_from_zero_max_seconds:.0f} s)", evidence=ev))
-            if need > len(out):
+            resumed = len(out) // 2  # each resume is a SetMetadata and a StartServer
+            new = self._capped(name, need - resumed, now)
+            if new > 0:
                 self._ids += 1
-                out.append(CreateServer(service=name, count=need - len(out),
+                out.append(CreateServer(service=name, count=new,
                                         request_id=f"{fl.OWN_PREFIX}{name}-{self._ids}",
-                                        reason=f"scale from zero: {r:.2f} requests/s, no warm server left: "
-                                               f"booting (about {self.boot_s:.0f} s)", evidence=ev))
+                                        reason=f"scale from zero: {r:.2f} requests/s need {need} server(s), "
+                                               f"{resumed} resumed from the warm pool: booting {new} (about "
+                                               f"{self.boot_s:.0f} s)", evidence=ev))
             self._zero.pop(name, None)
             return out
         if at_zero:
@@ -520,6 +524,13 @@ class PredictiveScaler:
             return out
         return None
 
+    def _capped(self, name: str, count: int, now: float) -> int:
+        """``count``, at most what was last refused halved (for a minute after a refusal)."""
+        cap = self._up_cap.get(name)
+        if cap is None or now - cap[0] > 60.0:
+            return count
+        return min(count, cap[1])
+
     def _rewoken(self, name: str, f: fl.ServiceFleet) -> list[Action]:
         """Another engine (a crash restarter) started our stopped warm server: do not fight it — clear its marks
         and keep no warm pool for this service from now on (at zero, its servers are deleted instead)."""
@@ -552,6 +563,11 @@ class PredictiveScaler:
         if isinstance(a, StopServer | ShelveServer) and rec.outcome != "executed":
             for pool in self._warm.values():
                 pool.discard(a.server_id)
+        if isinstance(a, CreateServer):
+            if rec.outcome == "denied":  # a limit above ours (the safety gate's): ask for half as many next time
+                self._up_cap[a.service] = (rec.at, max(1, a.count // 2))
+            elif rec.outcome == "executed":
+                self._up_cap.pop(a.service, None)
         if isinstance(a, DeleteServer) and rec.outcome == "denied":
             self._deleting.pop(a.server_id, None)  # refused now (a limit): may be asked again later
 
