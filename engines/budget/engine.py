@@ -22,6 +22,7 @@ from adapters.base import (
     Observation,
     Server,
     ServiceState,
+    SetMetadata,
     SetServiceSetting,
     ShelveServer,
     StartServer,
@@ -30,6 +31,7 @@ from adapters.base import (
 from control.runtime import ActionRecord
 from engines.budget.config import CAP_SETTING, CAP_UNTIL_SETTING, PRIORITY_SETTING, BudgetManagerConfig
 from engines.budget.forecast import DAY, SpendSeries, check
+from engines.maintenance import MAINTENANCE_KEY, UNTIL_KEY
 
 ACCOUNT = "*"
 
@@ -175,7 +177,8 @@ class BudgetManager:
                 return out
             out += self._scale_down(now, obs, b, need, services, prices,
                                     {**figures, "trigger": "hard-limit" if over_hard and not over_soft else
-                                     "auto-scale-down", "need_per_hour": need, "target_spend": target})
+                                     "auto-scale-down", "need_per_hour": need, "target_spend": target,
+                                     "over_limit": projection > limit})
         return out
 
     def _scale_down(self, now: float, obs: Observation, b: Budget, need: float,
@@ -221,12 +224,16 @@ class BudgetManager:
                                          evidence=ev))
             for srv in taken:
                 self.shelved[srv.id] = _Shelved(svc.name, b.project, b.period_start)
+                # planned work by the convention of engines/maintenance.py: monitors do not take it for a fault
+                out.append(SetMetadata(server_id=srv.id, metadata={MAINTENANCE_KEY: f"budget:{b.project}",
+                                                                   UNTIL_KEY: repr(float(end))}, reason=why,
+                                       evidence=ev))
                 out.append(verb(server_id=srv.id, reason=why, evidence=ev,
                                 alternatives=("delete_server: refused, it would delete data",)))
             self.decisions.append({"at": now, "decision": "scale_down", "service": svc.name,
                                    "servers": [x.id for x in taken], **figures})
         key = (b.project, b.period_start, -1.0)
-        if saved < need and not out and key not in self.alerted:  # said once per period: nothing left to take
+        if not out and figures.get("over_limit") and key not in self.alerted:  # once per period: nothing left
             self.alerted.add(key)
             self.decisions.append({"at": now, "decision": "nothing_to_scale_down", **figures})
             out.append(Notify(component=_component(b.project), severity="critical",
@@ -248,8 +255,9 @@ class BudgetManager:
             for sid, sh in list(self.shelved.items()):
                 if sh.budget == b.project and sh.period_start < b.period_start:
                     del self.shelved[sid]
-                    out.append(StartServer(server_id=sid, reason=f"budget {_component(b.project)}: a new period "
-                                           f"began; {sh.service} was scaled down for the last one"))
+                    why = f"budget {_component(b.project)}: a new period began; {sh.service} was scaled down for the last one"
+                    out.append(StartServer(server_id=sid, reason=why))
+                    out.append(SetMetadata(server_id=sid, metadata={MAINTENANCE_KEY: "", UNTIL_KEY: ""}, reason=why))
         return out
 
     # ------------------------------------------------------------- anomalies
