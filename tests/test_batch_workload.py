@@ -60,6 +60,8 @@ def test_operators_see_queue_length_busy_cpu_and_the_deadline() -> None:
     assert obs.latest("queue_length")["etl"] > 10  # 20 jobs of 50 s each on one server: most still queued
     assert obs.latest("queue_length")["api"] == 0
     assert obs.latest("cpu_util")["etl"] > 0.9  # busy working them off
+    etl_servers = [x.id for x in obs.servers() if x.service == "etl"]
+    assert etl_servers and all(obs.window("server_cpu_util", 60, server=x).last() > 0.9 for x in etl_servers)
     etl = obs.services["etl"]
     assert etl.settings["batch_deadline_s"] == 120.0 and etl.settings["batch_work_vcpu_s"] == 100.0
 

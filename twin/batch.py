@@ -110,6 +110,10 @@ class BatchQueues:
         """The service CPU utilisation with each batch service's busy share in place of its request load."""
         return np.where(self.mask, self.busy, cpu)
 
+    def row_util(self, util: np.ndarray, svc: np.ndarray) -> np.ndarray:
+        """Per-server (or per-group) utilisation with the servers of batch services at their service's busy share."""
+        return np.where(self.mask[svc], self.busy[svc], util)
+
     def counts(self, run_end: float) -> dict[str, dict[str, int]]:
         """Per batch service: jobs arrived, completed, completed on time, missed (late, or past the deadline
         and still pending at ``run_end``) and pending (deadline still ahead at ``run_end``)."""

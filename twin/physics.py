@@ -349,6 +349,8 @@ class Physics:
             self.batch.step(t, dt, sc.supply / self.svc_cpv)
         self._bill(t, dt, rc, sc)
         if self.ticks % self.scrape_every == 0:
+            if self.batch is not None:  # a batch service's servers are as busy as its job queue keeps them
+                util = self.batch.row_util(util, g.svc if g is not None else svc_c)
             if g is not None:
                 self._scrape_groups(t, g, util, served, offered, good, err, p95, pool_util, served_svc,
                                     self._fail_share(bad, None, ok, g.svc, served))
