@@ -6,8 +6,9 @@ service gets ``serving vCPUs × dt`` vCPU-seconds (its ACTIVE, up servers; throt
 queued jobs first come first served (a fluid model: a job may use every vCPU of the service at once).  A job
 completes at the instant its remaining work reaches zero; it misses its deadline if that is after
 ``arrival + deadline``.  What an operator sees: the ``queue_length`` metric (jobs arrived and not completed), the
-service's ``cpu_util`` (the share of its vCPU time that did work), and the batch settings on the service
-(``batch_deadline_s``, ``batch_work_vcpu_s``).  Only the scorer reads the per-job truth (:meth:`counts`).
+service's ``cpu_util`` and its servers' ``server_cpu_util`` (the share of its vCPU time that did work), and the
+batch settings on the service (``batch_deadline_s``, ``batch_work_vcpu_s``).  Only the scorer reads the per-job
+truth (:meth:`counts`).
 """
 
 from __future__ import annotations
