@@ -104,7 +104,7 @@ def summarise(decisions: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
             w["followed"].add(key)
         if what == "canary_promote" and float(ev.get("to", 0)) >= 1.0:
             w["promoted"].append({"service": key[0], "version": key[1], "at": d["at"]})
-        if d["kind"] == "rollback_deploy":
+        if d["kind"] == "rollback_deploy" or what == "canary_rollback":
             bad = [c["metric"] for c in ev.get("comparisons", []) if c.get("regression")]
             if not bad and "error_ratio" in ev:
                 bad = [f"error ratio {ev['error_ratio']:.3%} / p95 {ev.get('latency_p95_ms', 0):.0f} ms"]

@@ -11,6 +11,10 @@
   change success: changes in production that did not degrade it).
 * ``bad_release_detection_s`` — mean time from a bad release's first deploy to its rollback (by an engine or
   a human), over the bad releases rolled back.
+
+A release is *rolled back* by a ``RollbackDeploy`` of it, or when an engine or a human (not the pipeline)
+deploys an older version of its service to every server after it shipped (a roll back to the last good
+version, over a release still in its canary).
 """
 
 from __future__ import annotations
@@ -33,10 +37,7 @@ def release_metrics(world: World) -> dict[str, Any]:
         return {k: None for k in RELEASE_METRICS} | {"releases_shipped": 0}
     names = world.svc_names
     full = {(e.service, e.version) for e in rm.events if e.fraction >= 1.0}
-    rolled: dict[tuple[str, str], float] = {}
-    for t, svc, ver, _bad, actor in getattr(world.truth, "rollbacks", ()):
-        if actor != "pipeline":
-            rolled.setdefault((svc, ver), t)
+    rolled = _removed(world, rels)
     bad = [r for r in rels if r.effect in HARMFUL]
     reached = [r for r in rels if (names[r.service], r.version) in full]
     delays = [rolled[(names[r.service], r.version)] - r.at for r in bad if (names[r.service], r.version) in rolled]
@@ -53,3 +54,20 @@ def release_metrics(world: World) -> dict[str, Any]:
                                 if reached else None),
         "bad_release_detection_s": sum(delays) / len(delays) if delays else None,
     }
+
+
+def _removed(world: World, rels: list[Any]) -> dict[tuple[str, str], float]:
+    """(service, version) -> when an engine or a human first rolled it back (see the module's docstring)."""
+    out: dict[tuple[str, str], float] = {}
+    for t, svc, ver, _bad, actor in getattr(world.truth, "rollbacks", ()):
+        if actor != "pipeline":
+            out.setdefault((svc, ver), t)
+    seq = {(world.svc_names[r.service], r.version): r.seq for r in world.releases.releases if r.service >= 0}
+    back = [(e.at, e.service, seq.get((e.service, e.version), 0)) for e in world.releases.events
+            if e.actor != "pipeline" and e.fraction >= 1.0]
+    for r in rels:
+        key = (world.svc_names[r.service], r.version)
+        t = next((at for at, svc, q in back if svc == key[0] and q < r.seq and at >= r.at), None)
+        if t is not None and t < out.get(key, float("inf")):
+            out[key] = t
+    return out

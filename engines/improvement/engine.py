@@ -101,6 +101,7 @@ class ContinuousImprovement:
         self._seen: set[tuple[float, str, str, float, str]] = set()
         self._own: list[tuple[str, str, float]] = []  # our deploys not yet seen as events
         self._since = 0.0
+        self._full: dict[str, str] = {}  # service -> the version last deployed to all its servers
         self._next_exp: float | None = None
         self._exp_n = 0
         self._rr = 0
@@ -112,6 +113,8 @@ class ContinuousImprovement:
             if key in self._seen:
                 continue
             self._seen.add(key)
+            if e.fraction >= 1.0:
+                self._full[e.service] = e.version
             own = (e.service, e.version, e.fraction)
             if own in self._own:
                 self._own.remove(own)
@@ -124,6 +127,9 @@ class ContinuousImprovement:
             elif e.fraction < 1.0 and (r is None or r.version != e.version):
                 if r is not None:
                     self._close(r, "superseded")
+                if e.service not in self._full:  # first sight: what most servers run is the last full version
+                    self._full[e.service] = _majority(s for s in obs.servers(service=e.service)
+                                                      if s.metadata.get(VERSION_KEY) != e.version) or e.previous
                 self.active[e.service] = Rollout(e.service, e.version, e.previous, e.at, e.fraction,
                                                  latency_before=self._latency(obs, e.service), step_started=e.at)
         self._since = max(self._since, now - 3600.0)
@@ -192,12 +198,20 @@ class ContinuousImprovement:
         if r.kind == "experiment" and not r.decided:
             r.decided = "loser"
         self._close(r, "rolled_back")
-        return RollbackDeploy(
-            service=r.service, reason=f"canary {r.version} at {r.fraction:.0%} regressed: {worst}",
-            evidence={"improvement": "canary_rollback", "version": r.version, "previous": r.previous,
+        good = self._full.get(r.service)
+        evidence = {"improvement": "canary_rollback", "version": r.version, "previous": r.previous,
                       "fraction": r.fraction, "kind": r.kind, "canary_started": r.started,
                       "detected_after_s": now - r.started, "canary_servers": [s.id for s in canary],
-                      **v.evidence(), **self._exp_evidence(r)})
+                      **v.evidence(), **self._exp_evidence(r)}
+        if good and good not in (r.previous, r.version):
+            # the version before it never finished its own canary: back to the last one everyone ran
+            self._own.append((r.service, good, 1.0))
+            return Deploy(service=r.service, version=good, fraction=1.0,
+                          reason=f"canary {r.version} at {r.fraction:.0%} regressed: {worst}; back to {good}, the "
+                                 f"last version on every server ({r.previous} never finished its canary)",
+                          evidence={**evidence, "rolled_back_to": good})
+        return RollbackDeploy(service=r.service, reason=f"canary {r.version} at {r.fraction:.0%} regressed: {worst}",
+                              evidence=evidence)
 
     def _promote(self, now: float, obs: Observation, r: Rollout, v: Verdict) -> Action | None:
         nxt = next((f for f in self.cfg.steps if f > r.fraction + 1e-9), None)

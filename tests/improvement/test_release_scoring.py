@@ -56,3 +56,17 @@ def test_improvements_are_cumulative() -> None:
     rm._roll(0, rel, 1.0, "test", 0.0)
     nxt = rm._new(0, "v3", "none", 0.0, "test")
     assert nxt.gain_cap == pytest.approx(1.3) and rel.effect not in HARMFUL
+
+
+@pytest.mark.slow  # one more 12-hour run of the twin
+def test_canary_analysis_on_the_train_beats_no_analysis(train: dict[str, Any]) -> None:
+    from engines.registry import REGISTRY, register_set
+
+    register_set("test-ci", [{"engine": "continuous_improvement", "bake_s": 600}], replace=True)
+    try:
+        run = run_engines(make_scenario(**TRAIN), "test-ci")
+    finally:
+        REGISTRY.unregister_set("test-ci")
+    m, s = run.score.metrics, train["static"].score.metrics
+    assert m["bad_releases_reaching_full"] == 0 < s["bad_releases_reaching_full"]
+    assert m["good_releases_rolled_back"] <= 1 and m["change_success_rate"] == 1.0
