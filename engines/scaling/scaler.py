@@ -395,7 +395,10 @@ class PredictiveScaler:
                 new = count - min(count, len(f.warm))
                 if new > 0:
                     self._ids += 1
-                    out.append(CreateServer(service=name, count=new, pricing=pricing,
+                    zone = _healthy_zone(f)
+                    if zone is not None:
+                        ev["zone"] = f"{zone} (not the zone(s) of its drained servers)"
+                    out.append(CreateServer(service=name, count=new, pricing=pricing, zone=zone,
                                             request_id=f"{fl.OWN_PREFIX}{name}-{self._ids}",
                                             reason=f"{d['why']}: {have} -> {have + count} servers, "
                                                    f"+{new} x {svc.flavor} at {price:.3f}/h each, fleet "
@@ -596,6 +599,16 @@ def _binding_all(need: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fin = np.where(np.isfinite(need), need, -1.0)
     k = np.argmax(fin, axis=0)
     return np.maximum(fin[k, np.arange(fin.shape[1])], 0.0), k
+
+
+def _healthy_zone(f: fl.ServiceFleet) -> str | None:
+    """Where new servers go while some of the service's servers are drained (a partitioned zone, say): the zone
+    with most of its serving servers outside the drained servers' zones; None (the scheduler's choice) otherwise."""
+    bad = {s.zone for s in f.drained}
+    if not bad:
+        return None
+    zones = [s.zone for s in f.serving if s.zone not in bad]
+    return max(set(zones), key=zones.count) if zones else None
 
 
 def _is_batch(svc: ServiceState) -> bool:

@@ -228,6 +228,16 @@ def test_drained_servers_are_not_counted_as_serving_nor_deleted() -> None:
     assert not {a.server_id for _, a in w.actions if isinstance(a, DeleteServer)} & set(drained)
 
 
+def test_new_servers_avoid_the_zone_of_drained_servers() -> None:
+    w = LoadedFake(lambda t: 400.0 if t < WARM else 1600.0, servers=6, cpu_per_rps=0.005, max_servers=40)
+    servers = w.fake.servers(service="web")
+    bad = servers[0].zone
+    w.fake.execute(SetLBWeights(service="web", weights={s.id: 0.0 for s in servers if s.zone == bad}))
+    w.run(WARM + 300)
+    made = [a for _, a in w.actions if isinstance(a, CreateServer)]
+    assert made and all(a.zone is not None and a.zone != bad for a in made)
+
+
 def test_shutoff_servers_are_left_to_their_owner_and_not_replaced() -> None:
     w = LoadedFake(lambda t: 400.0, servers=5, cpu_per_rps=0.005)
     w.run(WARM)
