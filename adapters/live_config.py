@@ -163,6 +163,8 @@ class LiveConfig(_Strict):
     audit: str | None = Field(None, description="hash-chained SQLite audit trail (control.audit) of every decision; "
                                                  "relative: in the state directory; default: $ZEROOPS_AUDIT_DB, else "
                                                  "audit.db in the state directory, where `zeroops audit verify` looks")
+    sinks: list[dict[str, Any]] = Field(default_factory=list, description="where executed pages and notifications "
+                                        "go: [{type: slack|smtp|alertmanager|recording, ...}] (control.sinks)")
 
     @field_validator("services")
     @classmethod

@@ -68,7 +68,8 @@ EXIT_CODES = {
     EXIT_AUTH: "authentication failed (wrong password or credential: HTTP 401/403)",
     EXIT_UNREACHABLE: "a cloud endpoint (Keystone, Nova, ...) cannot be reached or keeps failing",
     EXIT_PROMETHEUS: "Prometheus never answered within prometheus_wait after the start",
-    EXIT_LOCKED: "another controller holds this state directory (journal or audit trail)",
+    EXIT_LOCKED: "another controller holds this state directory (journal or audit trail), or acts for the same scope "
+                 "on this host (without --ha-backend)",
 }
 
 
@@ -574,6 +575,9 @@ def add_live_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--prometheus-wait", type=float, help="seconds Prometheus may stay unreachable after the start "
                    "(degraded mode) before the controller stops with exit code 5 (default: the config's "
                    "prometheus_wait, 120)")
+    from zeroops.live_prod import add_production_arguments
+
+    add_production_arguments(p)  # --ha-backend, --ha-lease, --webhook-port, --metrics-port (docs/live-mode.md 8-10)
     p.set_defaults(fn=live_main, func=live_main)
     return p
 
@@ -749,6 +753,14 @@ def _live(args: argparse.Namespace) -> int:
         + (f"; approvals: zeroops approvals list --state {ctl.plane.kit.store.path}" if ctl.plane.kit else "")
     )
 
+    from zeroops.live_prod import run_production, start_production
+
+    try:
+        prod = start_production(ctl, args)  # sinks, webhook, leader election or the scope lock, /metrics
+    except BaseException:
+        ctl.close()
+        raise
+
     def _stop(signum: int, frame: Any) -> None:
         ctl._say(f"[live] signal {signum}: stopping after the current step")
         ctl.stop()
@@ -756,11 +768,12 @@ def _live(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        ctl.run(args.duration)
+        run_production(ctl, prod, args.duration)  # under the scope's lease with --ha-backend, else ctl.run
     except JournalLocked:
         raise LiveError(f"another zeroops live controller is acting with the journal {paths.journal}; stop it first",
                         EXIT_LOCKED) from None
     finally:
+        prod.close()
         ctl.close()
     return ctl.exit_code
 

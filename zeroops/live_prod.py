@@ -102,7 +102,7 @@ def start_production(ctl: Any, args: argparse.Namespace) -> Production:
 
     prod = Production()
     try:
-        _sinks(ctl)
+        _sinks(ctl, getattr(args, "config", None) or "<config>")
         name = scope_lock(ctl)
         url = getattr(args, "ha_backend", None)
         lease_s = float(getattr(args, "ha_lease", None) or DEFAULT_LEASE)
@@ -156,7 +156,7 @@ def start_production(ctl: Any, args: argparse.Namespace) -> Production:
     return prod
 
 
-def _sinks(ctl: Any) -> None:
+def _sinks(ctl: Any, source: str) -> None:
     """The config's ``sinks:``: executed pages and notifications are delivered there after the choke point."""
     specs = getattr(ctl.config, "sinks", None)
     if not specs:
@@ -167,7 +167,8 @@ def _sinks(ctl: Any) -> None:
     try:
         sinks = build_sinks(specs, "sinks")
     except ValueError as e:
-        raise LiveError(f"invalid config: {'; '.join(str(e).splitlines())}", EXIT_CONFIG) from None
+        raise LiveError("invalid config: " + "; ".join(f"{source}: {line}" for line in str(e).splitlines()),
+                        EXIT_CONFIG) from None
     if not any(isinstance(fn, Delivery) for fn in ctl.choke.listeners):
         ctl.choke.listeners.append(Delivery(sinks))
         ctl._say(f"[live] pages and notifications -> {', '.join(s.name for s in sinks)}")
