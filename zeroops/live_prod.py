@@ -118,6 +118,8 @@ def start_production(ctl: Any, args: argparse.Namespace) -> Production:
                 raise LiveError(f"cannot use the HA backend: {e}", EXIT_UNREACHABLE) from None
             ctl._say(f"[live] HA: {redact(url)} lock {name}: "
                      + ("leader" if prod.lease.is_leader else "standby (another controller leads this scope)"))
+        elif url:
+            ctl._say("[live] HA: observe mode changes nothing, so it takes no lease (--ha-backend ignored)")
         elif ctl.mode == "act":
             d = default_lock_dir()
             prod.guard = LeaderLease(f"file://{d}", name, lease=lease_s)
