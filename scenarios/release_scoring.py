@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twin.releases import FAULT_TYPE
+
 if TYPE_CHECKING:
     from twin.world import World
 
-HARMFUL = frozenset({"error_ratio", "latency", "cpu", "memory", "memory_leak"})
+HARMFUL = frozenset(FAULT_TYPE)  # the effects that make a release a fault: error_ratio, latency, cpu, memory, leaks
 IMPROVING = frozenset({"faster", "efficient"})
 RELEASE_METRICS = ("releases_shipped", "releases_bad", "bad_releases_reaching_full", "good_releases_rolled_back",
                    "improvements_promoted", "change_success_rate", "bad_release_detection_s")

@@ -358,7 +358,7 @@ class FaultSpec(Model):
     severity: float = Field(1.0, gt=0, description="scales the fault's strength")
     jitter: Duration = Field(0.0, ge=0, description="onset = at + a uniform draw in [0, jitter) from the fault's own "
                              "random stream: the same for every engine set on a seed, not aligned to their cadences")
-    effect: Literal["error_ratio", "latency", "cpu", "memory"] | None = Field(
+    effect: Literal["error_ratio", "latency", "cpu", "memory", "slow_leak"] | None = Field(
         None, description="bad_deploy only: what the bad release does (default error_ratio)")
 
 
@@ -418,7 +418,7 @@ class Latencies(Model):
 
 
 # ------------------------------------------------ releases, budgets, requests
-ReleaseEffect = Literal["error_ratio", "latency", "cpu", "memory", "memory_leak"]
+ReleaseEffect = Literal["error_ratio", "latency", "cpu", "memory", "memory_leak", "slow_leak"]
 RequestKind = Literal["create_servers", "quota_increase", "resize"]
 
 

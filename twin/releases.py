@@ -15,6 +15,7 @@ effect          on a server running the release (severity ``x``, about 1)
 ``cpu``         each request costs ``1 + x`` times the CPU: its capacity divides by that
 ``memory``      memory per request: its memory utilisation rises by ``0.3 x`` at full load
 ``memory_leak`` leaks memory (full in ``900 / x`` s from its base), then OOM kills (flaps)
+``slow_leak``   leaks memory slowly (full in ``8 h / x`` from its base): visible only after hours
 ``faster``      an improvement: its latency is divided by ``1 + 0.3 x``
 ``efficient``   an improvement: each request costs ``1 / (1 + 0.3 x)`` of the CPU (capacity times ``1 + 0.3 x``)
 ==============  =====================================================================
@@ -47,10 +48,11 @@ from twin.names import ACTIVE, DELETED
 if TYPE_CHECKING:
     from twin.world import World
 
-EFFECTS = ("none", "error_ratio", "latency", "cpu", "memory", "memory_leak", "faster", "efficient")
+EFFECTS = ("none", "error_ratio", "latency", "cpu", "memory", "memory_leak", "slow_leak", "faster", "efficient")
 FAULT_TYPE = {"error_ratio": "bad_deploy", "latency": "bad_deploy", "cpu": "bad_deploy", "memory": "bad_deploy",
-              "memory_leak": "memory_leak"}
+              "memory_leak": "memory_leak", "slow_leak": "bad_deploy"}
 LEAK_FILL_S = 900.0  # a severity-1 leak fills a server's memory from its base in this long
+SLOW_LEAK_FILL_S = 8 * 3600.0  # ... and a severity-1 slow leak in this long
 
 
 @dataclass
@@ -163,8 +165,9 @@ class ReleaseManager:
             col[2] = 1.0 / (1.0 + x)
         elif effect == "memory":
             col[3] = 0.3 * x
-        elif effect == "memory_leak":
-            col[4] = (1.0 - float(self.w.svc_mem[s])) / (LEAK_FILL_S / max(x, 1e-9)) if s >= 0 else 0.0
+        elif effect in ("memory_leak", "slow_leak"):
+            fill = LEAK_FILL_S if effect == "memory_leak" else SLOW_LEAK_FILL_S
+            col[4] = (1.0 - float(self.w.svc_mem[s])) / (fill / max(x, 1e-9)) if s >= 0 else 0.0
         elif effect == "faster":
             rel.gain_lat /= 1.0 + 0.3 * x
         elif effect == "efficient":

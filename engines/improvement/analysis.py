@@ -6,7 +6,9 @@ every server in the window; the judge runs a one-sided Mann-Whitney U test (cana
 calls a regression only when the test is significant at ``alpha / metrics`` (Bonferroni over the metrics)
 *and* the effect exceeds the metric's tolerance (Kayenta's "allowed increase").  Latency has no per-server
 series, so its comparison is the service's p95 since the canary step began against the same span before the
-rollout.  Cost per request is CPU per request times the server's price (what the fleet pays per request at
+rollout.  A slow leak is judged on its growth: the slope over time of the canary's mean memory minus the
+baseline's (paired by scrape time), by ordinary least squares with a one-sided z test on the slope.  Cost per
+request is CPU per request times the server's price (what the fleet pays per request at
 a fixed target utilisation): cost drift is a regression like any other.
 """
 
@@ -19,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from adapters.base import VERSION_KEY, Observation, Server
-from engines.improvement.stats import mann_whitney
+from engines.improvement.stats import mann_whitney, norm_sf
 
-METRICS = ("error_ratio", "cpu_per_request", "cost_per_request", "memory", "availability", "latency")
+METRICS = ("error_ratio", "cpu_per_request", "cost_per_request", "memory", "memory_growth", "availability",
+           "latency")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Tolerances:
     memory_abs: float = 0.02  # memory utilisation, canary − baseline
     down_abs: float = 0.05  # share of scrapes a server is down, canary − baseline
     latency_rel: float = 0.15  # service p95 during the canary / before − 1
+    leak_per_day: float = 0.10  # memory growth of the canary over the baseline's, utilisation per day
 
 
 @dataclass
@@ -135,11 +139,44 @@ def judge(obs: Observation, canary: Sequence[Server], baseline: Sequence[Server]
     v.comparisons.append(_compare("cost_per_request", cost_c, cost_b, a, tol.cost_rel, True, min_samples))
     v.comparisons.append(_compare("memory", pooled("server_memory_util", canary),
                                   pooled("server_memory_util", base), a, tol.memory_abs, False, min_samples))
+    v.comparisons.append(_growth(obs, canary, base, seconds, a, tol.leak_per_day, min_samples))
     v.comparisons.append(_compare("availability", 1.0 - pooled("server_up", canary), 1.0 - pooled("server_up", base),
                                   a, tol.down_abs, False, min_samples))
     if latency_before is not None:
         during = np.asarray(obs.window("latency_p95_ms", seconds, service=service).v, float)
         v.comparisons.append(_compare("latency", during, np.asarray(latency_before, float), a, tol.latency_rel, True,
                                       min_samples))
-    v.enough = all(c.n_canary >= min_samples and c.n_baseline >= min_samples for c in v.comparisons[:5])
+    v.enough = all(c.n_canary >= min_samples and c.n_baseline >= min_samples for c in v.comparisons[:6])
     return v
+
+
+def _by_time(obs: Observation, metric: str, group: Sequence[Server], seconds: float) -> dict[float, float]:
+    """Mean over ``group`` of ``metric`` at each scrape time."""
+    acc: dict[float, list[float]] = {}
+    for s in group:
+        w = obs.window(metric, seconds, server=s.id)
+        for t, x in zip(w.t.tolist(), w.v.tolist(), strict=False):
+            if np.isfinite(x):
+                acc.setdefault(t, []).append(x)
+    return {t: float(np.mean(v)) for t, v in acc.items()}
+
+
+def _growth(obs: Observation, canary: Sequence[Server], base: Sequence[Server], seconds: float, alpha: float,
+            tol_per_day: float, min_samples: int) -> Comparison:
+    """Does the canary's memory grow faster than the baseline's?  Slope per day of the paired difference."""
+    c, b = _by_time(obs, "server_memory_util", canary, seconds), _by_time(obs, "server_memory_util", base, seconds)
+    ts = sorted(set(c) & set(b))
+    n = len(ts)
+    if n < max(min_samples, 3):
+        return Comparison("memory_growth", n, n, float("nan"), float("nan"), 0.0, 1.0, False)
+    t = np.array(ts) / 86400.0
+    d = np.array([c[x] - b[x] for x in ts])
+    tc = t - t.mean()
+    sxx = float((tc**2).sum())
+    if sxx <= 0:
+        return Comparison("memory_growth", n, n, float("nan"), float("nan"), 0.0, 1.0, False)
+    slope = float((tc * (d - d.mean())).sum() / sxx)
+    resid = d - d.mean() - slope * tc
+    se = float(np.sqrt(max((resid**2).sum() / (n - 2), 1e-12) / sxx))
+    p = norm_sf(slope / se)
+    return Comparison("memory_growth", n, n, float(d[-1]), 0.0, slope, p, bool(p < alpha and slope > tol_per_day))

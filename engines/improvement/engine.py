@@ -49,6 +49,7 @@ class ContinuousImprovementConfig(BaseModel):
     cpu_rel: float = Field(0.10, ge=0, description="tolerated relative rise of CPU per request")
     cost_rel: float = Field(0.10, ge=0, description="tolerated relative rise of cost per request (cost drift)")
     memory_abs: float = Field(0.02, ge=0, description="tolerated rise of memory utilisation")
+    leak_per_day: float = Field(0.10, ge=0, description="tolerated extra memory growth of the canary, per day")
     latency_rel: float = Field(0.15, ge=0, description="tolerated relative rise of the service's p95 latency")
     experiments_per_week: float = Field(0.0, ge=0, le=1000, description="A/B experiments started per week")
     experiment_fraction: float = Field(0.25, gt=0, lt=1, description="share of a service's servers on the variant")
@@ -95,7 +96,8 @@ class ContinuousImprovement:
     def __init__(self, config: ContinuousImprovementConfig | None = None) -> None:
         self.cfg = c = config or ContinuousImprovementConfig()
         self.cadence = c.cadence
-        self.tol = Tolerances(c.error_ratio_abs, c.cpu_rel, c.cost_rel, c.memory_abs, 0.05, c.latency_rel)
+        self.tol = Tolerances(c.error_ratio_abs, c.cpu_rel, c.cost_rel, c.memory_abs, 0.05, c.latency_rel,
+                              c.leak_per_day)
         self.active: dict[str, Rollout] = {}
         self.done: list[Rollout] = []
         self._seen: set[tuple[float, str, str, float, str]] = set()

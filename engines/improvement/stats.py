@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _norm_sf(z: float) -> float:
+def norm_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
@@ -42,7 +43,7 @@ def mann_whitney_numpy(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     if var <= 0:
         return u1, 1.0  # every value tied: no evidence either way
     z = (u1 - n1 * n2 / 2.0 - 0.5) / math.sqrt(var)
-    return u1, _norm_sf(z)
+    return u1, norm_sf(z)
 
 
 def mann_whitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -19,6 +19,7 @@ class Effect:
     cpu: float = 1.0  # CPU per request factor
     mem: float = 0.0  # added memory utilisation
     lat: float = 1.0  # latency factor (service level, weighted by share)
+    leak: float = 0.0  # memory growth per hour since the release shipped
 
 
 def _noise(*key: object) -> float:
@@ -32,6 +33,7 @@ class World:
     servers: int = 20
     fake: FakeAdapter = field(init=False)
     actions: list[tuple[float, Action]] = field(default_factory=list)
+    shipped_at: float = 0.0
 
     def __post_init__(self) -> None:
         self.fake = FakeAdapter(services={"web": ("medium", self.servers)}, scrape_interval=30.0)
@@ -56,7 +58,7 @@ class World:
                 return 0.5 * e.cpu * (1 + 0.05 * z)
             if what == "net":
                 return 10.0 * (1 + 0.02 * z)
-            return 0.4 + 0.01 * z + e.mem
+            return 0.4 + 0.01 * z + e.mem + e.leak * max(0.0, t - self.shipped_at) / 3600.0
         return fn
 
     def _latency(self, t: float) -> float:
