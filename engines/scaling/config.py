@@ -51,8 +51,11 @@ class PredictiveScalerConfig(BaseModel):
                                                                   "(throughput, not latency)")
     batch_spot: bool = Field(True, description="batch services scale up on spot capacity when a spot price exists")
     capacity_halflife_s: float = Field(7200.0, gt=0, description="memory of the learnt utilisation per request")
-    forecast_every_s: float = Field(60.0, gt=0, description="seconds between forecaster updates (the forecast is a "
-                                                            "5-minute mean; the safety net runs every step)")
+    forecast_every_s: float = Field(15.0, gt=0, description="seconds between forecaster updates (the safety net runs "
+                                                            "every step); 60 s costs a quarter but made the forecast "
+                                                            "intervals unstable on product-launch (docs/scaling.md)")
+    max_headroom: float = Field(1.0, ge=0, description="the demand provisioned for is at most (1 + this) x the "
+                                                       "forecast mean (a runaway interval must not buy a fleet)")
     cadence: float = Field(15.0, gt=0, description="seconds between steps")
 
     @model_validator(mode="after")

@@ -155,8 +155,9 @@ class PredictiveScaler:
         batch = np.array([_is_batch(services[s]) for s in names])
         thr = np.where(batch, cfg.batch_utilization, cfg.scale_up_threshold)
         h = cfg.headroom_share
-        tgt_l = np.maximum(m_l + h * np.maximum(hi_l - m_l, 0.0), 0.0)
-        tgt_w = np.maximum(m_w + h * np.maximum(hi_w - m_w, 0.0), 0.0)
+        cap_h = cfg.max_headroom
+        tgt_l = np.maximum(m_l + np.minimum(h * np.maximum(hi_l - m_l, 0.0), cap_h * np.abs(m_l)), 0.0)
+        tgt_w = np.maximum(m_w + np.minimum(h * np.maximum(hi_w - m_w, 0.0), cap_h * np.abs(m_w)), 0.0)
         need_l = CapacityModel.servers_needed(a, b, tgt_l, thr)
         need_w = CapacityModel.servers_needed(a, b, tgt_w, thr)
         mid = (cfg.scale_up_threshold + cfg.scale_down_threshold) / 2.0
