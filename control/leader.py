@@ -184,7 +184,8 @@ class LeaderLease:
                 self._connect()
                 if self._held:
                     ok = self._confirm()
-                else:
+                else:  # a fresh lock object per attempt: tooz's file lock miscounts failed non-blocking tries
+                    self._lock = self._coord.get_lock(self.name.encode())
                     ok = bool(self._lock.acquire(blocking=False))
                     if ok:
                         self._after_acquire()

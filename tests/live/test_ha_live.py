@@ -27,7 +27,8 @@ def _controller(tmp_path: Path, name: str, config: Path) -> tuple[subprocess.Pop
     out = tmp_path / f"{name}.out"
     env = os.environ | {"ZEROOPS_LOCK_DIR": str(tmp_path / "locks")}
     p = subprocess.Popen([sys.executable, "-m", "zeroops.cli", "live", "--cloud", str(CLOUD), "--config", str(config),
-                          "--mode", "act", "--ha-backend", f"file://{tmp_path}/ha", "--ha-lease", str(LEASE),
+                          "--mode", "act", "--safety", str(config.parent / "safety.yaml"),
+                          "--ha-backend", f"file://{tmp_path}/ha", "--ha-lease", str(LEASE),
                           "--state-dir", str(tmp_path / name), "--duration", "240", "--prometheus-wait", "240"],
                          cwd=ROOT, env=env, text=True, stdout=out.open("w"), stderr=subprocess.STDOUT)
     return p, out
@@ -41,7 +42,8 @@ def test_kill_9_the_leader_mid_create_the_standby_finishes_without_duplicates(co
         "cloud": CLOUD, "network": "none", "engines": "static", "scope": {"name": name},
         "services": [{"name": name, "flavor": FLAVOR, "image": IMAGE, "min_servers": 3, "max_servers": 3}],
         "prometheus": {"url": PROM_URL}, "retry": {"attempts": 6, "base_delay": 0.1, "max_delay": 1.0},
-        "wait": {"create": 60, "resize": 120, "poll": 0.3}}))
+        "wait": {"create": 60, "resize": 120, "poll": 0.3}, "prices": {FLAVOR: 0.02}}))
+    (tmp_path / "safety.yaml").write_text("MinScaleStep: 3\n")  # from zero to 3 in one window, unattended
     watch = Watch(conn, name)
     procs: list[subprocess.Popen[str]] = []
     try:
