@@ -9,10 +9,12 @@
   that ended by the end of the run; ``budget_forecast_coverage`` — the share whose interval held the actual.
 * ``cost_anomalies`` — spikes of the account's spend rate in the billing: the trailing 10-minute rate at or
   above (1 + ``COST_ANOMALY_THRESHOLD``) times its expectation, the median of the same time of day over the
-  previous (up to 7) days; episodes less than an hour apart merge.  ``cost_anomalies_detected`` — those with
-  an executed action whose evidence carries ``cost_anomaly`` from ``ANOMALY_EARLY_S`` before the onset to an
-  hour after the episode; ``cost_anomaly_delay_s`` — mean onset → first such action; ``cost_anomaly_false_alarms``
-  — such actions matching no episode.
+  previous (up to 7) days; episodes less than an hour apart merge.  An episode's onset is the start of its
+  rise (back from the crossing while the rate is above expectation by a quarter of the threshold, at most 2 h):
+  a project's or service's spike is caught before the account's rate crosses, and that is not early.
+  ``cost_anomalies_detected`` — those with an executed action whose evidence carries ``cost_anomaly`` from
+  ``ANOMALY_EARLY_S`` before the onset to an hour after the episode; ``cost_anomaly_delay_s`` — mean onset →
+  first such action; ``cost_anomaly_false_alarms`` — such actions matching no episode.
 """
 
 from __future__ import annotations
@@ -124,17 +126,27 @@ def anomaly_episodes(t: np.ndarray, c: np.ndarray, run_end: float,
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: the first day has no expectation
         expected = np.nanmedian(past, axis=0)
         hot = (expected > 0) & (r10 >= (1 + threshold) * expected)
+        rising = (expected > 0) & (r10 > (1 + threshold / 4) * expected)
     episodes: list[tuple[float, float]] = []
     idx = np.flatnonzero(hot)
     if not len(idx):
         return []
+
+    def rise(i: int) -> float:
+        """The start of the excursion that crossed at ``i``: back while the rate is above its expectation by a
+        quarter of the threshold (at most 2 h): a detection of the rise is not early."""
+        j = i
+        while j - 1 >= max(i - 120, 0) and rising[j - 1]:
+            j -= 1
+        return float(grid[j])
+
     start = prev = idx[0]
     for i in idx[1:]:
         if (i - prev) * 60.0 > MERGE_S:
-            episodes.append((float(grid[start]), float(grid[prev])))
+            episodes.append((rise(start), float(grid[prev])))
             start = i
         prev = i
-    episodes.append((float(grid[start]), float(grid[prev])))
+    episodes.append((rise(start), float(grid[prev])))
     return episodes
 
 
