@@ -94,7 +94,9 @@ class BudgetManager:
 
     def on_result(self, rec: ActionRecord) -> None:
         a = rec.action
-        if isinstance(a, ShelveServer | StopServer) and (rec.outcome != "executed" or not (rec.result and rec.result.ok)):
+        if not isinstance(a, ShelveServer | StopServer) or rec.outcome == "proposed":  # a proposal may still run
+            return
+        if rec.outcome != "executed" or not (rec.result and rec.result.ok):
             self.shelved.pop(a.server_id, None)
 
     # --------------------------------------------------------------- history
