@@ -49,6 +49,8 @@ class PredictiveScalerConfig(BaseModel):
                                                                       "for the network dimension")
     batch_utilization: float = Field(0.9, gt=0, le=1, description="utilisation batch services are sized for "
                                                                   "(throughput, not latency)")
+    batch_deadline_share: float = Field(0.8, gt=0, le=1, description="batch: queued work must be done within this "
+                                                                     "share of its deadline")
     batch_spot: bool = Field(True, description="batch services scale up on spot capacity when a spot price exists")
     capacity_halflife_s: float = Field(7200.0, gt=0, description="memory of the learnt utilisation per request")
     forecast_every_s: float = Field(15.0, gt=0, description="seconds between forecaster updates (the safety net runs "

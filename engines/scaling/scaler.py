@@ -103,6 +103,7 @@ class PredictiveScaler:
         self._down: dict[str, _Window] = {}
         self._recs: dict[str, deque[tuple[float, int]]] = {}
         self._first_rec: dict[str, float] = {}
+        self._services_seen: Mapping[str, ServiceState] = {}
         self._no_warm: set[str] = set()  # services whose warm pool another engine started again
         self._up_cap: dict[str, tuple[float, int]] = {}  # service -> (when, count) after a refused create
         self._deleting: dict[str, float] = {}  # server id -> when we asked to delete it (not asked again for a while)
@@ -124,6 +125,7 @@ class PredictiveScaler:
     # ------------------------------------------------------------------ step
     def step(self, now: float, obs: Observation) -> Iterable[Action]:
         services = obs.services
+        self._services_seen = services
         names = list(services)
         if not names:
             return []
@@ -166,6 +168,9 @@ class PredictiveScaler:
         st = self._decide_all(obs, names, rate, n_active - n_drained, util, a, b, need_l, need_w, need_now, acc,
                               (m_l, lo_l, hi_l, tgt_l), (m_w, lo_w, hi_w, tgt_w), batch, thr, mid)
         st["drained"] = n_drained
+        queue = np.full(len(names), np.nan)
+        if batch.any():
+            st["queue"] = queue = self._batch_sizing(obs, names, services, batch, st)
         self.last = _Explained(self, st, names)
         prices = {(p.flavor, p.pricing): p.per_hour for p in obs.prices}
         spend = None
@@ -175,12 +180,15 @@ class PredictiveScaler:
         for i, name in enumerate(names):
             svc, f = services[name], fleets[name]
             r = float(rate[i])
+            if batch[i] and np.isfinite(queue[i]):
+                r = max(r if np.isfinite(r) else 0.0, float(queue[i]))  # a batch service's demand: its queue
             if r > 0:
                 self._last_busy[name] = now
             if f.rewoken:
                 actions += self._rewoken(name, f)
             if r <= 0 or not f.active or name in self._zero or f.warm:
-                zero_actions = self._zero_step(now, obs, svc, f, r, prices, scope, _binding(need_now[:, i])[0])
+                sized = int(up[i]) if batch[i] else _binding(need_now[:, i])[0]
+                zero_actions = self._zero_step(now, obs, svc, f, r, prices, scope, sized)
                 if zero_actions is not None:
                     if name in self._zero and spend is None:
                         spend = obs.spend
@@ -279,11 +287,35 @@ class PredictiveScaler:
                 "known": known, "lead": lead, "window": window, "trend": trend, "thr": thr, "mid": mid,
                 "batch": batch}
 
+    def _batch_sizing(self, obs: Observation, names: list[str], services: Mapping[str, ServiceState],
+                      batch: np.ndarray, st: dict[str, Any]) -> np.ndarray:
+        """Batch services with a job queue: size for throughput and deadlines, not latency.  The queued jobs
+        (``queue_length``) times their mean work (setting ``batch_work_vcpu_s``) must be done within
+        ``batch_deadline_share`` of their deadline (setting ``batch_deadline_s``): ``ceil(queue × work / (share ×
+        deadline × vCPUs per server))`` servers, overriding ``up`` and ``keep`` in ``st``; the queue per service
+        (NaN where not a batch service with a queue) is returned."""
+        cfg = self.cfg
+        q = obs.latest("queue_length")
+        queue = np.full(len(names), np.nan)
+        flavors = obs.flavors
+        for i in np.flatnonzero(batch):
+            svc = services[names[i]]
+            qi = q.get(names[i], _NAN)
+            work, deadline = svc.settings.get("batch_work_vcpu_s"), svc.settings.get("batch_deadline_s")
+            fl_ = flavors.get(svc.flavor)
+            if not (qi == qi and work and deadline and fl_ is not None and fl_.vcpus > 0):
+                continue  # no queue or no job sizes shown: sized like any service at batch_utilization
+            queue[i] = qi
+            need = math.ceil(qi * work / (cfg.batch_deadline_share * deadline * fl_.vcpus) - 1e-9)
+            st["up"][i] = st["keep"][i] = need
+            st["mode"][i] = 3
+        return queue
+
     def explain(self, st: Mapping[str, Any], i: int, name: str) -> dict[str, Any]:
         """Why service ``i`` needs what it needs: mode, reason and evidence (forecast, interval, binding dimension,
         accuracy, headroom)."""
         cfg = self.cfg
-        mode = ("reactive", "predictive", "predictive+safety-net")[int(st["mode"][i])]
+        mode = ("reactive", "predictive", "predictive+safety-net", "batch")[int(st["mode"][i])]
         r, acc, thr, mid = float(st["rate"][i]), float(st["acc"][i]), float(st["thr"][i]), st["mid"]
         u = st["u"][:, i]
         hot = int(st["hot_dim"][i])
@@ -300,7 +332,16 @@ class PredictiveScaler:
             ev["workload"] = f"batch: sized for throughput at {thr:.0%}"
         if np.isfinite(st["trend"][i]):
             ev["trend_request_rate_at_lead"] = round(float(st["trend"][i]), 3)
-        if mode != "reactive":
+        if mode == "batch":
+            svc = self._services_seen.get(name)
+            work = svc.settings.get("batch_work_vcpu_s", _NAN) if svc else _NAN
+            deadline = svc.settings.get("batch_deadline_s", _NAN) if svc else _NAN
+            q = float(st["queue"][i])
+            ev.update({"queue_length": q, "work_vcpu_s_per_job": work, "deadline_s": deadline,
+                       "deadline_share": cfg.batch_deadline_share, "binding_dimension": "cpu (throughput)"})
+            why = (f"batch: {q:.0f} job(s) queued x {work:.0f} vCPU-s must finish within "
+                   f"{cfg.batch_deadline_share:.0%} of their {deadline:.0f}-s deadline: {int(st['up'][i])} server(s)")
+        elif mode != "reactive":
             need_l = st["need_l"][:, i]
             bind_w = DIMENSIONS[int(st["bind_w"][i])]
             ev.update(_forecast_ev("lead", lead, self.boot_s + self.cadence), **_forecast_ev("window", window,
@@ -619,7 +660,7 @@ def _healthy_zone(f: fl.ServiceFleet) -> str | None:
 
 def _is_batch(svc: ServiceState) -> bool:
     s = svc.settings
-    return float(s.get("batch", 0.0) or 0.0) >= 1.0 or "deadline" in s
+    return float(s.get("batch", 0.0) or 0.0) >= 1.0 or "deadline" in s or "batch_deadline_s" in s
 
 
 def _binding(need: np.ndarray) -> tuple[int, int]:

@@ -101,6 +101,24 @@ def test_a_batch_service_is_sized_for_throughput_on_spot_capacity() -> None:
     assert n_batch < n_web  # 90 % utilisation for throughput vs 70 % for latency
 
 
+def test_a_batch_queue_is_sized_for_its_deadlines() -> None:
+    """60 queued jobs of 1,200 vCPU-s within 80 % of a 1-h deadline on 1-vCPU servers: 25 servers, on spot."""
+    queue = {"n": 0.0}
+    w = LoadedFake(lambda t: 0.0, servers=2, cpu_per_rps=0.005, max_servers=40,
+                   settings={"batch_deadline_s": 3600.0, "batch_work_vcpu_s": 1200.0})
+    w.fake.feed("queue_length", {"service": "web"}, fn=lambda t: queue["n"])
+    w.run(600)
+    assert not [a for _, a in w.actions if isinstance(a, CreateServer)]
+    queue["n"] = 60.0
+    w.run(300)
+    made = [a for _, a in w.actions if isinstance(a, CreateServer)]
+    assert made and all(a.pricing == "spot" for a in made) and made[0].reason.startswith("batch: 60 job(s)")
+    assert w.active() == 25
+    queue["n"] = 0.0
+    w.run(1800)
+    assert w.active() == 1  # the queue is done: back to one server (min_servers 1), gently
+
+
 # ---------------------------------------------------------------- limits
 def test_scale_up_is_limited_per_window_and_by_max_servers() -> None:
     w = LoadedFake(lambda t: 200.0 if t < WARM else 3000.0, servers=4, cpu_per_rps=0.005, max_servers=20,
