@@ -166,7 +166,7 @@ def instrument(ctl: Any, metrics: ControllerMetrics, *, stalled_after: float | N
     runtime.step = step
     ctl.choke.listeners.append(metrics.record)
     metrics.leader.set_function(lambda: 1.0 if role() == "leader" else 0.0)
-    for dep in ("prometheus", "ha_backend"):
+    for dep in dependencies():  # only what this controller depends on: Prometheus when configured, the HA backend
         metrics.dependency_up.labels(dep).set_function(lambda d=dep: float(dependencies().get(d, True)))
     return health
 

@@ -88,14 +88,14 @@ def test_metrics_and_health_during_a_run(tmp_path: Path) -> None:
         ctl.close()
     assert mid[("zeroops_live_steps_total", (("engine", "min-floor-keeper"),))] >= 3
     steps = m[("zeroops_live_steps_total", (("engine", "min-floor-keeper"),))]
-    assert 10 <= steps <= 25, steps  # ~20 steps of 50 ms in 1 s
+    assert 5 <= steps <= 22, steps  # at most 21 steps of 50 ms in 1 s (fewer on a loaded machine)
     created = m[("zeroops_live_decisions_total", (("engine", "min-floor-keeper"), ("outcome", "executed"),
                                                   ("verdict", "allow")))]
     assert created == 2  # 0 -> min 2, then nothing more
     flaky_steps = m[("zeroops_live_steps_total", (("engine", "flaky"),))]
     assert m[("zeroops_live_errors_total", (("kind", "step"),))] == pytest.approx(flaky_steps // 2 + flaky_steps % 2)
     assert m[("zeroops_live_errors_total", (("kind", "action"),))] == 0
-    assert 0 <= m[("zeroops_live_step_lag_seconds", (("engine", "flaky"),))] < 0.5
+    assert 0 <= m[("zeroops_live_step_lag_seconds", (("engine", "flaky"),))] < 1.0
     assert m[("zeroops_live_leader", ())] == 1.0
     assert m[("zeroops_live_step_duration_seconds_count", (("engine", "flaky"),))] == flaky_steps
     assert code == 200 and h["status"] == "ok" and h["role"] == "leader" and h["steps"] == steps + flaky_steps
