@@ -214,3 +214,34 @@ def test_kill_the_leader_mid_create_the_standby_acts_exactly_once(tmp_path: Path
         assert b_calls == [], f"B duplicated A's accepted create: {b_calls}"
     print(f"[ha] {cut}: standby acting {took_over:.3f} s after kill -9 (lease {LEASE} s)")
     assert took_over < LEASE, f"takeover took {took_over:.2f} s, lease {LEASE} s"
+
+
+def test_the_approval_executor_waits_while_standby(tmp_path: Path) -> None:
+    """An approved proposal is not run by a standby: the executor's re-check answers not-leader (it stays approved)."""
+    import io
+
+    from adapters.fake import FakeAdapter, FakeService
+    from control.leader import attach_leadership
+    from zeroops.live import LiveController
+
+    config = parse_config({"services": [{"name": "web", "flavor": "small", "image": "i", "min_servers": 1}],
+                           "keep_min_servers": False}, "<t>")
+    url = f"file://{tmp_path}/ha"
+    holder = LeaderLease(url, "scope", lease=LEASE, heartbeat=BEAT)
+    ctl = LiveController(FakeAdapter([FakeService("web", servers=0, min_servers=1)]), config, "act", engines=[],
+                         state_dir=tmp_path / "s", out=io.StringIO())
+    lease = LeaderLease(url, "scope", lease=LEASE, heartbeat=BEAT)
+    try:
+        assert holder.poll()
+        leadership = attach_leadership(ctl, lease)
+        gate = ctl.plane.kit.executor.gate
+        assert isinstance(gate, LeaderGate)
+        assert gate.recheck(0.0, "e", CreateServer(service="web"), None).rule == "not-leader"
+        holder.close()
+        lease.poll()
+        leadership.tick()
+        assert leadership.acting and gate.recheck(0.0, "e", CreateServer(service="web"), None).rule != "not-leader"
+    finally:
+        lease.close()
+        holder.close()
+        ctl.close()
