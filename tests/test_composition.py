@@ -96,7 +96,7 @@ def test_register_plugs_an_engine_and_a_set_in(counter: None) -> None:
     [
         ("reactiv", "unknown engine set 'reactiv'; allowed: static, reactive"),
         ({"name": "x", "engines": [{"engine": "reactive_scalr"}]},
-         "engines.0: unknown engine 'reactive_scalr'; did you mean 'reactive_scaler'? allowed: crash_restarter"),
+         "engines.0: unknown engine 'reactive_scalr'; did you mean 'reactive_scaler'? allowed: "),
         ({"name": "x", "engines": [{"engine": "reactive_scaler", "target": 0}]},
          "engines.0: reactive_scaler.target: Input should be greater than 0 (got 0)"),
         ({"name": "x", "engines": [{"engine": "crash_restarter"}, {"engine": "crash_restarter"}]},
