@@ -104,6 +104,8 @@ class PredictiveScaler:
         self._recs: dict[str, deque[tuple[float, int]]] = {}
         self._first_rec: dict[str, float] = {}
         self._services_seen: Mapping[str, ServiceState] = {}
+        self._now = 0.0
+        self._jobs: dict[str, deque[list[float]]] = {}  # batch service -> [arrival, jobs] groups, oldest first
         self._no_warm: set[str] = set()  # services whose warm pool another engine started again
         self._up_cap: dict[str, tuple[float, int]] = {}  # service -> (when, count) after a refused create
         self._deleting: dict[str, float] = {}  # server id -> when we asked to delete it (not asked again for a while)
@@ -126,6 +128,7 @@ class PredictiveScaler:
     def step(self, now: float, obs: Observation) -> Iterable[Action]:
         services = obs.services
         self._services_seen = services
+        self._now = now
         names = list(services)
         if not names:
             return []
@@ -306,10 +309,35 @@ class PredictiveScaler:
             if not (qi == qi and work and deadline and fl_ is not None and fl_.vcpus > 0):
                 continue  # no queue or no job sizes shown: sized like any service at batch_utilization
             queue[i] = qi
-            need = math.ceil(qi * work / (cfg.batch_deadline_share * deadline * fl_.vcpus) - 1e-9)
+            vcpu_rate = self._jobs_rate(names[i], obs.now, qi, work, cfg.batch_deadline_share * deadline)
+            need = math.ceil(vcpu_rate / fl_.vcpus - 1e-9)
             st["up"][i] = st["keep"][i] = need
             st["mode"][i] = 3
         return queue
+
+    def _jobs_rate(self, name: str, now: float, q: float, work: float, due_s: float) -> float:
+        """vCPUs needed so that every queued job ends within ``due_s`` of its arrival, first come first served.
+
+        Arrivals are inferred from the queue: a rise of k at ``now`` is k jobs arriving now, a fall of k is the k
+        oldest done.  For each arrival group, the work of it and of every job before it must be done by its due
+        time: the largest of those rates is the need (a queue that has waited has less time left)."""
+        jobs = self._jobs.setdefault(name, deque())
+        prev = sum(c for _, c in jobs)
+        if q > prev:
+            jobs.append([now, q - prev])
+        else:
+            done = prev - q
+            while jobs and done > 0:
+                take = min(done, jobs[0][1])
+                jobs[0][1] -= take
+                done -= take
+                if jobs[0][1] <= 1e-9:
+                    jobs.popleft()
+        rate, ahead = 0.0, 0.0
+        for t, c in jobs:
+            ahead += c
+            rate = max(rate, ahead * work / max(t + due_s - now, self.cadence))
+        return rate
 
     def explain(self, st: Mapping[str, Any], i: int, name: str) -> dict[str, Any]:
         """Why service ``i`` needs what it needs: mode, reason and evidence (forecast, interval, binding dimension,
@@ -339,8 +367,12 @@ class PredictiveScaler:
             q = float(st["queue"][i])
             ev.update({"queue_length": q, "work_vcpu_s_per_job": work, "deadline_s": deadline,
                        "deadline_share": cfg.batch_deadline_share, "binding_dimension": "cpu (throughput)"})
-            why = (f"batch: {q:.0f} job(s) queued x {work:.0f} vCPU-s must finish within "
-                   f"{cfg.batch_deadline_share:.0%} of their {deadline:.0f}-s deadline: {int(st['up'][i])} server(s)")
+            jobs = self._jobs.get(name) or deque()
+            oldest = now_age = (self._now - jobs[0][0]) if jobs else 0.0
+            ev["oldest_job_age_s"] = round(oldest, 1)
+            why = (f"batch: {q:.0f} job(s) queued x {work:.0f} vCPU-s (oldest {now_age:.0f} s) must each finish "
+                   f"within {cfg.batch_deadline_share:.0%} of their {deadline:.0f}-s deadline: "
+                   f"{int(st['up'][i])} server(s)")
         elif mode != "reactive":
             need_l = st["need_l"][:, i]
             bind_w = DIMENSIONS[int(st["bind_w"][i])]

@@ -102,7 +102,8 @@ def test_a_batch_service_is_sized_for_throughput_on_spot_capacity() -> None:
 
 
 def test_a_batch_queue_is_sized_for_its_deadlines() -> None:
-    """60 queued jobs of 1,200 vCPU-s within 80 % of a 1-h deadline on 1-vCPU servers: 25 servers, on spot."""
+    """60 queued jobs of 1,200 vCPU-s within 80 % of a 1-h deadline on 1-vCPU servers: 25 servers, on spot,
+    more as the jobs wait."""
     queue = {"n": 0.0}
     w = LoadedFake(lambda t: 0.0, servers=2, cpu_per_rps=0.005, max_servers=40,
                    settings={"batch_deadline_s": 3600.0, "batch_work_vcpu_s": 1200.0})
@@ -112,8 +113,9 @@ def test_a_batch_queue_is_sized_for_its_deadlines() -> None:
     queue["n"] = 60.0
     w.run(300)
     made = [a for _, a in w.actions if isinstance(a, CreateServer)]
-    assert made and all(a.pricing == "spot" for a in made) and made[0].reason.startswith("batch: 60 job(s)")
-    assert w.active() == 25
+    assert made and all(a.pricing == "spot" for a in made) and made[0].reason.startswith("batch: 60 job(s) queued")
+    # 25 servers at once; more as the jobs wait (nothing works them off in the fake): 72,000 / (2,880 - 300) s
+    assert 25 <= w.active() <= 28
     queue["n"] = 0.0
     w.run(1800)
     assert w.active() == 1  # the queue is done: back to one server (min_servers 1), gently
