@@ -64,7 +64,8 @@ class ProvisionerConfig(BaseModel):
     capacity: bool = Field(True, description="forecast each zone's vCPU use and flag the day it runs out")
     capacity_sample_s: float = Field(300.0, gt=0, description="seconds between samples of allocated vCPUs")
     capacity_fit_s: float = Field(2 * DAY, gt=0, description="samples the trend is fitted over")
-    capacity_min_history_s: float = Field(6 * 3600.0, ge=0, description="no forecast on less history than this")
+    capacity_min_history_s: float = Field(DAY, ge=0, description="no forecast on less history than this (a daily "
+                                                                 "cycle at least)")
     capacity_horizon_s: float = Field(7 * DAY, gt=0, description="how far ahead a run-out is flagged")
     every_s: float = Field(300.0, gt=0, description="seconds between the slow levers (rightsizing, reservations, "
                                                     "capacity)")

@@ -87,7 +87,8 @@ class Provisioner:
         # capacity
         self.samples: dict[str, deque[tuple[float, float, float]]] = {}
         self.forecasts: dict[str, RunOut] = {}
-        self.flagged: dict[str, int] = {}
+        self.flagged: dict[str, int] = {}  # zone -> the run-out day last noted
+        self.flag_at: dict[str, float] = {}
         self._last_sample = -math.inf
         self._last_slow = -math.inf
 
@@ -632,10 +633,13 @@ class Provisioner:
             if ro.full_at is None:
                 self.flagged.pop(zone, None)
                 continue
-            day = int(ro.full_at // DAY)
-            if self.flagged.get(zone) == day:
+            day = int(ro.full_at // DAY) + 1  # day 1 = the first 24 h of the clock (as zeroops capacity prints)
+            last = self.flagged.get(zone)
+            # a new note when first flagged, when the day moves earlier, or (not more often than every 6 h) later
+            if last is not None and (day == last or (day > last and now - self.flag_at.get(zone, -math.inf) < 6 * 3600)):
                 continue
             self.flagged[zone] = day
+            self.flag_at[zone] = now
             left = ro.days_left(now) or 0.0
             actions.append(Notify(
                 component=zone, severity="warning" if left > 1 else "critical",

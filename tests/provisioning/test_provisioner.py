@@ -229,7 +229,8 @@ def test_capacity_flag_is_a_notify_with_the_day() -> None:
         recs += drive(fake, eng, until=fake.now() + 900, dt=300)
     notes = [r.action for r in recs if isinstance(r.action, Notify)]
     assert notes and notes[0].component == "az-a" and notes[0].evidence["lever"] == "capacity"
-    assert notes[0].evidence["days_left"] < 1
+    assert notes[0].evidence["days_left"] < 1 and notes[0].evidence["day"] == 1  # day 1: the first 24 h
+    assert len(notes) <= 3, "no note per step: only when the day moves"
 
 
 def test_savings_by_lever_from_the_log() -> None:
