@@ -5,13 +5,11 @@ candidate; baseline servers run the service's other version.  Per metric, the sa
 every server in the window; the judge runs a one-sided Mann-Whitney U test (canary worse than baseline) and
 calls a regression only when the test is significant at ``alpha / metrics`` (Bonferroni over the metrics)
 *and* the effect exceeds the metric's tolerance (Kayenta's "allowed increase").  Latency has no per-server
-series, so its comparison is the service's p95 since the canary step began against the span before the
-step; the shift is divided by the share of the traffic that moved onto the candidate since then (at least
-``LATENCY_MIN_SHARE``, so a 5 % step's noise is not blown up twentyfold) and judged against the tolerance as
-the effect it would have on all the traffic.  A slow leak is judged on its growth: the slope over time of the
-canary's mean memory minus the baseline's (paired by scrape time), by ordinary least squares with a one-sided
-z test on the slope.  Cost per request is CPU per request times the server's price (what the fleet pays per
-request at a fixed target utilisation): cost drift is a regression like any other.
+series, so its comparison is the service's p95 since the canary step began against the same span before the
+rollout.  A slow leak is judged on its growth: the slope over time of the canary's mean memory minus the
+baseline's (paired by scrape time), by ordinary least squares with a one-sided z test on the slope.  Cost per
+request is CPU per request times the server's price (what the fleet pays per request at
+a fixed target utilisation): cost drift is a regression like any other.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ import numpy as np
 from adapters.base import VERSION_KEY, Observation, Server
 from engines.improvement.stats import mann_whitney, norm_sf
 
-LATENCY_MIN_SHARE = 0.25
 METRICS = ("error_ratio", "cpu_per_request", "cost_per_request", "memory", "memory_growth", "availability",
            "latency")
 
@@ -123,7 +120,7 @@ def _compare(metric: str, x: np.ndarray, y: np.ndarray, alpha: float, tol: float
 
 def judge(obs: Observation, canary: Sequence[Server], baseline: Sequence[Server], seconds: float, *,
           service: str, latency_before: np.ndarray | None, alpha: float, tol: Tolerances, min_samples: int,
-          max_baseline: int = 8, latency_share: float = 1.0) -> Verdict:
+          max_baseline: int = 8) -> Verdict:
     """Compare ``canary`` with (up to ``max_baseline`` of) ``baseline`` over the last ``seconds``."""
     base = list(baseline)[:max_baseline]
     a = alpha / len(METRICS)
@@ -147,10 +144,8 @@ def judge(obs: Observation, canary: Sequence[Server], baseline: Sequence[Server]
                                   a, tol.down_abs, False, min_samples))
     if latency_before is not None:
         during = np.asarray(obs.window("latency_p95_ms", seconds, service=service).v, float)
-        c = _compare("latency", during, np.asarray(latency_before, float), a, tol.latency_rel * latency_share, True,
-                     min_samples)
-        c.effect /= latency_share  # projected to all the traffic: the shift over the share that moved
-        v.comparisons.append(c)
+        v.comparisons.append(_compare("latency", during, np.asarray(latency_before, float), a, tol.latency_rel, True,
+                                      min_samples))
     v.enough = all(c.n_canary >= min_samples and c.n_baseline >= min_samples for c in v.comparisons[:6])
     return v
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters.base import VERSION_KEY, Action, Deploy, Observation, RollbackDeploy, Server
 from control.runtime import ActionRecord
-from engines.improvement.analysis import LATENCY_MIN_SHARE, Tolerances, Verdict, judge, split
+from engines.improvement.analysis import Tolerances, Verdict, judge, split
 from engines.improvement.stats import MSPRT
 
 TOP_UP_S = 300.0  # a step whose canary share fell short this long is topped up
@@ -80,7 +80,6 @@ class Rollout:
     step_since: float | None = None  # when the current step's samples start counting
     step_started: float = 0.0
     latency_before: np.ndarray | None = None
-    latency_from: float = 0.0  # the canary's share while latency_before was measured
     test: MSPRT | None = None
     fed_until: float = -math.inf
     topped_up: float = -math.inf
@@ -187,8 +186,7 @@ class ContinuousImprovement:
             return None
         seconds = min(now - r.step_since + self.cadence, self.cfg.max_window_s)
         v = judge(obs, canary, base, seconds, service=r.service, latency_before=r.latency_before,
-                  alpha=self.cfg.alpha, tol=self.tol, min_samples=self.cfg.min_samples,
-                  latency_share=max(r.fraction - r.latency_from, LATENCY_MIN_SHARE))
+                  alpha=self.cfg.alpha, tol=self.tol, min_samples=self.cfg.min_samples)
         if v.regressions:
             return self._rollback(now, r, v, canary)
         if r.kind == "experiment" and not r.decided:
@@ -225,7 +223,7 @@ class ContinuousImprovement:
         r.steps.append({"fraction": r.fraction, "passed_at": now, **v.evidence()})
         prev = r.fraction
         r.fraction, r.step_since, r.step_started = nxt, None, now
-        r.latency_before, r.latency_from = self._latency(obs, r.service), prev
+        r.latency_before = self._latency(obs, r.service)
         self._own.append((r.service, r.version, nxt))
         if nxt >= 1.0:
             self._close(r, "promoted")
