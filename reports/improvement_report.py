@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 WEEK = 7 * 86400.0
+NO_DECISION = "none (replaced by a release, or the run ended)"
 SCORED = ("releases_shipped", "releases_bad", "bad_releases_reaching_full", "good_releases_rolled_back",
           "improvements_promoted", "change_success_rate", "bad_release_detection_s", "rollbacks_of_good_releases")
 
@@ -92,7 +93,7 @@ def summarise(decisions: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
         key = (d["service"], ev.get("version", ""))
         if what == "experiment_start":
             w["experiments"].setdefault(key, {"version": key[1], "service": key[0], "started": d["at"],
-                                               "decision": "running"})
+                                               "decision": NO_DECISION})
         if "experiment" in ev:
             x = ev["experiment"]
             wx = weeks[int(x.get("started", d["at"]) // WEEK)]["experiments"]
@@ -161,7 +162,7 @@ def render(run: Path, decisions: list[dict[str, Any]], metrics: dict[str, Any]) 
                 conf = e.get("confidence")
                 ci_s = f"[{_pct(ci[0])}, {_pct(ci[1])}]" + (f" ({conf:.0%})" if conf else "")
                 p = e.get("p")
-                lines.append(f"| {e['version']} | {e['service']} | {e.get('decision', 'running')} | "
+                lines.append(f"| {e['version']} | {e['service']} | {e.get('decision', NO_DECISION)} | "
                              f"{_pct(e.get('effect'))} | {ci_s} | {'–' if p is None else f'{p:.3g}'} |")
             lines.append("")
         if w["rolled_back"]:
