@@ -135,7 +135,9 @@ def run_out(t: np.ndarray, used: np.ndarray, capacity: float, now: float, horizo
     * with two days or more, a line through the daily peaks (the maximum of each day-long block ending at the
       last sample): peaks grow faster than the mean when the daily swing grows with the traffic.
 
-    Full when a projection reaches ``capacity`` (already full: ``now``).  None without 2 samples.
+    Full when a projection reaches ``capacity`` (already full, the last sample at capacity: ``now``); a line
+    that crossed the capacity before ``now`` while the zone is not full overshoots and is not used.  None
+    without 2 samples.
     """
     t = np.asarray(t, dtype=float)
     u = np.asarray(used, dtype=float)
@@ -164,13 +166,14 @@ def run_out(t: np.ndarray, used: np.ndarray, capacity: float, now: float, horizo
 
     end = now + horizon_s
     full: float | None = None
-    if at(now) >= capacity:
+    if u[-1] >= capacity:
         full = now
     else:
         for o, v, s in lines:
             if s > 0:
                 x = o + (capacity - v) / s
-                if x <= end and (full is None or x < full):
-                    full = float(max(x, now))
+                # a line already past the capacity while the zone is not full overshoots: the other decides
+                if now <= x <= end and (full is None or x < full):
+                    full = float(x)
     best = max(lines, key=lambda ln: ln[2])
     return RunOut(float(capacity), float(u[-1]), float(best[2] * DAY), excess, at(end), full)

@@ -258,3 +258,15 @@ def test_capacity_follows_daily_peaks_that_grow_with_the_traffic() -> None:
     ro = run_out(t, used, capacity=200.0, now=2 * DAY, horizon_s=7 * DAY)
     # the peaks reach 200 when (100 + 20 d) x 1.3 = 200: d = 2.69; a mean-only trend would say later
     assert ro is not None and ro.full_at is not None and 2.4 * DAY <= ro.full_at <= 2.8 * DAY
+
+
+def test_a_service_emptied_when_idle_gets_a_server_back_with_its_traffic() -> None:
+    fake = FakeAdapter([FakeService("rep", "small", 2, min_servers=0, stateful=False)])
+    busy_until(fake, "rep", t_idle=0.0)
+    eng = Provisioner(ProvisionerConfig(**QUIET))
+    recs = drive(fake, eng, until=3600 + 120)
+    assert len([r for r in recs if isinstance(r.action, DeleteServer)]) == 2 and not fake.servers(service="rep")
+    fake.feed("request_rate", {"service": "rep"}, fn=lambda t: 50.0 if t > 4000 else 0.0)
+    recs = drive(fake, eng, until=4100)
+    made = [r for r in recs if isinstance(r.action, CreateServer)]
+    assert len(made) == 1 and made[0].outcome == "executed" and 4000 < made[0].at <= 4000 + 60
