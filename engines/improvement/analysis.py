@@ -6,8 +6,10 @@ every server in the window; the judge runs a one-sided Mann-Whitney U test (cana
 calls a regression only when the test is significant at ``alpha / metrics`` (Bonferroni over the metrics)
 *and* the effect exceeds the metric's tolerance (Kayenta's "allowed increase").  Latency has no per-server
 series, so its comparison is the service's p95 since the canary step began against the same span before the
-rollout.  A slow leak is judged on its growth: the slope over time of the canary's mean memory minus the
-baseline's (paired by scrape time), by ordinary least squares with a one-sided z test on the slope.  Cost per
+rollout.  A slow leak is judged on its growth: the slope over time of the
+canary's mean memory minus the baseline's (paired by scrape time), by ordinary least squares with a one-sided
+z test on the slope; its tolerance is far below the slope's noise on a short window, so it gives no guard
+against repeated looks: its alpha is split over ``growth_looks`` looks per release too (Bonferroni).  Cost per
 request is CPU per request times the server's price (what the fleet pays per request at
 a fixed target utilisation): cost drift is a regression like any other.
 """
@@ -38,6 +40,7 @@ class Tolerances:
     down_abs: float = 0.05  # share of scrapes a server is down, canary − baseline
     latency_rel: float = 0.15  # service p95 during the canary / before − 1
     leak_per_day: float = 0.10  # memory growth of the canary over the baseline's, utilisation per day
+    growth_looks: int = 40  # looks per release the growth test's alpha is split over (its tolerance is no guard)
 
 
 @dataclass
@@ -139,7 +142,7 @@ def judge(obs: Observation, canary: Sequence[Server], baseline: Sequence[Server]
     v.comparisons.append(_compare("cost_per_request", cost_c, cost_b, a, tol.cost_rel, True, min_samples))
     v.comparisons.append(_compare("memory", pooled("server_memory_util", canary),
                                   pooled("server_memory_util", base), a, tol.memory_abs, False, min_samples))
-    v.comparisons.append(_growth(obs, canary, base, seconds, a, tol.leak_per_day, min_samples))
+    v.comparisons.append(_growth(obs, canary, base, seconds, a / tol.growth_looks, tol.leak_per_day, min_samples))
     v.comparisons.append(_compare("availability", 1.0 - pooled("server_up", canary), 1.0 - pooled("server_up", base),
                                   a, tol.down_abs, False, min_samples))
     if latency_before is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +23,9 @@ class Effect:
 
 
 def _noise(*key: object) -> float:
-    """Deterministic noise in [-1, 1] from the key."""
-    return zlib.crc32(repr(key).encode()) / 2**31 - 1.0
+    """Deterministic noise, uniform in [-1, 1], independent across keys (a CRC is linear: its noise trends)."""
+    h = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") / 2**63 - 1.0
 
 
 @dataclass
@@ -34,6 +35,7 @@ class World:
     fake: FakeAdapter = field(init=False)
     actions: list[tuple[float, Action]] = field(default_factory=list)
     shipped_at: float = 0.0
+    salt: int = 0  # another draw of the noise
 
     def __post_init__(self) -> None:
         self.fake = FakeAdapter(services={"web": ("medium", self.servers)}, scrape_interval=30.0)
@@ -51,7 +53,7 @@ class World:
 
     def _metric(self, sid: str, what: str) -> Callable[[float], float]:
         def fn(t: float) -> float:
-            e, z = self.effect(sid), _noise(sid, what, t)
+            e, z = self.effect(sid), _noise(sid, what, t, self.salt)
             if what == "err":
                 return max(0.0, 0.002 + 0.001 * z + e.err)
             if what == "cpu":

@@ -31,6 +31,19 @@ def test_good_release_goes_through_every_step() -> None:
     assert promote.evidence["improvement"] == "canary_promote" and promote.evidence["comparisons"]
 
 
+def test_no_false_rollbacks_over_null_releases() -> None:
+    """Ten releases with no effect, each on fresh noise: every one promoted, none rolled back."""
+    outcomes = []
+    for salt in range(10):
+        w = World({}, salt=salt)
+        eng = ContinuousImprovement(FAST)
+        w.run(eng, 300)
+        _ship(w, "2")
+        w.run(eng, 2700, step=60)
+        outcomes.append(w.kinds())
+    assert all(k == [("deploy", 0.25), ("deploy", 0.5), ("deploy", 1.0)] for k in outcomes), outcomes
+
+
 def test_bad_release_rolled_back_at_the_first_step_with_evidence() -> None:
     w = World({"2": Effect(err=0.05)})
     eng = ContinuousImprovement(FAST)
@@ -78,8 +91,8 @@ def test_memory_leak_caught() -> None:
 
 
 def test_slow_leak_caught_by_its_growth_before_the_level_shows() -> None:
-    """A leak of 2 % an hour: after a 10-minute bake the level is up 0.3 %, under the level tolerance."""
-    w = World({"2": Effect(leak=0.02)})
+    """A leak of 20 % an hour: over a 10-minute step the canary's mean is up under 2 %, the level tolerance."""
+    w = World({"2": Effect(leak=0.2)})
     eng = ContinuousImprovement(FAST)
     w.run(eng, 300)
     _ship(w, "2")
