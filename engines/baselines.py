@@ -24,9 +24,11 @@ from adapters.base import (
     NoValidHost,
     Observation,
     RebootServer,
+    Server,
     StartServer,
 )
 from control.runtime import ActionRecord, Engine
+from engines.maintenance import under_maintenance
 
 
 class ReactiveScalerConfig(BaseModel):
@@ -152,6 +154,8 @@ class CrashRestarter:
             for s in obs.servers(status=status):
                 if now - self.tried.get(s.id, -math.inf) < self.retry:
                     continue
+                if status == "SHUTOFF" and _stopped_on_purpose(s, now):
+                    continue  # planned maintenance, a warm pool, a budget shelve: not a crash
                 self.tried[s.id] = now
                 if s.service:
                     self.service_of[s.id] = s.service
@@ -171,6 +175,14 @@ class CrashRestarter:
                 self.replace[a.server_id] = service
         if isinstance(a, CreateServer) and rec.error == NoValidHost.__name__:
             self.tried.clear()
+
+
+WARM_POOL_KEY = "zeroops_warm_pool"  # engines.scaling marks the stopped servers it keeps warm
+
+
+def _stopped_on_purpose(s: Server, now: float) -> bool:
+    """A server someone stopped on purpose says so in its metadata (docs/ops-center.md: planned work)."""
+    return under_maintenance(s, now) or bool(s.metadata.get(WARM_POOL_KEY))
 
 
 def engine_set(name: str) -> list[Engine]:

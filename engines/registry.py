@@ -311,11 +311,11 @@ def _builtins() -> None:
     register("ops_center", OpsCenter, OpsCenterConfig,
              description="anomalies -> incidents -> RCA and severity -> runbooks -> resolution, pages when it "
                          "must (docs/ops-center.md)")
-    from engines.provisioning import Provisioner, ProvisionerConfig
+    from engines.ops.undrain import DrainProber, DrainProberConfig
 
-    register("provisioner", Provisioner, ProvisionerConfig,
-             description="idle deprovisioning, rightsizing, retry elsewhere, spot fallback, reservations, "
-                         "capacity planning (docs/provisioning.md)")
+    register("drain_prober", DrainProber, DrainProberConfig,
+             description="probes drained servers with a little traffic and puts them back once one serves "
+                         "cleanly (docs/ops-center.md)")
     from engines.provisioning import Provisioner, ProvisionerConfig
 
     register("provisioner", Provisioner, ProvisionerConfig,
@@ -326,8 +326,12 @@ def _builtins() -> None:
     register("budget_manager", BudgetManager, BudgetManagerConfig,
              description="budget alerts, spend forecast, cost anomalies, low-priority scale-down, reallocation "
                          "(docs/budgets.md)")
-    from engines.improvement import (ContinuousImprovement, ContinuousImprovementConfig, FixedThresholdCanary,
-                                     FixedThresholdCanaryConfig)
+    from engines.improvement import (
+        ContinuousImprovement,
+        ContinuousImprovementConfig,
+        FixedThresholdCanary,
+        FixedThresholdCanaryConfig,
+    )
 
     register("continuous_improvement", ContinuousImprovement, ContinuousImprovementConfig,
              description="canary analysis (Mann-Whitney vs baseline) with step promotion and automatic rollback, "
@@ -338,8 +342,12 @@ def _builtins() -> None:
     register_set("static", [], description="nothing automated: the fleet is provisioned for peak, humans fix")
     register_set("reactive", ["reactive_scaler", "crash_restarter"],
                  description="threshold autoscaling and a crash restarter (the baselines' automation)")
-    register_set("ops", ["ops_center", "reactive_scaler", "smart_alerting"], handles_alerting=True,
-                 description="the autonomous operations center with the reactive scaler and smart alerting")
+    register_set("predictive", ["predictive_scaler", "provisioner"],
+                 description="the predictive scaler and the provisioner alone (capacity and cost, no incidents)")
+    register_set("ops", ["ops_center", "predictive_scaler", "provisioner", "budget_manager", "smart_alerting",
+                         "drain_prober"], handles_alerting=True,
+                 description="the autonomous operations center with predictive scaling, provisioning, budgets and "
+                             "smart alerting")
 
 
 _builtins()

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 EPS = 1e-6  # supply and demand within this of each other are equal (float rounding of capacity sums)
 RHO_MIN, RHO_MAX = 0.05, 0.95  # the SLO utilisation ρ* is clipped to this (the twin's latency curve caps at 0.95)
+UNSERVED = "unserved_demand_max_s"  # the longest stretch any interactive service had demand and no serving server
 METRIC_NAMES = ("elasticity_under_accuracy", "elasticity_over_accuracy", "elasticity_under_timeshare",
                 "elasticity_over_timeshare", "elasticity_instability", "elasticity_jitter_per_hour")
 
@@ -128,6 +129,17 @@ def service_curves(world: World) -> tuple[np.ndarray, np.ndarray, np.ndarray] | 
     return truth.curve_dt[:k].astype(float), demand, supply
 
 
+def longest_unserved(demand: np.ndarray, supply: np.ndarray, dt: np.ndarray) -> float:
+    """Seconds of the longest run of ticks with demand (> 0 servers needed) and no serving capacity at all: a
+    scale from zero's wait for its first server, or an outage of every server of the service."""
+    bad = (demand > 0) & (supply <= EPS)
+    best = cur = 0.0
+    for b, d in zip(bad.tolist(), dt.tolist(), strict=True):
+        cur = cur + d if b else 0.0
+        best = max(best, cur)
+    return best
+
+
 def run_elasticity(world: World, services: Sequence[str] | None = None) -> dict[str, Any]:
     """The SPEC RG metrics per service and their unweighted mean over ``services`` (default: every interactive
     service, i.e. every service that is not a batch workload).  Keys of the mean: :data:`METRIC_NAMES`."""
@@ -137,9 +149,12 @@ def run_elasticity(world: World, services: Sequence[str] | None = None) -> dict[
     chosen = [s for s in (services if services is not None else names) if s in names and s not in batch]
     out: dict[str, Any] = dict.fromkeys(METRIC_NAMES)
     out["elasticity_by_service"] = {}
+    out[UNSERVED] = None
     if curves is None or not chosen:
         return out
     dt, demand, supply = curves
+    cols = [names.index(s) for s in chosen]
+    out[UNSERVED] = max(longest_unserved(demand[:, c], supply[:, c], dt) for c in cols)
     per = {s: elasticity(demand[:, names.index(s)], supply[:, names.index(s)], dt) for s in chosen}
     out["elasticity_by_service"] = {s: e.as_dict("") for s, e in per.items()}
     for key, field_ in zip(METRIC_NAMES, ("under_accuracy", "over_accuracy", "under_timeshare", "over_timeshare",

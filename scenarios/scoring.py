@@ -36,6 +36,7 @@ from adapters.base import RECORD_ONLY_KINDS
 from control.runtime import ActionRecord
 from scenarios.budget_scoring import BUDGET_METRICS, budget_metrics
 from scenarios.elasticity import METRIC_NAMES as ELASTICITY_METRICS
+from scenarios.elasticity import UNSERVED as UNSERVED_METRIC
 from scenarios.elasticity import run_elasticity
 from scenarios.release_scoring import RELEASE_METRICS, release_metrics
 from twin.faults import CATALOG
@@ -82,7 +83,7 @@ METRICS = (
     "actions_taken", "actions_failed", "actions_denied", "actions_proposed", "decisions_recorded",
     "rollbacks", "rollbacks_of_good_releases", *RELEASE_METRICS,
     "oom_kills", "preemptions", "peak_servers", "server_hours",
-    *ELASTICITY_METRICS,
+    *ELASTICITY_METRICS, UNSERVED_METRIC,
     "batch_jobs", "batch_jobs_completed", "batch_deadline_misses", "batch_jobs_pending",
     *BUDGET_METRICS,
 )
@@ -607,6 +608,7 @@ def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident
     }
     el = run_elasticity(world)  # SPEC RG elasticity, mean over the interactive services (scenarios/elasticity.py)
     m.update({k: el[k] for k in ELASTICITY_METRICS})
+    m[UNSERVED_METRIC] = el[UNSERVED_METRIC]
     m.update(_batch_metrics(world, run_end))
     m.update(budget_metrics(world, records, run_end))  # budgets, spend forecasts, cost anomalies
     m.update(release_metrics(world))  # releases reaching 100 %, change success, detection (release_scoring.py)

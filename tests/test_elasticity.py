@@ -98,3 +98,13 @@ def test_gaming_scale_to_max_is_over_provisioned_and_doing_nothing_at_floor_is_u
     assert idle["elasticity_under_timeshare"] > 45.0  # the api (one of two services) short all the time
     assert idle["elasticity_under_accuracy"] > 2 * hpa["elasticity_under_accuracy"]
     assert hpa["elasticity_under_timeshare"] < idle["elasticity_under_timeshare"]
+
+
+def test_longest_unserved_stretch_counts_only_demand_with_no_supply() -> None:
+    from scenarios.elasticity import longest_unserved
+
+    dt = np.full(8, 5.0)
+    demand = np.array([0, 1, 1, 1, 0, 2, 2, 2], dtype=float)
+    supply = np.array([0, 0, 0, 1, 0, 0, 0, 0], dtype=float)
+    assert longest_unserved(demand, supply, dt) == 15.0  # the last three ticks; the idle tick 4 is no wait
+    assert longest_unserved(demand, demand, dt) == 0.0

@@ -114,6 +114,9 @@ class SafetyConfig(BaseModel):
     scale_window_seconds: float = _f(60.0, "ScaleWindow", "scale_window_seconds",
                                      "sliding window of MaxScaleUpPercent / MaxScaleDownPercent (0: one instant)",
                                      ge=0)
+    allow_scale_to_zero: bool = _f(True, "AllowScaleToZero", "allow_scale_to_zero",
+                                   "a service with min_servers 0 may lose its last server within MaxScaleDownPercent "
+                                   "(scale to zero); false: the last server never goes")
     min_scale_step: int = _f(1, "MinScaleStep", "min_scale_step",
                              "servers a scale-up step may always add (so a service can grow from 0 or 1)", ge=0)
     require_multi_approval: bool = _f(True, "RequireMultiApproval", "require_multi_approval",

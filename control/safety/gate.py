@@ -436,9 +436,13 @@ class SafetyGate:
                 self._step_base[a.service] = base
                 self._scale_window("active", a.service).add(now, base + 1)  # +1: a level of 0 is still recorded
             levels = self._scale_window("active", a.service)
+            svc = self._services(obs).get(a.service)
+            # a service allowed to idle at zero (min_servers 0) may lose its last server; others never
+            down_min = 1 if (cfg.allow_scale_to_zero and base == 1 and svc is not None and svc.min_servers == 0
+                             and (cfg.max_scale_down_percent or 0) > 0) else 0
             for direction, count, pct, floor_min in (
                     ("up", a.scale_up, cfg.max_scale_up_percent, cfg.min_scale_step),
-                    ("down", a.scale_down, cfg.max_scale_down_percent, 0)):
+                    ("down", a.scale_down, cfg.max_scale_down_percent, down_min)):
                 if not count or pct is None:
                     continue
                 # the percentage applies to the window: of the lowest level in it going up, the highest going down

@@ -44,6 +44,7 @@ from adapters.base import (
     StopServer,
 )
 from control.runtime import ActionRecord
+from engines.budget.config import CAP_SETTING, CAP_UNTIL_SETTING
 from engines.forecasting import make_forecaster
 from engines.maintenance import MAINTENANCE_KEY
 from engines.scaling import fleet as fl
@@ -427,6 +428,9 @@ class PredictiveScaler:
         name = svc.name
         extra = len(f.drained)  # out of rotation: kept, not counted as serving
         lo, hi = max(svc.min_servers, 1), svc.max_servers  # zero only by the idle rule (_zero_step)
+        cap = _budget_cap(svc, now)
+        if cap is not None and cap < hi:
+            hi = max(cap, lo)  # the budget manager capped the service: scaling past it would only be refused
         want_up = min(max(up + extra, lo), hi)
         want_keep = min(max(keep + extra, lo), hi)
         have = len(f.active) + len(f.building) + len(f.down)
@@ -714,3 +718,12 @@ def _num(v: Any) -> Any:
 def _forecast_ev(label: str, f: tuple[float, ...], horizon: float) -> dict[str, Any]:
     return {f"forecast_{label}": {"horizon_s": round(horizon, 1), "mean": _num(f[0]), "lo": _num(f[1]),
                                   "hi": _num(f[2]), "provisioned_for": _num(f[3])}}
+
+
+def _budget_cap(svc: ServiceState, now: float) -> int | None:
+    """The running servers a budget allows ``svc`` until its period ends, if the budget manager capped it."""
+    cap = svc.settings.get(CAP_SETTING)
+    until = svc.settings.get(CAP_UNTIL_SETTING)
+    if cap is None or not math.isfinite(cap) or (until is not None and math.isfinite(until) and now >= until):
+        return None
+    return int(cap)

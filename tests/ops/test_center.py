@@ -68,7 +68,7 @@ def test_a_quiet_run_declares_nothing() -> None:
 def test_a_load_spike_is_the_scalers_not_an_incident() -> None:
     # 4x traffic for 400 s: latency, CPU and even dropped requests rise with the load (overload, no fault)
     r = run_scenario(make_scenario(duration=2400.0, services=SPIKY_SERVICES), "ops")
-    assert any(x.engine == "reactive-scaler" and x.kind == "create_server" for x in r.records)
+    assert any(x.engine == "predictive-scaler" and x.kind == "create_server" for x in r.records)
     assert _ops(r, "declare_incident") == []
 
 

@@ -306,6 +306,9 @@ class Harness:
             for (t, svc), n in down.items():
                 b = base[t].get(svc, 0)
                 allowed = math.floor(b * cfg.max_scale_down_percent / 100 + 1e-9)
+                mins = {x.name: x.min_servers for x in self.world.services()}
+                if cfg.allow_scale_to_zero and b == 1 and mins.get(svc, 1) == 0 and cfg.max_scale_down_percent > 0:
+                    allowed = 1  # scale to zero: the last server of a service allowed to idle at zero
                 assert n <= allowed, f"scale-down of {svc} at {t}: {n} > {allowed} (active {b})"
 
     def _instant_bases(self) -> dict[float, dict[str, int]]:

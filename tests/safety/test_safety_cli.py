@@ -110,7 +110,7 @@ def test_override_and_automation(tmp_path: Path, capsys: pytest.CaptureFixture[s
     rc, out, _ = run(capsys, "automation", "status", "--state", state)
     assert "PAUSED (emergency override, incident inc-1)" in out
     rc, _, err = run(capsys, "automation", "disable", "--for", "soon", "--state", state)
-    assert rc == 2 and "--for: expected a duration" in err
+    assert rc == 2 and "--for: invalid duration" in err
     rc, out, _ = run(capsys, "automation", "disable", "--for", "30m", "--state", state)
     assert rc == 0 and "automation disabled until" in out
 

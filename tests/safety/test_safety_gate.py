@@ -106,9 +106,14 @@ def test_scale_down_percent_and_last_server() -> None:
     recs = submit(choke, world, 1.0, *[DeleteServer(server_id=i) for i in ids])
     assert [r.outcome for r in recs] == ["executed", "executed", "denied", "denied"]
     assert recs[2].verdict.rule == "max-scale-down"
-    world2, _, choke2 = setup(cfg(max_scale_down_percent=50), services={"db": ("small", 1)})
+    # the last server: kept unless scale to zero is allowed and the service may idle at zero (min_servers 0)
+    world2, _, choke2 = setup(cfg(max_scale_down_percent=50, allow_scale_to_zero=False), services={"db": ("small", 1)})
     (only,) = world2.servers_by_id
     assert submit(choke2, world2, 1.0, DeleteServer(server_id=only))[0].verdict.rule == "max-scale-down"
+    world3, _, choke3 = setup(cfg(max_scale_down_percent=50), services={"db": ("small", 1)})
+    (only,) = world3.servers_by_id
+    assert world3.services()[0].min_servers == 0
+    assert submit(choke3, world3, 1.0, DeleteServer(server_id=only))[0].outcome == "executed"
 
 
 def test_require_approval_above_and_multi_approval_for_high_risk() -> None:
