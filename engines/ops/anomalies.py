@@ -131,7 +131,7 @@ class AnomalyFeed:
     _probe: str = ""
     _scrape_dt: float = 5.0  # the scrape interval, from the first window read
     _unanswered: set[str] = field(default_factory=set)  # servers seen not answering while ACTIVE
-    _load: dict[str, float] = field(default_factory=dict)  # per service: the slow normal of its offered rate
+    _load: dict[object, float] = field(default_factory=dict)  # service (or (service, "per_server")): slow normal load
 
     # ------------------------------------------------------------------ series
     def _series(self, obs: Observation) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
@@ -293,19 +293,26 @@ class AnomalyFeed:
         return ep.hits if ep is not None else 0
 
     def _loaded(self, obs: Observation) -> set[str]:
-        """Services whose offered rate is ``load_rise`` times its slow normal (an EWMA, updated here); a rise
-        from (next to) nothing counts too."""
+        """Services whose offered rate, or offered rate per active server, is ``load_rise`` times its slow normal
+        (EWMAs, updated here); a rise from (next to) nothing counts too.  Per server: a scale-down (fewer servers
+        for the same traffic) loads each server like a traffic rise does, and is as much the scaler's to answer."""
         loaded = set()
+        services = obs.services
         for name, r in obs.latest("request_rate").items():
             if not math.isfinite(r):
                 continue
-            n = self._load.get(name)
-            if n is None:
-                self._load[name] = r
-                continue
-            if r >= self.load_rise * max(n, 1e-6) and r > 1e-6:
-                loaded.add(name)
-            self._load[name] = n + self.load_alpha * (r - n)
+            svc = services.get(name)
+            per = r / svc.active if svc is not None and svc.active > 0 else math.nan
+            for key, v in ((name, r), ((name, "per_server"), per)):
+                if not math.isfinite(v):
+                    continue
+                n = self._load.get(key)
+                if n is None:
+                    self._load[key] = v
+                    continue
+                if v >= self.load_rise * max(n, 1e-6) and v > 1e-6:
+                    loaded.add(name)
+                self._load[key] = n + self.load_alpha * (v - n)
         return loaded
 
     def _planned(self, now: float, obs: Observation, present: dict) -> None:

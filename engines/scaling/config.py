@@ -26,6 +26,10 @@ class PredictiveScalerConfig(BaseModel):
     scale_up_threshold: float = Field(0.70, gt=0, le=1, alias="ScaleUpThreshold",
                                       description="utilisation the provisioned demand may reach; above it now, "
                                                   "scale up at once (the reactive safety net)")
+    target_utilization: float = Field(0.70, gt=0, le=1, alias="TargetUtilization",
+                                      description="utilisation an interactive service's forecast demand is sized for "
+                                                  "(at most ScaleUpThreshold; 0.6 measured dearer with no fewer SLO "
+                                                  "minutes on product-launch, docs/scaling.md)")
     scale_down_threshold: float = Field(0.30, ge=0, lt=1, alias="ScaleDownThreshold",
                                         description="reactive mode: scale down below this utilisation")
     cost_weight: float = Field(0.4, ge=0, alias="CostWeight", description="weight of cost in the headroom choice")
@@ -62,6 +66,9 @@ class PredictiveScalerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> PredictiveScalerConfig:
+        if not self.scale_down_threshold < self.target_utilization <= self.scale_up_threshold:
+            raise ValueError(f"TargetUtilization ({self.target_utilization}) must be above ScaleDownThreshold "
+                             f"({self.scale_down_threshold}) and at most ScaleUpThreshold ({self.scale_up_threshold})")
         if self.scale_down_threshold >= self.scale_up_threshold:
             raise ValueError(f"ScaleDownThreshold ({self.scale_down_threshold}) must be below ScaleUpThreshold "
                              f"({self.scale_up_threshold})")

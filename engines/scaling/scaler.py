@@ -7,7 +7,8 @@ Each step, for every service at once (numpy over N services, one ``update_many``
 2. forecast — the 5-minute mean request rate at the lead time (boot time + one step: what must be booting now)
    and at the end of the prediction window, each with its interval; provision for ``mean + h·(hi - mean)`` with
    ``h = performance / (cost + performance)`` (0.6 by default: the headroom);
-3. size — servers per dimension (CPU, memory, disk, network) at ``ScaleUpThreshold``; the binding dimension
+3. size — servers per dimension (CPU, memory, disk, network) at ``TargetUtilization`` (default: the
+   ``ScaleUpThreshold``); the binding dimension
    (the largest) decides; a batch service is sized at ``batch_utilization`` and may use spot capacity;
 4. safety net — utilisation above ``ScaleUpThreshold`` now (a spike no forecast saw) scales up at once, HPA-style;
    a service whose forecast accuracy is below ``MinPredictionAccuracy`` is scaled reactively and the reason says so;
@@ -160,12 +161,13 @@ class PredictiveScaler:
         a, b = self.cap.coefficients()
         batch = np.array([_is_batch(services[s]) for s in names])
         thr = np.where(batch, cfg.batch_utilization, cfg.scale_up_threshold)
+        size_at = np.where(batch, cfg.batch_utilization, cfg.target_utilization)  # sized here; thr triggers
         h = cfg.headroom_share
         cap_h = cfg.max_headroom
         tgt_l = np.maximum(m_l + np.minimum(h * np.maximum(hi_l - m_l, 0.0), cap_h * np.abs(m_l)), 0.0)
         tgt_w = np.maximum(m_w + np.minimum(h * np.maximum(hi_w - m_w, 0.0), cap_h * np.abs(m_w)), 0.0)
-        need_l = CapacityModel.servers_needed(a, b, tgt_l, thr)
-        need_w = CapacityModel.servers_needed(a, b, tgt_w, thr)
+        need_l = CapacityModel.servers_needed(a, b, tgt_l, size_at)
+        need_w = CapacityModel.servers_needed(a, b, tgt_w, size_at)
         mid = (cfg.scale_up_threshold + cfg.scale_down_threshold) / 2.0
         need_now = CapacityModel.servers_needed(a, b, np.where(np.isfinite(rate), rate, 0.0),
                                                 np.where(batch, cfg.batch_utilization, mid))
@@ -390,7 +392,8 @@ class PredictiveScaler:
                    f"[{lead[1]:.1f}, {lead[2]:.1f}], {window[0]:.1f}/s in {cfg.horizon_s / 60:.0f} min "
                    f"[{window[1]:.1f}, {window[2]:.1f}]; provisioning for {max(lead[3], window[3]):.1f}/s "
                    f"(headroom {cfg.headroom_share:.0%} of the upper interval, cost {cfg.cost_weight:g} / "
-                   f"performance {cfg.performance_weight:g}); binding dimension {bind_w} at {thr:.0%}; "
+                   f"performance {cfg.performance_weight:g}); binding dimension {bind_w} sized at "
+                   f"{(cfg.batch_utilization if mode == 'batch' else cfg.target_utilization):.0%}; "
                    f"accuracy {acc:.0%}")
             if mode == "predictive+safety-net":
                 why = (f"safety net: {DIMENSIONS[hot]} at {u_hot:.0%} > {thr:.0%} now and {r:.1f} requests/s "

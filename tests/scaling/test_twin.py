@@ -47,5 +47,5 @@ def test_scaling_everything_to_max_saves_nothing_the_scaler_saves_a_lot() -> Non
     static, gamer, pred = (r.score.metrics for r in runs)
     assert gamer["cost_savings_raw"] < -1.0
     assert pred["cost"] < 0.5 * gamer["cost"]
-    assert pred["cost"] < static["cost"]  # the fleet starts over-provisioned: it gives servers back
+    assert pred["cost"] <= static["cost"]  # never dearer than the static fleet sized for the load
     assert pred["slo_violation_minutes"] <= static["slo_violation_minutes"] + 1.0
