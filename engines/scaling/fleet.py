@@ -101,6 +101,17 @@ def incident_scope(incidents: Mapping[str, IncidentInfo]) -> set[str]:
     return {c for inc in incidents.values() for c in inc.components}
 
 
+def owning_incident(f: ServiceFleet, incidents: Mapping[str, IncidentInfo]) -> IncidentInfo | None:
+    """The open, not yet mitigated incident that names the service, one of its servers, or their zone or host
+    (the one the gate's IncidentOwnership gives the service's capacity to), if any."""
+    for inc in incidents.values():
+        if inc.status in ("resolved", "mitigated"):
+            continue
+        if under_incident(f, set(inc.components)):
+            return inc
+    return None
+
+
 def under_incident(f: ServiceFleet, scope: set[str]) -> bool:
     """Whether an open incident names the service, one of its servers, or their zone or hypervisor."""
     if not scope:

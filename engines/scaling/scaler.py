@@ -457,7 +457,15 @@ class PredictiveScaler:
         while recs[0][0] < now - cfg.scale_down_window_s:
             recs.popleft()
         full = now - self._first_rec.setdefault(name, now) >= cfg.scale_down_window_s - cfg.cadence
+        join: str | None = None
         if want_up > have:
+            owner = fl.owning_incident(f, obs.incidents)
+            if owner is not None:
+                # one fault, one owner: a forecast's extra capacity waits for the incident's response; users
+                # hurting now (the service saturated) is reason to join the response, tied to it and said so
+                if self.last[name]["mode"] not in ("predictive+safety-net", "reactive"):
+                    return out
+                join = owner.id
             win = self._up.setdefault(name, _Window())
             allowed = win.allowance(now, cfg.scale_up_window_s, have, cfg.max_scale_up_percent,
                                     cfg.min_scale_up_step, +1)
@@ -466,6 +474,8 @@ class PredictiveScaler:
                 return out
             d, ev = why()
             ev["desired"] = want_up
+            if join is not None:
+                ev["joins_incident"] = join
             ev["expected_cost_per_hour"] = _num(round((have + count) * price, 4))
             if count < want_up - have:
                 ev["limited_by"] = f"MaxScaleUpPercent {cfg.max_scale_up_percent:g} per {cfg.scale_up_window_s:g} s"
@@ -475,21 +485,22 @@ class PredictiveScaler:
                     self._resuming[s.id] = now
                     self._warm.get(name, set()).discard(s.id)
                     out.append(SetMetadata(server_id=s.id, metadata=CLEAR_MARKS, reason="warm pool server back in "
-                                           "service", evidence=ev))
+                                           "service", evidence=ev, incident=join))
                     out.append(StartServer(server_id=s.id, reason=f"{d['why']}: {have} -> {have + count} servers "
-                                           f"(resuming warm server)", evidence=ev))
+                                           f"(resuming warm server)", evidence=ev, incident=join))
                 new = count - min(count, len(f.warm))
                 if new > 0:
                     self._ids += 1
                     zone = _healthy_zone(f)
                     if zone is not None:
                         ev["zone"] = f"{zone} (not the zone(s) of its drained servers)"
+                    joined = f"; joins {join}: saturated while its response runs" if join else ""
                     out.append(CreateServer(service=name, count=new, pricing=pricing, zone=zone,
                                             request_id=f"{fl.OWN_PREFIX}{name}-{self._ids}",
                                             reason=f"{d['why']}: {have} -> {have + count} servers, "
                                                    f"+{new} x {svc.flavor} at {price:.3f}/h each, fleet "
-                                                   f"{(have + count) * price:.2f}/h",
-                                            evidence=ev))
+                                                   f"{(have + count) * price:.2f}/h{joined}",
+                                            evidence=ev, incident=join))
             return out
         if want_keep >= len(f.active) or not full or f.building or f.down:
             return out

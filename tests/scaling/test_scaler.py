@@ -285,3 +285,17 @@ def test_config_object_and_settings_build_the_same_engine() -> None:
     a = PredictiveScaler(PredictiveScalerConfig(MaxScaleUpPercent=50))
     b = PredictiveScaler(max_scale_up_percent=50)
     assert a.cfg == b.cfg and a.cadence == 15.0
+
+
+def test_capacity_for_an_incident_owned_service_waits_unless_users_hurt_now() -> None:
+    """One fault, one owner: a forecast-driven scale-up of a service an open incident names is deferred; a
+    saturated one joins the incident's response (its action tied to the incident, so the gate admits it)."""
+    from engines.scaling import fleet as fl
+
+    inc = IncidentInfo(id="INC-9", components=("web",), severity="P2", status="mitigating", declared_at=0.0,
+                       declared_by="automation")
+    f = fl.ServiceFleet(name="web")
+    assert fl.owning_incident(f, {"INC-9": inc}) is inc
+    done = IncidentInfo(id="INC-9", components=("web",), severity="P2", status="mitigated", declared_at=0.0,
+                        declared_by="automation")
+    assert fl.owning_incident(f, {"INC-9": done}) is None
