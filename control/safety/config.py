@@ -117,8 +117,9 @@ class SafetyConfig(BaseModel):
     allow_scale_to_zero: bool = _f(True, "AllowScaleToZero", "allow_scale_to_zero",
                                    "a service with min_servers 0 may lose its last server within MaxScaleDownPercent "
                                    "(scale to zero); false: the last server never goes")
-    min_scale_step: int = _f(1, "MinScaleStep", "min_scale_step",
-                             "servers a scale-up step may always add (so a service can grow from 0 or 1)", ge=0)
+    min_scale_step: int = _f(4, "MinScaleStep", "min_scale_step",
+                             "servers a scale-up may always add within ScaleWindow, whatever the percentage (so a "
+                             "service can grow from 0 or 1; 4 as Kubernetes HPA's default scale-up policy)", ge=0)
     require_multi_approval: bool = _f(True, "RequireMultiApproval", "require_multi_approval",
                                       "high-risk actions needing approval need MultiApprovers approvers")
     multi_approvers: int = _f(2, "MultiApprovers", "multi_approvers", "approvers a high-risk action needs", ge=2)

@@ -131,6 +131,7 @@ class AnomalyFeed:
     _probe: str = ""
     _scrape_dt: float = 5.0  # the scrape interval, from the first window read
     _unanswered: set[str] = field(default_factory=set)  # servers seen not answering while ACTIVE
+    _empty_at: dict[str, float] = field(default_factory=dict)  # service -> when it last had no active server
     _load: dict[object, float] = field(default_factory=dict)  # service (or (service, "per_server")): slow normal load
 
     # ------------------------------------------------------------------ series
@@ -245,9 +246,15 @@ class AnomalyFeed:
             tx = x[self._trend_idx]
             ts = self._trend.update_many(now, tx)  # type: ignore[union-attr]
             ttl = self._trend.ttl  # type: ignore[union-attr]
+            for name, svc in obs.services.items():
+                if svc.active == 0:
+                    self._empty_at[name] = now
+            fresh = self.trend_window_s or 12 * max(50.0, 10.0 * self._scrape_dt)
             for j, k in enumerate(self._trend_idx):
                 if ts[j] >= self.threshold and math.isfinite(ttl[j]):
                     comp, metric, labels = self._keys[k]
+                    if now - self._empty_at.get(dict(labels).get("service", comp), -math.inf) < fresh:
+                        continue  # a service back from zero: its series restart, a rise to its level is no trend
                     present[(comp, metric + "_trend")] = (float(ts[j]), float(tx[j]), "trend", dict(labels),
                                                           float(ttl[j]))
 

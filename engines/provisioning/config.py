@@ -19,6 +19,9 @@ class ProvisionerConfig(BaseModel):
     # idle deprovisioning
     idle: bool = Field(True, description="pause or delete servers idle for longer than idle_s")
     idle_s: float = Field(3600.0, gt=0, description="a server idle this long is deprovisioned")
+    idle_keep_last: bool = Field(True, description="never take a service's last server: going to zero (with a warm "
+                                                   "pool to come back fast) is the scaler's decision, not a second "
+                                                   "engine's")
     idle_cpu: float = Field(0.02, ge=0, lt=1, description="server_cpu_util at or below this is idle")
     idle_pause: Literal["shelve", "stop"] = Field(
         "shelve", description="how a stateful service's idle server is paused (its disk kept): shelve frees its "

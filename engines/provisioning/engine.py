@@ -56,7 +56,8 @@ class Provisioner:
         self.idle_since: dict[str, float] = {}
         self.removed: dict[str, str] = {}  # server -> service: paused or deleted by us (not counted as serving)
         self.woken_at: dict[str, float] = {}
-        self.idled: set[str] = set()  # services the idle lever took servers from (woken when traffic returns)
+        self.idled: set[str] = set()  # services the idle lever took servers from
+        self.emptied: set[str] = set()  # services it took the last server of (woken when traffic returns)
         # rightsizing: service -> plan; service -> (server, started, flavor)
         self.plans: dict[str, dict[str, Any]] = {}
         self.resizing: dict[str, tuple[str, float, str]] = {}
@@ -173,14 +174,17 @@ class Provisioner:
             if not due:
                 continue
             left = len(self._serving(obs, name))
+            floor = max(svc.min_servers, 1 if cfg.idle_keep_last else 0)
             for since, s, peak in sorted(due, key=lambda x: (x[0], x[1].id)):
-                if left - 1 < svc.min_servers:
+                if left - 1 < floor:
                     break
                 if now < self.hold.get(s.id, -math.inf):
                     continue
                 left -= 1
                 self.removed[s.id] = name
                 self.idled.add(name)
+                if left == 0:
+                    self.emptied.add(name)
                 self.idle_since.pop(s.id, None)
                 saving = self._price(s.flavor, s.pricing)
                 ev = {"lever": "idle", "saving_per_hour": saving, "idle_since": since, "idle_for_s": now - since,
@@ -199,7 +203,7 @@ class Provisioner:
               actions: list[Action]) -> None:
         """A service we emptied (or a spot service) that has traffic again and no serving server gets one back."""
         rate = obs.latest("request_rate")
-        ours = self.idled | {s for s in svcs if self._is_spot(s, by_service)}
+        ours = self.emptied | {s for s in svcs if self._is_spot(s, by_service)}
         for name in ours:
             svc = svcs.get(name)
             if svc is None or not rate.get(name, 0.0) > 0 or now - self.woken_at.get(name, -math.inf) < 120:

@@ -614,6 +614,10 @@ class PredictiveScaler:
             for s in take:
                 if s in mine[:need_warm]:
                     pool.add(s.id)
+                    # marked first: whoever watches the server sees planned work, not a crash, when it goes down
+                    out.append(SetMetadata(server_id=s.id, metadata=WARM_MARKS, evidence={"service": name},
+                                           reason="warm pool: stopped on purpose by the scaler (planned, not a "
+                                                  "fault)"))
                     out.append(verb(server_id=s.id, reason=f"scale to zero: no requests for {idle_for / 60:.0f} min "
                                     f"(>= ScaleToZeroIdleMinutes {cfg.scale_to_zero_idle_minutes:g}); kept as a "
                                     f"warm pool ({cfg.warm_pool_mode}) to serve again within "

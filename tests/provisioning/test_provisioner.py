@@ -79,7 +79,7 @@ def test_idle_detection_reads_back_when_the_engine_starts_late() -> None:
     fake = FakeAdapter([FakeService("rep", "small", 2, min_servers=0, stateful=False)])
     busy_until(fake, "rep", t_idle=0.0)
     fake.advance(3000)
-    eng = Provisioner(ProvisionerConfig(**QUIET))
+    eng = Provisioner(ProvisionerConfig(**QUIET, idle_keep_last=False))
     recs = drive(fake, eng, until=3600 + 60)
     assert len([r for r in recs if isinstance(r.action, DeleteServer)]) == 2
 
@@ -263,10 +263,17 @@ def test_capacity_follows_daily_peaks_that_grow_with_the_traffic() -> None:
 def test_a_service_emptied_when_idle_gets_a_server_back_with_its_traffic() -> None:
     fake = FakeAdapter([FakeService("rep", "small", 2, min_servers=0, stateful=False)])
     busy_until(fake, "rep", t_idle=0.0)
-    eng = Provisioner(ProvisionerConfig(**QUIET))
+    eng = Provisioner(ProvisionerConfig(**QUIET, idle_keep_last=False))
     recs = drive(fake, eng, until=3600 + 120)
     assert len([r for r in recs if isinstance(r.action, DeleteServer)]) == 2 and not fake.servers(service="rep")
     fake.feed("request_rate", {"service": "rep"}, fn=lambda t: 50.0 if t > 4000 else 0.0)
     recs = drive(fake, eng, until=4100)
     made = [r for r in recs if isinstance(r.action, CreateServer)]
     assert len(made) == 1 and made[0].outcome == "executed" and 4000 < made[0].at <= 4000 + 60
+
+
+def test_by_default_the_idle_lever_leaves_going_to_zero_to_the_scaler() -> None:
+    fake = FakeAdapter([FakeService("rep", "small", 2, min_servers=0, stateful=False)])
+    busy_until(fake, "rep", t_idle=0.0)
+    recs = drive(fake, Provisioner(ProvisionerConfig(**QUIET)), until=2 * 3600)
+    assert len([r for r in recs if isinstance(r.action, DeleteServer)]) == 1  # the last server stays

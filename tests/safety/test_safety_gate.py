@@ -53,7 +53,7 @@ def test_rate_limit_counts_a_sliding_60s_window() -> None:
 
 
 def test_scale_up_percent_groups_one_instant() -> None:
-    world, _, choke = setup(cfg(max_scale_up_percent=50))  # web has 4 active: 2 per step
+    world, _, choke = setup(cfg(max_scale_up_percent=50, min_scale_step=1))  # web has 4 active: 2 per window
     recs = submit(choke, world, 1.0, CreateServer(service="web"), CreateServer(service="web"),
                   CreateServer(service="web"))
     assert [r.outcome for r in recs] == ["executed", "executed", "denied"]
