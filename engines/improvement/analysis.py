@@ -183,3 +183,10 @@ def _growth(obs: Observation, canary: Sequence[Server], base: Sequence[Server], 
     se = float(np.sqrt(max((resid**2).sum() / (n - 2), 1e-12) / sxx))
     p = norm_sf(slope / se)
     return Comparison("memory_growth", n, n, float(d[-1]), 0.0, slope, p, bool(p < alpha and slope > tol_per_day))
+
+
+def rollout_steps(v: tuple[float, ...]) -> tuple[float, ...]:
+    """A rollout's steps (traffic fractions) as both canary engines take them: increasing, in (0, 1], ending at 1."""
+    if not v or list(v) != sorted(set(v)) or v[-1] != 1.0 or v[0] <= 0:
+        raise ValueError("steps must be increasing fractions in (0, 1] ending at 1.0, e.g. [0.05, 0.25, 0.5, 1]")
+    return v

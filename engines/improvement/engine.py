@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters.base import VERSION_KEY, Action, Deploy, Observation, RollbackDeploy, Server
 from control.runtime import ActionRecord
-from engines.improvement.analysis import Tolerances, Verdict, judge, split
+from engines.improvement.analysis import Tolerances, Verdict, judge, rollout_steps, split
 from engines.improvement.stats import MSPRT
 
 TOP_UP_S = 300.0  # a step whose canary share fell short this long is topped up
@@ -59,12 +59,7 @@ class ContinuousImprovementConfig(BaseModel):
     min_effect: float = Field(0.02, ge=0, description="smallest relative CPU-per-request saving that wins")
     min_servers: int = Field(4, ge=2, description="services with fewer active servers get no experiment")
 
-    @field_validator("steps")
-    @classmethod
-    def _steps(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if not v or list(v) != sorted(set(v)) or v[-1] != 1.0 or v[0] <= 0:
-            raise ValueError("steps must be increasing fractions in (0, 1] ending at 1.0, e.g. [0.05, 0.25, 0.5, 1]")
-        return v
+    _steps = field_validator("steps")(staticmethod(rollout_steps))
 
 
 @dataclass

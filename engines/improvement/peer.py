@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters.base import Action, Deploy, Observation, RollbackDeploy
-from engines.improvement.analysis import split
+from engines.improvement.analysis import rollout_steps, split
 
 
 class FixedThresholdCanaryConfig(BaseModel):
@@ -29,12 +29,7 @@ class FixedThresholdCanaryConfig(BaseModel):
     max_error_ratio: float = Field(0.01, ge=0, le=1, description="highest canary error ratio that passes")
     max_latency_ms: float = Field(500.0, gt=0, description="highest service p95 latency that passes")
 
-    @field_validator("steps")
-    @classmethod
-    def _steps(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if not v or list(v) != sorted(set(v)) or v[-1] != 1.0 or v[0] <= 0:
-            raise ValueError("steps must be increasing fractions in (0, 1] ending at 1.0, e.g. [0.05, 0.25, 0.5, 1]")
-        return v
+    _steps = field_validator("steps")(staticmethod(rollout_steps))
 
 
 @dataclass
