@@ -26,10 +26,11 @@ class PredictiveScalerConfig(BaseModel):
     scale_up_threshold: float = Field(0.70, gt=0, le=1, alias="ScaleUpThreshold",
                                       description="utilisation the provisioned demand may reach; above it now, "
                                                   "scale up at once (the reactive safety net)")
-    target_utilization: float = Field(0.70, gt=0, le=1, alias="TargetUtilization",
-                                      description="utilisation an interactive service's forecast demand is sized for "
-                                                  "(at most ScaleUpThreshold; 0.6 measured dearer with no fewer SLO "
-                                                  "minutes on product-launch, docs/scaling.md)")
+    target_utilization: float = Field(0.60, gt=0, le=1, alias="TargetUtilization",
+                                      description="utilisation an interactive service's forecast demand is sized for: "
+                                                  "below ScaleUpThreshold, the safety net's trigger (sized at the "
+                                                  "trigger, noise alone crossed it and the two fought: "
+                                                  "docs/scaling.md)")
     scale_down_threshold: float = Field(0.30, ge=0, lt=1, alias="ScaleDownThreshold",
                                         description="reactive mode: scale down below this utilisation")
     cost_weight: float = Field(0.4, ge=0, alias="CostWeight", description="weight of cost in the headroom choice")

@@ -7,8 +7,8 @@ Each step, for every service at once (numpy over N services, one ``update_many``
 2. forecast — the 5-minute mean request rate at the lead time (boot time + one step: what must be booting now)
    and at the end of the prediction window, each with its interval; provision for ``mean + h·(hi - mean)`` with
    ``h = performance / (cost + performance)`` (0.6 by default: the headroom);
-3. size — servers per dimension (CPU, memory, disk, network) at ``TargetUtilization`` (default: the
-   ``ScaleUpThreshold``); the binding dimension
+3. size — servers per dimension (CPU, memory, disk, network) at ``TargetUtilization`` (0.6: below the
+   ``ScaleUpThreshold`` that triggers the safety net, a margin against noise); the binding dimension
    (the largest) decides; a batch service is sized at ``batch_utilization`` and may use spot capacity;
 4. safety net — utilisation above ``ScaleUpThreshold`` now (a spike no forecast saw) scales up at once, HPA-style;
    a service whose forecast accuracy is below ``MinPredictionAccuracy`` is scaled reactively and the reason says so;
