@@ -10,7 +10,9 @@ server's own ``server_error_ratio``:
 * failing → the probe server is drained again and the group waits twice as long before the next probe
   (``backoff_s`` doubling up to ``max_backoff_s``).
 
-It leaves alone servers under planned maintenance, servers an open incident names (or whose zone or service
+The probe server carries a planned-work mark (``zeroops_maintenance=drain-probe``, expiring by itself) while
+it is probed, so its expected errors open no incident.  It leaves alone servers under planned maintenance,
+servers an open incident names (or whose zone or service
 it names: the incident's response owns them), and groups drained for less than ``settle_s``.  Decisions only
 from the observation: the drain is read from the servers' metadata (:data:`adapters.base.LB_WEIGHT_KEY`).
 """
@@ -23,8 +25,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.base import LB_WEIGHT_KEY, Action, Observation, Server, SetLBWeights
-from engines.maintenance import under_maintenance
+from adapters.base import LB_WEIGHT_KEY, Action, Observation, Server, SetLBWeights, SetMetadata
+from engines.maintenance import MAINTENANCE_KEY, UNTIL_KEY, under_maintenance
 
 
 class DrainProberConfig(BaseModel):
@@ -108,6 +110,7 @@ class DrainProber:
                 if math.isfinite(e):
                     g.worst = max(g.worst, e)
                 if g.worst > cfg.max_error_ratio:
+                    out.append(_unmark(g.probe))
                     out.append(SetLBWeights(
                         service=service, weights={g.probe: 0.0}, confidence=0.9,
                         reason=f"probe of drained {service} in {zone} failed: server_error_ratio {g.worst:.2f} > "
@@ -117,6 +120,7 @@ class DrainProber:
                     g.wait = min(g.wait * 2, cfg.max_backoff_s)
                 elif now - g.probe_started >= cfg.probe_s and key in probing:
                     ids = [g.probe, *(s.id for s in servers)]
+                    out.append(_unmark(g.probe))
                     out.append(SetLBWeights(
                         service=service, weights=dict.fromkeys(ids, 1.0), confidence=0.8,
                         reason=f"probe server {g.probe} served cleanly for {now - g.probe_started:.0f} s "
@@ -129,6 +133,10 @@ class DrainProber:
             if now >= g.next_probe and servers:
                 probe = min(servers, key=lambda s: s.id)
                 g.probe, g.probe_started, g.worst = probe.id, now, 0.0
+                # marked as planned work first: a probe that fails is the test's answer, not a new incident
+                out.append(SetMetadata(server_id=probe.id, metadata={
+                    MAINTENANCE_KEY: "drain-probe", UNTIL_KEY: repr(now + cfg.probe_s + 2 * cfg.cadence)},
+                    reason=f"probing drained {probe.id}: its errors while probed are expected"))
                 out.append(SetLBWeights(
                     service=service, weights={probe.id: cfg.probe_weight}, confidence=0.7,
                     reason=f"{len(servers)} server(s) of {service} in {zone} drained for {now - g.since:.0f} s: "
@@ -136,3 +144,9 @@ class DrainProber:
                     evidence={"probe": probe.id, "zone": zone, "drained": [s.id for s in servers]},
                     alternatives=("leave drained until a human restores the weights",)))
         return out
+
+
+def _unmark(server_id: str) -> SetMetadata:
+    """Clear the probe's planned-work mark (an empty mark silences nothing)."""
+    return SetMetadata(server_id=server_id, metadata={MAINTENANCE_KEY: "", UNTIL_KEY: ""},
+                       reason=f"probe of {server_id} over")

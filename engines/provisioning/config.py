@@ -19,6 +19,9 @@ class ProvisionerConfig(BaseModel):
     # idle deprovisioning
     idle: bool = Field(True, description="pause or delete servers idle for longer than idle_s")
     idle_s: float = Field(3600.0, gt=0, description="a server idle this long is deprovisioned")
+    planned_mark_s: float = Field(900.0, gt=0, description="a server it resizes carries a planned-work mark this "
+                                                          "long (zeroops_maintenance), so monitors do not take the "
+                                                          "resize's downtime for a crash")
     idle_keep_last: bool = Field(True, description="never take a service's last server: going to zero (with a warm "
                                                    "pool to come back fast) is the scaler's decision, not a second "
                                                    "engine's")

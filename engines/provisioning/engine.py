@@ -30,11 +30,13 @@ from adapters.base import (
     ResizeServer,
     Server,
     ServiceState,
+    SetMetadata,
     ShelveServer,
     StartServer,
     StopServer,
 )
 from control.runtime import ActionRecord
+from engines.maintenance import MAINTENANCE_KEY, UNTIL_KEY
 from engines.provisioning.config import ProvisionerConfig
 from engines.provisioning.plan import DAY, RunOut, cheapest_fit, percentile, reservation_plan, run_out
 
@@ -193,6 +195,8 @@ class Provisioner:
                 why = f"idle {now - since:.0f} s (cpu <= {cfg.idle_cpu:g}) > {cfg.idle_s:.0f} s"
                 if svc.stateful:
                     cls = ShelveServer if cfg.idle_pause == "shelve" else StopServer
+                    actions.append(SetMetadata(server_id=s.id, metadata={MAINTENANCE_KEY: "idle"},
+                                               reason=f"{s.id} paused while idle (planned, not a fault)"))
                     actions.append(cls(server_id=s.id, reason=f"{why}: {cfg.idle_pause} (stateful: its disk kept)",
                                        evidence=ev))
                 else:
@@ -216,6 +220,9 @@ class Provisioner:
             ev = {"request_rate": rate.get(name), "serving": 0, "min_servers": svc.min_servers}
             for s in paused[:want]:
                 self.removed.pop(s.id, None)
+                if s.metadata.get(MAINTENANCE_KEY) == "idle":
+                    actions.append(SetMetadata(server_id=s.id, metadata={MAINTENANCE_KEY: ""},
+                                               reason=f"{s.id} back in service"))
                 actions.append(StartServer(server_id=s.id, reason=f"{name} has traffic and no serving server: "
                                            "start a paused one", evidence=ev))
             if want > len(paused) and self._may_create(name, now):
@@ -451,6 +458,10 @@ class Provisioner:
             self.resizing[name] = (s.id, now, plan["to"])
             how = "with the same vCPUs (autoscaled)" if plan["autoscaled"] else \
                 f"at <= {cfg.rightsize_target_cpu:g} cpu"
+            # planned work, said before it starts: the server is down while it resizes, which is not a crash
+            actions.append(SetMetadata(server_id=s.id, metadata={MAINTENANCE_KEY: "rightsize",
+                                                                  UNTIL_KEY: repr(now + cfg.planned_mark_s)},
+                                       reason=f"rightsizing {s.id}: down while it resizes (planned)"))
             actions.append(ResizeServer(
                 server_id=s.id, flavor=plan["to"],
                 reason=f"p95 cpu {plan['p95_cpu']:.2f}, memory {plan['p95_mem']:.2f} of {plan['from']} over "

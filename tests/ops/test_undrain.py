@@ -24,11 +24,22 @@ def _run(fake: FakeAdapter, eng: DrainProber, until: float) -> list[SetLBWeights
         fake.advance(15)
         obs = Observation(fake, fake.now())
         for a in eng.step(fake.now(), obs):
-            assert isinstance(a, SetLBWeights)
             assert fake.execute(a).ok
-            out.append(a)
+            if isinstance(a, SetLBWeights):
+                out.append(a)
         obs.close()
     return out
+
+
+def test_the_probe_server_is_marked_as_planned_work_while_probed() -> None:
+    from engines.maintenance import under_maintenance
+
+    fake, ids = _world(error=0.5)
+    eng = DrainProber(CFG)
+    _run(fake, eng, until=315)  # the probe starts at 300 (settle_s)
+    assert under_maintenance(fake.server(ids[0]), fake.now())  # type: ignore[arg-type]
+    _run(fake, eng, until=400)  # it failed and was drained again: the mark is gone
+    assert not under_maintenance(fake.server(ids[0]), fake.now())  # type: ignore[arg-type]
 
 
 def _weights(fake: FakeAdapter, ids: list[str]) -> list[float]:
