@@ -59,10 +59,17 @@ def is_own(s: Server) -> bool:
     return s.metadata.get(META_REQUEST, "").startswith(OWN_PREFIX)
 
 
-def someone_elses(s: Server) -> bool:
-    """Created with a request id that is not ours: a runbook's or a person's (their capacity, their decision)."""
+def someone_elses(s: Server, incidents: Mapping[str, IncidentInfo] | None = None) -> bool:
+    """Created with a request id that is not ours: a runbook's or a person's (their capacity, their decision).
+    A runbook's server (request id ``<incident id>-...``) is the service's again once that incident is mitigated
+    or resolved: the response is over, and its capacity must not stay forever (found on batch-deadlines)."""
     rid = s.metadata.get(META_REQUEST, "")
-    return bool(rid) and not rid.startswith(OWN_PREFIX)
+    if not rid or rid.startswith(OWN_PREFIX):
+        return False
+    for inc in (incidents or {}).values():
+        if rid.startswith(inc.id + "-") and inc.status in ("mitigated", "resolved"):
+            return False
+    return True
 
 
 def group(servers: Iterable[Server], names: Iterable[str], now: float, warm_ids: set[str],

@@ -536,7 +536,7 @@ class PredictiveScaler:
         """(servers we may delete, newest and ours first; servers out of rotation by their traffic): never someone
         else's, never one that carries no traffic while its service has some (drained where weights are hidden)."""
         rate = obs.latest("request_rate").get(name, _NAN)
-        cands = [s for s in f.serving if not fl.someone_elses(s)]
+        cands = [s for s in f.serving if not fl.someone_elses(s, obs.incidents)]
         idle: list[Server] = []
         if len(f.serving) > 1:
             readings = [(s, obs.window("server_network_mbps", 120.0, server=s.id).last()) for s in f.serving]
@@ -588,7 +588,7 @@ class PredictiveScaler:
         idle_for = now - self._last_busy.get(name, now)
         if (svc.min_servers == 0 and r == 0.0 and idle_for >= cfg.scale_to_zero_idle_minutes * 60.0
                 and not f.building and not fl.under_incident(f, scope)):
-            mine = sorted((s for s in f.active if not fl.someone_elses(s) and s not in f.drained),
+            mine = sorted((s for s in f.active if not fl.someone_elses(s, obs.incidents) and s not in f.drained),
                           key=lambda s: s.created_at)
             if not mine:
                 return None

@@ -12,6 +12,7 @@ from adapters.base import (
     DeleteServer,
     IncidentInfo,
     RebootServer,
+    Server,
     SetLBWeights,
     SetMetadata,
     StartServer,
@@ -299,3 +300,20 @@ def test_capacity_for_an_incident_owned_service_waits_unless_users_hurt_now() ->
     done = IncidentInfo(id="INC-9", components=("web",), severity="P2", status="mitigated", declared_at=0.0,
                         declared_by="automation")
     assert fl.owning_incident(f, {"INC-9": done}) is None
+
+
+def test_a_runbooks_servers_are_the_services_again_once_its_incident_is_over() -> None:
+    from engines.scaling import fleet as fl
+
+    srv = Server(id="s1", name="s1", flavor="small", project="p", status="ACTIVE", zone="z", hypervisor="h",
+                 service="web", metadata={fl.META_REQUEST: "INC-7-web-scale"})
+    person = Server(id="s2", name="s2", flavor="small", project="p", status="ACTIVE", zone="z", hypervisor="h",
+                    service="web", metadata={fl.META_REQUEST: "ticket-42"})
+
+    def board(status: str) -> dict[str, IncidentInfo]:
+        return {"INC-7": IncidentInfo(id="INC-7", components=("web",), severity="P2", status=status,
+                                      declared_at=0.0, declared_by="automation")}
+
+    assert fl.someone_elses(srv, board("mitigating"))  # the response is running: its capacity, its decision
+    assert not fl.someone_elses(srv, board("resolved"))  # over: the scaler may give it back
+    assert fl.someone_elses(person, board("resolved"))  # a person's server stays theirs
