@@ -252,15 +252,16 @@ def test_status_says_it_would_create_the_floor_and_act_mode_creates_it(tmp_path:
     observe.run(duration=0.1)
     observe.close()
     assert fake.servers() == []
-    ctl = LiveController(fake, replace_engines(cfg), "act", state_dir=tmp_path, out=io.StringIO())
+    ctl = LiveController(fake, replace_engines(cfg), "act", state_dir=tmp_path, out=io.StringIO(),
+                         safety=SafetyConfig(min_scale_step=1))
     ctl.run(duration=0.3)
     ctl.close()
-    # the design's limits: from zero, MinScaleStep (1) server per ScaleWindow (60 s); the second waits
+    # the gate's limits hold from zero: with MinScaleStep 1, one server per ScaleWindow (60 s); the second waits
     assert len(fake.servers(service="web")) == 1
     rules = {r["rule"] for r in read_decisions(ctl.paths.decisions) if r["outcome"] == "denied"}
     assert rules == {"max-scale-up"}
-    ctl = LiveController(fake, replace_engines(cfg), "act", state_dir=tmp_path / "2", out=io.StringIO(),
-                         safety=SafetyConfig(min_scale_step=2))
+    # the default MinScaleStep (4, HPA's default policy) lets the floor of 2 come at once
+    ctl = LiveController(fake, replace_engines(cfg), "act", state_dir=tmp_path / "2", out=io.StringIO())
     ctl.run(duration=0.3)
     ctl.close()
     assert len(fake.servers(service="web")) == 2  # then it stops: the floor is kept, not exceeded

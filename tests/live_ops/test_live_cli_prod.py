@@ -124,7 +124,7 @@ def test_alert_in_page_out_metrics_and_health(tmp_path: Path, monkeypatch: pytes
     m = seen["metrics"]
     assert m[("zeroops_live_decisions_total", (("engine", "zt-pager"), ("outcome", "executed"),
                                                ("verdict", "allow")))] == 1
-    assert m[("zeroops_live_leader", ())] == 1 and m[("zeroops_live_steps_total", (("engine", "zt-pager"),))] > 5
+    assert m[("zeroops_live_leader", ())] == 1 and m[("zeroops_live_steps_total", (("engine", "zt-pager"),))] >= 1
     assert seen["health_before"]["role"] == "leader" and seen["health_before"]["status"] == "ok"
     assert "HA: file://" in out.out and "acting as leader" in out.out and "Alertmanager webhook: POST" in out.out
 
