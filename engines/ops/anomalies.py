@@ -37,6 +37,7 @@ from adapters.base import Observation, Server
 from engines.detection import make_detector
 from engines.maintenance import PlannedWork, under_maintenance
 from engines.ops.types import Anomaly, AnomalySource
+from engines.scaling.scaler import is_batch
 
 # per-service series: metric -> the harmful direction (+1: up is bad, -1: down is bad)
 SERVICE_SERIES: dict[str, int] = {
@@ -263,6 +264,9 @@ class AnomalyFeed:
         self._alerts(now, obs, present)
         self._planned(now, obs, present)
         self._explained_by_load(loaded, present)
+        for name, svc in obs.services.items():  # a batch service runs hot by design: its CPU is no symptom
+            if (name, "cpu_util") in present and is_batch(svc):
+                del present[(name, "cpu_util")]
 
         # episodes: onset at the first anomalous sample, kept open for hold_s after the last one
         for key, (score, value, source, labels, eta) in present.items():

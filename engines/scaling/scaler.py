@@ -713,6 +713,7 @@ def _healthy_zone(f: fl.ServiceFleet) -> str | None:
 
 
 def _is_batch(svc: ServiceState) -> bool:
+    """A batch workload (settings ``batch`` 1, or a deadline): it runs hot by design, sized for throughput."""
     s = svc.settings
     return float(s.get("batch", 0.0) or 0.0) >= 1.0 or "deadline" in s or "batch_deadline_s" in s
 
@@ -745,3 +746,6 @@ def _budget_cap(svc: ServiceState, now: float) -> int | None:
     if cap is None or not math.isfinite(cap) or (until is not None and math.isfinite(until) and now >= until):
         return None
     return int(cap)
+
+
+is_batch = _is_batch
