@@ -9,7 +9,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from adapters.live_config import LiveConfig, parse_config
 from adapters.openstack import META_INDEX, META_REQUEST, META_SERVICE, map_status
 from engines.baselines import CrashRestarter, ReactiveScaler
+from tests.metrics_server import serve_metrics
 from zeroops.live import LiveController
 
 CLOUD = os.environ.get("ZEROOPS_TEST_CLOUD")
@@ -92,21 +92,7 @@ class LoadExporter:
         host, port = address.rsplit(":", 1)
         exporter = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
-                body = exporter.render().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.httpd = ThreadingHTTPServer((host, int(port)), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.httpd, self.thread = serve_metrics(exporter.render, host, int(port))
         self._cache: tuple[float, list[Any]] = (0.0, [])
 
     def _servers(self) -> list[Any]:

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from adapters.openstack import META_SERVICE
 from adapters.prometheus import DEFAULT_QUERIES, Prometheus
 from control.audit import AuditReader
 from engines.ops.anomalies import AnomalyFeed
+from tests.metrics_server import serve_metrics
 from zeroops.live import LiveController
 
 pytestmark = pytest.mark.openstack
@@ -60,21 +60,7 @@ class AppExporter:
         host, port = address.rsplit(":", 1)
         app = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
-                body = app.render().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.httpd = ThreadingHTTPServer((host, int(port)), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.httpd, self.thread = serve_metrics(app.render, host, int(port))
 
     def crash(self, server_id: str) -> None:
         """The app on ``server_id`` dies; it stays down until Nova shows the server ACTIVE again after a change

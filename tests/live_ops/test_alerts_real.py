@@ -6,11 +6,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from adapters.alert_webhook import AlertWebhook, attach_webhook
 from adapters.base import Observation
 from adapters.fake import FakeAdapter
 from adapters.prometheus import Prometheus, PrometheusConfig
+from tests.metrics_server import serve_metrics
 from zeroops.alertmanager import Alertmanager, find_binary, free_port, production_config
 
 PROMETHEUS = shutil.which("prometheus")
@@ -38,23 +37,9 @@ class Exporter:
 
     def __init__(self) -> None:
         self.value = 0.0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                body = f'# TYPE zeroops_test_hot gauge\nzeroops_test_hot{{service="web"}} {outer.value}\n'.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server, _ = serve_metrics(
+            lambda: f'# TYPE zeroops_test_hot gauge\nzeroops_test_hot{{service="web"}} {self.value}\n', "127.0.0.1", 0)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
