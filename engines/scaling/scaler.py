@@ -159,7 +159,7 @@ class PredictiveScaler:
             self._fc_at = now
         m_w, lo_w, hi_w, m_l, lo_l, hi_l, acc = self._fc_cache
         a, b = self.cap.coefficients()
-        batch = np.array([_is_batch(services[s]) for s in names])
+        batch = np.array([is_batch(services[s]) for s in names])
         thr = np.where(batch, cfg.batch_utilization, cfg.scale_up_threshold)
         size_at = np.where(batch, cfg.batch_utilization, cfg.target_utilization)  # sized here; thr triggers
         h = cfg.headroom_share
@@ -712,7 +712,7 @@ def _healthy_zone(f: fl.ServiceFleet) -> str | None:
     return max(set(zones), key=zones.count) if zones else None
 
 
-def _is_batch(svc: ServiceState) -> bool:
+def is_batch(svc: ServiceState) -> bool:
     """A batch workload (settings ``batch`` 1, or a deadline): it runs hot by design, sized for throughput."""
     s = svc.settings
     return float(s.get("batch", 0.0) or 0.0) >= 1.0 or "deadline" in s or "batch_deadline_s" in s
@@ -746,6 +746,3 @@ def _budget_cap(svc: ServiceState, now: float) -> int | None:
     if cap is None or not math.isfinite(cap) or (until is not None and math.isfinite(until) and now >= until):
         return None
     return int(cap)
-
-
-is_batch = _is_batch
