@@ -562,6 +562,32 @@ class FulfillRequest(Action):
     request_id: str
     approve: bool = True
     note: str = ""
+    carried_out: bool = False  # True: the answerer's own actions (each through the gate) did it; the world only closes it
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateProject(Action):
+    """Onboard a project (a Keystone project live): create it with its quotas, a budget and an alert route."""
+
+    kind: ClassVar[str] = "create_project"
+    target_field: ClassVar[str] = "project"
+    risk: ClassVar[Risk] = "medium"
+    project: str
+    instances: int = 0
+    cores: int = 0
+    ram_mb: int = 0
+    budget: float | None = None  # per 30 days; None: no budget of its own
+    alert_route: str | None = None  # where the project's alerts go (a receiver name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteProject(Action):
+    """Offboard a project: refused (Conflict) while it still has servers; its spend and audit records stay."""
+
+    kind: ClassVar[str] = "delete_project"
+    target_field: ClassVar[str] = "project"
+    risk: ClassVar[Risk] = "high"
+    project: str
 
 
 # ------------------------------------------------------ record-only decisions
@@ -657,6 +683,8 @@ ACTION_TYPES: dict[str, type[Action]] = {
         PurchaseReservation,
         InjectFault,
         FulfillRequest,
+        CreateProject,
+        DeleteProject,
         DeclareIncident,
         UpdateIncident,
         ResolveIncident,

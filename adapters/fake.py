@@ -228,6 +228,7 @@ class FakeAdapter:
         self._budgets = list(budgets)
         self._incidents: dict[str, IncidentInfo] = {}
         self._requests: dict[str, Request] = {}
+        self.alert_routes: dict[str, str | None] = {}  # project -> alert receiver (CreateProject)
         self.faults: list[InjectedFault] = []
         self.pages: list[base.Page] = []
         self.notifications: list[base.Notify] = []
@@ -868,6 +869,10 @@ class FakeAdapter:
         if not a.approve:
             self._requests[r.id] = replace(r, status="denied")
             return ActionResult(True, f"denied {r.id}")
+        if a.carried_out:  # the answerer's own actions did it: close it, naming what they created under its id
+            ids = tuple(s.id for s in self.servers_by_id.values() if s.metadata.get(META_REQUEST) == r.id)
+            self._requests[r.id] = replace(r, status="approved")
+            return ActionResult(True, f"approved {r.id}: carried out by the answerer's actions", ids)
         p = r.params
         res = ActionResult(True, "approved")
         if r.kind == "create_servers":
@@ -880,6 +885,27 @@ class FakeAdapter:
             res = self._resize(base.ResizeServer(server_id=str(p["server_id"]), flavor=str(p["flavor"])))
         self._requests[r.id] = replace(r, status="approved")
         return ActionResult(True, f"approved {r.id}: {res.detail}", res.server_ids)
+
+    def _create_project(self, a: base.CreateProject) -> ActionResult:
+        if a.project in self._quota:
+            raise Conflict(f"project {a.project!r} exists already")
+        if min(a.instances, a.cores, a.ram_mb) < 0:
+            raise Conflict("quota values must be >= 0")
+        self._quota[a.project] = [a.instances, a.cores, a.ram_mb]
+        if a.budget:
+            self.add_budget(a.project, a.budget, period_start=self.t)
+        self.alert_routes[a.project] = a.alert_route
+        return ActionResult(True, f"project {a.project} created")
+
+    def _delete_project(self, a: base.DeleteProject) -> ActionResult:
+        if a.project not in self._quota:
+            raise NotFound(f"no project {a.project!r}")
+        left = [s.id for s in self.servers_by_id.values() if s.project == a.project and s.status != "DELETED"]
+        if left:
+            raise Conflict(f"project {a.project} still has {len(left)} server(s)")
+        del self._quota[a.project]
+        self.alert_routes.pop(a.project, None)
+        return ActionResult(True, f"project {a.project} deleted")
 
     def _declare(self, a: base.DeclareIncident) -> ActionResult:
         self._incidents[a.incident_id] = board.declare(self._incidents.get(a.incident_id), a, self.t, self.actor)
@@ -935,6 +961,8 @@ _HANDLERS: dict[str, Callable[[FakeAdapter, Any], ActionResult]] = {
     "purchase_reservation": FakeAdapter._purchase,
     "inject_fault": FakeAdapter._inject,
     "fulfill_request": FakeAdapter._fulfill,
+    "create_project": FakeAdapter._create_project,
+    "delete_project": FakeAdapter._delete_project,
     "declare_incident": FakeAdapter._declare,
     "update_incident": FakeAdapter._update_incident,
     "resolve_incident": FakeAdapter._resolve,

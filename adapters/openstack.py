@@ -41,8 +41,10 @@ from adapters.base import (
     Alert,
     Budget,
     Conflict,
+    CreateProject,
     CreateServer,
     DeclareIncident,
+    DeleteProject,
     DeleteServer,
     Deploy,
     DeployEvent,
@@ -295,7 +297,8 @@ class OpenStackAdapter:
         if self._scope_ids is None:
             ids = {self.project_id}
             for p in self.scope.projects:
-                ids.add(self._project_id(p))
+                with contextlib.suppress(NotFound):  # a scope project not created yet (onboarding) holds nothing
+                    ids.add(self._project_id(p))
             self._scope_ids = ids
         return self._scope_ids
 
@@ -630,7 +633,8 @@ class OpenStackAdapter:
 
     def quotas(self) -> Sequence[Quota]:
         def fetch() -> list[Quota]:
-            projects = {self.project_id} | {self._project_id(s.project) for s in self.config.services if s.project}
+            projects = ({self.project_id} | {self._project_id(s.project) for s in self.config.services if s.project}
+                        | self._scope_project_ids())
             out = []
             for pid in sorted(projects):
                 qs = self._read("quota set", lambda pid=pid: self.conn.compute.get_quota_set(pid, usage=True))
@@ -1159,6 +1163,9 @@ class OpenStackAdapter:
         if not a.approve:
             self.store.set_request_status(r.id, "denied")
             return self._result(True, f"denied {r.id}" + (f": {a.note}" if a.note else ""), trail)
+        if a.carried_out:  # the answerer's own actions (each through the gate) did it: only close it
+            self.store.set_request_status(r.id, "approved")
+            return self._result(True, f"approved {r.id}: carried out by the answerer's actions", trail)
         p = r.params
         inner: Action | None = None
         if r.kind == "create_servers":
@@ -1187,6 +1194,44 @@ class OpenStackAdapter:
             raise Conflict(f"request kind {r.kind!r} is not supported; kinds: create_servers, quota_increase, resize")
         self.store.set_request_status(r.id, "approved")
         return ActionResult(res.ok, f"approved {r.id}: {res.detail}", res.server_ids, res.attempts)
+
+    # -- projects: onboarding and offboarding (Keystone; needs an identity admin)
+    def _create_project(self, a: CreateProject, rid: str, trail: Trail) -> ActionResult:
+        """A Keystone project in the token's domain, with a member role for this user (so the adapter can act
+        in it), its compute quotas; the budget and alert route are kept as project tags."""
+        ident = self.conn.identity
+        if self._read("find project", lambda: ident.find_project(a.project, ignore_missing=True)) is not None:
+            raise Conflict(f"project {a.project!r} exists already")
+        tags = [f"zeroops-budget={a.budget:g}"] if a.budget is not None else []
+        tags += [f"zeroops-alert-route={a.alert_route}"] if a.alert_route else []
+        domain = self.conn.current_project.domain_id or "default"
+        proj = self.retry.call(trail, f"create project {a.project}", lambda: ident.create_project(
+            name=a.project, domain_id=domain, description="onboarded by zeroops", tags=tags))
+        user = self.conn.current_user_id
+        for role_name in ("admin", "member"):
+            role = self._read("find role", lambda role_name=role_name: ident.find_role(role_name, ignore_missing=True))
+            if role is not None:
+                self.retry.call(trail, f"assign {role_name}", lambda role=role: ident.assign_project_role_to_user(
+                    proj, user, role))
+                break
+        self._scope_ids = None
+        quota = {k: v for k, v in (("instances", a.instances), ("cores", a.cores), ("ram", a.ram_mb))}
+        self.retry.call(trail, f"quota {a.project}", lambda: self.conn.compute.update_quota_set(proj.id, **quota))
+        return self._result(True, f"project {a.project} ({proj.id}) created: quota {quota}, tags {tags}", trail)
+
+    def _delete_project(self, a: DeleteProject, rid: str, trail: Trail) -> ActionResult:
+        """Refused while the project has servers (offboarding deletes them first, each through the gate)."""
+        pid = self._project_id(a.project)
+        left = self._read("list servers", lambda: [
+            s for s in self.conn.compute.servers(details=True, all_projects=True, project_id=pid)
+            if str(getattr(s, "project_id", "")) == pid and map_status(s.status, getattr(s, "task_state", None)) != "DELETED"])
+        if left:
+            raise Conflict(f"project {a.project} still has {len(left)} server(s): {', '.join(str(s.id) for s in left[:5])}")
+        self.retry.call(trail, f"delete project {a.project}", lambda: self.conn.identity.delete_project(pid))
+        self._project_names.pop(pid, None)
+        self._project_conns.pop(pid, None)
+        self._scope_ids = None
+        return self._result(True, f"project {a.project} ({pid}) deleted", trail)
 
     # -- record-only decisions: the incident board lives in the adapter's store (OpenStack has no incident tool)
     def _declare(self, a: DeclareIncident, rid: str, trail: Trail) -> ActionResult:
@@ -1228,6 +1273,8 @@ class OpenStackAdapter:
         PurchaseReservation.kind: _purchase,
         InjectFault.kind: _inject,
         FulfillRequest.kind: _fulfill,
+        CreateProject.kind: _create_project,
+        DeleteProject.kind: _delete_project,
         DeclareIncident.kind: _declare,
         UpdateIncident.kind: _update_incident,
         ResolveIncident.kind: _resolve,

@@ -254,7 +254,14 @@ class SimAdapter:
 
     def quotas(self) -> Sequence[base.Quota]:
         w = self.w
-        return [base.Quota(p, *map(int, w.quota[i]), *map(int, w.proj_used[i])) for i, p in enumerate(w.proj_names)]
+        gone = getattr(w, "offboarded", set())
+        return [base.Quota(p, *map(int, w.quota[i]), *map(int, w.proj_used[i])) for i, p in enumerate(w.proj_names)
+                if p not in gone]
+
+    def submit_request(self, project: str, kind: str, params: Mapping[str, object], requester: str = "someone") -> str:
+        """Put a self-service request in the twin's inbox (a portal or a CLI calls this); returns its id."""
+        return self.w.inbox.submit({"requester": requester, "kind": kind, "project": project,
+                                    "params": dict(params)}).id
 
     @property
     def board(self) -> IncidentBoard:
@@ -353,11 +360,57 @@ class SimAdapter:
         return ActionResult(True, f"injected {rec.type} ({rec.id})")
 
     def _do_fulfill_request(self, a: base.FulfillRequest) -> ActionResult:
-        r = self.w.inbox.fulfill(a.request_id, a.approve, a.note, actor=self.actor)
+        r = self.w.inbox.fulfill(a.request_id, a.approve, a.note, actor=self.actor, carried_out=a.carried_out)
         return ActionResult(True, f"{r.status}: {r.result}" if r.result else r.status, tuple(r.server_ids))
 
     def _do_notify(self, a: base.Notify) -> None:
         pass
+
+    def _do_create_project(self, a: base.CreateProject) -> ActionResult:
+        """A new project row (quota, usage, spend), its budget and alert route; a name once offboarded comes back."""
+        from twin.config import BudgetSpec
+
+        w = self.w
+        w._check_api()
+        gone: set[str] = w.__dict__.setdefault("offboarded", set())
+        if a.project in w.proj_index and a.project not in gone:
+            raise base.Conflict(f"project {a.project!r} exists already")
+        if min(a.instances, a.cores, a.ram_mb) < 0:
+            raise base.Conflict("quota values must be >= 0")
+        if a.project not in w.proj_index:
+            w.proj_index[a.project] = len(w.proj_names)
+            w.proj_names.append(a.project)
+            w.quota = np.vstack([w.quota, np.zeros((1, 3), dtype=w.quota.dtype)])
+            w.proj_used = np.vstack([w.proj_used, np.zeros((1, 3), dtype=w.proj_used.dtype)])
+            w.spend_project = np.append(w.spend_project, 0.0)
+            w.spend_rate_project = np.append(w.spend_rate_project, 0.0)
+            w.reservations.rate_proj = np.append(w.reservations.rate_proj, 0.0)
+            w.invalidate()
+        gone.discard(a.project)
+        w.quota[w.proj_index[a.project]] = (a.instances, a.cores, a.ram_mb)
+        if a.budget is not None and a.budget > 0:
+            book = w.budgets
+            book.specs.append(BudgetSpec(project=a.project, limit=a.budget))
+            book.base.append(float(w.spend_project[w.proj_index[a.project]]))
+            book.start.append(w.now())
+        w.__dict__.setdefault("alert_routes", {})[a.project] = a.alert_route
+        return ActionResult(True, f"project {a.project}: quota {a.instances}/{a.cores}/{a.ram_mb}, "
+                                  f"budget {a.budget}, alerts to {a.alert_route}")
+
+    def _do_delete_project(self, a: base.DeleteProject) -> ActionResult:
+        """Offboard: refused while servers remain; quotas go to 0; spend and budgets stay on record."""
+        w = self.w
+        w._check_api()
+        gone: set[str] = w.__dict__.setdefault("offboarded", set())
+        if a.project not in w.proj_index or a.project in gone:
+            raise base.NotFound(f"no project {a.project!r}")
+        left = [s.id for s in self.servers() if s.project == a.project]
+        if left:
+            raise base.Conflict(f"project {a.project} still has {len(left)} server(s): {', '.join(left[:5])}")
+        w.quota[w.proj_index[a.project]] = 0
+        gone.add(a.project)
+        w.__dict__.get("alert_routes", {}).pop(a.project, None)
+        return ActionResult(True, f"project {a.project} deleted (spend {w.spend_project[w.proj_index[a.project]]:.2f})")
 
     def _do_declare_incident(self, a: base.DeclareIncident) -> None:
         self.board.declare(a.incident_id, a.components, a.severity, a.title, a.root_causes, by=self.actor)

@@ -102,7 +102,9 @@ class Inbox:
             self.w.later(HUMAN_RETRY_S, lambda: self._human(r))
 
     def fulfill(self, request_id: str, approve: bool, note: str = "", actor: str = "automation",
-                check_api: bool = True) -> RequestRecord:
+                check_api: bool = True, carried_out: bool = False) -> RequestRecord:
+        """Answer a request; ``carried_out``: the answerer's own actions did it (the servers they created under the
+        request's id are recorded), so approving only closes it."""
         w = self.w
         if check_api:
             w._check_api()
@@ -111,7 +113,10 @@ class Inbox:
             raise errors.NotFound(f"no request {request_id!r}")
         if r.status != "open":
             raise errors.Conflict(f"request {request_id} is already {r.status}")
-        if approve:
+        if approve and carried_out:
+            ids = [server_id(i) for i in range(w.n) if w.metadata[i].get("zeroops_request_id") == r.id]
+            r.result, r.server_ids = "carried out by the answerer's actions" + (f": {', '.join(ids)}" if ids else ""), ids
+        elif approve:
             r.result, r.server_ids = self._carry_out(r, actor)  # raises (the request stays open) if it cannot be done
         r.status = "approved" if approve else "denied"
         r.answered_at = w.now()
@@ -121,6 +126,11 @@ class Inbox:
 
     def _carry_out(self, r: RequestRecord, actor: str) -> tuple[str, list[str]]:
         w, p = self.w, r.params
+        if r.kind == "vm_provision" and p.get("service"):  # a person provisions into the named service
+            ids = w.create_servers(p["service"], int(p.get("count") or 1), p.get("flavor"), actor=actor)
+            return "created " + ", ".join(ids), list(ids)
+        if r.kind not in ("create_servers", "resize", "quota_increase"):
+            return f"{r.kind}: done by hand (the twin does not model a person's steps for it)", []
         if r.kind == "create_servers":
             ids = w.create_servers(p["service"], int(p.get("count") or 1), p.get("flavor"), actor=actor)
             return "created " + ", ".join(ids), list(ids)
