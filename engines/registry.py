@@ -339,6 +339,17 @@ def _builtins() -> None:
     register("fixed_threshold_canary", FixedThresholdCanary, FixedThresholdCanaryConfig,
              description="Flagger/Argo-style canary: promote after N checks under fixed error and latency "
                          "thresholds, else roll back (the peer)")
+    from engines.selfservice import SelfService, SelfServiceConfig
+
+    register("self_service", SelfService, SelfServiceConfig,
+             description="self-service requests decided by policy in seconds (approve, route to an approver, "
+                         "refuse, with the rule), carried out through the gate; usage-based quotas "
+                         "(docs/self-service.md)")
+    from engines.chaos import ChaosEngineer, ChaosEngineerConfig
+
+    register("chaos_engineer", ChaosEngineer, ChaosEngineerConfig,
+             description="daily chaos tests and weekly game days within a blast radius, steady-state watch, "
+                         "abort and rollback (docs/chaos.md)")
     register_set("static", [], description="nothing automated: the fleet is provisioned for peak, humans fix")
     register_set("reactive", ["reactive_scaler", "crash_restarter"],
                  description="threshold autoscaling and a crash restarter (the baselines' automation)")
