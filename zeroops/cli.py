@@ -359,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
                     ("zeroops.runbooks_cli", "add_runbooks_parser"), ("zeroops.forecast_cli", "add_forecast_parser"),
                     ("zeroops.capacity_cli", "add_capacity_parser"),
                     ("zeroops.budget_cli", "add_budget_parser"),
-                    ("zeroops.improvement_cli", "add_improvement_parser")):
+                    ("zeroops.improvement_cli", "add_improvement_parser"),
+                    ("zeroops.serve_cli", "add_serve_parser")):
         try:
             module = __import__(mod, fromlist=[fn])
         except ImportError:
