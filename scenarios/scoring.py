@@ -35,10 +35,12 @@ import numpy as np
 from adapters.base import RECORD_ONLY_KINDS
 from control.runtime import ActionRecord
 from scenarios.budget_scoring import BUDGET_METRICS, budget_metrics
+from scenarios.chaos_scoring import CHAOS_METRICS, CHAOS_TEXT_METRICS, chaos_metrics
 from scenarios.elasticity import METRIC_NAMES as ELASTICITY_METRICS
 from scenarios.elasticity import UNSERVED as UNSERVED_METRIC
 from scenarios.elasticity import run_elasticity
 from scenarios.release_scoring import RELEASE_METRICS, release_metrics
+from scenarios.request_scoring import REQUEST_METRICS, request_metrics
 from twin.faults import CATALOG
 
 if TYPE_CHECKING:
@@ -85,11 +87,11 @@ METRICS = (
     "oom_kills", "preemptions", "peak_servers", "server_hours",
     *ELASTICITY_METRICS, UNSERVED_METRIC,
     "batch_jobs", "batch_jobs_completed", "batch_deadline_misses", "batch_jobs_pending",
-    *BUDGET_METRICS,
+    *BUDGET_METRICS, *CHAOS_METRICS, *REQUEST_METRICS,
 )
 # Metrics a scenario's ``targets`` can bound (the numeric ones; flags and labels are not targets).
 NON_NUMERIC_METRICS = frozenset({"availability_scope", "cost_savings_comparable", "cost_savings_reason",
-                                 "mttr_lower_bound"})
+                                 "mttr_lower_bound", *CHAOS_TEXT_METRICS})
 
 
 @dataclass
@@ -322,7 +324,7 @@ def score_run(world: World, records: list[ActionRecord]) -> Score:
 
     # ---- matching: greedy in declaration order; a declaration takes the earliest-onset unmatched fault it fits,
     # preferring one it names directly over one it only sees through spread errors
-    scored = [f for f in faults if not f.chaos]
+    scored = faults  # chaos faults are detected like any other; they never count as organic (see _metrics)
     matched: dict[str, Declaration] = {}
     for d in decls:
         fits = [f for f in scored
@@ -435,7 +437,10 @@ def _resolver(f: FaultRecord, records: list[ActionRecord], approved: set[int]) -
         fixes = set(CATALOG[f.type].fixes) if f.type in CATALOG else set()
         cands = [r for r in records if r.outcome == "executed" and r.kind in fixes and r.target in comps
                  and f.start <= r.at <= f.end]
-    if cands and max(cands, key=lambda r: (r.at, r.seq)).seq in approved:
+    last = max(cands, key=lambda r: (r.at, r.seq)) if cands else None
+    if last is not None and "chaos_rollback" in (last.action.evidence or {}):
+        return "self"  # the experiment ended its own fault: no one remediated it
+    if last is not None and last.seq in approved:
         return "automation-approved"
     return who
 
@@ -542,7 +547,7 @@ def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident
     life = np.minimum(world.deleted_at[:n], run_end) - np.minimum(world.created_at[:n], run_end)
     cost = float(world.spend_total)
     m: dict[str, Any] = {
-        "incidents": len(incidents),
+        "incidents": len(real),  # organic only: chaos faults are counted in incidents_chaos
         "incidents_detected": len(ttd),
         "incidents_declared": len(declared),
         "incidents_missed": len(real) - len(declared),
@@ -612,6 +617,8 @@ def _metrics(world: World, records: list[ActionRecord], incidents: list[Incident
     m.update(_batch_metrics(world, run_end))
     m.update(budget_metrics(world, records, run_end))  # budgets, spend forecasts, cost anomalies
     m.update(release_metrics(world))  # releases reaching 100 %, change success, detection (release_scoring.py)
+    m.update(request_metrics(world, records))  # self-service approval rate and decision latency (request_scoring.py)
+    m.update(chaos_metrics(world, records, incidents))  # resilience score of chaos experiments (chaos_scoring.py)
     return m
 
 

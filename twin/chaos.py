@@ -1,12 +1,14 @@
 """Chaos experiments: ``InjectFault`` puts a catalogued fault (twin/faults.py) on a named component.
 
 The fault goes through the fault manager like a scenario's faults, and its ground-truth record is marked
-``chaos`` (with the experiment's name).  Whether an engine may inject at all is the safety gate's business
-(``InjectFault.always_approval``); here the world only refuses what it cannot do.
+``chaos`` (with the experiment's name).  A chaos fault given a ``duration`` ends by then whatever happens
+(:func:`end_fault`): an experiment leaves nothing behind.  Whether an engine may inject at all is the safety
+gate's business (``InjectFault.always_approval``); here the world only refuses what it cannot do.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from twin import errors
@@ -15,6 +17,7 @@ from twin.groundtruth import FaultRecord
 from twin.names import DELETED
 
 if TYPE_CHECKING:
+    from twin.faults import Fault
     from twin.world import World
 
 SERVER_FAULTS = frozenset({"server_crash", "disk_pressure"})  # aimed at the server named, if one is
@@ -75,4 +78,35 @@ def inject_fault(w: World, fault: str, target: str, duration: float | None = Non
         raise errors.Conflict(f"fault {fault} found nothing to hit on {target}")
     f.rec.chaos = True
     f.rec.experiment = experiment
+    if duration is not None and not f.self_clearing and f.type != "cpu_throttling":  # those end by themselves
+        w.later(duration, lambda: end_fault(w, f))
     return f.rec
+
+
+def end_fault(w: World, f: Fault) -> bool:
+    """End a chaos fault at its duration if nothing fixed it yet (the experiment's own rollback, the world's
+    dead man's switch): undo its effect and mark it expired, so it closes as resolved by ``self``.
+    False if it had already closed."""
+    import numpy as np
+
+    from twin.names import ERROR
+
+    if f not in w.faults.active:
+        return False
+    f.expire()
+    t = f.type
+    if t in ("server_crash", "hypervisor_failure"):
+        if t == "hypervisor_failure":
+            w.repair_hosts(np.array([f.host]))
+        rows = np.array([int(s[4:]) for s in f.rec.servers], dtype=np.int64)
+        w.recover(rows[w.status[rows] == ERROR])
+    elif t == "disk_pressure":
+        w.clear_disk(f.server)
+    elif t == "latency_degradation":
+        f.done = True
+    elif t == "db_pool_exhaustion":
+        w.set_conn_leak(f._svc(), 0.0)
+    elif t in ("memory_leak", "bad_deploy") and f.spec.service:
+        with contextlib.suppress(errors.TwinError):  # nothing to roll back any more: a later release replaced it
+            w.rollback_deploy(f.spec.service, actor="chaos")
+    return True

@@ -71,8 +71,22 @@ class ChaosPolicy(BaseModel):
 
     allow: bool = _f(False, "Allow", "allow", "true: chaos experiments within MaxBlastRadius run without approval")
     max_blast_radius: BlastRadius = _f("single-az", "MaxBlastRadius", "max_blast_radius",
-                                       "the widest target an unattended experiment may hit: "
+                                       "the widest target any experiment may hit (deny: max-blast-radius): "
                                        + ", ".join(BLAST_RADII))
+    business_hours_only: bool = _f(False, "BusinessHoursOnly", "business_hours_only",
+                                   "inject faults only inside BusinessHours / BusinessDays (deny: chaos-business-hours)")
+    canary_regions_first: bool = _f(False, "CanaryRegionsFirst", "canary_regions_first",
+                                    "a fault type reaches other regions only after it ran in a canary region "
+                                    "(deny: chaos-canary-first)")
+    canary_regions: tuple[str, ...] = _f((), "CanaryRegions", "canary_regions",
+                                         "regions (or zones) where each fault type runs first; empty: rule inactive")
+    canary_bake_seconds: float = _f(3600.0, "CanaryBake", "canary_bake_seconds",
+                                    "time since a fault type's first canary run before it may run elsewhere", ge=0)
+
+    @field_validator("canary_bake_seconds", mode="before")
+    @classmethod
+    def _bake(cls, v: Any) -> Any:
+        return parse_duration(v)
 
 
 class SafetyConfig(BaseModel):

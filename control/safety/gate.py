@@ -8,11 +8,13 @@ Deny rules (nobody can approve past them; re-checked when an approved action run
 ``rate-limit``, ``unverifiable`` (target unknown), ``incident-owned`` (an open
 incident owns its components: only actions tied to it touch its servers or change
 its services' capacity), ``max-scale-up``, ``max-scale-down``, ``canary-first``, ``budget-hard-limit``,
-``budget-cap`` (hard project budgets and the budget manager's caps: :mod:`control.safety.budget_guard`).
+``budget-cap`` (hard project budgets and the budget manager's caps: :mod:`control.safety.budget_guard`);
+for fault injection (the chaos policy) ``chaos-during-incident``, ``chaos-business-hours``, ``max-blast-radius``
+and ``chaos-canary-first``.
 
 Approval rules (a human may approve): ``human-approval`` (observation mode; not for
-record-only decisions), ``kind-not-automated``, ``always-approval`` / ``max-blast-radius``
-(the chaos policy), ``cost-unknown``, ``require-approval-above``,
+record-only decisions), ``kind-not-automated``, ``always-approval``
+(the chaos policy without Allow), ``cost-unknown``, ``require-approval-above``,
 ``max-automated-cost``, ``max-vms-auto-provisioned``, ``max-data-deleted``.
 
 The gate reads what each action class declares in :mod:`adapters.base` (``effect``
@@ -181,6 +183,8 @@ class SafetyGate:
         self._zones: dict[str, str] = {}
         self._canary_done: dict[str, float] = {}
         self._pending_canary: dict[int, tuple[str, str]] = {}
+        self._chaos_canary_done: dict[str, float] = {}  # fault type -> first successful run in a canary region
+        self._chaos_in_canary: dict[int, bool] = {}  # id(action) -> its target lies in the canary regions
         self.refresh()
 
     @classmethod
@@ -383,6 +387,9 @@ class SafetyGate:
         return self._decide(now, action, obs, approved=tuple(approved_by))
 
     def executed(self, now: float, engine: str, action: Action, result: ActionResult) -> None:
+        fault = getattr(action, "fault", None)
+        if action.always_approval and result.ok and fault and self._chaos_places(action, None) is not None:
+            self._chaos_canary_done.setdefault(fault, now)  # ran inside the canary regions (see _chaos_deny)
         pend = self._pending_canary.pop(id(action), None)
         if pend is not None and result.ok and self._is_canary(pend[1]):
             self._canary_done.setdefault(pend[0], now)
@@ -424,6 +431,10 @@ class SafetyGate:
             return Verdict("deny", "unverifiable", {**detail, "problems": a.problems})
         if cfg.incident_ownership and action.changes_world and obs is not None:
             v = self._incident_owned(action, a, obs)
+            if v is not None:
+                return v
+        if action.always_approval:
+            v = self._chaos_deny(now, action, obs)
             if v is not None:
                 return v
         if (a.scale_up or a.scale_down) and a.service is not None:
@@ -590,16 +601,58 @@ class SafetyGate:
         return Verdict("approval", rule, {**detail, **extra, "high_risk": high_risk}, approvers=needed)
 
     def _chaos_rule(self, action: Action, obs: Observation | None) -> tuple[str, dict[str, Any]] | None:
-        """Why an ``always_approval`` action needs a human: no chaos policy, or a target beyond MaxBlastRadius."""
-        chaos = self.config.chaos
-        if not chaos.allow:
+        """Why an ``always_approval`` action needs a human: no chaos policy allows it unattended."""
+        if not self.config.chaos.allow:
             return "always-approval", {"chaos_allowed": False}
+        return None
+
+    def _chaos_deny(self, now: float, action: Action, obs: Observation | None) -> Verdict | None:
+        """Deny rules of fault injection (nobody approves past them): an open P0/P1 (``chaos-during-incident``),
+        ``chaos-business-hours``, a target beyond MaxBlastRadius or unknown (``max-blast-radius``), and a fault
+        type not yet run (and baked) in a canary region (``chaos-canary-first``)."""
+        chaos = self.config.chaos
+        hot = [i.id for i in (obs.incidents.values() if obs is not None else ())
+               if i.severity in ("P0", "P1") and i.status not in ("mitigated", "resolved")]
+        if hot:
+            return Verdict("deny", "chaos-during-incident", {"open_p0_p1": hot})
+        if chaos.business_hours_only and not self.in_business_hours(now):
+            return Verdict("deny", "chaos-business-hours",
+                           {"business_hours": list(self.config.business_hours),
+                            "business_days": list(self.config.business_days)})
         scope = self._blast_radius(action, obs)
         allowed = chaos.max_blast_radius.removeprefix("single-")
         if scope is None or _SCOPES.index(scope) > _SCOPES.index(allowed):
-            return "max-blast-radius", {"blast_radius": None if scope is None else f"single-{scope}",
-                                        "max_blast_radius": chaos.max_blast_radius}
+            return Verdict("deny", "max-blast-radius", {"blast_radius": None if scope is None else f"single-{scope}",
+                                                        "max_blast_radius": chaos.max_blast_radius})
+        fault = str(getattr(action, "fault", ""))
+        if chaos.canary_regions_first and chaos.canary_regions:
+            places = self._chaos_places(action, obs)
+            if places is None:
+                first = self._chaos_canary_done.get(fault)
+                if first is None or now - first < chaos.canary_bake_seconds:
+                    return Verdict("deny", "chaos-canary-first", {
+                        "fault": fault, "canary_regions": list(chaos.canary_regions), "canary_ran_at": first,
+                        "bake_seconds": chaos.canary_bake_seconds})
         return None
+
+    def _chaos_places(self, action: Action, obs: Observation | None) -> tuple[str, ...] | None:
+        """The canary regions or zones holding every part of a chaos target; None if some part lies outside
+        them (or the rule is off).  With ``obs`` None, the answer recorded when the action was reviewed."""
+        if obs is None:
+            return () if self._chaos_in_canary.pop(id(action), False) else None
+        canary = set(self.config.chaos.canary_regions)
+        target = action.target()
+        hvs = obs.hypervisors
+        server = self._server_now(obs, target)
+        if server is not None:
+            zones = {server.zone}
+        elif target in obs.services:
+            zones = {s.zone for s in obs.servers(service=target) if s.status != "DELETED"}
+        else:
+            zones = {h.zone for h in hvs if target in (h.id, h.name, h.zone, h.region)}
+        inside = bool(canary) and bool(zones) and all(z in canary or self._region(obs, z) in canary for z in zones)
+        self._chaos_in_canary[id(action)] = inside
+        return tuple(sorted(zones)) if inside else None
 
     def _blast_radius(self, action: Action, obs: Observation | None) -> str | None:
         """What the target of a chaos action is: server, service, hypervisor, az or region (None: unknown)."""
