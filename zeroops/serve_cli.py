@@ -194,3 +194,6 @@ def add_serve_parser(sub: Any) -> None:
     m.add_argument("--key-file", help="signing key (default: as for zeroops serve)")
     m.add_argument("--create-key", action="store_true", help="create the key if it does not exist")
     m.set_defaults(serve_fn=cmd_mint)
+    from zeroops.serve.client import add_client_mode
+
+    add_client_mode(sub)  # zeroops.cli adds this parser after the safety commands: --server URL for them
