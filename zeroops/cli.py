@@ -360,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
                     ("zeroops.capacity_cli", "add_capacity_parser"),
                     ("zeroops.budget_cli", "add_budget_parser"),
                     ("zeroops.improvement_cli", "add_improvement_parser"),
-                    ("zeroops.serve_cli", "add_serve_parser")):
+                    ("zeroops.serve_cli", "add_serve_parser"),
+                    ("zeroops.chaos_cli", "add_chaos_parser")):
         try:
             module = __import__(mod, fromlist=[fn])
         except ImportError:

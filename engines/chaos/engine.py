@@ -27,18 +27,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.base import (
-    Action,
-    InjectFault,
-    Observation,
-    RebootServer,
-    RestartService,
-    RollbackDeploy,
-    StartServer,
-)
+from adapters.base import Action, InjectFault, Observation
 from control.runtime import ActionRecord
 from engines.chaos.catalog import DAILY, GAME_DAY, KINDS, Kind
 from engines.chaos.hypothesis import Probe, SteadyState, Violation
+from engines.chaos.rollback import rollback_actions
 
 
 class ChaosEngineerConfig(BaseModel):
@@ -262,39 +255,10 @@ class ChaosEngineer:
     # ----------------------------------------------------------- rollbacks
     def _rollback(self, obs: Observation, run: Run, force: bool) -> list[Action]:
         """The actions that end what is still observed of the fault (all of them on an abort)."""
-        fault, target = run.spec.kind.fault, run.target
         meta = {"reason": f"chaos rollback of {run.spec.name}", "evidence": {"chaos_rollback": run.spec.name},
                 "incident": self._owner(obs, run)}
-        latest = self._latest(obs, run)
-        out: list[Action] = []
-        if fault == "server_crash":
-            s = obs.server(target) or next((x for x in obs.servers(service=target) if x.status != "ACTIVE"), None)
-            if s is not None and s.status == "SHUTOFF":
-                out.append(StartServer(server_id=s.id, **meta))
-            elif s is not None and s.status == "ERROR":
-                out.append(RebootServer(server_id=s.id, hard=True, **meta))
-        elif fault == "disk_pressure":
-            s = obs.server(target)
-            if s is not None and s.status == "ACTIVE" and (force or latest("server_disk_util", s.id) > 0.8):
-                out.append(RebootServer(server_id=s.id, hard=True, **meta))
-        elif fault == "latency_degradation" and target in obs.services:
-            if force or latest("latency_p95_ms", target) > self._bound(run, "latency_p95_ms", target):
-                out.append(RestartService(service=target, **meta))
-        elif fault == "db_pool_exhaustion" and target in obs.services:
-            if force or latest("pool_util", target) > 0.9:
-                out.append(RestartService(service=target, **meta))
-        elif fault == "memory_leak" and target in obs.services and force:
-            out.append(RollbackDeploy(service=target, **meta))
-        return out
-
-    def _latest(self, obs: Observation, run: Run) -> Any:
-        def get(metric: str, key: str) -> float:
-            if metric.startswith("server_"):
-                w = obs.window(metric, 2 * self.cadence, server=key)
-                return w.last(0.0)
-            return float(obs.latest(metric).get(key, 0.0))
-
-        return get
+        return rollback_actions(obs, run.spec.kind.fault or "", run.target, force=force, meta=meta,
+                                latency_bound=self._bound(run, "latency_p95_ms", run.target))
 
     def _bound(self, run: Run, metric: str, service: str) -> float:
         for p in run.steady.probes if run.steady else ():
