@@ -1,0 +1,386 @@
+// zeroops dashboard: reads the figure table (/dashboard/figures.json), then the authenticated API with the bearer
+// token kept in sessionStorage; live updates from the server-sent event stream (read with fetch, so the token
+// travels in the Authorization header, never in a URL).  No framework, no external assets.
+"use strict";
+
+const TOKEN_KEY = "zeroops.token";
+const S = { spec: null, token: null, roles: [], principal: null, ends: {}, decisions: [], query: "", shown: {},
+            stream: null, timer: null, pending: new Set(), incidents: [], timelines: {}, open: new Set() };
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...kids) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null) continue;
+    if (k === "class") n.className = v; else if (k === "text") n.textContent = v; else n.setAttribute(k, v);
+  }
+  for (const k of kids) if (k !== null && k !== undefined) n.append(k);
+  return n;
+}
+
+function showError(msg) { const e = $("error"); e.textContent = msg || ""; e.hidden = !msg; }
+
+async function api(path, opts = {}) {
+  const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
+  if (S.token) headers.Authorization = "Bearer " + S.token;
+  const r = await fetch(path, Object.assign({}, opts, { headers }));
+  if (r.status === 401) { signOut("The server refused the token (401); sign in again."); throw new Error("401"); }
+  const body = r.headers.get("content-type")?.includes("json") ? await r.json() : await r.text();
+  if (!r.ok) {
+    const detail = body && body.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : r.statusText;
+    throw new Error(`${opts.method || "GET"} ${path}: ${r.status} ${detail}`);
+  }
+  return body;
+}
+
+// ---- formatting -------------------------------------------------------------------------------------------------
+function lookup(doc, path) {
+  let cur = doc;
+  for (const k of path.split(".")) { if (cur === null || typeof cur !== "object" || !(k in cur)) return null; cur = cur[k]; }
+  return cur;
+}
+
+function fmt(v, unit) {
+  if (v === null || v === undefined) return "no data";
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (typeof v !== "number") return String(v);
+  switch (unit) {
+    // enough digits to compare with the target: 99.9991 % against > 99.999 %, 0.0050 % against < 0.01 %
+    case "percent": return (100 * v).toFixed((v >= 0.99 && v < 1) || (v > 0 && v < 0.001) ? 4 : 2) + " %";
+    case "seconds": return v.toFixed(1) + " s";
+    case "money": return "$" + v.toLocaleString("en-US", { maximumFractionDigits: 2, minimumFractionDigits: 2 });
+    case "count": return Number.isInteger(v) ? v.toLocaleString("en-US") : v.toFixed(2);
+    default: return String(v);
+  }
+}
+
+function met(t, v) {
+  if (!t || v === null || v === undefined) return null;
+  if (t.op === "==") return v === t.value;
+  if (typeof v !== "number") return null;
+  return { "<": v < t.value, "<=": v <= t.value, ">": v > t.value, ">=": v >= t.value,
+           range: t.high !== null && v >= t.value && v <= t.high }[t.op];
+}
+
+function fmtTime(v) {
+  if (v === null || v === undefined || v === "") return "";
+  if (typeof v === "string") return v;
+  if (v > 1e9) return new Date(v * 1000).toISOString().replace(".000Z", "Z");
+  const s = Math.floor(v), d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
+  const pad = (x) => String(x).padStart(2, "0");
+  return `t+${d ? d + "d " : ""}${pad(h)}:${pad(m)}:${pad(s % 60)}`;
+}
+
+function listOf(doc, ...keys) {
+  if (Array.isArray(doc)) return doc;
+  for (const k of keys) if (doc && Array.isArray(doc[k])) return doc[k];
+  return [];
+}
+
+// An item (proposal or decision, docs/serve.md) names its action's kind and target at top level.
+function kindOf(x) { return x.kind || (x.action && x.action.kind) || ""; }
+function targetOf(x) {
+  const t = x.target ?? (x.action && (x.action.target || x.action.service || x.action.server)) ?? "";
+  return typeof t === "string" ? t : JSON.stringify(t);
+}
+function detailText(d) {
+  if (!d) return "";
+  if (typeof d === "string") return d;
+  const short = (v) => typeof v === "number" && !Number.isInteger(v) ? String(+v.toPrecision(4))
+                     : typeof v === "object" ? JSON.stringify(v) : String(v);
+  return Object.entries(d).slice(0, 4).map(([k, v]) => `${k}=${short(v)}`).join(", ");
+}
+
+// ---- figures ----------------------------------------------------------------------------------------------------
+function buildFigures() {
+  $("figure-sections").replaceChildren(...S.spec.sections.map((sec) =>
+    el("section", { "aria-labelledby": "sec-" + sec.id, "data-section": sec.id },
+      el("table", {},
+        el("caption", { id: "sec-" + sec.id }, sec.title),
+        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Figure"), el("th", { scope: "col" }, "Measured"),
+          el("th", { scope: "col" }, "Target (design doc)"), el("th", { scope: "col" }, "Status"))),
+        el("tbody", { id: "tb-" + sec.id })))));
+  renderFigures({});
+}
+
+function figureRow(f, id, label, v, known) {
+  const ok = known ? met(f.target, v) : null;
+  return el("tr", { id, "data-figure": f.id },
+    el("th", { scope: "row", title: f.help }, label),
+    el("td", { class: "value", "data-raw": known ? JSON.stringify(v) : "" }, known ? fmt(v, f.unit) : "—"),
+    el("td", { class: "target", title: f.target ? f.target.ref : "" }, f.target ? "target " + f.target.text : "no target"),
+    el("td", { class: "status " + (ok === null ? "na" : ok ? "met" : "missed") },
+      ok === null ? (f.target && known ? "not judged (no value)" : "") : ok ? "✓ meets target" : "✗ misses target"));
+}
+
+function renderFigures(docs) {
+  for (const sec of S.spec.sections) {
+    const rows = [];
+    for (const f of S.spec.figures.filter((x) => x.section === sec.id)) {
+      const doc = docs[f.source];
+      if (!f.each) { rows.push(figureRow(f, "fig-" + f.id, f.label, doc ? lookup(doc, f.path) : null, !!doc)); continue; }
+      const items = doc ? lookup(doc, f.each) : null;
+      if (!Array.isArray(items) || !items.length) {
+        rows.push(figureRow(f, "fig-" + f.id, f.label + (doc ? " (none configured)" : ""), null, false));
+        continue;
+      }
+      for (const it of items) {
+        const k = String(it[f.key]);
+        rows.push(figureRow(f, `fig-${f.id}--${k}`, `${f.label}: ${k}`, lookup(it, f.path), true));
+      }
+    }
+    $("tb-" + sec.id).replaceChildren(...rows);
+  }
+}
+
+async function refreshFigures() {
+  const sources = [...new Set(S.spec.figures.map((f) => f.source))];
+  const docs = {};
+  await Promise.all(sources.map(async (src) => {
+    try { docs[src] = await api(src); } catch (e) { if (e.message !== "401") showError(e.message); }
+  }));
+  if (S.token) renderFigures(docs);
+}
+
+// ---- incidents --------------------------------------------------------------------------------------------------
+function timelineOf(inc, detail) {
+  const ev = [{ at: inc.declared_at, what: `declared by ${inc.declared_by || "?"} (${inc.severity || ""})` }];
+  for (const d of (detail && detail.timeline) || []) {
+    ev.push({ at: d.at, what: `decision ${d.id} · ${d.engine || ""}: ${kindOf(d)} ${targetOf(d)} → ${d.outcome || ""}` +
+                              (d.rule ? ` (${d.rule})` : "") });
+  }
+  if (inc.resolved_at !== null && inc.resolved_at !== undefined) ev.push({ at: inc.resolved_at, what: "resolved" });
+  return ev.sort((a, b) => (a.at ?? 0) - (b.at ?? 0));
+}
+
+function incidentItem(inc) {
+  const id = String(inc.id);
+  const what = inc.title || (inc.components || []).join(", ") || "incident";
+  const d = el("details", { "data-id": id },
+    el("summary", {}, el("strong", {}, id), ` ${what} · ${inc.severity || ""} · ${inc.status || ""} · declared ${fmtTime(inc.declared_at)}`),
+    el("ol", { class: "timeline", "aria-label": `Timeline of incident ${id}`, tabindex: "0" },
+      ...timelineOf(inc, S.timelines[id]).map((e) => el("li", {}, el("time", {}, fmtTime(e.at)), e.what))));
+  if (S.open.has(id)) d.open = true;
+  d.addEventListener("toggle", () => {
+    // a re-render re-opens the ones the user opened (S.open has them): only a user's toggle loads a timeline
+    if (d.open && !S.open.has(id)) { S.open.add(id); loadTimeline(id); } else if (!d.open) S.open.delete(id);
+  });
+  return el("li", { id: "incident-" + id, "data-status": inc.status || "" }, d);
+}
+
+async function loadTimeline(id) {
+  try {
+    S.timelines[id] = await api(S.ends.incident.replace("{id}", encodeURIComponent(id)));
+  } catch (e) { if (e.message !== "401") showError(e.message); return; }
+  S.shown.incidents = null;
+  await refreshIncidents(S.incidents);
+}
+
+async function refreshIncidents(cached) {
+  const items = cached || listOf(await api(S.ends.incidents), "incidents", "items");
+  S.incidents = items;
+  // open incidents first, newest first
+  items.sort((a, b) => (a.status === "resolved") - (b.status === "resolved") || (b.declared_at ?? 0) - (a.declared_at ?? 0));
+  const key = JSON.stringify(items) + JSON.stringify(S.timelines);
+  if (S.shown.incidents === key) return;
+  S.shown.incidents = key;
+  const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("details");
+  const fid = focused && focused.dataset.id;
+  $("incidents-empty").hidden = items.length > 0;
+  $("incident-list").replaceChildren(...items.map(incidentItem));
+  if (fid) document.querySelector(`#incident-list details[data-id="${CSS.escape(fid)}"] summary`)?.focus();
+  if (!cached) for (const id of S.open) if (items.some((i) => String(i.id) === id)) loadTimeline(id);
+}
+
+// ---- approvals --------------------------------------------------------------------------------------------------
+function canApprove() { return S.roles.includes("approver") || S.roles.includes("admin"); }
+
+async function refreshApprovals() {
+  const doc = await api(S.ends.approvals);
+  const items = listOf(doc, "approvals", "proposals", "items").filter((p) => !p.status || p.status === "pending");
+  const key = JSON.stringify(items) + canApprove();
+  if (S.shown.approvals === key) return;
+  S.shown.approvals = key;
+  const focused = document.activeElement && document.activeElement.id;
+  $("approvals-mode").textContent = canApprove()
+    ? "You may approve or deny: each proposal runs through the safety gate again before it executes."
+    : "Read-only: approving needs the approver role.";
+  const rows = items.map((p) => {
+    const what = `${kindOf(p)} ${targetOf(p)}`.trim();
+    const votes = `${(p.approvers || []).length} of ${p.needed ?? 1}`;
+    const decide = el("td", { class: "decide" });
+    if (canApprove()) {
+      decide.append(
+        el("button", { type: "button", class: "approve", id: `approve-${p.id}`, "data-id": p.id, "data-do": "approve",
+                       "aria-label": `Approve proposal ${p.id}: ${what}`, text: "Approve" }), " ",
+        el("button", { type: "button", class: "deny", id: `deny-${p.id}`, "data-id": p.id, "data-do": "deny",
+                       "aria-label": `Deny proposal ${p.id}: ${what}`, text: "Deny" }));
+    } else decide.append(el("span", { class: "note" }, "read-only"));
+    const why = [p.rule, detailText(p.detail)].filter(Boolean).join(": ");
+    return el("tr", { id: "approval-" + p.id, "data-id": p.id },
+      el("td", {}, String(p.id)), el("td", {}, fmtTime(p.created_at)), el("td", {}, p.engine || ""),
+      el("td", {}, what), el("td", {}, why), el("td", {}, votes), decide);
+  });
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "7", class: "note" }, "Nothing waits for approval.")));
+  $("approval-rows").replaceChildren(...rows);
+  if (focused && $(focused)) $(focused).focus();
+}
+
+async function decide(id, what) {
+  const path = S.ends[what].replace("{id}", encodeURIComponent(id));
+  $("approvals-result").textContent = `${what === "approve" ? "Approving" : "Denying"} proposal ${id}…`;
+  try {
+    await api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ comment: "via dashboard" }) });
+    $("approvals-result").textContent = `Proposal ${id} ${what === "approve" ? "approved" : "denied"}.`;
+    showError("");
+  } catch (e) {
+    $("approvals-result").textContent = "";
+    if (e.message !== "401") showError(e.message);
+  }
+  S.shown.approvals = null;
+  await refreshApprovals().catch(() => {});
+  const next = document.querySelector("#approval-rows button");
+  (next || $("approvals-h")).focus?.();
+}
+
+// ---- decisions --------------------------------------------------------------------------------------------------
+// The search runs on the server (``q`` over kind, target, engine, rule and reason of the whole trail).
+async function refreshDecisions() {
+  const q = $("decision-q").value.trim();
+  const doc = await api(`${S.ends.decisions}?limit=200${q ? "&q=" + encodeURIComponent(q) : ""}`);
+  if (q !== $("decision-q").value.trim()) return;  // a newer search is on its way
+  S.decisions = listOf(doc, "decisions", "records", "items").slice().sort((a, b) => (b.id ?? 0) - (a.id ?? 0));
+  S.query = q;
+  renderDecisions();
+}
+
+function decisionCells(d) {
+  const verdict = d.decision || (d.verdict && typeof d.verdict === "object" ? d.verdict.decision : d.verdict) || "";
+  return [String(d.id ?? ""), fmtTime(d.at ?? d.time), d.engine || "", kindOf(d), targetOf(d),
+          [verdict, d.rule].filter(Boolean).join(" · "), d.outcome || d.status || ""];
+}
+
+function renderDecisions() {
+  const rows = S.decisions.map(decisionCells);
+  const key = S.query + "|" + JSON.stringify(rows);
+  if (S.shown.decisions === key) return;
+  S.shown.decisions = key;
+  $("decision-rows").replaceChildren(...rows.map((c) => el("tr", { "data-id": c[0] }, ...c.map((x) => el("td", {}, x)))));
+  $("decision-count").textContent = S.query ? `${rows.length} newest decisions matching “${S.query}”`
+                                            : `the ${rows.length} newest decisions`;
+  document.body.dataset.decisionQuery = S.query;
+}
+
+// ---- live updates -----------------------------------------------------------------------------------------------
+const REFRESH = { figures: refreshFigures, incidents: refreshIncidents, approvals: refreshApprovals, decisions: refreshDecisions };
+
+function schedule(...what) {
+  if (!S.token) return;
+  for (const w of what.length ? what : Object.keys(REFRESH)) S.pending.add(w);
+  if (S.timer) return;
+  S.timer = setTimeout(async () => {
+    S.timer = null;
+    const todo = [...S.pending]; S.pending.clear();
+    for (const w of todo) {
+      if (!S.token) break;
+      try { await REFRESH[w](); } catch (e) { if (e.message !== "401") showError(e.message); }
+    }
+    document.body.dataset.refreshed = String(Date.now());
+  }, 500);
+}
+
+// Event kinds (docs/serve.md): status every 2 s, decision, incident, approval; each names what to re-read.
+const ON_EVENT = { status: ["figures"], decision: ["decisions", "figures"], incident: ["incidents", "figures"],
+                   approval: ["approvals", "figures"] };
+
+function onEvent(type) {
+  $("live").textContent = `Live updates: on (last event: ${type} at ${new Date().toLocaleTimeString()})`;
+  document.body.dataset.lastEvent = type;
+  schedule(...(ON_EVENT[type] || Object.keys(REFRESH)));
+}
+
+async function stream() {
+  const ctl = new AbortController();
+  S.stream = ctl;
+  let wait = 1000;
+  while (!ctl.signal.aborted) {
+    try {
+      const r = await fetch(S.ends.events, { headers: { Accept: "text/event-stream", Authorization: "Bearer " + S.token },
+                                             signal: ctl.signal });
+      if (!r.ok) throw new Error(`events: ${r.status}`);
+      $("live").textContent = "Live updates: on";
+      wait = 1000;
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value.replace(/\r\n/g, "\n");
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, i); buf = buf.slice(i + 2);
+          let type = "message";
+          for (const line of block.split("\n")) if (line.startsWith("event:")) type = line.slice(6).trim();
+          if (block.split("\n").some((l) => l && !l.startsWith(":"))) onEvent(type);
+        }
+      }
+    } catch (e) {
+      if (ctl.signal.aborted) return;
+      $("live").textContent = `Live updates: reconnecting (${e.message || e})`;
+    }
+    if (ctl.signal.aborted) return;
+    $("live").textContent = "Live updates: reconnecting…";
+    await new Promise((res) => setTimeout(res, wait));
+    wait = Math.min(wait * 2, 15000);
+  }
+}
+
+// ---- session ----------------------------------------------------------------------------------------------------
+async function signIn(token) {
+  S.token = token;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  let me;
+  try { me = await api(S.ends.whoami); } catch (e) { if (e.message !== "401") showError(e.message); return; }
+  S.principal = me.principal || me.name || me.sub || "?";
+  S.roles = me.roles || (me.role ? [me.role] : []);
+  $("whoami").textContent = `Signed in as ${S.principal} (${S.roles.join(", ") || "no role"})`;
+  $("signout").hidden = false; $("token").value = ""; showError("");
+  document.body.dataset.roles = S.roles.join(" ");
+  S.shown = {};
+  schedule();
+  stream();
+}
+
+function signOut(msg) {
+  if (S.stream) S.stream.abort();
+  S.token = null; S.roles = []; S.shown = {};
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("whoami").textContent = "Not signed in."; $("live").textContent = "Live updates: off";
+  $("signout").hidden = true;
+  for (const id of ["approval-rows", "decision-rows", "incident-list"]) $(id).replaceChildren();
+  S.timelines = {}; S.open.clear(); S.decisions = []; S.incidents = [];
+  renderFigures({});
+  $("approvals-mode").textContent = ""; $("decision-count").textContent = "";
+  delete document.body.dataset.roles;
+  showError(msg || "");
+}
+
+async function main() {
+  S.spec = await (await fetch("/dashboard/figures.json")).json();
+  S.ends = S.spec.endpoints;
+  buildFigures();
+  $("login").addEventListener("submit", (ev) => { ev.preventDefault(); const t = $("token").value.trim(); if (t) signIn(t); });
+  $("signout").addEventListener("click", () => signOut());
+  let typing = null;
+  $("decision-q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => schedule("decisions"), 250); });
+  $("decision-search").addEventListener("submit", (ev) => { ev.preventDefault(); schedule("decisions"); });
+  $("approval-rows").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-do]");
+    if (b) { b.disabled = true; decide(b.dataset.id, b.dataset.do); }
+  });
+  const saved = sessionStorage.getItem(TOKEN_KEY);
+  if (saved) await signIn(saved);
+  document.body.dataset.ready = "1";
+}
+
+main().catch((e) => showError("The dashboard failed to start: " + e.message));
