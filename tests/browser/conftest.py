@@ -7,7 +7,6 @@ Without Playwright or without that binary every test here skips with the reason.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -17,12 +16,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser.harness import Console, Server
 from zeroops.serve.auth import TokenAuthority, load_key
 
 CHROMIUM = os.environ.get("ZEROOPS_CHROMIUM", "/usr/bin/chromium")
@@ -51,31 +50,6 @@ def free_port() -> int:
 def _zeroops() -> list[str]:
     exe = shutil.which("zeroops", path=str(Path(sys.executable).parent))
     return [exe] if exe else [sys.executable, "-m", "zeroops.cli"]
-
-
-@dataclass
-class Server:
-    """A running ``zeroops serve`` and the tokens minted for it."""
-
-    base: str
-    tokens: dict[str, str]
-    log: Path
-    proc: subprocess.Popen[bytes] = field(repr=False)
-
-    def get(self, path: str, role: str = "viewer") -> Any:
-        req = urllib.request.Request(self.base + path, headers={"Authorization": f"Bearer {self.tokens[role]}"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-
-    def post(self, path: str, body: dict[str, Any], role: str = "admin") -> Any:
-        req = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {self.tokens[role]}",
-                                              "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-
-    def tail(self, n: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:]) if self.log.exists() else ""
 
 
 @pytest.fixture(scope="module")
@@ -131,16 +105,6 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         yield b
         b.close()
-
-
-@dataclass
-class Console:
-    """Console errors and uncaught exceptions seen by a page."""
-
-    errors: list[str] = field(default_factory=list)
-
-    def check(self, shot: Path | None = None) -> None:
-        assert not self.errors, f"browser console errors: {self.errors}" + (f" (screenshot: {shot})" if shot else "")
 
 
 @pytest.fixture
