@@ -119,6 +119,10 @@ def cmd_serve(a: argparse.Namespace) -> int:
     server = uvicorn.Server(config)
     log.info("listening", extra={"fields": {"url": f"{'https' if a.tls_cert else 'http'}://{a.host}:{a.port}",
                                             "state_dir": str(loop.state.state_dir), "tls": bool(a.tls_cert)}})
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):  # uvicorn re-raises the signal it handled once it has shut down
+        signal.signal(sig, lambda s, f: None)  # gracefully: that re-raise lands here, and the exit code stays 0
     try:
         server.run()  # SIGTERM / ^C: uvicorn stops accepting, the lifespan stops the loop and closes the trail
     finally:

@@ -105,7 +105,8 @@ class Server:
         raise AssertionError(f"server not ready in {timeout} s: {self.output()}")
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return Path(self.log.name).read_text()[-3000:]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:

@@ -25,6 +25,7 @@ from zeroops.serve.state import AppState
 
 log = logging.getLogger("zeroops.serve")
 TICK_S = 0.1  # wall seconds between twin advances
+SLICE_S = 15.0  # simulated seconds advanced per hold of the lock
 
 
 class TwinLoop:
@@ -98,9 +99,10 @@ class TwinLoop:
                 t = time.monotonic()
                 target = min(end, self.world.now() + (t - last) * self.speed)
                 last = t
-                with self.state.lock:
-                    if target > self.world.now():
-                        self.world.run(until=target)
+                while target > self.world.now() and not self._stop.is_set():
+                    with self.state.lock:  # in slices, so API readers wait one slice at most
+                        self.world.run(until=min(target, self.world.now() + SLICE_S))
+                    time.sleep(0)  # let a waiting request thread take the lock
                 if self.world.now() >= end:
                     self.finished = True
                     log.info("scenario finished", extra={"fields": {"sim_s": self.world.now()}})
