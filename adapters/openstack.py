@@ -682,6 +682,12 @@ class OpenStackAdapter:
         if isinstance(action, Notify):
             return ActionResult(True, f"notified ({action.severity}): {action.message}")
         if action.changes_world:
+            service = getattr(action, "service", None)
+            if isinstance(service, str) and not isinstance(action, InjectFault):
+                try:  # NotFound first: a service no config names is unknown, not merely not ours
+                    self._spec(service)
+                except NotFound as e:
+                    raise fail(e, Trail()) from e
             self.scope.check(action, self._lookup)  # OutOfScope: the server/service/project is not ours
         rid = (action.request_id if isinstance(action, CreateServer) else None) or uuid.uuid4().hex
         trail = Trail()

@@ -45,8 +45,32 @@ def conn() -> Iterator[Any]:
     with warnings.catch_warnings():  # session teardown: keep the SDK's deprecation chatter out of other tests
         warnings.simplefilter("ignore")
         for s in list(c.compute.servers(details=True)):
-            if (s.metadata or {}).get(META_SERVICE, "").startswith(PREFIX):
+            if _ours(s):
                 c.compute.delete_server(s, ignore_missing=True)
+
+
+def _ours(s: Any) -> bool:
+    """A server this session created: tagged with one of its services, or named after one."""
+    return (s.metadata or {}).get(META_SERVICE, "").startswith(PREFIX) or (s.name or "").startswith(PREFIX)
+
+
+@pytest.fixture(autouse=True)
+def _delete_servers_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every server a test created is deleted when it ends, and the deletes are waited for.
+
+    The test project's instance quota is shared by the whole session (and by the adapter contract
+    tests after it): servers left until session end filled it and failed unrelated tests.
+    """
+    yield
+    if not CLOUD or "conn" not in request.fixturenames:
+        return
+    c = request.getfixturevalue("conn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for s in [s for s in c.compute.servers(details=True) if _ours(s)]:
+            c.compute.delete_server(s, ignore_missing=True)
+        wait_until(lambda: not [s for s in c.compute.servers(details=True) if _ours(s)], 120,
+                   "this test's servers to be deleted", interval=0.5)
 
 
 @pytest.fixture
