@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,9 @@ def test_lookup_follows_dotted_paths() -> None:
     assert lookup({"a": {"b": 3}}, "a.b") == 3
     assert lookup({"a": {"b": 3}}, "a.c") is None
     assert lookup({"a": 1}, "a.b") is None
+
+
+def test_docs_list_every_figure() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "dashboard.md").read_text()
+    for f in FIGURES:
+        assert f"| {f.label} |" in docs and f"{f.path}`" in docs, f"docs/dashboard.md does not describe {f.label}"

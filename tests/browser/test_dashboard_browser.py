@@ -165,6 +165,9 @@ def test_approver_approves_by_keyboard(server: Server, page: tuple[Any, Console]
     pg.keyboard.press("Enter")
     pg.wait_for_selector(f"#approvals-result:has-text('Proposal {pid} approved')")
     shot = shoot(pg, tmp_path, "approved")
+    after = pg.evaluate("document.activeElement && (document.activeElement.id || document.activeElement.tagName)")
+    assert after and (after.startswith(("approve-", "deny-")) or after == "approvals-h"), \
+        f"after the vote the focus went to {after!r}, not the queue (screenshot {shot})"
     proposal = next(p for p in server.get("/api/zeroops/approvals?status=all") if p["id"] == pid)
     assert proposal["status"] != "pending" and "ann" in proposal["approvers"], \
         f"proposal {pid} after the page's approve: {proposal['status']}, {proposal['approvers']} (screenshot {shot})"

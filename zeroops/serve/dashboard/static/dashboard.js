@@ -229,18 +229,20 @@ async function refreshApprovals() {
 async function decide(id, what) {
   const path = S.ends[what].replace("{id}", encodeURIComponent(id));
   $("approvals-result").textContent = `${what === "approve" ? "Approving" : "Denying"} proposal ${id}…`;
+  let said = "";
   try {
     await api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ comment: "via dashboard" }) });
-    $("approvals-result").textContent = `Proposal ${id} ${what === "approve" ? "approved" : "denied"}.`;
+    said = `Proposal ${id} ${what === "approve" ? "approved" : "denied"}.`;
     showError("");
   } catch (e) {
-    $("approvals-result").textContent = "";
     if (e.message !== "401") showError(e.message);
   }
   S.shown.approvals = null;
   await refreshApprovals().catch(() => {});
-  const next = document.querySelector("#approval-rows button");
-  (next || $("approvals-h")).focus?.();
+  // the clicked button is gone: the focus goes to the next proposal's button (or the queue's heading), then the news
+  const next = document.querySelector("#approval-rows button:not([disabled])");
+  (next || $("approvals-h")).focus();
+  $("approvals-result").textContent = said;
 }
 
 // ---- decisions --------------------------------------------------------------------------------------------------
