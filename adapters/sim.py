@@ -51,6 +51,7 @@ class SimAdapter:
         self._states: list[base.ServiceState | None] = []  # per service, the state services() last returned
         self._servers: dict[int, tuple[int, int, int, base.Server]] = {}  # row -> (status, host, flavor, last)
         self._hvs: tuple[list[base.Hypervisor | None], np.ndarray, np.ndarray] = ([], np.empty((0, 4)), np.empty(0))
+        self._requests: dict[str, tuple[str, base.Request]] = {}
 
     def now(self) -> float:
         return self.w.now()
@@ -249,8 +250,15 @@ class SimAdapter:
                 for d in self.w.releases.since(since)]
 
     def requests(self) -> Sequence[base.Request]:
-        return [base.Request(r.id, r.project, r.requester, r.kind, dict(r.params), r.submitted_at, r.status)
-                for r in self.w.inbox.items]
+        cache = self._requests  # id -> (status, request): a request is rebuilt only when its status changed
+        out = []
+        for r in self.w.inbox.items:
+            c = cache.get(r.id)
+            if c is None or c[0] != r.status:
+                c = cache[r.id] = (r.status, base.Request(r.id, r.project, r.requester, r.kind, dict(r.params),
+                                                          r.submitted_at, r.status))
+            out.append(c[1])
+        return out
 
     def quotas(self) -> Sequence[base.Quota]:
         w = self.w

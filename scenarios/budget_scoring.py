@@ -64,7 +64,7 @@ def budget_metrics(world: World, records: Sequence[ActionRecord], run_end: float
     t, c = _series(world, run_end)
     out: dict[str, Any] = dict.fromkeys(BUDGET_METRICS)
     specs = list(getattr(world.cfg, "budgets", ()))
-    states = world.budgets.states() if specs else []
+    states = world.budgets.states()[:len(specs)] if specs else []  # budgets of projects onboarded in a run follow
     if specs:
         over, peak = 0, 0.0
         for spec, st in zip(specs, states, strict=True):

@@ -75,23 +75,30 @@ class SelfService:
         self.cadence = self.cfg.cadence
         self.tracks: dict[str, Track] = {}
         self.adjuster = QuotaAdjuster(self.cfg.quota_adjust, self.cfg.quota_increase)
-        self._next_adjust = 0.0
+        self._next_adjust = self._next_sample = 0.0
+        self._active: set[str] = set()  # requests not finished yet
 
     # ----------------------------------------------------------------- step
     def step(self, now: float, obs: Observation) -> Iterable[Action]:
         out: list[Action] = []
         open_requests = obs.requests
-        if open_requests:
+        live = {r.id for r in open_requests}
+        busy = [r for r in open_requests if r.id not in self.tracks or self.tracks[r.id].phase == "executing"]
+        if busy:  # new requests to decide or plans to follow: read the world once for all of them
             view = View.of(obs)
-            for r in open_requests:
+            for r in busy:
                 out.extend(self._one(now, r, view))
-        for rid, t in self.tracks.items():  # closed by someone else (a person, the API): stop tracking
-            if t.phase in ("executing", "waiting", "closing") and rid not in {r.id for r in open_requests}:
+        for rid in list(self._active):  # closed by someone else (a person, the API): stop tracking
+            t = self.tracks[rid]
+            if rid not in live and t.phase in ("executing", "waiting", "closing"):
                 t.phase = "done"
+            if t.phase not in ("executing", "waiting", "closing"):
+                self._active.discard(rid)
         if self.cfg.quota_adjust.enabled and now >= self._next_adjust:
             self._next_adjust = now + self.cfg.adjust_every
             out.extend(self.adjuster.step(now, obs.quotas))
-        else:
+        elif self.cfg.quota_adjust.enabled and now >= self._next_sample:  # usage sampled every 5 minutes
+            self._next_sample = now + 300.0
             self.adjuster.observe(now, obs.quotas)
         return out
 
@@ -101,6 +108,7 @@ class SelfService:
             d = decide(r, self.cfg, view)
             phase = {"approve": "executing", "approval": "waiting", "refuse": "done"}[d.verdict]
             t = self.tracks[r.id] = Track(d, now, r.submitted_at, phase)
+            self._active.add(r.id)
             ev = self._evidence(t)
             if d.verdict == "refuse":
                 return [FulfillRequest(request_id=r.id, approve=False, note=f"refused by rule {d.rule}",
@@ -136,7 +144,7 @@ class SelfService:
     def _evidence(t: Track) -> dict[str, Any]:
         d = t.decision
         return {"request": d.request, "rule": d.rule, "verdict": d.verdict, "cost_per_month": d.cost_per_month,
-                "decided_at": t.decided_at, "submitted_at": t.submitted_at}
+                "decided_at": t.decided_at, "submitted_at": t.submitted_at, "detail": dict(d.detail)}
 
     # ----------------------------------------------------------------- plans
     def _plan(self, r: Request, d: Decision, v: View) -> list[Action]:
