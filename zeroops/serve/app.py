@@ -245,7 +245,8 @@ def create_app(state: AppState, tokens: TokenAuthority, settings: Settings | Non
 
     @app.get("/metrics", tags=["meta"], dependencies=metrics_auth, response_class=Response)
     def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = state.cached("exposition", 0.5, lambda: generate_latest(registry))
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/zeroops/events", tags=["operations"], response_class=StreamingResponse)
     async def events(request: Request, who: Principal = Depends(require_role("viewer"))) -> StreamingResponse:

@@ -6,11 +6,13 @@ the principal (:meth:`AppState.audit_event`, or the choke point's own record for
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.base import CreateServer, DeleteServer
@@ -20,11 +22,13 @@ from control.safety.override import OverrideError
 from zeroops.serve.auth import Principal, require_role
 from zeroops.serve.figures import jsonable, operations_metrics
 from zeroops.serve.state import AppState
+from zeroops.serve.views import entries as audit_entries
 from zeroops.serve.views import entry_item, incident_item, pause_item, postmortem_markdown, proposal_item
 
 Text = Field(min_length=1, max_length=500)
 Ident = Field(min_length=1, max_length=128, pattern=r"^[\w.:@/ -]+$")
 MAX_MANUAL_INSTANCES = 1000
+CACHE_S = 0.5  # status and metrics are recomputed at most this often, however many clients poll
 
 
 class Strict(BaseModel):
@@ -57,6 +61,11 @@ class LimitsIn(Strict):
     config: dict[str, Any]
     justification: str = Text
     approvers: int = Field(2, ge=2, le=10)
+
+
+def fast(content: Any) -> Response:
+    """Already plain JSON (:func:`jsonable`): sent as is, without FastAPI's generic re-encoding of nested data."""
+    return JSONResponse(content)
 
 
 def _same_person(a: str, b: str) -> bool:
@@ -100,7 +109,7 @@ def build_router(state: AppState) -> APIRouter:  # noqa: C901 - one closure per 
         return obj
 
     def entries(limit: int | None = None, **kw: Any) -> list[dict[str, Any]]:
-        return [entry_item(e) for e in state.reader().list(limit=limit, **kw)]
+        return audit_entries(state.reader(), limit, **kw)
 
     def pending_count() -> int:
         q = state.queue
@@ -112,24 +121,26 @@ def build_router(state: AppState) -> APIRouter:  # noqa: C901 - one closure per 
     # ----------------------------------------------------------- operations
     @r.get("/api/zeroops/operations/status", tags=["operations"])
     def status(who: Principal = viewer) -> dict[str, Any]:
-        return {**status_body(state), "principal": {"name": who.name, "role": who.role}}
+        return {**state.cached("status", CACHE_S, lambda: status_body(state)),
+                "principal": {"name": who.name, "role": who.role}}
 
-    @r.get("/api/zeroops/operations/decisions", tags=["operations"])
+    @r.get("/api/zeroops/operations/decisions", tags=["operations"], response_model=list[dict[str, Any]])
     def decisions(limit: int = Query(100, ge=1, le=1000), engine: str | None = Query(None, max_length=128),
                   outcome: Literal["executed", "failed", "denied", "proposed"] | None = None,
                   since: float | None = Query(None, ge=0, le=1e12), q: str | None = Query(None, max_length=200),
-                  who: Principal = viewer) -> list[dict[str, Any]]:
+                  who: Principal = viewer) -> Response:
         if q:  # search: the newest `limit` decisions whose kind, target, engine, rule or reason mention q
             needle = q.casefold()
             hits = [d for d in entries(None, engine=engine, outcome=outcome, since=since)
                     if needle in " ".join(str(d.get(k) or "") for k in ("kind", "target", "engine", "rule")).casefold()
                     or needle in str((d.get("action") or {}).get("reason") or "").casefold()]
-            return hits[-limit:]
-        return entries(limit, engine=engine, outcome=outcome, since=since)
+            return fast(hits[-limit:])
+        return fast(entries(limit, engine=engine, outcome=outcome, since=since))
 
     @r.get("/api/zeroops/operations/metrics", tags=["operations"])
     def metrics(who: Principal = viewer) -> dict[str, Any]:
-        return {**operations_metrics(state), "approvals_pending": pending_count(), "automation_paused": bool(paused())}
+        return state.cached("metrics", CACHE_S, lambda: {**operations_metrics(state), "approvals_pending": pending_count(),
+                                                         "automation_paused": bool(paused())})
 
     @r.get("/api/zeroops/operations/override", tags=["operations"])
     def override_status(who: Principal = viewer) -> dict[str, Any]:
@@ -168,8 +179,7 @@ def build_router(state: AppState) -> APIRouter:  # noqa: C901 - one closure per 
     @r.get("/api/zeroops/interventions", tags=["operations"])
     def interventions(limit: int = Query(100, ge=1, le=1000), who: Principal = viewer) -> list[dict[str, Any]]:
         """People's acts: API actions (votes, overrides, manual scaling, limits) and executions they approved."""
-        out = [d for d in entries(None) if str(d.get("engine", "")).startswith("api:") or d.get("approved_by")]
-        return out[-limit:]
+        return entries(limit, where="engine LIKE 'api:%' OR (decision = 'approval' AND outcome = 'executed')")
 
     # --------------------------------------------------------------- scaling
     @r.get("/api/zeroops/scaling/metrics", tags=["scaling"])
@@ -252,7 +262,7 @@ def build_router(state: AppState) -> APIRouter:  # noqa: C901 - one closure per 
     @r.get("/api/budget/anomalies", tags=["budget"])
     def budget_anomalies(limit: int = Query(100, ge=1, le=1000), who: Principal = viewer) -> list[dict[str, Any]]:
         out = []
-        for d in entries(None):
+        for d in entries(limit * 4, where="kind = 'notify' AND body LIKE '%\"cost_anomaly\"%'"):
             ev = ((d.get("action") or {}).get("evidence") or {}).get("cost_anomaly")
             if ev:
                 out.append({"id": d["id"], "at": d.get("at"), "engine": d.get("engine"), **ev})
@@ -268,8 +278,8 @@ def build_router(state: AppState) -> APIRouter:  # noqa: C901 - one closure per 
     @r.get("/api/alerting/false-positives", tags=["alerting"])
     def false_positives(limit: int = Query(100, ge=1, le=1000), who: Principal = viewer) -> dict[str, Any]:
         """Pages tied to no declared incident, and alert fingerprints the alerting engine has learnt are noise."""
-        pages = [d for d in entries(None, outcome="executed") if d.get("kind") == "page"
-                 and not (d.get("action") or {}).get("incident")
+        pages = [d for d in entries(None, outcome="executed", where="kind = 'page'")
+                 if not (d.get("action") or {}).get("incident")
                  and not ((d.get("action") or {}).get("params") or {}).get("incident_id")]
         noisy: list[dict[str, Any]] = []
         with state.lock:
@@ -292,7 +302,9 @@ def build_router(state: AppState) -> APIRouter:  # noqa: C901 - one closure per 
         return incident_item(found)
 
     def timeline(iid: str) -> list[dict[str, Any]]:
-        return [d for d in entries(None) if (d.get("action") or {}).get("incident") == iid or d.get("target") == iid]
+        like = "%" + json.dumps(iid)[1:-1].replace("%", "").replace("_", "") + "%"
+        return [d for d in entries(None, where="target = ? OR body LIKE ?", args=(iid, like))
+                if (d.get("action") or {}).get("incident") == iid or d.get("target") == iid]
 
     @r.get("/api/zeroops/incidents", tags=["incidents"])
     def incidents(status: Literal["open", "resolved", "all"] = "all", who: Principal = viewer) -> list[dict[str, Any]]:

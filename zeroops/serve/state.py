@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,9 +109,24 @@ class AppState:
         return self.plane.audit  # type: ignore[no-any-return]
 
     def reader(self) -> AuditReader:
-        """A reader on the trail, after committing what the writer holds."""
+        """A reader on the trail (one connection per thread, kept), after committing what the writer holds."""
         self.audit.flush()
-        return AuditReader(self.audit.path)
+        local = self.__dict__.setdefault("_readers", threading.local())
+        r = getattr(local, "reader", None)
+        if r is None:
+            r = local.reader = AuditReader(self.audit.path)
+        return r
+
+    def cached(self, key: str, ttl: float, fn: Callable[[], Any]) -> Any:
+        """``fn()``, computed at most once per ``ttl`` wall seconds (figures polled by many clients at once)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        now = time.monotonic()
+        hit = cache.get(key)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        value = fn()
+        cache[key] = (now, value)
+        return value
 
     def submit(self, engine: str, action: Action) -> ActionRecord:
         """One action through the gate and the choke point at ``now()``, under the lock."""

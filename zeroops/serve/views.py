@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from control.safety.serialize import action_to_dict
@@ -33,6 +34,26 @@ def pause_item(p: Any) -> dict[str, Any]:
 
 def entry_item(e: Any) -> dict[str, Any]:
     return jsonable({"id": e.seq, **e.body})
+
+
+def _no_nan(token: str) -> None:
+    return None  # NaN and infinities in a stored body: JSON has neither
+
+
+def entries(reader: Any, limit: int | None = None, *, engine: str | None = None, outcome: str | None = None,
+            since: float | None = None, where: str | None = None, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Audit records as API items, newest ``limit`` last, read straight from the trail's JSON (no re-walk).
+    ``where``/``args``: one more SQL condition on the ``records`` table (indexed columns, ``body``)."""
+    clauses, params = ([f"({where})"], list(args)) if where else ([], [])
+    for col, val, op in (("at", since, ">="), ("engine", engine, "="), ("outcome", outcome, "=")):
+        if val is not None:
+            clauses.append(f"{col} {op} ?")
+            params.append(val)
+    sql = "SELECT seq, body FROM records" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY seq DESC"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    rows = reader.db.execute(sql, params).fetchall()
+    return [{"id": seq, **json.loads(body, parse_constant=_no_nan)} for seq, body in reversed(rows)]
 
 
 def postmortem_markdown(inc: dict[str, Any], timeline: list[dict[str, Any]]) -> str:

@@ -28,7 +28,7 @@ async function api(path, opts = {}) {
   const body = r.headers.get("content-type")?.includes("json") ? await r.json() : await r.text();
   if (!r.ok) {
     const detail = body && body.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : r.statusText;
-    throw new Error(`${opts.method || "GET"} ${path}: ${r.status} ${detail}`);
+    throw Object.assign(new Error(`${opts.method || "GET"} ${path}: ${r.status} ${detail}`), { status: r.status, detail });
   }
   return body;
 }
@@ -98,7 +98,8 @@ function buildFigures() {
       el("table", {},
         el("caption", { id: "sec-" + sec.id }, sec.title),
         el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Figure"), el("th", { scope: "col" }, "Measured"),
-          el("th", { scope: "col" }, "Target (design doc)"), el("th", { scope: "col" }, "Status"))),
+          el("th", { scope: "col", title: "from the design document: a goal, not a result" }, "Target"),
+          el("th", { scope: "col" }, "Status"))),
         el("tbody", { id: "tb-" + sec.id })))));
   renderFigures({});
 }
@@ -126,7 +127,7 @@ function renderFigures(docs) {
       }
       for (const it of items) {
         const k = String(it[f.key]);
-        rows.push(figureRow(f, `fig-${f.id}--${k}`, `${f.label}: ${k}`, lookup(it, f.path), true));
+        rows.push(figureRow(f, `fig-${f.id}--${k}`, `${f.label}: ${k === "*" ? "all projects" : k}`, lookup(it, f.path), true));
       }
     }
     $("tb-" + sec.id).replaceChildren(...rows);
@@ -196,34 +197,52 @@ async function refreshIncidents(cached) {
 function canApprove() { return S.roles.includes("approver") || S.roles.includes("admin"); }
 
 async function refreshApprovals() {
-  const doc = await api(S.ends.approvals);
+  if (S.noQueue) return;
+  let doc;
+  try { doc = await api(S.ends.approvals); } catch (e) {
+    if (e.status !== 409) throw e;
+    // no approval queue in this mode (live observe): say so once, stop asking
+    S.noQueue = true;
+    $("approvals-mode").textContent = `No approval queue here: ${e.detail}.`;
+    $("approval-rows").replaceChildren();
+    return;
+  }
   const items = listOf(doc, "approvals", "proposals", "items").filter((p) => !p.status || p.status === "pending");
   const key = JSON.stringify(items) + canApprove();
   if (S.shown.approvals === key) return;
   S.shown.approvals = key;
-  const focused = document.activeElement && document.activeElement.id;
   $("approvals-mode").textContent = canApprove()
     ? "You may approve or deny: each proposal runs through the safety gate again before it executes."
     : "Read-only: approving needs the approver role.";
+  // Keyed update: a row that did not change stays the same element, so a button under the pointer or the
+  // keyboard focus is never replaced while new proposals arrive.
+  const tbody = $("approval-rows");
+  const have = new Map([...tbody.children].filter((r) => r.dataset.key).map((r) => [r.dataset.id, r]));
   const rows = items.map((p) => {
-    const what = `${kindOf(p)} ${targetOf(p)}`.trim();
-    const votes = `${(p.approvers || []).length} of ${p.needed ?? 1}`;
-    const decide = el("td", { class: "decide" });
-    if (canApprove()) {
-      decide.append(
-        el("button", { type: "button", class: "approve", id: `approve-${p.id}`, "data-id": p.id, "data-do": "approve",
-                       "aria-label": `Approve proposal ${p.id}: ${what}`, text: "Approve" }), " ",
-        el("button", { type: "button", class: "deny", id: `deny-${p.id}`, "data-id": p.id, "data-do": "deny",
-                       "aria-label": `Deny proposal ${p.id}: ${what}`, text: "Deny" }));
-    } else decide.append(el("span", { class: "note" }, "read-only"));
-    const why = [p.rule, detailText(p.detail)].filter(Boolean).join(": ");
-    return el("tr", { id: "approval-" + p.id, "data-id": p.id },
-      el("td", {}, String(p.id)), el("td", {}, fmtTime(p.created_at)), el("td", {}, p.engine || ""),
-      el("td", {}, what), el("td", {}, why), el("td", {}, votes), decide);
+    const k = JSON.stringify(p) + canApprove();
+    const old = have.get(String(p.id));
+    return old && old.dataset.key === k ? old : approvalRow(p, k);
   });
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "7", class: "note" }, "Nothing waits for approval.")));
-  $("approval-rows").replaceChildren(...rows);
-  if (focused && $(focused)) $(focused).focus();
+  for (const r of [...tbody.children]) if (!rows.includes(r)) r.remove();
+  rows.forEach((r, i) => { if (tbody.children[i] !== r) tbody.insertBefore(r, tbody.children[i] || null); });
+}
+
+function approvalRow(p, key) {
+  const what = `${kindOf(p)} ${targetOf(p)}`.trim();
+  const votes = `${(p.approvers || []).length} of ${p.needed ?? 1}`;
+  const decide = el("td", { class: "decide" });
+  if (canApprove()) {
+    decide.append(
+      el("button", { type: "button", class: "approve", id: `approve-${p.id}`, "data-id": p.id, "data-do": "approve",
+                     "aria-label": `Approve proposal ${p.id}: ${what}`, text: "Approve" }), " ",
+      el("button", { type: "button", class: "deny", id: `deny-${p.id}`, "data-id": p.id, "data-do": "deny",
+                     "aria-label": `Deny proposal ${p.id}: ${what}`, text: "Deny" }));
+  } else decide.append(el("span", { class: "note" }, "read-only"));
+  const why = [p.rule, detailText(p.detail)].filter(Boolean).join(": ");
+  return el("tr", { id: "approval-" + p.id, "data-id": p.id, "data-key": key },
+    el("td", {}, String(p.id)), el("td", {}, fmtTime(p.created_at)), el("td", {}, p.engine || ""),
+    el("td", {}, what), el("td", {}, why), el("td", {}, votes), decide);
 }
 
 async function decide(id, what) {
@@ -360,7 +379,7 @@ function signOut(msg) {
   $("whoami").textContent = "Not signed in."; $("live").textContent = "Live updates: off";
   $("signout").hidden = true;
   for (const id of ["approval-rows", "decision-rows", "incident-list"]) $(id).replaceChildren();
-  S.timelines = {}; S.open.clear(); S.decisions = []; S.incidents = [];
+  S.timelines = {}; S.open.clear(); S.decisions = []; S.incidents = []; S.noQueue = false;
   renderFigures({});
   $("approvals-mode").textContent = ""; $("decision-count").textContent = "";
   delete document.body.dataset.roles;
