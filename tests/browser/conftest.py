@@ -116,6 +116,9 @@ def page(browser: Any) -> Iterator[tuple[Any, Console]]:
     console = Console()
     pg.on("console", lambda m: console.errors.append(f"{m.type}: {m.text}") if m.type == "error" else None)
     pg.on("pageerror", lambda e: console.errors.append(f"uncaught: {e}"))
+    # no CDN, no fonts, nothing from elsewhere: every request the page makes goes to the server on 127.0.0.1
+    pg.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1:", "data:", "about:"))
+          else console.errors.append(f"request outside the server: {r.url}"))
     yield pg, console
     ctx.close()
     console.check()

@@ -37,7 +37,7 @@ class Server:
 
 @dataclass
 class Console:
-    """Console errors and uncaught exceptions seen by a page."""
+    """Console errors, uncaught exceptions and requests to anywhere but the server, seen by a page."""
 
     errors: list[str] = field(default_factory=list)
 

@@ -251,3 +251,14 @@ def test_a_bad_token_is_refused_without_errors(server: Server, page: tuple[Any, 
     assert pg.evaluate("sessionStorage.getItem('zeroops.token')") is None
     # the browser logs the refused request itself ("Failed to load resource: ... 401"): that one is expected
     console.errors[:] = [e for e in console.errors if "401" not in e]
+
+
+def test_approver_denies_by_click(server: Server, page: tuple[Any, Console], tmp_path: Path) -> None:
+    pg, _ = page
+    sign_in(pg, server, "admin")
+    pid = int(pg.locator("#approval-rows button.deny").first.get_attribute("data-id") or 0)
+    pg.locator(f"#deny-{pid}").click()  # by id: the live queue re-renders and grows under the test
+    pg.wait_for_selector(f"#approvals-result:has-text('Proposal {pid} denied')")
+    shot = shoot(pg, tmp_path, "denied")
+    proposal = next(p for p in server.get("/api/zeroops/approvals?status=all") if p["id"] == pid)
+    assert proposal["status"] == "denied" and proposal["deniers"] == ["ada"], f"{proposal} (screenshot {shot})"
