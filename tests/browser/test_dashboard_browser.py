@@ -216,6 +216,11 @@ def test_incident_timeline(server: Server, page: tuple[Any, Console], tmp_path: 
     # the API read after the page: its timeline holds every decision the page listed (timelines only grow)
     assert shown and shown <= {d["id"] for d in api["timeline"]}, f"{items[:5]} (screenshot {shot})"
     assert any("declared by" in t for t in items), f"{items[:5]} (screenshot {shot})"
+    pg.get_by_role("button", name=f"Post-mortem of incident {iid}").press("Enter")
+    pg.wait_for_selector("#incident-list pre.postmortem")
+    text = pg.inner_text("#incident-list pre.postmortem")
+    shot = shoot(pg, tmp_path, "postmortem")
+    assert text.startswith(f"# Post-mortem: {iid}") and "## Timeline" in text, f"{text[:200]!r} (screenshot {shot})"
 
 
 def test_accessible_structure_and_session_token(server: Server, page: tuple[Any, Console], tmp_path: Path) -> None:

@@ -126,6 +126,7 @@ ENDPOINTS: dict[str, str] = {
     "decisions": "/api/zeroops/operations/decisions",
     "incidents": "/api/zeroops/incidents",
     "incident": "/api/zeroops/incidents/{id}",
+    "postmortem": "/api/zeroops/incidents/{id}/postmortem",
     "approvals": "/api/zeroops/approvals",
     "approve": "/api/zeroops/approvals/{id}/approve",
     "deny": "/api/zeroops/approvals/{id}/deny",

@@ -5,7 +5,7 @@
 
 const TOKEN_KEY = "zeroops.token";
 const S = { spec: null, token: null, roles: [], principal: null, ends: {}, decisions: [], query: "", shown: {},
-            stream: null, timer: null, pending: new Set(), incidents: [], timelines: {}, open: new Set() };
+            stream: null, timer: null, pending: new Set(), incidents: [], timelines: {}, postmortems: {}, open: new Set() };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...kids) {
@@ -160,13 +160,27 @@ function incidentItem(inc) {
   const d = el("details", { "data-id": id },
     el("summary", {}, el("strong", {}, id), ` ${what} · ${inc.severity || ""} · ${inc.status || ""} · declared ${fmtTime(inc.declared_at)}`),
     el("ol", { class: "timeline", "aria-label": `Timeline of incident ${id}`, tabindex: "0" },
-      ...timelineOf(inc, S.timelines[id]).map((e) => el("li", {}, el("time", {}, fmtTime(e.at)), e.what))));
+      ...timelineOf(inc, S.timelines[id]).map((e) => el("li", {}, el("time", {}, fmtTime(e.at)), e.what))),
+    el("button", { type: "button", class: "postmortem", "data-id": id, "aria-label": `Post-mortem of incident ${id}`,
+                   text: "Post-mortem" }),
+    S.postmortems[id] ? el("pre", { class: "postmortem", tabindex: "0", "aria-label": `Post-mortem of ${id}` },
+                           S.postmortems[id]) : null);
   if (S.open.has(id)) d.open = true;
   d.addEventListener("toggle", () => {
     // a re-render re-opens the ones the user opened (S.open has them): only a user's toggle loads a timeline
     if (d.open && !S.open.has(id)) { S.open.add(id); loadTimeline(id); } else if (!d.open) S.open.delete(id);
   });
   return el("li", { id: "incident-" + id, "data-status": inc.status || "" }, d);
+}
+
+async function loadPostmortem(id) {
+  try {
+    const doc = await api(S.ends.postmortem.replace("{id}", encodeURIComponent(id)));
+    S.postmortems[id] = doc.markdown || "";
+  } catch (e) { if (e.message !== "401") showError(e.message); return; }
+  S.shown.incidents = null;
+  await refreshIncidents(S.incidents);
+  document.querySelector(`#incident-${CSS.escape(id)} pre.postmortem`)?.focus();
 }
 
 async function loadTimeline(id) {
@@ -182,7 +196,7 @@ async function refreshIncidents(cached) {
   S.incidents = items;
   // open incidents first, newest first
   items.sort((a, b) => (a.status === "resolved") - (b.status === "resolved") || (b.declared_at ?? 0) - (a.declared_at ?? 0));
-  const key = JSON.stringify(items) + JSON.stringify(S.timelines);
+  const key = JSON.stringify(items) + JSON.stringify(S.timelines) + JSON.stringify(S.postmortems);
   if (S.shown.incidents === key) return;
   S.shown.incidents = key;
   const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("details");
@@ -379,7 +393,7 @@ function signOut(msg) {
   $("whoami").textContent = "Not signed in."; $("live").textContent = "Live updates: off";
   $("signout").hidden = true;
   for (const id of ["approval-rows", "decision-rows", "incident-list"]) $(id).replaceChildren();
-  S.timelines = {}; S.open.clear(); S.decisions = []; S.incidents = []; S.noQueue = false;
+  S.timelines = {}; S.postmortems = {}; S.open.clear(); S.decisions = []; S.incidents = []; S.noQueue = false;
   renderFigures({});
   $("approvals-mode").textContent = ""; $("decision-count").textContent = "";
   delete document.body.dataset.roles;
@@ -395,6 +409,10 @@ async function main() {
   let typing = null;
   $("decision-q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => schedule("decisions"), 250); });
   $("decision-search").addEventListener("submit", (ev) => { ev.preventDefault(); schedule("decisions"); });
+  $("incident-list").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button.postmortem");
+    if (b) loadPostmortem(b.dataset.id);
+  });
   $("approval-rows").addEventListener("click", (ev) => {
     const b = ev.target.closest("button[data-do]");
     if (b) { b.disabled = true; decide(b.dataset.id, b.dataset.do); }
