@@ -20,6 +20,7 @@ build their servers.  Errors name the file, the field and the allowed values::
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class RolloutSpec(_Strict):
+    """How a service-wide action (RestartService; Deploy/RollbackDeploy with releases) rolls over the servers."""
+
+    max_unavailable: int = Field(1, ge=1, description="servers the roll takes down at once")
+    health_metric: str = Field("server_up", description="per-server metric under prometheus.queries that is > 0 "
+                                                        "while a server answers its scrape; absent: Nova's ACTIVE only")
+    health_timeout: float = Field(120.0, gt=0, description="seconds a server may take to be ACTIVE and healthy "
+                                                           "again before the roll is aborted")
+    health_settle: float = Field(2.0, ge=0, description="seconds after ACTIVE before the health check: at least one "
+                                                        "scrape interval, so a sample from before the reboot cannot pass")
+
+    @field_validator("health_metric")
+    @classmethod
+    def _per_server(cls, v: str) -> str:
+        if not v.startswith("server_"):
+            raise ValueError(f"health_metric {v!r} must be a per-server metric (a name starting with 'server_', "
+                             "keyed by prometheus.server_label), e.g. server_up")
+        return v
+
+
 class ServiceSpec(_Strict):
     """One service: servers built from ``flavor`` and ``image``, kept between min and max."""
 
@@ -50,12 +71,47 @@ class ServiceSpec(_Strict):
     dependencies: list[str] = Field(default_factory=list)
     key_name: str | None = None
     network: str | None = None  # None: the file-wide ``network``
+    releases: dict[str, str] = Field(
+        default_factory=dict, description="version -> Glance image (name or id): Deploy and RollbackDeploy rebuild "
+                                          "servers with it (Nova rebuild); without releases/release_image they only "
+                                          "tag servers (zeroops_version metadata)")
+    release_image: str | None = Field(
+        None, description="Glance image name of a version not under releases, a template with {version}, "
+                          "e.g. 'myapp-{version}'")
+    lb_pool: str | None = Field(
+        None, description="Octavia pool (name or id) holding this service's servers as members (matched by address): "
+                          "SetLBWeights sets their weights there when the cloud has Octavia")
+    lb_weight_scale: int = Field(10, ge=1, le=256, description="Octavia weight of protocol weight 1.0 (a non-zero "
+                                                               "weight is at least 1; Octavia's maximum is 256)")
+    rollout: RolloutSpec = Field(default_factory=lambda: RolloutSpec())
 
     @model_validator(mode="after")
     def _bounds(self) -> ServiceSpec:
         if self.max_servers < self.min_servers:
             raise ValueError(f"max_servers ({self.max_servers}) must be >= min_servers ({self.min_servers})")
         return self
+
+    @field_validator("releases")
+    @classmethod
+    def _releases(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(k for k, img in v.items() if not k.strip() or not str(img).strip())
+        if bad:
+            raise ValueError(f"releases: every version and image must be non-empty; empty at version(s) {bad}")
+        return v
+
+    @field_validator("release_image")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+        except ValueError as e:
+            raise ValueError(f"release_image {v!r} is not a valid template ({e}); allowed placeholder: {{version}}") from None
+        if fields != ["version"]:
+            raise ValueError(f"release_image {v!r} must contain {{version}} exactly once and no other placeholder "
+                             f"(found {fields}); e.g. 'myapp-{{version}}'")
+        return v
 
 
 class RetryConfig(_Strict):
@@ -72,6 +128,7 @@ class WaitConfig(_Strict):
 
     create: float = Field(120.0, ge=0)
     resize: float = Field(300.0, ge=0)
+    rebuild: float = Field(300.0, ge=0, description="seconds a Nova rebuild (Deploy with releases) may take")
     poll: float = Field(0.5, gt=0)
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adapters import incident_board as board
+from adapters import octavia, releases
 from adapters.base import (
     DEPENDENCY_METRICS,
     SERVER_METRICS,
@@ -87,6 +88,7 @@ from adapters.base import (
 from adapters.journal import Journal, JournalEntry
 from adapters.live_config import ConfigError, LiveConfig, ServiceSpec
 from adapters.prometheus import Prometheus, epoch_seconds
+from adapters.releases import META_PREV_IMAGE, META_REBUILD
 from adapters.retry import Retry, Trail, classify, fail
 from adapters.scope import OutOfScope, Scope, scope_of_config
 
@@ -150,6 +152,14 @@ def version_number(v: str | None) -> int:
     """The release number in a version string: ``'7'`` -> 7, ``'v2.3'`` -> 3 (the last digits), ``'x'`` -> 0."""
     m = re.search(r"(\d+)\D*$", v or "")
     return int(m.group(1)) if m else 0
+
+
+def _image_of(s: Any) -> str:
+    """The id of the image a raw Nova server runs ('' when booted from a volume)."""
+    img = getattr(s, "image", None)
+    if isinstance(img, dict):
+        return str(img.get("id") or "")
+    return str(getattr(img, "id", None) or "")
 
 
 def _int(s: Any, default: int = 0) -> int:
@@ -225,7 +235,25 @@ class OpenStackAdapter:
             "project": self.project_name,
             "region": getattr(cfg, "region_name", None),
             "prometheus": self.prometheus.config.url if self.prometheus else None,
+            "load_balancer": "octavia" if self._octavia() else "none (SetLBWeights: zeroops_lb_weight metadata only)",
+            "service_actions": self.service_actions(),
         }
+
+    def service_actions(self) -> dict[str, dict[str, str]]:
+        """Per service: what RestartService, Deploy/RollbackDeploy and SetLBWeights really do on this cloud."""
+        out = {}
+        for s in self.config.services:
+            r = s.rollout
+            deploy = (f"Nova rebuild with the release's image ({'releases ' + str(sorted(s.releases)) if s.releases else ''}"
+                      f"{' ' if s.releases and s.release_image else ''}{s.release_image or ''}), one server at a time"
+                      if releases.image_deployed(s) else "zeroops_version metadata only (your deploy tooling ships)")
+            out[s.name] = {
+                "restart": f"rolling reboot, {r.max_unavailable} at a time, waiting for ACTIVE"
+                           + (f" and {r.health_metric} > 0" if self._health_metric(s) else " (no health query)"),
+                "deploy": deploy,
+                "lb_weights": self.lb_mode(s.name),
+            }
+        return out
 
     def validate(self) -> list[str]:
         """Check the configuration against the cloud; return problems (flavor/image unknown, ...)."""
@@ -238,6 +266,11 @@ class OpenStackAdapter:
                 problems.append(f"{where}.flavor: {s.flavor!r} is not a flavor of this cloud; allowed: {flavors}")
             if s.image not in images:
                 problems.append(f"{where}.image: {s.image!r} is not an image of this cloud; allowed: {images}")
+            ids = {str(i["id"]) for i in self.images()}
+            for version, img in sorted(s.releases.items()):
+                if img not in images and img not in ids:
+                    problems.append(f"{where}.releases[{version}]: {img!r} is not an image of this cloud; "
+                                    f"allowed: {images}")
             if s.project and s.project not in (self.project_name, self.project_id):
                 try:
                     self._compute_for(s.project)
@@ -787,9 +820,13 @@ class OpenStackAdapter:
         spec = self._spec(a.service)
         compute = self._compute_for(spec.project)  # the service's project (default: the cloud entry's)
         flavor_id = self._flavor_id(a.flavor or spec.flavor)
-        image_id = self._image_id(spec.image)
         network = spec.network or self.config.network
         inherited = self._service_meta(spec.name)
+        # with releases, a new server runs the image of the version it inherits (else the service's image)
+        release = inherited.get(META_VERSION)
+        with contextlib.suppress(Conflict):
+            release = releases.image_name(spec, release) if release else None
+        image_id = self._image_id(release or spec.image)
         ids: list[str] = []
         reused = 0
         err: AdapterError | None = None
@@ -1042,31 +1079,75 @@ class OpenStackAdapter:
         self.invalidate()
         return [s for s in self.servers(service=service) if s.status != "DELETED" and self.scope.manages(s)]
 
-    def _restart_service(self, a: RestartService, rid: str, trail: Trail) -> ActionResult:
-        """Rolling, as in the twin: reboot one server, wait until it is ACTIVE again, then the next."""
-        done, errors = [], []
-        members = [s for s in self._members(a.service) if s.status != "SHELVED_OFFLOADED"]
-        for s in members:
+    # -- service-wide rolls: restart, rebuild (docs/adapter-mapping.md, "Service-level actions")
+    def _health_metric(self, spec: ServiceSpec) -> str | None:
+        """The per-server metric that says a server answers its scrape, when Prometheus has a query for it."""
+        m = spec.rollout.health_metric
+        return m if self.prometheus is not None and m in self.prometheus.config.queries else None
+
+    def _await_healthy(self, server_id: str, spec: ServiceSpec, trail: Trail, *, timeout: float, what: str,
+                       image_id: str | None = None, expect: str = "ACTIVE") -> str | None:
+        """Wait until a rolled server is ``expect`` (ACTIVE, or SHUTOFF for a stopped one), settled, on ``image_id``
+        if given, and (ACTIVE, with a health metric) answering its scrape.  None when it is; else why not."""
+
+        def settled(x: Any) -> bool:
+            return (x.status == expect and not getattr(x, "task_state", None)
+                    and (image_id is None or _image_of(x) == image_id))
+
+        deadline = time.monotonic() + timeout
+        s = self._wait(server_id, settled, timeout, trail, what)
+        if not settled(s):
+            img = f", image {_image_of(s)[:8]} (wanted {image_id[:8]})" if image_id and _image_of(s) != image_id else ""
+            fault = f": {self._fault(s)}" if s.status == "ERROR" else ""
+            return f"{s.status}/{getattr(s, 'task_state', None)}{img}{fault} after {what}"
+        metric = self._health_metric(spec)
+        if metric is None or expect != "ACTIVE" or self.prometheus is None:
+            return None
+        self._sleep(spec.rollout.health_settle)
+        while True:
             try:
-                done.append(self._reboot_one(s.id, False, trail, upgrade=True))
+                v = self.prometheus.latest(metric).get(server_id)
+                last = f"{metric} {v:g}" if v is not None else f"no {metric} sample"
+                if v is not None and v > 0:
+                    trail.note(f"{what} {server_id[:8]}: ACTIVE and {metric} {v:g}")
+                    return None
             except AdapterError as e:
-                errors.append(f"{s.id}: {type(e).__name__}")
-                continue
-            if self.config.wait.create > 0:
-                last = self._wait(
-                    s.id,
-                    lambda x: x.status == "ACTIVE" and not getattr(x, "task_state", None),
-                    self.config.wait.create,
-                    trail,
-                    "restart",
-                )
-                if last.status != "ACTIVE":
-                    errors.append(f"{s.id}: {last.status} after restart")
-        return self._result(
-            not errors,
-            f"restart {a.service}: {len(done)} rebooted, one at a time" + (f", failed: {errors}" if errors else ""),
-            trail,
-        )
+                last = f"Prometheus: {e}"
+            if time.monotonic() >= deadline:
+                return f"ACTIVE but not healthy within {timeout:.0f}s ({last})"
+            self._sleep(max(self.config.wait.poll, 1.0))
+
+    def _restart_service(self, a: RestartService, rid: str, trail: Trail) -> ActionResult:
+        """A rolling restart that waits for health: servers already down first (restarting them takes nothing
+        more down), then the ACTIVE ones ``rollout.max_unavailable`` at a time.  Each batch must be ACTIVE and,
+        when Prometheus has the ``rollout.health_metric`` query, answer its scrape within ``health_timeout``
+        before the next batch goes down; otherwise the roll stops there (``ok=False``, the rest untouched)."""
+        spec = self._spec(a.service)
+        members = sorted((s for s in self._members(a.service) if s.status != "SHELVED_OFFLOADED"),
+                         key=lambda s: (s.created_at, s.id))
+        down = [s for s in members if s.status != "ACTIVE"]
+        up = [s for s in members if s.status == "ACTIVE"]
+        k = spec.rollout.max_unavailable
+        batches = ([down] if down else []) + [up[i:i + k] for i in range(0, len(up), k)]
+        health = self._health_metric(spec)
+        how = f"{k} at a time, health: {health or 'Nova ACTIVE only'}"
+        done: list[str] = []
+        for b, batch in enumerate(batches):
+            for s in batch:
+                try:
+                    trail.note(self._reboot_one(s.id, False, trail, upgrade=True))
+                except Conflict as e:
+                    if s.status == "ACTIVE":
+                        raise
+                    trail.note(f"{s.id[:8]} is on its way already ({e}): waiting for it")
+            for s in batch:
+                why = self._await_healthy(s.id, spec, trail, timeout=spec.rollout.health_timeout, what="restart")
+                if why is not None:
+                    left = [x.id for later in batches[b + 1:] for x in later]
+                    return self._result(False, f"restart {a.service}: ABORTED after {len(done)} of {len(members)} "
+                                               f"({how}): {s.id} not back: {why}; not restarted: {left}", trail)
+                done.append(s.id)
+        return self._result(True, f"restart {a.service}: {len(done)} of {len(members)} restarted, {how}", trail)
 
     def _set_setting(self, a: SetServiceSetting, rid: str, trail: Trail) -> ActionResult:
         members = self._members(a.service)
@@ -1078,27 +1159,110 @@ class OpenStackAdapter:
         versions = [s.metadata[META_VERSION] for s in members if META_VERSION in s.metadata]
         return max(versions, key=version_number) if versions else "0"
 
+    def _raw_images(self, ids: Sequence[str]) -> dict[str, str]:
+        """Server id -> the image id Nova shows it running."""
+        wanted = set(ids)
+        return {str(s.id): _image_of(s) for s in self._raw_servers() if str(s.id) in wanted}
+
+    def _rebuild_one(self, spec: ServiceSpec, server_id: str, image_id: str, trail: Trail) -> str | None:
+        """Rebuild one server with ``image_id`` (skipped if it runs it already) and wait until it is back and
+        healthy; clear its rebuild marker then.  None on success, else why it is not back."""
+        timeout = self.config.wait.rebuild + spec.rollout.health_timeout
+        s = self._get_server(server_id, trail)
+        if map_status(s.status, getattr(s, "task_state", None)) == "BUILD":  # a rebuild of an earlier run, in flight
+            s = self._wait(server_id, lambda x: not getattr(x, "task_state", None), self.config.wait.rebuild, trail,
+                           "earlier task")
+        expect = "SHUTOFF" if s.status == "SHUTOFF" else "ACTIVE"
+        if _image_of(s) != image_id or s.status == "ERROR":
+
+            def recover() -> Any:  # a rebuild whose response was lost: Nova shows the new image or the task
+                x = self._get_server(server_id)
+                return x if _image_of(x) == image_id or getattr(x, "task_state", None) else None
+
+            self.retry.call(trail, f"rebuild {server_id[:8]} with {image_id[:8]}",
+                            lambda: self.conn.compute.rebuild_server(server_id, image_id), recover=recover)
+        else:
+            trail.note(f"{server_id[:8]} runs image {image_id[:8]} already")
+        why = self._await_healthy(server_id, spec, trail, timeout=timeout, what="rebuild", image_id=image_id,
+                                  expect=expect)
+        if why is None:
+            self.retry.call(trail, f"clear rebuild marker {server_id[:8]}",
+                            lambda: self.conn.compute.delete_server_metadata(server_id, [META_REBUILD]))
+        return why
+
+    def _roll_rebuilds(self, spec: ServiceSpec, plan: list[tuple[Server, str, dict[str, str]]],
+                       trail: Trail) -> tuple[list[str], str | None]:
+        """Rebuild the planned servers one at a time: first every server gets its target metadata and the
+        rebuild marker (what a restarted controller finishes), then each is rebuilt and waited for.  A server
+        that does not come back stops the roll: the servers not yet rebuilt get their old metadata back."""
+        originals = {s.id: {k: s.metadata.get(k) for k in (META_VERSION, META_PREV_VERSION, META_PREV_IMAGE)}
+                     for s, _, _ in plan}
+        for s, _, meta in plan:
+            self._set_meta(s.id, meta, trail)
+        done: list[str] = []
+        for i, (s, image_id, _) in enumerate(plan):
+            why = self._rebuild_one(spec, s.id, image_id, trail)
+            if why is None:
+                done.append(s.id)
+                continue
+            for t, _, _ in plan[i:]:
+                old = originals[t.id]
+                if t.id != s.id:
+                    self._set_meta(t.id, {k: v for k, v in old.items() if v is not None}, trail)
+                gone = [META_REBUILD] + ([k for k, v in old.items() if v is None] if t.id != s.id else [])
+                with contextlib.suppress(AdapterError):
+                    self.retry.call(trail, f"clear marker {t.id[:8]}",
+                                    lambda t=t, gone=gone: self.conn.compute.delete_server_metadata(t.id, gone))
+            return done, f"{s.id} not back after its rebuild: {why}; not rebuilt: {[t.id for t, _, _ in plan[i + 1:]]}"
+        return done, None
+
     def _deploy(self, a: Deploy, rid: str, trail: Trail) -> ActionResult:
-        """Tag ``fraction`` of the servers with the version; the rollout of the artefact is the site's pipeline."""
+        """Roll ``version`` out to ``fraction`` of the servers (oldest first).  With ``releases``/``release_image``
+        each is rebuilt with the version's image, one at a time, waiting for health; without, the servers are
+        only tagged (``zeroops_version``) and the site's deploy tooling ships the artefact."""
         if not 0 < a.fraction <= 1:
             raise Conflict(f"fraction must be in (0, 1], got {a.fraction}")
+        spec = self._spec(a.service)
         members = sorted(self._members(a.service), key=lambda s: (s.created_at, s.id))
         if not members:
             raise Conflict(f"{a.service} has no servers to deploy to")
         previous = self._current_version(members)
         n = max(1, min(len(members), math.ceil(a.fraction * len(members) - 1e-9)))
-        on = [s for s in members if s.metadata.get(META_VERSION) == a.version]
-        todo = [s for s in members if s.metadata.get(META_VERSION) != a.version][: max(0, n - len(on))]
-        for s in todo:
-            old = s.metadata.get(META_VERSION, previous)
-            self._set_meta(s.id, {META_VERSION: a.version, META_PREV_VERSION: old}, trail)
-        self.store.record_deploy(DeployEvent(a.service, a.version, previous, float(a.fraction), self.now(), self.actor))
-        return self._result(
-            True, f"deployed {a.version} to {len(on) + len(todo)} of {len(members)} server(s) of {a.service}", trail
-        )
+        name = releases.image_name(spec, a.version)
+        if name is None:
+            on = [s for s in members if s.metadata.get(META_VERSION) == a.version]
+            todo = [s for s in members if s.metadata.get(META_VERSION) != a.version][: max(0, n - len(on))]
+            for s in todo:
+                old = s.metadata.get(META_VERSION, previous)
+                self._set_meta(s.id, {META_VERSION: a.version, META_PREV_VERSION: old}, trail)
+            self.store.record_deploy(DeployEvent(a.service, a.version, previous, float(a.fraction), self.now(), self.actor))
+            return self._result(True, f"deployed {a.version} to {len(on) + len(todo)} of {len(members)} server(s) of "
+                                      f"{a.service} (tagged: zeroops_version metadata)", trail)
+        image_id = self._image_id(name)
+        images = self._raw_images([s.id for s in members])
+        on = [s for s in members if s.metadata.get(META_VERSION) == a.version and images.get(s.id) == image_id
+              and META_REBUILD not in s.metadata]
+        rest = [s for s in members if s not in on]
+        rest.sort(key=lambda s: META_REBUILD not in s.metadata)  # an interrupted rebuild first
+        plan = []
+        for s in rest[: max(0, n - len(on))]:
+            meta = {META_VERSION: a.version, META_REBUILD: releases.marker(a.version, image_id)}
+            if META_REBUILD not in s.metadata:  # an interrupted one keeps what it ran before that
+                meta |= {META_PREV_VERSION: s.metadata.get(META_VERSION, previous), META_PREV_IMAGE: images.get(s.id, "")}
+            plan.append((s, image_id, meta))
+        done, why = self._roll_rebuilds(spec, plan, trail)
+        if done or on:
+            self.store.record_deploy(DeployEvent(a.service, a.version, previous, float(a.fraction), self.now(), self.actor))
+        msg = (f"deployed {a.version} (image {name}) to {len(on) + len(done)} of {len(members)} server(s) of "
+               f"{a.service}: {len(done)} rebuilt one at a time")
+        return self._result(why is None, msg + (f"; ABORTED: {why}" if why else ""), trail)
 
     def _rollback(self, a: RollbackDeploy, rid: str, trail: Trail) -> ActionResult:
-        members = self._members(a.service)
+        """Every server back to the version before the last deploy.  With releases, each server not on that
+        version's image is rebuilt with it (or, for a version without an image, with the image it ran before
+        zeroops rebuilt it: ``zeroops_prev_image``), one at a time, waiting for health."""
+        spec = self._spec(a.service)
+        members = sorted(self._members(a.service), key=lambda s: (s.created_at, s.id))
         current = self._current_version(members)
         version = version_number(current)
         prevs = [s.metadata[META_PREV_VERSION] for s in members if s.metadata.get(META_PREV_VERSION)]
@@ -1109,19 +1273,63 @@ class OpenStackAdapter:
         else:
             raise Conflict(f"{a.service} is at version {current}: nothing to roll back")
         before = str(max(0, version_number(target) - 1))
+        tag = {META_VERSION: target, META_PREV_VERSION: before}
+        if not releases.image_deployed(spec):
+            for s in members:
+                self._set_meta(s.id, tag, trail)
+            self.store.record_deploy(DeployEvent(a.service, target, current, 1.0, self.now(), self.actor))
+            return self._result(True, f"{a.service}: version {current} -> {target} on {len(members)} server(s) "
+                                      "(tagged: zeroops_version metadata)", trail)
+        try:
+            target_image: str | None = self._image_id(str(releases.image_name(spec, target)))
+        except (Conflict, NotFound):
+            target_image = None  # a version from before the releases: each server's own previous image
+        images = self._raw_images([s.id for s in members])
+        plan, tagged = [], []
         for s in members:
-            self._set_meta(s.id, {META_VERSION: target, META_PREV_VERSION: before}, trail)
+            img = target_image or (s.metadata.get(META_PREV_IMAGE) if s.metadata.get(META_VERSION) != target else None)
+            if img and img != images.get(s.id):
+                plan.append((s, img, tag | {META_PREV_IMAGE: images.get(s.id, ""),
+                                            META_REBUILD: releases.marker(target, img)}))
+            else:
+                tagged.append(s)
+        for s in tagged:
+            self._set_meta(s.id, tag, trail)
+        done, why = self._roll_rebuilds(spec, plan, trail)
         self.store.record_deploy(DeployEvent(a.service, target, current, 1.0, self.now(), self.actor))
-        return self._result(True, f"{a.service}: version {current} -> {target} on {len(members)} server(s)", trail)
+        msg = f"{a.service}: version {current} -> {target}: {len(done)} of {len(plan)} server(s) rebuilt one at a time"
+        return self._result(why is None, msg + (f"; ABORTED: {why}" if why else ""), trail)
+
+    def lb_mode(self, service: str) -> str:
+        """How SetLBWeights acts for ``service``: through an Octavia pool, or the metadata fallback (and why)."""
+        spec = self._spec(service)
+        if not self._octavia():
+            return "metadata zeroops_lb_weight only: the catalog has no load-balancer (Octavia) service"
+        if not spec.lb_pool:
+            return "metadata zeroops_lb_weight only: Octavia is in the catalog but the service sets no lb_pool"
+        return f"Octavia pool {spec.lb_pool} (member weights) + metadata zeroops_lb_weight"
+
+    def _octavia(self) -> bool:
+        return bool(self._cached("octavia", lambda: octavia.available(self.conn), 300))
 
     def _lb_weights(self, a: SetLBWeights, rid: str, trail: Trail) -> ActionResult:
+        """Weights as metadata (what engines read) and, with Octavia and an ``lb_pool``, as member weights."""
+        spec = self._spec(a.service)
         members = {s.id for s in self._members(a.service)}
         for sid in sorted(set(a.weights) - members):
             self._get_server(sid, trail)  # NotFound for an unknown server, as in the twin
             raise Conflict(f"server {sid} is not behind service {a.service}")
+        mode = self.lb_mode(a.service)
+        if spec.lb_pool and self._octavia():
+            pool = spec.lb_pool
+            addresses = {str(s.id): octavia.server_addresses(s) for s in self._raw_servers() if str(s.id) in a.weights}
+            ws = {sid: octavia.octavia_weight(float(w), spec.lb_weight_scale) for sid, w in a.weights.items()}
+            for line in self.retry.call(trail, f"octavia weights in {pool}", lambda: octavia.set_weights(
+                    self.conn.load_balancer, pool, ws, addresses)):
+                trail.note(line)
         for sid, w in a.weights.items():
             self._set_meta(sid, {META_WEIGHT: repr(float(w))}, trail)
-        return self._result(True, f"{a.service}: weights set on {len(a.weights)} server(s)", trail)
+        return self._result(True, f"{a.service}: weights set on {len(a.weights)} server(s) via {mode}", trail)
 
     def _update_quota(self, a: UpdateQuota, rid: str, trail: Trail) -> ActionResult:
         pid = self._project_id(a.project)
@@ -1296,7 +1504,9 @@ class OpenStackAdapter:
         create — servers found under the request id are adopted, the rest abandoned;
         delete — finished if the server still exists; resize/migrate — a server in
         VERIFY_RESIZE is confirmed; metadata, settings, quotas — re-applied (idempotent);
-        reboot/start/restart/rollback — abandoned.  With ``act=False`` nothing is changed.
+        deploy/rollback with releases — every server still carrying its rebuild marker is rebuilt with the
+        marked image (or found on it already) and waited for; a tag-only deploy/rollback, reboot, start,
+        restart — abandoned.  With ``act=False`` nothing is changed.
         """
         notes: list[str] = []
         entries: list[JournalEntry] = self.journal.open_entries() if self.journal else []
@@ -1348,6 +1558,8 @@ class OpenStackAdapter:
                 state, msg = "finished", f"{verb}confirm resize of {s.id}"
             else:
                 msg = f"abandoned (server {'gone' if s is None else s.status})"
+        elif e.kind in ("deploy", "rollback_deploy"):
+            state, msg = self._finish_rebuilds(e, act)
         elif e.kind in ("set_metadata", "set_service_setting", "set_lb_weights", "update_quota"):
             if act:
                 action = _rebuild(e)
@@ -1357,6 +1569,43 @@ class OpenStackAdapter:
         if act and self.journal:
             self.journal.finish(e.request_id, state, msg)
         return f"{tag}: {msg}"
+
+    def _finish_rebuilds(self, e: JournalEntry, act: bool) -> tuple[str, str]:
+        """An interrupted deploy/rollback: finish the rebuilds its markers plan (``releases.META_REBUILD``)."""
+        service = str(e.params.get("service", e.target))
+        spec = self._spec(service)
+        self.invalidate()
+        marked = _marked(self, service)
+        if not marked:
+            return "abandoned", "abandoned (no rebuild in flight; the engines re-decide)"
+        if not act:
+            return "abandoned", f"would finish {len(marked)} rebuild(s): {[s.id for s, _ in marked]}"
+        done: list[str] = []
+        failed: list[str] = []
+        for s, (_, image_id) in marked:
+            why = self._rebuild_one(spec, s.id, image_id, Trail())
+            if why is None:
+                done.append(s.id)
+            else:
+                failed.append(f"{s.id}: {why}")
+        if done and e.kind == "deploy":
+            self.store.record_deploy(DeployEvent(service, str(e.params.get("version", marked[0][1][0])),
+                                                 marked[0][0].metadata.get(META_PREV_VERSION, "0"),
+                                                 float(e.params.get("fraction", 1.0)), self.now(), self.actor))
+        elif done:
+            self.store.record_deploy(DeployEvent(service, marked[0][1][0], "", 1.0, self.now(), self.actor))
+        state = "finished" if not failed else "abandoned"
+        return state, f"finished {len(done)} rebuild(s) {done}" + (f"; not back: {failed}" if failed else "")
+
+
+def _marked(adapter: OpenStackAdapter, service: str) -> list[tuple[Server, tuple[str, str]]]:
+    """Managed servers of ``service`` carrying a rebuild marker: (server, (version, image id))."""
+    out = []
+    for s in adapter.servers(service=service):
+        m = releases.parse_marker(s.metadata.get(META_REBUILD))
+        if m is not None and adapter.scope.manages(s):
+            out.append((s, m))
+    return out
 
 
 def _rebuild(e: JournalEntry) -> Action | None:

@@ -1,0 +1,233 @@
+"""Service-level actions of the OpenStack adapter without a cloud: Octavia weights, release config, rebuild markers.
+
+The Octavia path runs through openstacksdk's real ``Connection``, Keystone auth, catalog and ``load_balancer``
+proxy; only the HTTP transport is replaced (a ``requests`` adapter mounted on the SDK's session, the narrow seam
+``httpx.MockTransport`` is for httpx) by :class:`CloudHTTP`, which answers the few Keystone, Nova and Octavia
+requests these tests make.  The devcloud has no Octavia, so this is the only test of the Octavia path;
+tests/live/test_service_actions_live.py covers detection and the fallback there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+import warnings
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+
+from adapters import octavia, releases
+from adapters.base import Conflict, NotFound, SetLBWeights
+from adapters.live_config import ConfigError, parse_config
+from adapters.openstack import OpenStackAdapter
+
+pytest.importorskip("openstack")
+# openstacksdk's deprecation chatter (service_type, _compute_attributes) says nothing about zeroops
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")]
+
+SERVERS = {
+    "s1": {"addr": "10.0.0.5", "service": "web"},
+    "s2": {"addr": "10.0.0.6", "service": "web"},
+    "s3": {"addr": "10.0.0.7", "service": "web"},  # no member in the pool
+}
+
+
+class CloudHTTP(BaseAdapter):
+    """A cloud at http://cloud.test as seen on the wire: a Keystone token (whose catalog has Octavia or not),
+    Nova's server list and metadata, Octavia's pools and members.  Records every request."""
+
+    def __init__(self, with_octavia: bool = True) -> None:
+        super().__init__()
+        self.with_octavia = with_octavia
+        self.pools = {"p1": {"id": "p1", "name": "web-pool"}}
+        self.members = {"p1": {
+            "m1": {"id": "m1", "address": "10.0.0.5", "protocol_port": 80, "weight": 1},
+            "m2": {"id": "m2", "address": "10.0.0.6", "protocol_port": 80, "weight": 1},
+            "m9": {"id": "m9", "address": "10.0.0.99", "protocol_port": 80, "weight": 1},  # not a zeroops server
+        }}
+        self.metadata: dict[str, dict[str, str]] = {
+            sid: {"zeroops_service": v["service"]} for sid, v in SERVERS.items()}
+        self.log: list[tuple[str, str, Any]] = []
+
+    def _token(self) -> tuple[int, Any, dict[str, str]]:
+        def svc(kind: str, url: str) -> dict[str, Any]:
+            return {"type": kind, "name": kind, "id": kind, "endpoints": [
+                {"id": kind, "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": url}]}
+
+        catalog = [svc("compute", "http://cloud.test/compute/v2.1")]
+        if self.with_octavia:
+            catalog.append(svc("load-balancer", "http://cloud.test/lb"))
+        dom = {"id": "default", "name": "Default"}
+        token = {"methods": ["password"], "expires_at": "2099-01-01T00:00:00.000000Z",
+                 "issued_at": "2026-01-01T00:00:00.000000Z", "user": {"id": "u", "name": "demo", "domain": dom},
+                 "project": {"id": "pr", "name": "demo", "domain": dom}, "roles": [{"id": "r", "name": "member"}],
+                 "catalog": catalog}
+        return 201, {"token": token}, {"X-Subject-Token": "tok"}
+
+    def _server(self, sid: str) -> dict[str, Any]:
+        return {"id": sid, "name": f"web-{sid}", "status": "ACTIVE", "OS-EXT-STS:task_state": None,
+                "tenant_id": "pr", "metadata": self.metadata[sid], "created": "2026-01-01T00:00:00Z",
+                "flavor": {"original_name": "m1.small"}, "image": {"id": "img-a"},
+                "addresses": {"private": [{"addr": SERVERS[sid]["addr"], "version": 4}]}}
+
+    def route(self, method: str, path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+        if path == "/v3/auth/tokens":
+            return self._token()
+        if path.startswith("/lb"):
+            if not self.with_octavia:
+                return 404, {}, {}
+            return self._octavia(method, path.removeprefix("/lb/v2.0/lbaas"), body)
+        if path == "/compute/v2.1/servers/detail":
+            return 200, {"servers": [self._server(s) for s in SERVERS]}, {}
+        m = re.fullmatch(r"/compute/v2.1/servers/([^/]+)(/metadata)?", path)
+        if m and m.group(1) in SERVERS:
+            sid = m.group(1)
+            if m.group(2) and method == "POST":
+                self.metadata[sid].update(body["metadata"])
+                return 200, {"metadata": self.metadata[sid]}, {}
+            return 200, {"server": self._server(sid)}, {}
+        return 404, {"error": f"no route {method} {path}"}, {}
+
+    def _octavia(self, method: str, path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+        m = re.fullmatch(r"/pools/([^/]+)/members(?:/([^/]+))?", path)
+        if m:
+            members = self.members[m.group(1)]
+            if m.group(2) is None:
+                return 200, {"members": list(members.values())}, {}
+            if method == "PUT":
+                members[m.group(2)].update(body["member"])
+            return 200, {"member": members[m.group(2)]}, {}
+        m = re.fullmatch(r"/pools/([^/]+)", path)
+        if m:
+            pool = self.pools.get(m.group(1))
+            return (200, {"pool": pool}, {}) if pool else (404, {"faultstring": "Pool not found"}, {})
+        if path == "/pools":
+            return 200, {"pools": list(self.pools.values())}, {}
+        return 404, {"faultstring": f"no route {path}"}, {}
+
+    def send(self, request: Any, **kw: Any) -> requests.Response:  # the requests transport API
+        url = urllib.parse.urlparse(request.url)
+        body = json.loads(request.body) if request.body else None
+        query = dict(urllib.parse.parse_qsl(url.query))
+        if url.path == "/lb/v2.0/lbaas/pools" and "name" in query:  # find by name: a filtered listing
+            status, out, headers = 200, {"pools": [p for p in self.pools.values() if p["name"] == query["name"]]}, {}
+        else:
+            status, out, headers = self.route(request.method, url.path, body)
+        self.log.append((request.method, url.path, body))
+        r = requests.Response()
+        r.status_code, r.url, r.request = status, request.url, request
+        r.headers.update({"Content-Type": "application/json", **headers})
+        r._content = json.dumps(out).encode()
+        return r
+
+    def close(self) -> None:
+        return None
+
+    def puts(self) -> list[tuple[str, Any]]:
+        return [(p, b) for m, p, b in self.log if m == "PUT"]
+
+
+def connect(cloud: CloudHTTP) -> Any:
+    import openstack
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        conn = openstack.connection.Connection(
+            auth_url="http://cloud.test/v3", username="demo", password="x", project_name="demo",
+            user_domain_name="Default", project_domain_name="Default", region_name="RegionOne")
+    conn.session.session.mount("http://cloud.test", cloud)
+    return conn
+
+
+def adapter(cloud: CloudHTTP, **service: Any) -> OpenStackAdapter:
+    cfg = parse_config({"services": [{"name": "web", "flavor": "m1.small", "image": "img-a"} | service]})
+    return OpenStackAdapter(connect(cloud), cfg, sleep=lambda s: None, cache_ttl=0.0)
+
+
+# ------------------------------------------------------------------ Octavia
+def test_octavia_detected_from_the_catalog() -> None:
+    assert octavia.available(connect(CloudHTTP(with_octavia=True)))
+    assert not octavia.available(connect(CloudHTTP(with_octavia=False)))
+
+
+def test_set_weights_through_the_sdk_proxy_matches_members_by_address() -> None:
+    cloud = CloudHTTP()
+    lines = octavia.set_weights(connect(cloud).load_balancer, "web-pool", {"s1": 0, "s2": 5},
+                                {"s1": {"10.0.0.5", "192.0.2.1"}, "s2": {"10.0.0.6"}})
+    assert len(lines) == 2
+    assert sorted(cloud.puts()) == [("/lb/v2.0/lbaas/pools/p1/members/m1", {"member": {"weight": 0}}),
+                                    ("/lb/v2.0/lbaas/pools/p1/members/m2", {"member": {"weight": 5}})]
+    assert cloud.members["p1"]["m9"]["weight"] == 1  # a member zeroops did not name is left alone
+
+
+def test_set_weights_refuses_a_server_without_member_and_changes_nothing() -> None:
+    cloud = CloudHTTP()
+    with pytest.raises(Conflict, match="no member"):
+        octavia.set_weights(connect(cloud).load_balancer, "p1", {"s1": 0, "s3": 0},
+                            {"s1": {"10.0.0.5"}, "s3": {"10.0.0.7"}})
+    assert cloud.puts() == []
+    with pytest.raises(NotFound, match="web-pool"):
+        octavia.set_weights(connect(cloud).load_balancer, "nope", {"s1": 0}, {"s1": {"10.0.0.5"}})
+
+
+@pytest.mark.parametrize(("w", "scale", "want"), [(0.0, 10, 0), (1.0, 10, 10), (0.1, 10, 1), (0.01, 10, 1),
+                                                   (0.5, 1, 1), (100.0, 10, 256), (-1.0, 10, 0)])
+def test_octavia_weight(w: float, scale: int, want: int) -> None:
+    assert octavia.octavia_weight(w, scale) == want
+
+
+def test_adapter_sets_member_weights_and_metadata_with_octavia() -> None:
+    cloud = CloudHTTP()
+    a = adapter(cloud, lb_pool="web-pool")
+    assert a.lb_mode("web").startswith("Octavia pool web-pool")
+    r = a.execute(SetLBWeights(service="web", weights={"s1": 0.0, "s2": 0.5}))
+    assert r.ok and "Octavia pool web-pool" in r.detail
+    assert cloud.members["p1"]["m1"]["weight"] == 0 and cloud.members["p1"]["m2"]["weight"] == 5
+    assert cloud.metadata["s1"]["zeroops_lb_weight"] == "0.0"  # engines keep reading the weight from metadata
+
+
+def test_adapter_falls_back_to_metadata_without_octavia_or_pool() -> None:
+    cloud = CloudHTTP(with_octavia=False)
+    a = adapter(cloud, lb_pool="web-pool")
+    assert "no load-balancer" in a.lb_mode("web")
+    assert a.describe()["load_balancer"].startswith("none")
+    assert "no load-balancer" in a.describe()["service_actions"]["web"]["lb_weights"]
+    r = a.execute(SetLBWeights(service="web", weights={"s1": 0.0}))
+    assert r.ok and "metadata zeroops_lb_weight only" in r.detail
+    assert cloud.metadata["s1"]["zeroops_lb_weight"] == "0.0" and not [p for _, p, _ in cloud.log if "/lb" in p]
+    with_lb = CloudHTTP()
+    assert "sets no lb_pool" in adapter(with_lb).lb_mode("web")
+    assert adapter(with_lb).execute(SetLBWeights(service="web", weights={"s1": 0.0})).ok and with_lb.puts() == []
+
+
+# ------------------------------------------------------------------ releases config
+def test_release_images() -> None:
+    spec = parse_config({"services": [{"name": "web", "flavor": "f", "image": "base", "releases": {"1": "app-one"},
+                                       "release_image": "app-{version}"}]}).services[0]
+    assert releases.image_deployed(spec)
+    assert releases.image_name(spec, "1") == "app-one" and releases.image_name(spec, "7") == "app-7"
+    only = spec.model_copy(update={"release_image": None})
+    with pytest.raises(Conflict, match=r"services\[web\]\.releases: no image for version '7'"):
+        releases.image_name(only, "7")
+    plain = spec.model_copy(update={"release_image": None, "releases": {}})
+    assert not releases.image_deployed(plain) and releases.image_name(plain, "7") is None
+    assert releases.parse_marker(releases.marker("v 2", "img-b")) == ("v 2", "img-b")
+    assert releases.parse_marker("garbage") is None and releases.parse_marker(None) is None
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"release_image": "app"}, r"release_image: .*must contain \{version\}"),
+    ({"release_image": "app-{v}"}, r"release_image: .*found \['v'\]"),
+    ({"releases": {"2": ""}}, r"releases: .*empty at version\(s\) \['2'\]"),
+    ({"rollout": {"health_metric": "up"}}, r"rollout.health_metric: .*per-server metric"),
+    ({"rollout": {"max_unavailable": 0}}, r"rollout.max_unavailable: .*greater than or equal to 1"),
+    ({"rollout": {"batch": 2}}, r"rollout.batch: unknown field; allowed fields: health_metric, health_settle"),
+    ({"lb_weight_scale": 300}, r"lb_weight_scale: .*less than or equal to 256"),
+])
+def test_bad_service_action_config_names_file_and_field(extra: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=r"live\.yaml: services\[0\]\(web\)\." + message):
+        parse_config({"services": [{"name": "web", "flavor": "f", "image": "i"} | extra]}, "live.yaml")
