@@ -57,12 +57,13 @@ class Track:
     attempts: int = 0
     sent_at: float = -1e18
     last_plan: tuple[tuple[str, str], ...] = ()
+    approved_by: str | None = None  # the person who approved a request routed to approval
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return self.decision.as_dict() | {"decided_at": self.decided_at, "submitted_at": self.submitted_at,
                                           "latency_s": self.decided_at - self.submitted_at, "phase": self.phase,
-                                          "attempts": self.attempts}
+                                          "attempts": self.attempts, "approved_by": self.approved_by}
 
 
 class SelfService:
@@ -144,7 +145,8 @@ class SelfService:
     def _evidence(t: Track) -> dict[str, Any]:
         d = t.decision
         return {"request": d.request, "rule": d.rule, "verdict": d.verdict, "cost_per_month": d.cost_per_month,
-                "decided_at": t.decided_at, "submitted_at": t.submitted_at, "detail": dict(d.detail)}
+                "decided_at": t.decided_at, "submitted_at": t.submitted_at, "detail": dict(d.detail),
+                **({"approved_by": t.approved_by} if t.approved_by else {})}
 
     # ----------------------------------------------------------------- plans
     def _plan(self, r: Request, d: Decision, v: View) -> list[Action]:
@@ -182,7 +184,24 @@ class SelfService:
             return closing + [DeleteServer(server_id=s.id) for s in left]
         return [DeleteProject(project=r.project)]
 
+    # ----------------------------------------------------------------- people
+    def approve(self, request_id: str, by: str) -> bool:
+        """A person approved a request routed to them (or a stalled one): its plan runs from the next step, each
+        action through the gate like the engine's own.  False if the engine holds no such request waiting."""
+        t = self.tracks.get(request_id)
+        if t is None or t.phase not in ("waiting", "stalled") or t.decision.verdict == "refuse":
+            return False
+        if t.decision.kind in SERVER_KINDS and not t.decision.plan.get("service"):
+            return False  # nowhere to put the servers: a person carries it out by hand
+        t.phase, t.approved_by, t.attempts, t.last_plan, t.sent_at = "executing", by, 0, (), -1e18
+        self._active.add(request_id)
+        return True
+
     # ----------------------------------------------------------------- reading
+    def decision(self, request_id: str) -> dict[str, Any] | None:
+        t = self.tracks.get(request_id)
+        return t.as_dict() if t is not None else None
+
     def decisions(self) -> list[dict[str, Any]]:
         """Every decision so far, oldest first (the API and the CLI show them)."""
         return [t.as_dict() for t in self.tracks.values()]
