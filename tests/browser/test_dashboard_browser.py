@@ -128,6 +128,8 @@ def test_figures_match_the_api(server: Server, page: tuple[Any, Console], tmp_pa
 
 def test_live_updates_arrive_without_reload(server: Server, page: tuple[Any, Console], tmp_path: Path) -> None:
     pg, _ = page
+    urls: list[str] = []
+    pg.on("request", lambda r: urls.append(r.url))
     sign_in(pg, server, "viewer")
     pg.evaluate("window.__noReload = 1")
     first = pg.get_attribute("body", "data-refreshed")
@@ -144,13 +146,16 @@ def test_live_updates_arrive_without_reload(server: Server, page: tuple[Any, Con
         f"the decision count stayed {decisions} for 15 s of a running twin (screenshot {shot})"
     assert pg.evaluate("window.__noReload") == 1, f"the page reloaded (screenshot {shot})"
     assert pg.inner_text("#live").startswith("Live updates: on"), f"{pg.inner_text('#live')} (screenshot {shot})"
+    assert any("/api/zeroops/events" in u for u in urls), "the page never opened the event stream"
+    assert not [u for u in urls if server.tokens["viewer"] in u or "access_token" in u], "a token went into a URL"
 
 
 def test_approver_approves_by_keyboard(server: Server, page: tuple[Any, Console], tmp_path: Path) -> None:
     pg, _ = page
     sign_in(pg, server, "approver")
+    pg.reload()  # the tab keeps its token: signed in again, with the focus at the top of the page
+    pg.wait_for_selector("body[data-roles]")
     pg.wait_for_selector("#approval-rows button.approve")
-    pg.locator("body").focus()
     reached, presses = None, 0
     while presses < 60 and not reached:
         pg.keyboard.press("Tab")
@@ -160,6 +165,7 @@ def test_approver_approves_by_keyboard(server: Server, page: tuple[Any, Console]
     shot = shoot(pg, tmp_path, "approve-focus")
     assert reached, f"60 Tab presses never reached an Approve button (screenshot {shot})"
     pid = int(reached.removeprefix("approve-"))
+    print(f"Tab presses from the top of the page to the first Approve button: {presses}")
     label = pg.get_attribute(f"#{reached}", "aria-label") or ""
     assert label.startswith(f"Approve proposal {pid}:"), f"{label!r} reached after {presses} Tab presses"
     pg.keyboard.press("Enter")
