@@ -150,14 +150,21 @@ class LiveLoop:
             safety = load_safety(args.safety, args.profile) if args.mode == "act" else None
         except ValueError as e:
             raise LiveError(f"invalid safety limits: {e}", 2) from None
-        from zeroops.live import _build
+        from zeroops.live import _build, _quiet_sdk_logs
 
+        _quiet_sdk_logs()
         adapter, config, paths = _build(args)
         problems = adapter.validate()
         if problems:
             raise LiveError("the config does not match the cloud: " + "; ".join(problems), 2)
         if args.mode == "act":
-            adapter.journal.lock()
+            from adapters.journal import JournalLocked
+
+            try:
+                adapter.journal.lock()  # a second acting controller (or server) on this state stops here
+            except JournalLocked:
+                raise LiveError(f"another controller is acting with the journal {paths.journal}; stop it first",
+                                6) from None
         lock = threading.RLock()
         self.ctl = LiveController(adapter, config, args.mode, decisions=paths.decisions, audit=paths.audit,
                                   safety=safety, state=str(paths.safety), state_dir=paths.state_dir,
@@ -165,7 +172,7 @@ class LiveLoop:
         self.plane = self.ctl.plane
         self.state = AppState("live", self.plane, self.ctl.clock.now, Path(paths.state_dir), lock=lock)
         self.state.loop = self
-        self.state.info.update({"config": args.config, "mode": args.mode, "engines": self.plane.name,
+        self.state.info.update({"config": args.config, "live_mode": args.mode, "engines": self.plane.name,
                                 "started_at": time.time(), "run_id": uuid.uuid4().hex[:12]})
         self._thread: threading.Thread | None = None
         self.finished = False
@@ -176,9 +183,10 @@ class LiveLoop:
         """Around a ready :class:`zeroops.live.LiveController` (tests: a fake adapter)."""
         self = cls.__new__(cls)
         self.ctl, self.plane = ctl, ctl.plane
-        self.state = AppState("live", self.plane, ctl.clock.now, Path(ctl.paths.state_dir))
+        lock = getattr(ctl.clock, "_api_lock", None) or threading.RLock()  # a LockedWallClock's, to share it
+        self.state = AppState("live", self.plane, ctl.clock.now, Path(ctl.paths.state_dir), lock=lock)
         self.state.loop = self
-        self.state.info.update({"mode": ctl.mode, "engines": self.plane.name, "started_at": time.time(),
+        self.state.info.update({"live_mode": ctl.mode, "engines": self.plane.name, "started_at": time.time(),
                                 "run_id": uuid.uuid4().hex[:12]})
         self._thread, self.finished, self.error = None, False, None
         return self

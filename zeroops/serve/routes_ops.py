@@ -105,7 +105,7 @@ def build_router(state: AppState) -> APIRouter:  # noqa: C901 - one closure per 
     def need(obj: Any, what: str) -> Any:
         if obj is None:
             raise HTTPException(409, f"{what} is not available in this mode ({state.mode}"
-                                     f"{', observe' if state.info.get('mode') == 'observe' else ''})")
+                                     f"{', observe' if state.info.get('live_mode') == 'observe' else ''})")
         return obj
 
     def entries(limit: int | None = None, **kw: Any) -> list[dict[str, Any]]:
