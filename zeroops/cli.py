@@ -361,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
                     ("zeroops.budget_cli", "add_budget_parser"),
                     ("zeroops.improvement_cli", "add_improvement_parser"),
                     ("zeroops.serve_cli", "add_serve_parser"),
-                    ("zeroops.chaos_cli", "add_chaos_parser")):
+                    ("zeroops.chaos_cli", "add_chaos_parser"),
+                    ("zeroops.request_cli", "add_request_parser")):
         try:
             module = __import__(mod, fromlist=[fn])
         except ImportError:
