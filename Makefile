@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: run test test-slow test-live bench lint venv clean devcloud-up devcloud-down help
+.PHONY: run test test-slow test-live bench serve serve-load lint venv clean devcloud-up devcloud-down help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -38,6 +38,13 @@ test-live: $(STAMP)  ## live tests against the local cloud (make devcloud-up fir
 
 bench: $(STAMP)  ## pytest-benchmark performance cases; figures belong in README
 	$(BIN)/pytest -q -m benchmark_suite benchmarks --benchmark-only -p no:cacheprovider -o addopts=''
+
+SCENARIO ?= scenarios/standard/incident-mix.yaml
+serve: $(STAMP)  ## the twin of SCENARIO behind the API and dashboard on 127.0.0.1:8080 (docs/serve.md)
+	$(BIN)/zeroops serve --scenario $(SCENARIO) --speed 60
+
+serve-load: $(STAMP)  ## load test of zeroops serve: 200 clients for 60 s, p99 and errors (README figures)
+	$(BIN)/python benchmarks/serve_load.py --clients 200 --duration 60
 
 clean:  ## remove the virtualenv and outputs
 	rm -rf $(VENV) $(OUT) .pytest_cache .benchmarks

@@ -9,7 +9,8 @@ Definitions (docs/serve.md):
 * ``automation_rate`` — world-changing actions executed by engines without a person, over those plus the ones
   people approved or did by hand;
 * ``human_intervention_rate`` — people's acts through the API (votes, overrides, manual scaling, limit
-  changes), over those plus the automated actions;
+  changes, self-service requests decided by hand; not a team's submitting a request), over those plus the
+  automated actions;
 * ``mttd_s`` — mean of (incident declared − first firing alert on one of its components, within the hour before);
 * ``mttr_s`` — mean of (resolved − declared) over resolved incidents;
 * ``availability`` — requests served / requests arriving, summed over services, now;
@@ -29,6 +30,7 @@ from typing import Any
 from adapters.base import RECORD_ONLY_KINDS
 
 MTTD_WINDOW_S = 3600.0
+NOT_INTERVENTIONS = frozenset({"submit_request"})  # a team asking for something is no operator intervening
 
 
 def jsonable(v: Any) -> Any:
@@ -88,9 +90,11 @@ class Tally:
             self.by_kind[kind] += 1
             executed = outcome == "executed"
             if person:
-                self.human_acts += 1
                 if b.get("rule") == "manual-override" and executed:
                     self.manual += 1
+                    self.human_acts += 1
+                elif b.get("rule") == "api" and kind not in NOT_INTERVENTIONS:
+                    self.human_acts += 1  # a vote, an override, a limit change, a request decided by hand
             elif executed and kind not in RECORD_ONLY_KINDS:
                 if decision == "approval" and b.get("approved_by"):
                     self.human_approved += 1
