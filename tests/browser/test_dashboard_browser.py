@@ -197,6 +197,7 @@ def test_viewer_is_read_only(server: Server, page: tuple[Any, Console], tmp_path
 def test_decision_search(server: Server, page: tuple[Any, Console], tmp_path: Path) -> None:
     pg, _ = page
     sign_in(pg, server, "viewer")
+    pg.wait_for_selector("#incident-list summary", timeout=20_000)  # an incident was declared: there is a match
     pg.get_by_label("Search decisions").fill("declare_incident")
     pg.wait_for_selector("body[data-decision-query='declare_incident']")
     shot = shoot(pg, tmp_path, "search")
