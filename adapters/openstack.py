@@ -666,8 +666,7 @@ class OpenStackAdapter:
 
     def quotas(self) -> Sequence[Quota]:
         def fetch() -> list[Quota]:
-            projects = ({self.project_id} | {self._project_id(s.project) for s in self.config.services if s.project}
-                        | self._scope_project_ids())
+            projects = self._scope_project_ids()  # the token's, the scope's and the services' that exist
             out = []
             for pid in sorted(projects):
                 qs = self._read("quota set", lambda pid=pid: self.conn.compute.get_quota_set(pid, usage=True))
