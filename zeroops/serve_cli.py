@@ -112,6 +112,9 @@ def cmd_serve(a: argparse.Namespace) -> int:
     notes = loop.reconcile()
     if notes:
         log.info("reconciled on start", extra={"fields": {"items": [str(n) for n in notes]}})
+    votes = loop.state.audit_unrecorded_votes()
+    if votes:
+        log.info("votes without audit records recorded now", extra={"fields": {"votes": votes}})
     config = uvicorn.Config(app, host=a.host, port=a.port, log_config=None, access_log=False,
                             ssl_certfile=a.tls_cert, ssl_keyfile=a.tls_key, ssl_ca_certs=a.tls_client_ca,
                             ssl_cert_reqs=2 if a.tls_client_ca else 0, timeout_graceful_shutdown=10,

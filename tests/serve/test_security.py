@@ -155,3 +155,17 @@ def test_secrets_never_logged(twin: Any, headers: Any, caplog: pytest.LogCapture
         logging.getLogger("zeroops").propagate = False
     text = "\n".join(JsonFormatter().format(r) for r in caplog.records)
     assert "/api/zeroops/approvals" in text and token not in text
+
+
+def test_votes_without_audit_records_are_reconciled(twin: Any) -> None:
+    """A vote committed but not audited (a crash between the two commits, or a local CLI vote) is audited on start."""
+    _, state = twin
+    with state.lock:
+        pid = state.queue.enqueue(state.now(), "test-engine", CreateServer(service="api", count=3, reason="lost vote"),
+                                  Verdict("approval", "two-person-rule", approvers=2))
+    state.queue.vote(pid, "carol", "approve", state.now(), "voted, then the server died")
+    done = state.audit_unrecorded_votes()
+    assert (pid, "carol") in done
+    rec = _audit_of(state, "carol", "approval_approve")[-1]
+    assert rec["rule"] == "reconcile" and rec["action"]["params"]["proposal"] == pid
+    assert (pid, "carol") not in state.audit_unrecorded_votes()  # once

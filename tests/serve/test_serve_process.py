@@ -52,6 +52,16 @@ def test_serve_the_twin_end_to_end(tmp_path: Path) -> None:
         assert decisions and all(d["id"] for d in decisions)
         _wait_for(lambda: c.get("/api/zeroops/operations/status", headers=_h(tok["vera"])).json()["now"] > st["now"])
 
+        kinds: set[str] = set()  # the event stream, token in the query as a browser's EventSource sends it
+        with httpx.stream("GET", srv.url + "/api/zeroops/events", params={"access_token": tok["vera"]},
+                          timeout=15) as stream:
+            assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    kinds.add(line[7:])
+                if {"decision", "status"} <= kinds:
+                    break
+
         pid = pending[-1]["id"]
         env = {"ZEROOPS_TOKEN": tok["alice"], "PATH": "/usr/bin:/bin"}
         cli = subprocess.run([sys.executable, "-m", "zeroops.cli", "approvals", "approve", str(pid), "--by", "alice",
@@ -82,6 +92,7 @@ def test_serve_the_twin_end_to_end(tmp_path: Path) -> None:
         code = srv.stop(signal.SIGTERM)
     assert code == 0, srv.output()
     assert '"msg": "stopped"' in srv.output()
+    assert '"path": "/api/zeroops/events"' in srv.output() and not any(t in srv.output() for t in tok.values())
     out = subprocess.run([sys.executable, "-m", "zeroops.cli", "audit", "verify", "--db",
                           str(tmp_path / "state" / "audit.db")], capture_output=True, text=True, timeout=60,
                          cwd=HERE.parent.parent, env={"ZEROOPS_AUDIT_KEY": str(tmp_path / "audit.key"),

@@ -93,7 +93,7 @@ class Tally:
                 if b.get("rule") == "manual-override" and executed:
                     self.manual += 1
                     self.human_acts += 1
-                elif b.get("rule") == "api" and kind not in NOT_INTERVENTIONS:
+                elif b.get("rule") in ("api", "reconcile") and kind not in NOT_INTERVENTIONS:
                     self.human_acts += 1  # a vote, an override, a limit change, a request decided by hand
             elif executed and kind not in RECORD_ONLY_KINDS:
                 if decision == "approval" and b.get("approved_by"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -144,22 +145,54 @@ class AppState:
     def audit_event(self, principal: str, kind: str, target: str, outcome: str, detail: dict[str, Any] | None = None,
                     reason: str = "") -> int:
         """Write and commit an audit record of a person's action through the API; returns its id."""
-        detail = dict(detail or {})
+        seq = self._append_event(principal, kind, target, outcome, dict(detail or {}), reason)
+        self.audit.flush()  # committed before the caller answers: a crash after the answer loses nothing
+        return seq
+
+    def _append_event(self, principal: str, kind: str, target: str, outcome: str, detail: dict[str, Any],
+                      reason: str, rule: str = "api") -> int:
         body = {
             "at": self.now(), "engine": f"api:{principal}", "kind": kind, "target": target, "decision": "allow",
-            "rule": "api", "outcome": outcome,
+            "rule": rule, "outcome": outcome,
             "action": {"kind": kind, "params": detail, "reason": reason, "confidence": 1.0, "evidence": {},
                        "alternatives": [], "incident": detail.get("incident")},
-            "verdict": {"decision": "allow", "rule": "api", "detail": {"principal": principal}, "approvers_needed": 0},
+            "verdict": {"decision": "allow", "rule": rule, "detail": {"principal": principal}, "approvers_needed": 0},
             "approved_by": [], "result": None, "error": None, "cost_per_hour": None, "proposed_cost_per_hour": None,
             "choke_seq": None, "principal": principal,
         }
         seq = self.audit.append(body)
-        self.audit.flush()  # committed before the caller answers: a crash after the answer loses nothing
         if self.tally is not None:
             self.tally.add(body)
         self.events.publish("decision", decision_item(seq, body))
         return seq
+
+    def audit_unrecorded_votes(self) -> list[tuple[int, str]]:
+        """Reconcile on start: a vote in the queue without its audit record (the process died between the two
+        commits, or someone voted with the local CLI) gets one now, naming the approver (rule ``reconcile``).
+        Simulated approvers' votes are left to the execution records that name them.  Returns (proposal, who)."""
+        store = self.store
+        if store is None:
+            return []
+        votes = store.execute("SELECT proposal_id, approver, decision, at, comment FROM votes "
+                              "WHERE comment IS NULL OR comment != 'simulated' ORDER BY at").fetchall()
+        if not votes:
+            return []
+        seen = set()
+        for (body,) in self.reader().db.execute("SELECT body FROM records WHERE kind IN ('approval_approve', "
+                                                "'approval_deny')"):
+            b = json.loads(body)
+            seen.add((b.get("action", {}).get("params", {}).get("proposal"), b.get("principal")))
+        done = []
+        for pid, who, decision, at, comment in votes:
+            if (pid, who) in seen:
+                continue
+            self._append_event(who, f"approval_{decision}", f"proposal:{pid}", "executed",
+                               {"proposal": pid, "vote": decision, "voted_at": at, "reconciled": True},
+                               comment or "", rule="reconcile")
+            done.append((int(pid), str(who)))
+        if done:
+            self.audit.flush()
+        return done
 
     def on_record(self, rec: ActionRecord) -> None:
         """Choke-point listener: feed the tally and the event stream."""
