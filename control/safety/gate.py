@@ -625,8 +625,8 @@ class SafetyGate:
             return Verdict("deny", "max-blast-radius", {"blast_radius": None if scope is None else f"single-{scope}",
                                                         "max_blast_radius": chaos.max_blast_radius})
         fault = str(getattr(action, "fault", ""))
-        if chaos.canary_regions_first and chaos.canary_regions:
-            places = self._chaos_places(action, obs)
+        if chaos.canary_regions_first and chaos.canary_regions and scope != "service":  # a service fault follows
+            places = self._chaos_places(action, obs)  # the service wherever it runs: servers, hosts, zones go first
             if places is None:
                 first = self._chaos_canary_done.get(fault)
                 if first is None or now - first < chaos.canary_bake_seconds:

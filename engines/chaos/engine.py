@@ -182,7 +182,8 @@ class ChaosEngineer:
             self._finish(run, "skipped", kind.note)
             return []
         target = run.spec.target or self._pick(obs, kind)
-        run.in_canary = bool(self.cfg.canary_regions) and kind.fault not in self.canary_done and not run.spec.target
+        run.in_canary = (bool(self.cfg.canary_regions) and kind.fault not in self.canary_done
+                         and not run.spec.target and kind.aim != "service")
         if target is None:
             self._finish(run, "skipped", f"no target for {kind.name} in the observation")
             return []
@@ -281,10 +282,7 @@ class ChaosEngineer:
             if first:
                 servers = [s for s in servers if in_canary(s.zone)]
             return self.rng.choice(sorted(servers, key=lambda s: s.id)).id if servers else None
-        if kind.aim == "service":
-            if first:
-                services = [n for n in services
-                            if all(in_canary(s.zone) for s in obs.servers(service=n) if s.status != "DELETED")]
+        if kind.aim == "service":  # a service-wide fault follows the service wherever it runs
             return self.rng.choice(services) if services else None
         hvs = [h for h in obs.hypervisors if h.state == "up"]
         if first:

@@ -8,7 +8,8 @@ Chosen by the experiment's ``configuration`` or, failing that, the environment (
   default 1800), ``zeroops_report`` (a JSON file written at exit: the chaos faults' ground truth and the
   decisions that passed the gate);
 * openstack: ``zeroops_live_config`` (the live configuration file, as for ``zeroops live``) and
-  ``zeroops_safety`` (a safety file; default: chaos allowed within ``single-server``).
+  ``zeroops_safety`` (a safety file; default: chaos allowed within ``single-service``: the live adapter
+  injects server-level faults only, a service target meaning one of its servers).
 
 Every action goes through the project's adapter behind the safety gate's choke point, as engine
 ``chaostoolkit``; a verdict other than allow fails the activity with the gate's rule.
@@ -137,7 +138,7 @@ class OpenStackSession(Session):
                                     "ZEROOPS_CHAOS_LIVE_CONFIG): the live configuration file")
         safety = setting(configuration, "zeroops_safety")
         cfg = load_safety_config(safety) if safety else SafetyConfig(
-            chaos={"allow": True, "max_blast_radius": "single-server"})
+            chaos={"allow": True, "max_blast_radius": "single-service"})  # live faults hit one server anyway
         self.adapter = OpenStackAdapter.connect(config=load_config(conf_path))
         self.choke = ChokePoint(self.adapter, SafetyGate(cfg), MemoryActionLog())
         self.records = []
