@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.serve.conftest import HERE, Server
 from zeroops.serve.auth import TokenAuthority, load_key
@@ -156,3 +157,58 @@ def test_sigkill_during_approvals_loses_nothing(tmp_path: Path) -> None:
         assert verify["ok"], verify
     finally:
         assert again.stop(signal.SIGTERM) == 0, again.output()
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    import ipaddress
+
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    c, k = tmp_path / "cert.pem", tmp_path / "key.pem"
+    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    return c, k
+
+
+def test_tls_and_a_token_minted_by_the_cli(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    key_file = tmp_path / "serve.key"
+    mint = subprocess.run([sys.executable, "-m", "zeroops.cli", "serve", "token", "mint", "--name", "tess", "--role",
+                           "viewer", "--ttl", "10m", "--key-file", str(key_file), "--create-key"],
+                          capture_output=True, text=True, cwd=HERE.parent.parent, timeout=60)
+    assert mint.returncode == 0, mint.stderr
+    token = mint.stdout.strip()
+    assert (key_file.stat().st_mode & 0o777) == 0o600
+    srv = Server(tmp_path / "state", key_file, extra=("--tls-cert", str(cert), "--tls-key", str(key)))
+    srv.url = srv.url.replace("http://", "https://")
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(cert))
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(srv.url + "/healthz", verify=ctx, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        r = httpx.get(srv.url + "/api/zeroops/operations/status", headers=_h(token), verify=ctx, timeout=10)
+        assert r.status_code == 200 and r.json()["principal"]["name"] == "tess"
+        with pytest.raises(httpx.HTTPError):  # plain HTTP on the TLS port gets nothing
+            httpx.get(srv.url.replace("https://", "http://") + "/healthz", timeout=2).raise_for_status()
+    finally:
+        assert srv.stop() == 0, srv.output()
