@@ -1,9 +1,10 @@
-"""Service-level actions of the OpenStack adapter without a cloud: Octavia weights, release config, rebuild markers.
+"""Service-level actions of the OpenStack adapter without a cloud: Octavia weights, rolls, rebuilds, release config.
 
 The Octavia path runs through openstacksdk's real ``Connection``, Keystone auth, catalog and ``load_balancer``
 proxy; only the HTTP transport is replaced (a ``requests`` adapter mounted on the SDK's session, the narrow seam
-``httpx.MockTransport`` is for httpx) by :class:`CloudHTTP`, which answers the few Keystone, Nova and Octavia
-requests these tests make.  The devcloud has no Octavia, so this is the only test of the Octavia path;
+``httpx.MockTransport`` is for httpx) by :class:`CloudHTTP`, which answers the few Keystone, Nova, Glance and
+Octavia requests these tests make (Nova's actions keep a server in transit for a few reads, a "broken" server's
+rebuild ends in ERROR).  Health comes from a Prometheus whose ``latest`` reads that cloud's state.  The devcloud has no Octavia, so this is the only test of the Octavia path;
 tests/live/test_service_actions_live.py covers detection and the fallback there.
 """
 
@@ -20,9 +21,12 @@ import requests
 from requests.adapters import BaseAdapter
 
 from adapters import octavia, releases
-from adapters.base import Conflict, NotFound, SetLBWeights
+from adapters.base import Conflict, Deploy, NotFound, RestartService, SetLBWeights
+from adapters.journal import Journal
 from adapters.live_config import ConfigError, parse_config
 from adapters.openstack import OpenStackAdapter
+from adapters.prometheus import Prometheus, PrometheusConfig
+from adapters.releases import META_PREV_IMAGE, META_REBUILD
 
 pytest.importorskip("openstack")
 # openstacksdk's deprecation chatter (service_type, _compute_attributes) says nothing about zeroops
@@ -52,13 +56,19 @@ class CloudHTTP(BaseAdapter):
         self.metadata: dict[str, dict[str, str]] = {
             sid: {"zeroops_service": v["service"]} for sid, v in SERVERS.items()}
         self.log: list[tuple[str, str, Any]] = []
+        # Nova: status, task state, image; an action keeps a server in transit for ``transit`` reads of it
+        self.state = {sid: {"status": "ACTIVE", "task": None, "image": "img-a", "left": 0} for sid in SERVERS}
+        self.transit = 2
+        self.broken: set[str] = set()  # their rebuild ends in ERROR
+        self.max_in_transit = 0
+        self.actions: list[tuple[str, str]] = []  # (server, reboot|rebuild|start) in order
 
     def _token(self) -> tuple[int, Any, dict[str, str]]:
         def svc(kind: str, url: str) -> dict[str, Any]:
             return {"type": kind, "name": kind, "id": kind, "endpoints": [
                 {"id": kind, "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": url}]}
 
-        catalog = [svc("compute", "http://cloud.test/compute/v2.1")]
+        catalog = [svc("compute", "http://cloud.test/compute/v2.1"), svc("image", "http://cloud.test/image")]
         if self.with_octavia:
             catalog.append(svc("load-balancer", "http://cloud.test/lb"))
         dom = {"id": "default", "name": "Default"}
@@ -68,11 +78,27 @@ class CloudHTTP(BaseAdapter):
                  "catalog": catalog}
         return 201, {"token": token}, {"X-Subject-Token": "tok"}
 
-    def _server(self, sid: str) -> dict[str, Any]:
-        return {"id": sid, "name": f"web-{sid}", "status": "ACTIVE", "OS-EXT-STS:task_state": None,
-                "tenant_id": "pr", "metadata": self.metadata[sid], "created": "2026-01-01T00:00:00Z",
-                "flavor": {"original_name": "m1.small"}, "image": {"id": "img-a"},
+    def _server(self, sid: str, read: bool = False) -> dict[str, Any]:
+        st = self.state[sid]
+        if read and st["task"]:
+            st["left"] -= 1
+            if st["left"] <= 0:
+                st["status"] = "ERROR" if st["task"] == "rebuilding" and sid in self.broken else "ACTIVE"
+                st["task"] = None
+        return {"id": sid, "name": f"web-{sid}", "status": st["status"], "OS-EXT-STS:task_state": st["task"],
+                "tenant_id": "pr", "metadata": self.metadata[sid], "created": f"2026-01-01T00:00:0{sid[-1]}Z",
+                "flavor": {"original_name": "m1.small"}, "image": {"id": st["image"]},
                 "addresses": {"private": [{"addr": SERVERS[sid]["addr"], "version": 4}]}}
+
+    def _act(self, sid: str, body: dict[str, Any]) -> None:
+        st = self.state[sid]
+        if "reboot" in body or "os-start" in body:
+            st["task"], kind = "rebooting", "reboot" if "reboot" in body else "start"
+        else:
+            st["task"], st["status"], st["image"], kind = "rebuilding", "REBUILD", body["rebuild"]["imageRef"], "rebuild"
+        st["left"] = self.transit
+        self.actions.append((sid, kind))
+        self.max_in_transit = max(self.max_in_transit, sum(bool(x["task"]) for x in self.state.values()))
 
     def route(self, method: str, path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
         if path == "/v3/auth/tokens":
@@ -81,15 +107,27 @@ class CloudHTTP(BaseAdapter):
             if not self.with_octavia:
                 return 404, {}, {}
             return self._octavia(method, path.removeprefix("/lb/v2.0/lbaas"), body)
+        if path in ("/image", "/image/"):  # Glance's version document (openstacksdk discovers the image API)
+            return 300, {"versions": [{"id": "v2.16", "status": "CURRENT",
+                                       "links": [{"rel": "self", "href": "http://cloud.test/image/v2/"}]}]}, {}
+        if path == "/image/v2/images":
+            return 200, {"images": [{"id": i, "name": n, "status": "active", "size": 1}
+                                    for i, n in (("img-a", "app-1"), ("img-b", "app-2"))]}, {}
         if path == "/compute/v2.1/servers/detail":
             return 200, {"servers": [self._server(s) for s in SERVERS]}, {}
-        m = re.fullmatch(r"/compute/v2.1/servers/([^/]+)(/metadata)?", path)
+        m = re.fullmatch(r"/compute/v2.1/servers/([^/]+)(/metadata|/action)?(?:/([^/]+))?", path)
         if m and m.group(1) in SERVERS:
             sid = m.group(1)
+            if m.group(2) == "/action":
+                self._act(sid, body)
+                return 202, {"server": self._server(sid)}, {}
             if m.group(2) and method == "POST":
                 self.metadata[sid].update(body["metadata"])
                 return 200, {"metadata": self.metadata[sid]}, {}
-            return 200, {"server": self._server(sid)}, {}
+            if m.group(2) and method == "DELETE":
+                self.metadata[sid].pop(m.group(3), None)
+                return 204, {}, {}
+            return 200, {"server": self._server(sid, read=True)}, {}
         return 404, {"error": f"no route {method} {path}"}, {}
 
     def _octavia(self, method: str, path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
@@ -143,9 +181,25 @@ def connect(cloud: CloudHTTP) -> Any:
     return conn
 
 
-def adapter(cloud: CloudHTTP, **service: Any) -> OpenStackAdapter:
-    cfg = parse_config({"services": [{"name": "web", "flavor": "m1.small", "image": "img-a"} | service]})
-    return OpenStackAdapter(connect(cloud), cfg, sleep=lambda s: None, cache_ttl=0.0)
+class Health(Prometheus):
+    """Prometheus as the roll sees it: ``server_up`` 1 for every ACTIVE server of the cloud but the sick ones."""
+
+    def __init__(self, cloud: CloudHTTP, sick: set[str]) -> None:
+        super().__init__(PrometheusConfig(queries={"server_up": "max by (server_id) (up)"}))
+        self.cloud, self.sick = cloud, sick
+
+    def latest(self, metric: str) -> dict[str, float]:
+        return {sid: 1.0 for sid, st in self.cloud.state.items()
+                if st["status"] == "ACTIVE" and not st["task"] and sid not in self.sick}
+
+
+def adapter(cloud: CloudHTTP, *, prometheus: Prometheus | None = None, journal: Journal | None = None,
+            **service: Any) -> OpenStackAdapter:
+    spec = {"name": "web", "flavor": "m1.small", "image": "img-a",
+            "rollout": {"health_settle": 0, "health_timeout": 0.3}} | service
+    cfg = parse_config({"services": [spec], "wait": {"create": 1, "rebuild": 1, "poll": 0.01}})
+    return OpenStackAdapter(connect(cloud), cfg, sleep=lambda s: None, cache_ttl=0.0, prometheus=prometheus,
+                            journal=journal)
 
 
 # ------------------------------------------------------------------ Octavia
@@ -231,3 +285,53 @@ def test_release_images() -> None:
 def test_bad_service_action_config_names_file_and_field(extra: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=r"live\.yaml: services\[0\]\(web\)\." + message):
         parse_config({"services": [{"name": "web", "flavor": "f", "image": "i"} | extra]}, "live.yaml")
+
+
+# ------------------------------------------------------------------ rolls over a Nova on the wire
+def test_restart_max_unavailable_two_goes_in_batches_down_servers_first() -> None:
+    cloud = CloudHTTP(with_octavia=False)
+    cloud.state["s3"]["status"] = "SHUTOFF"
+    r = adapter(cloud, prometheus=Health(cloud, set()), rollout={"max_unavailable": 2, "health_settle": 0,
+                                                                  "health_timeout": 0.3}).execute(
+        RestartService(service="web"))
+    assert r.ok and "3 of 3 restarted, 2 at a time, health: server_up" in r.detail, r.detail
+    assert cloud.actions == [("s3", "start"), ("s1", "reboot"), ("s2", "reboot")]
+    assert cloud.max_in_transit == 2
+
+
+def test_restart_one_at_a_time_stops_at_a_sick_server() -> None:
+    cloud = CloudHTTP(with_octavia=False)
+    r = adapter(cloud, prometheus=Health(cloud, {"s2"})).execute(RestartService(service="web"))
+    assert not r.ok and "ABORTED after 1 of 3" in r.detail and "s2 not back: ACTIVE but not healthy" in r.detail
+    assert cloud.actions == [("s1", "reboot"), ("s2", "reboot")] and cloud.max_in_transit == 1
+
+
+def test_rebuild_that_fails_stops_the_roll_and_restores_the_rest() -> None:
+    cloud = CloudHTTP(with_octavia=False)
+    cloud.broken = {"s2"}
+    cloud.metadata["s3"]["zeroops_version"] = "1"
+    a = adapter(cloud, releases={"1": "app-1", "2": "app-2"})
+    r = a.execute(Deploy(service="web", version="2", fraction=1.0))
+    assert not r.ok and "ABORTED: s2 not back after its rebuild: ERROR" in r.detail, r.detail
+    assert "not rebuilt: ['s3']" in r.detail
+    assert cloud.actions == [("s1", "rebuild"), ("s2", "rebuild")]
+    assert cloud.metadata["s1"]["zeroops_version"] == "2" and cloud.metadata["s1"][META_PREV_IMAGE] == "img-a"
+    assert cloud.state["s1"]["image"] == "img-b"
+    assert META_REBUILD not in cloud.metadata["s2"]
+    # the server never rebuilt is as it was: its version back, no marker, no previous image
+    assert cloud.metadata["s3"] == {"zeroops_service": "web", "zeroops_version": "1"}
+
+
+def test_reconcile_finishes_a_planned_rebuild_and_observe_only_says_so(tmp_path: Any) -> None:
+    cloud = CloudHTTP(with_octavia=False)
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.begin("rid1", "deploy", "web", {"service": "web", "version": "2", "fraction": 0.5, "request_id": "rid1"})
+    cloud.metadata["s2"] |= {"zeroops_version": "2", META_REBUILD: "2 img-b", META_PREV_IMAGE: "img-a"}
+    a = adapter(cloud, journal=journal, releases={"2": "app-2"})
+    assert any("would finish 1 rebuild(s): ['s2']" in n for n in a.reconcile(act=False))
+    assert cloud.actions == [] and journal.open_entries()
+    notes = a.reconcile()
+    assert any("finished 1 rebuild(s) ['s2']" in n for n in notes), notes
+    assert cloud.actions == [("s2", "rebuild")] and cloud.state["s2"]["image"] == "img-b"
+    assert META_REBUILD not in cloud.metadata["s2"] and journal.get("rid1").state == "finished"  # type: ignore[union-attr]
+    assert [d.version for d in a.deploys(0)] == ["2"]
