@@ -109,3 +109,26 @@ def test_deny(api: tuple[Any, dict[str, dict[str, str]]]) -> None:
     assert r.status_code == 200 and r.json()["status"] == "denied"
     listed = client.get("/api/selfservice/requests", params={"status": "denied"}, headers=h["viewer"]).json()
     assert rid in [x["id"] for x in listed]
+
+
+def test_fuzz_the_self_service_routes_no_5xx(api: tuple[Any, dict[str, dict[str, str]]]) -> None:
+    """Property-based requests from the OpenAPI document to /api/selfservice only: never a 5xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    client, h = api
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app).include(path_regex="^/api/selfservice")
+    ops = [r.ok() for r in schema.get_all_operations()]
+    assert len(ops) == 5
+    failures: list[str] = []
+    for op in ops:
+        @settings(max_examples=25, deadline=None, database=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+        @given(case=op.as_strategy())
+        def run(case: Any) -> None:
+            res = case.call(headers=h["admin"])
+            if res.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path} -> {res.status_code}: {res.text[:200]}")
+
+        run()
+    assert not failures, failures[:5]
