@@ -8,14 +8,15 @@ live config; deploys, incidents and the request inbox from the adapter's own
 store (:mod:`adapters.journal`), since OpenStack has no API for them.  Act:
 create (idempotent through a request id in server metadata), delete, reboot,
 start/unshelve, stop, shelve, resize with confirm, migrate, metadata, quotas,
-deploys and rollbacks (server metadata), server-level chaos.  ``execute``
+rolling restarts that wait for health, deploys and rollbacks (Nova rebuilds with the
+service's release images, else server metadata), LB weights (Octavia, else metadata), server-level chaos.  ``execute``
 dispatches on ``action.kind`` through one table (``_HANDLERS``).  Every API call goes through :class:`adapters.retry.Retry`;
 every attempt lands in the ``ActionResult`` (``attempts``, ``detail``).
 
 A protocol *service* is the set of servers carrying ``zeroops_service=<name>``
 in their metadata; the services themselves come from the live configuration
-(:mod:`adapters.live_config`).  Actions without a Nova equivalent are mapped
-onto server metadata and reboots; see ``docs/adapter-mapping.md``.
+(:mod:`adapters.live_config`).  Actions without an OpenStack equivalent on the cloud at hand are mapped
+onto server metadata; ``describe()`` says which; see ``docs/adapter-mapping.md``.
 No credentials are logged: :meth:`OpenStackAdapter.describe` is what may be shown.
 """
 
@@ -1410,7 +1411,7 @@ class OpenStackAdapter:
 
     # -- projects: onboarding and offboarding (Keystone; needs an identity admin)
     def _create_project(self, a: CreateProject, rid: str, trail: Trail) -> ActionResult:
-        """A Keystone project in the token's domain, with a member role for this user (so the adapter can act
+        """A Keystone project in the token's domain, with the member role for this user (so the adapter can act
         in it), its compute quotas; the budget and alert route are kept as project tags."""
         ident = self.conn.identity
         if self._read("find project", lambda: ident.find_project(a.project, ignore_missing=True)) is not None:
@@ -1421,7 +1422,7 @@ class OpenStackAdapter:
         proj = self.retry.call(trail, f"create project {a.project}", lambda: ident.create_project(
             name=a.project, domain_id=domain, description="onboarded by zeroops", tags=tags))
         user = self.conn.current_user_id
-        for role_name in ("admin", "member"):
+        for role_name in ("member", "admin"):  # least privilege first
             role = self._read("find role", lambda role_name=role_name: ident.find_role(role_name, ignore_missing=True))
             if role is not None:
                 self.retry.call(trail, f"assign {role_name}", lambda role=role: ident.assign_project_role_to_user(
