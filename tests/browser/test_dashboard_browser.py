@@ -274,3 +274,54 @@ def test_approver_denies_by_click(server: Server, page: tuple[Any, Console], tmp
     shot = shoot(pg, tmp_path, "denied")
     proposal = next(p for p in server.get("/api/zeroops/approvals?status=all") if p["id"] == pid)
     assert proposal["status"] == "denied" and proposal["deniers"] == ["ada"], f"{proposal} (screenshot {shot})"
+
+
+def file_request(pg: Any, project: str, count: int, cpus: int, memory_gb: int) -> str:
+    pg.get_by_label("Kind", exact=True).select_option("vm_provision")
+    pg.get_by_label("Project", exact=True).fill(project)
+    pg.get_by_label("Count", exact=True).fill(str(count))
+    pg.get_by_label("vCPUs", exact=True).fill(str(cpus))
+    pg.get_by_label("Memory (GB)").fill(str(memory_gb))
+    pg.get_by_label("Storage (GB)").fill("40")
+    pg.locator("#requests-result").evaluate("n => n.textContent = ''")
+    pg.get_by_role("button", name="Submit request").click()
+    pg.wait_for_selector("#requests-result:has-text('filed')")
+    m = re.search(r"Request (\S+) filed", pg.inner_text("#requests-result"))
+    assert m, pg.inner_text("#requests-result")
+    rid = m.group(1)
+    pg.wait_for_selector(f"#request-{rid}:not([data-verdict=''])")  # decided by the policy, shown without a reload
+    return rid
+
+
+def test_requests_filed_and_answered_through_the_page(server: Server, page: tuple[Any, Console], tmp_path: Path) -> None:
+    pg, _ = page
+    sign_in(pg, server, "admin")
+    pg.wait_for_selector("#request-form:not([hidden])")
+    small = file_request(pg, "shop", 2, 2, 4)
+    huge = file_request(pg, "shop", 40, 8, 16)
+    shot = shoot(pg, tmp_path, "requests")
+    for rid in (small, huge):
+        api = server.get(f"/api/selfservice/requests/{rid}")
+        row = pg.eval_on_selector_all(f"#request-{rid} td", "ts => ts.map(t => t.textContent)")
+        d = api["decision"]
+        assert row[7].startswith(f"{d['verdict']} · {d['rule']}"), f"{rid}: page {row[7]!r}, API {d} (screenshot {shot})"
+        assert api["requester"] == "ada" and row[3] == "ada", f"{rid}: requester {api['requester']} (screenshot {shot})"
+    assert server.get(f"/api/selfservice/requests/{huge}")["decision"]["verdict"] == "refuse", \
+        f"40 x 8 vCPUs should break a hard limit (screenshot {shot})"
+    # the scenario's 500/month budget leaves no headroom for two more servers: the policy routes it to a person
+    d = server.get(f"/api/selfservice/requests/{small}")["decision"]
+    assert d["verdict"] == "approval", f"expected a request routed to people, got {d} (screenshot {shot})"
+    pg.locator(f"#rq-approve-{small}").click()
+    pg.wait_for_selector(f"#requests-result:has-text('Request {small} approved')")
+    shot = shoot(pg, tmp_path, "request-approved")
+    after = server.get(f"/api/selfservice/requests/{small}")
+    assert after["status"] != "open" or after["decision"]["approved_by"] == "ada", \
+        f"{small} not approved by ada after the page approved it: {after} (screenshot {shot})"
+    assert pg.locator(f"#rq-approve-{small}").count() == 0, f"{small} still offers Approve (screenshot {shot})"
+
+
+def test_viewer_cannot_file_requests(server: Server, page: tuple[Any, Console], tmp_path: Path) -> None:
+    pg, _ = page
+    sign_in(pg, server, "viewer")
+    pg.wait_for_selector("#requests-mode:has-text('Read-only')")
+    assert pg.locator("#request-form").is_hidden(), f"a viewer sees the request form ({shoot(pg, tmp_path, 'rq-viewer')})"

@@ -131,6 +131,9 @@ ENDPOINTS: dict[str, str] = {
     "approve": "/api/zeroops/approvals/{id}/approve",
     "deny": "/api/zeroops/approvals/{id}/deny",
     "events": "/api/zeroops/events",
+    "requests": "/api/selfservice/requests",
+    "request_approve": "/api/selfservice/requests/{id}/approve",
+    "request_deny": "/api/selfservice/requests/{id}/deny",
 }
 
 

@@ -278,6 +278,94 @@ async function decide(id, what) {
   $("approvals-result").textContent = said;
 }
 
+// ---- self-service requests ------------------------------------------------------------------------------------
+function canSubmit() { return S.roles.includes("operator"); }
+const INT_FIELDS = new Set(["count", "cpus", "instances", "cores"]);
+const NUM_FIELDS = new Set(["memory_gb", "storage_gb", "budget"]);
+
+async function refreshRequests() {
+  if (S.noRequests) return;
+  let doc;
+  try { doc = await api(S.ends.requests); } catch (e) {
+    if (e.status !== 404 && e.status !== 409) throw e;
+    S.noRequests = true;  // the self-service router is not mounted here
+    $("requests-mode").textContent = "No self-service requests on this server.";
+    $("request-form").hidden = true;
+    return;
+  }
+  $("request-form").hidden = !canSubmit();
+  $("requests-mode").textContent = canSubmit()
+    ? "Operators file requests below; approvers answer the ones the policy routed to a person."
+    : "Read-only: filing a request needs the operator role.";
+  const items = listOf(doc, "requests", "items").slice().reverse();
+  const tbody = $("request-rows");
+  const have = new Map([...tbody.children].filter((r) => r.dataset.key).map((r) => [r.dataset.id, r]));
+  const rows = items.map((q) => {
+    const k = JSON.stringify(q) + canApprove();
+    const old = have.get(String(q.id));
+    return old && old.dataset.key === k ? old : requestRow(q, k);
+  });
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "11", class: "note" }, "No requests yet.")));
+  for (const r of [...tbody.children]) if (!rows.includes(r)) r.remove();
+  rows.forEach((r, i) => { if (tbody.children[i] !== r) tbody.insertBefore(r, tbody.children[i] || null); });
+}
+
+function requestRow(q, key) {
+  const d = q.decision || {};
+  const asked = detailText(q.params);
+  const answer = el("td", { class: "decide" });
+  // routed to a person and not answered yet (the engine's phase "waiting"; "stalled": it gave up carrying it out)
+  if (canApprove() && q.status === "open" && d.verdict === "approval" && !d.approved_by
+      && (d.phase === undefined || d.phase === "waiting" || d.phase === "stalled")) {
+    answer.append(
+      el("button", { type: "button", class: "approve", id: `rq-approve-${q.id}`, "data-id": q.id, "data-do": "request_approve",
+                     "aria-label": `Approve request ${q.id}: ${q.kind} for ${q.project}`, text: "Approve" }), " ",
+      el("button", { type: "button", class: "deny", id: `rq-deny-${q.id}`, "data-id": q.id, "data-do": "request_deny",
+                     "aria-label": `Deny request ${q.id}: ${q.kind} for ${q.project}`, text: "Deny" }));
+  }
+  return el("tr", { id: "request-" + q.id, "data-id": q.id, "data-key": key, "data-verdict": d.verdict || "" },
+    el("td", {}, String(q.id)), el("td", {}, fmtTime(q.submitted_at)), el("td", {}, q.project || ""),
+    el("td", {}, q.requester || ""), el("td", {}, q.kind || ""), el("td", {}, asked), el("td", {}, q.status || ""),
+    el("td", {}, q.decision ? `${d.verdict} · ${d.rule}${d.approved_by ? ` · approved by ${d.approved_by}` : ""}` : "deciding…"),
+    el("td", {}, typeof d.cost_per_month === "number" ? fmt(d.cost_per_month, "money") : ""),
+    el("td", {}, typeof d.latency_s === "number" ? fmt(d.latency_s, "seconds") : ""), answer);
+}
+
+async function submitRequest(form) {
+  const params = {};
+  for (const input of form.querySelectorAll(".fields input")) {
+    const v = input.value.trim();
+    if (!v || input.name === "project") continue;
+    params[input.name] = INT_FIELDS.has(input.name) ? parseInt(v, 10) : NUM_FIELDS.has(input.name) ? parseFloat(v) : v;
+  }
+  const body = { kind: $("rq-kind").value, project: $("rq-project").value.trim(), params };
+  try {
+    const r = await api(S.ends.requests, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    $("requests-result").textContent = `Request ${r.id} filed; the policy decides it within seconds.`;
+    showError("");
+  } catch (e) {
+    $("requests-result").textContent = "";
+    if (e.message !== "401") showError(e.message);
+    return;
+  }
+  // the decision comes at the engine's next step: look again a few times
+  for (const ms of [1000, 2500, 5000, 10000]) setTimeout(() => schedule("requests"), ms);
+  schedule("requests");
+}
+
+async function answerRequest(id, what) {
+  let said = "";
+  try {
+    await api(S.ends[what].replace("{id}", encodeURIComponent(id)), { method: "POST", headers: { "Content-Type": "application/json" },
+                                                                      body: JSON.stringify({ note: "via dashboard" }) });
+    said = `Request ${id} ${what === "request_approve" ? "approved" : "denied"}.`;
+    showError("");
+  } catch (e) { if (e.message !== "401") showError(e.message); }
+  await refreshRequests().catch(() => {});
+  (document.querySelector("#request-rows button:not([disabled])") || $("requests-h")).focus();
+  $("requests-result").textContent = said;
+}
+
 // ---- decisions --------------------------------------------------------------------------------------------------
 // The search runs on the server (``q`` over kind, target, engine, rule and reason of the whole trail).
 async function refreshDecisions() {
@@ -307,7 +395,8 @@ function renderDecisions() {
 }
 
 // ---- live updates -----------------------------------------------------------------------------------------------
-const REFRESH = { figures: refreshFigures, incidents: refreshIncidents, approvals: refreshApprovals, decisions: refreshDecisions };
+const REFRESH = { figures: refreshFigures, incidents: refreshIncidents, approvals: refreshApprovals,
+                  requests: refreshRequests, decisions: refreshDecisions };
 
 function schedule(...what) {
   if (!S.token) return;
@@ -316,16 +405,17 @@ function schedule(...what) {
   S.timer = setTimeout(async () => {
     S.timer = null;
     const todo = [...S.pending]; S.pending.clear();
-    for (const w of todo) {
-      if (!S.token) break;
+    await Promise.all(todo.map(async (w) => {
+      if (!S.token) return;
       try { await REFRESH[w](); } catch (e) { if (e.message !== "401") showError(e.message); }
-    }
+    }));
     document.body.dataset.refreshed = String(Date.now());
   }, 500);
 }
 
 // Event kinds (docs/serve.md): status every 2 s, decision, incident, approval; each names what to re-read.
-const ON_EVENT = { status: ["figures"], decision: ["decisions", "figures"], incident: ["incidents", "figures"],
+// Requests have no event of their own: the status tick re-reads them (a decided request changes no other panel).
+const ON_EVENT = { status: ["figures", "requests"], decision: ["decisions", "figures"], incident: ["incidents", "figures"],
                    approval: ["approvals", "figures"] };
 
 function onEvent(type) {
@@ -392,7 +482,8 @@ function signOut(msg) {
   sessionStorage.removeItem(TOKEN_KEY);
   $("whoami").textContent = "Not signed in."; $("live").textContent = "Live updates: off";
   $("signout").hidden = true;
-  for (const id of ["approval-rows", "decision-rows", "incident-list"]) $(id).replaceChildren();
+  for (const id of ["approval-rows", "decision-rows", "incident-list", "request-rows"]) $(id).replaceChildren();
+  $("request-form").hidden = true; $("requests-mode").textContent = ""; S.noRequests = false;
   S.timelines = {}; S.postmortems = {}; S.open.clear(); S.decisions = []; S.incidents = []; S.noQueue = false;
   renderFigures({});
   $("approvals-mode").textContent = ""; $("decision-count").textContent = "";
@@ -412,6 +503,11 @@ async function main() {
   $("incident-list").addEventListener("click", (ev) => {
     const b = ev.target.closest("button.postmortem");
     if (b) loadPostmortem(b.dataset.id);
+  });
+  $("request-form").addEventListener("submit", (ev) => { ev.preventDefault(); submitRequest(ev.target); });
+  $("request-rows").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-do]");
+    if (b) { b.disabled = true; answerRequest(b.dataset.id, b.dataset.do); }
   });
   $("approval-rows").addEventListener("click", (ev) => {
     const b = ev.target.closest("button[data-do]");
