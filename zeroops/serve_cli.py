@@ -164,7 +164,7 @@ def add_serve_parser(sub: Any) -> None:
     p.add_argument("--scenario", metavar="FILE", help="run this scenario's twin in scaled real time")
     p.add_argument("--live", metavar="CONFIG", help="run the live controller with this live config YAML")
     p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per wall second (twin; default 60)")
-    p.add_argument("--engines", help="engine set (twin; default: the scenario's first non-static set)")
+    p.add_argument("--engines", help="engine set (twin; default: the scenario's last non-static set, its richest)")
     p.add_argument("--seed", type=int, help="override the scenario's seed (twin)")
     p.add_argument("--simulated-approvers", action="store_true", help="the scenario's simulated approvers vote too "
                    "(twin; default: only people vote, through the API)")

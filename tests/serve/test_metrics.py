@@ -60,3 +60,31 @@ def test_grafana_dashboard_uses_exposed_metrics(twin: Any, headers: Any) -> None
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     names = {m for e in exprs for m in re.findall(r"\bzeroops_[a-z_]+", e)}
     assert names and names <= exposed, names - exposed
+
+
+def test_incident_times_from_the_board_and_alerts() -> None:
+    from adapters.base import Alert, IncidentInfo
+    from zeroops.serve.figures import Tally, incident_times
+
+    def alert(svc: str, start: float) -> Alert:
+        return Alert("HighErrors", "critical", {"service": svc}, "firing", start, start + 30, 1.0, f"HighErrors:{svc}")
+
+    inc = [IncidentInfo("INC-1", ("api", "db"), "P1", "resolved", 10000.0, "automation",
+                        root_causes=({"component": "api", "score": 0.9},), resolved_at=10300.0),
+           IncidentInfo("INC-2", ("db",), "P2", "open", 15000.0, "automation")]
+    alerts = [alert("api", 9940.0), alert("api", 6000.0),  # the second is older than the hour before: not this one
+              alert("db", 9900.0),  # db is not INC-1's top root cause
+              alert("db", 14990.0)]
+    ttd, ttr = incident_times(inc, alerts)
+    assert ttd == [60.0, 10.0] and ttr == [300.0]
+
+    t = Tally()
+    base = {"decision": "allow", "rule": "within-limits", "outcome": "executed"}
+    t.add({**base, "engine": "scaler", "kind": "create_server"})
+    t.add({**base, "engine": "scaler", "kind": "notify"})  # record-only: no automated change
+    t.add({**base, "engine": "executor", "kind": "create_server", "decision": "approval", "approved_by": ["a"]})
+    t.add({**base, "engine": "api:alice", "kind": "approval_approve", "rule": "api"})
+    t.add({**base, "engine": "api:team", "kind": "submit_request", "rule": "api"})  # a request, no intervention
+    snap = t.snapshot()
+    assert snap["automation_rate"] == 0.5 and snap["human_interventions"] == 1
+    assert snap["human_intervention_rate"] == 0.5 and snap["decisions_total"] == 5

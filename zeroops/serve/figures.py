@@ -11,10 +11,12 @@ Definitions (docs/serve.md):
 * ``human_intervention_rate`` — people's acts through the API (votes, overrides, manual scaling, limit
   changes, self-service requests decided by hand; not a team's submitting a request), over those plus the
   automated actions;
-* ``mttd_s`` — mean of (incident declared − first firing alert on one of its components, within the hour before);
+* ``mttd_s`` — mean of (incident declared − first firing alert on its top root-cause component, within the hour
+  before): a proxy, since a running system does not know when a fault began (the twin's scoring uses that truth);
 * ``mttr_s`` — mean of (resolved − declared) over resolved incidents;
 * ``availability`` — requests served / requests arriving, summed over services, now;
-* ``change_success_rate`` — deploys not rolled back: 1 − rollbacks / deploys;
+* ``change_success_rate`` — releases not rolled back: 1 − rollbacks / releases observed (``obs.deploys``: by engines,
+  people or a pipeline);
 * ``false_alert_rate`` — pages tied to no declared incident, over pages sent;
 * ``suppression_rate`` — 1 − pages sent / alerts fired (distinct fingerprint firings).
 """
@@ -145,7 +147,8 @@ def incident_times(incidents: Iterable[Any], alerts: Iterable[Any]) -> tuple[lis
                 firing.setdefault(str(v), []).append(float(a.starts_at))
     ttd, ttr = [], []
     for i in incidents:
-        starts = [s for c in i.components for s in firing.get(str(c), ())
+        top = [str(c.get("component")) for c in i.root_causes[:1] if isinstance(c, Mapping) and c.get("component")]
+        starts = [s for c in (top or [str(x) for x in i.components[:1]]) for s in firing.get(c, ())
                   if i.declared_at - MTTD_WINDOW_S <= s <= i.declared_at]
         if starts:
             ttd.append(i.declared_at - min(starts))
@@ -168,7 +171,12 @@ def world_figures(adapter: Any) -> dict[str, Any]:
     fired = len({(a.fingerprint, a.starts_at) for a in alerts if a.state == "firing"})
     services = list(adapter.services())
     spend = adapter.spend()
+    try:
+        deploys = len(adapter.deploys(0.0))  # every release seen, by engines, people or a pipeline
+    except (NotImplementedError, AttributeError):
+        deploys = None
     return {
+        "deploys_observed": deploys,
         "incidents_total": len(incidents),
         "incidents_open": sum(1 for i in incidents if i.status != "resolved"),
         "mttd_s": _mean(ttd), "mttr_s": _mean(ttr),
@@ -188,6 +196,8 @@ def operations_metrics(state: Any) -> dict[str, Any]:
         w = world_figures(state.adapter)
     sent = t["pages"]
     w["suppression_rate"] = (1.0 - sent / w["alerts_fired"]) if w["alerts_fired"] else None
+    deploys = w.get("deploys_observed") or t["deploys"]
+    t["change_success_rate"] = max(0.0, 1.0 - t["rollbacks"] / deploys) if deploys else None
     return jsonable({**t, **w, "now": state.now()})
 
 

@@ -46,7 +46,9 @@ class TwinLoop:
         scn = load_scenario(path)
         if seed is not None:
             scn = scn.model_copy(update={"seed": seed})
-        name = engines or next((e for e in scn.engines if e != "static"), scn.engines[0] if scn.engines else "static")
+        names = [e if isinstance(e, str) else getattr(e, "name", str(e)) for e in scn.engines]
+        # the richest set by default: scenarios list the baselines first, then the sets that build on them
+        name = engines or next((e for e in reversed(names) if e != "static"), names[0] if names else "static")
         spec = scn.engine_set(name)
         self.scenario = scn
         self.speed = float(speed)
