@@ -823,10 +823,10 @@ class OpenStackAdapter:
         network = spec.network or self.config.network
         inherited = self._service_meta(spec.name)
         # with releases, a new server runs the image of the version it inherits (else the service's image)
-        release = inherited.get(META_VERSION)
-        with contextlib.suppress(Conflict):
-            release = releases.image_name(spec, release) if release else None
-        image_id = self._image_id(release or spec.image)
+        version, release_image = inherited.get(META_VERSION), None
+        with contextlib.suppress(Conflict):  # a version without an image (from before the releases): spec.image
+            release_image = releases.image_name(spec, version) if version else None
+        image_id = self._image_id(release_image or spec.image)
         ids: list[str] = []
         reused = 0
         err: AdapterError | None = None

@@ -4,8 +4,9 @@ The Octavia path runs through openstacksdk's real ``Connection``, Keystone auth,
 proxy; only the HTTP transport is replaced (a ``requests`` adapter mounted on the SDK's session, the narrow seam
 ``httpx.MockTransport`` is for httpx) by :class:`CloudHTTP`, which answers the few Keystone, Nova, Glance and
 Octavia requests these tests make (Nova's actions keep a server in transit for a few reads, a "broken" server's
-rebuild ends in ERROR).  Health comes from a Prometheus whose ``latest`` reads that cloud's state.  The devcloud has no Octavia, so this is the only test of the Octavia path;
-tests/live/test_service_actions_live.py covers detection and the fallback there.
+rebuild ends in ERROR).  Health comes from a Prometheus whose ``latest`` reads that cloud's state.  The
+devcloud has no Octavia, so this is the only test of the Octavia path; tests/live/test_service_actions_live.py
+covers detection and the fallback there.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import requests
 from requests.adapters import BaseAdapter
 
 from adapters import octavia, releases
-from adapters.base import Conflict, Deploy, NotFound, RestartService, SetLBWeights
+from adapters.base import Conflict, CreateServer, Deploy, NotFound, RestartService, SetLBWeights
 from adapters.journal import Journal
 from adapters.live_config import ConfigError, parse_config
 from adapters.openstack import OpenStackAdapter
@@ -62,6 +63,7 @@ class CloudHTTP(BaseAdapter):
         self.broken: set[str] = set()  # their rebuild ends in ERROR
         self.max_in_transit = 0
         self.actions: list[tuple[str, str]] = []  # (server, reboot|rebuild|start) in order
+        self.created: list[dict[str, Any]] = []  # the bodies of server creates
 
     def _token(self) -> tuple[int, Any, dict[str, str]]:
         def svc(kind: str, url: str) -> dict[str, Any]:
@@ -115,6 +117,11 @@ class CloudHTTP(BaseAdapter):
                                     for i, n in (("img-a", "app-1"), ("img-b", "app-2"))]}, {}
         if path == "/compute/v2.1/servers/detail":
             return 200, {"servers": [self._server(s) for s in SERVERS]}, {}
+        if path == "/compute/v2.1/flavors/detail":
+            return 200, {"flavors": [{"id": "f1", "name": "m1.small", "vcpus": 1, "ram": 512, "disk": 1}]}, {}
+        if path == "/compute/v2.1/servers" and method == "POST":
+            self.created.append(body["server"])
+            return 202, {"server": {"id": f"new{len(self.created)}"}}, {}
         m = re.fullmatch(r"/compute/v2.1/servers/([^/]+)(/metadata|/action)?(?:/([^/]+))?", path)
         if m and m.group(1) in SERVERS:
             sid = m.group(1)
@@ -197,7 +204,7 @@ def adapter(cloud: CloudHTTP, *, prometheus: Prometheus | None = None, journal: 
             **service: Any) -> OpenStackAdapter:
     spec = {"name": "web", "flavor": "m1.small", "image": "img-a",
             "rollout": {"health_settle": 0, "health_timeout": 0.3}} | service
-    cfg = parse_config({"services": [spec], "wait": {"create": 1, "rebuild": 1, "poll": 0.01}})
+    cfg = parse_config({"services": [spec], "wait": {"create": 0, "rebuild": 1, "poll": 0.01}})
     return OpenStackAdapter(connect(cloud), cfg, sleep=lambda s: None, cache_ttl=0.0, prometheus=prometheus,
                             journal=journal)
 
@@ -335,3 +342,15 @@ def test_reconcile_finishes_a_planned_rebuild_and_observe_only_says_so(tmp_path:
     assert cloud.actions == [("s2", "rebuild")] and cloud.state["s2"]["image"] == "img-b"
     assert META_REBUILD not in cloud.metadata["s2"] and journal.get("rid1").state == "finished"  # type: ignore[union-attr]
     assert [d.version for d in a.deploys(0)] == ["2"]
+
+
+def test_a_new_server_boots_the_image_of_the_version_it_inherits() -> None:
+    cloud = CloudHTTP(with_octavia=False)
+    for sid in SERVERS:
+        cloud.metadata[sid]["zeroops_version"] = "2"
+    adapter(cloud, releases={"2": "app-2"}).execute(CreateServer(service="web"))
+    assert cloud.created[-1]["imageRef"] == "img-b" and cloud.created[-1]["metadata"]["zeroops_version"] == "2"
+    adapter(cloud, releases={"1": "app-2"}).execute(CreateServer(service="web"))  # "2" has no image: the spec's
+    assert cloud.created[-1]["imageRef"] == "img-a"
+    adapter(cloud).execute(CreateServer(service="web"))  # tag-deployed: the spec's image
+    assert cloud.created[-1]["imageRef"] == "img-a"
