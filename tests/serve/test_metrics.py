@@ -30,7 +30,7 @@ def test_exposition_has_the_zero_ops_metrics(twin: Any, headers: Any) -> None:
     by_outcome = {s.labels["outcome"] + "/" + s.labels["verdict"]: s.value for s in fams["zeroops_decisions"].samples
                   if s.name == "zeroops_decisions_total"}
     trail = {}
-    for e in state.reader().list():
+    for e in state.reader(flush=True).list():
         k = f"{e.body['outcome']}/{e.body['decision']}"
         trail[k] = trail.get(k, 0) + 1
     # measured from the trail: every count the exposition gives is at most what the trail holds now (the loop runs)

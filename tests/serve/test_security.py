@@ -17,7 +17,7 @@ SECRET = pyotp.random_base32()
 
 
 def _audit_of(state: Any, principal: str, kind: str) -> list[dict[str, Any]]:
-    return [{"id": e.seq, **e.body} for e in state.reader().list() if e.body.get("engine") == f"api:{principal}"
+    return [{"id": e.seq, **e.body} for e in state.reader(flush=True).list() if e.body.get("engine") == f"api:{principal}"
             and e.body.get("kind") == kind]
 
 

@@ -109,9 +109,11 @@ class AppState:
     def audit(self) -> AuditLog:
         return self.plane.audit  # type: ignore[no-any-return]
 
-    def reader(self) -> AuditReader:
-        """A reader on the trail (one connection per thread, kept), after committing what the writer holds."""
-        self.audit.flush()
+    def reader(self, flush: bool = False) -> AuditReader:
+        """A reader on the trail (one connection per thread, kept).  It sees what is committed: the writer commits
+        within 50 ms of a decision (people's acts at once); ``flush`` commits what it holds first (an fsync)."""
+        if flush:
+            self.audit.flush()
         local = self.__dict__.setdefault("_readers", threading.local())
         r = getattr(local, "reader", None)
         if r is None:
