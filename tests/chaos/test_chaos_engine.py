@@ -115,3 +115,29 @@ def test_gaming_engines_score_badly() -> None:
     easy = run([Spec(f"kill-{i}", KINDS["server-kill"], duration=600.0) for i in range(3)], duration=7200.0)
     assert easy.score.metrics["resilience_coverage"] == pytest.approx(1 / 8)
     assert easy.score.metrics["resilience_score"] <= 100 / 8 + 1e-9
+
+
+class Declarer:
+    """Declares an organic incident on db at ``at`` (what an ops center does when something else breaks)."""
+
+    name, cadence = "declarer", 15.0
+
+    def __init__(self, at: float) -> None:
+        self.at, self.done = at, False
+
+    def step(self, now: float, obs: Observation) -> list:  # type: ignore[type-arg]
+        if now < self.at or self.done:
+            return []
+        self.done = True
+        return [DeclareIncident(incident_id="real-1", components=("db",), severity="P3", title="db errors")]
+
+
+def test_a_real_incident_outside_the_experiment_aborts_it() -> None:
+    kill = Spec("kill-api", KINDS["server-kill"], target="srv-000000", duration=1800.0)
+    r = run([kill], duration=5400.0, others=[Declarer(at=2100.0)])
+    (x,) = r.engine.log
+    assert x.services == ("api",) and "db" not in x.reach
+    assert x.outcome == "aborted" and x.violation is None and "real incident" in x.detail
+    declared = next(rec.at for rec in r.records if rec.kind == "declare_incident")
+    assert 0 <= x.aborted_at - declared <= 15.0  # the next step
+    assert x.rollbacks and x.rollbacks[0].endswith("srv-000000")  # the crashed server is brought back
