@@ -128,6 +128,9 @@ def cmd_serve(a: argparse.Namespace) -> int:
         signal.signal(sig, lambda s, f: None)  # gracefully: that re-raise lands here, and the exit code stays 0
     try:
         server.run()  # SIGTERM / ^C: uvicorn stops accepting, the lifespan stops the loop and closes the trail
+    except SystemExit:  # uvicorn could not start (the address is in use, a bad certificate): it logged why
+        print(f"error: cannot serve on {a.host}:{a.port} (the log line above says why)", file=sys.stderr)
+        return EXIT_INPUT
     finally:
         if loop.running:  # uvicorn failed before its lifespan ran (port in use): close what we opened
             loop.stop()
