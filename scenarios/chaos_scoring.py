@@ -15,6 +15,10 @@ same experiment name and onset.  Per experiment, four parts in [0, 1]:
 * **auto-remediation** — 1 when an engine other than the chaos engine resolved the fault (the resolving
   action in the audit log); 0 if it lasted until the experiment's own rollback, its duration, or a human.
 
+``chaos_aborted`` counts the aborts the chaos engine recorded (a ``Notify`` with ``chaos_abort`` in its evidence,
+through the choke point); ``chaos_abort_delay_max_s`` is the longest time from the violating scrape sample it
+names to that record (one scrape at most is the target).
+
 ``resilience_score`` = 100 x coverage x the mean of the four part means, where coverage is the share of the
 injectable experiment types (:data:`REFERENCE_FAULTS`) exercised at least once: an engine that injects
 nothing, or only the easiest fault, cannot score high.  ``resilience_weaknesses`` lists each experiment
@@ -37,7 +41,8 @@ RECOVERY_REF_S = 1800.0  # an SLO broken for 30 minutes scores 0 on recovery
 DETECTION_REF_S = 900.0  # a fault noticed after 15 minutes scores 0 on detection
 REFERENCE_FAULTS: tuple[str, ...] = tuple(dict.fromkeys(k.fault for k in DAILY + GAME_DAY if k.fault))
 PARTS = ("recovery", "detection", "blast_radius", "auto_remediation")
-CHAOS_METRICS = ("chaos_experiments", "chaos_denied", "chaos_aborted", "chaos_faults_left", "chaos_beyond_radius",
+CHAOS_METRICS = ("chaos_experiments", "chaos_denied", "chaos_aborted", "chaos_abort_delay_max_s", "chaos_faults_left",
+                 "chaos_beyond_radius",
                  "resilience_score", "resilience_coverage", *(f"resilience_{p}" for p in PARTS),
                  "resilience_weaknesses")
 CHAOS_TEXT_METRICS = frozenset({"resilience_weaknesses"})
@@ -50,10 +55,14 @@ def chaos_metrics(world: World, records: list[ActionRecord], incidents: Iterable
     chaos = [f for f in world.truth.faults if f.chaos]
     by_id = {i.id: i for i in incidents}
     run_end = float(world.now())
+    aborts = [r for r in records if r.kind == "notify" and "chaos_abort" in (r.action.evidence or {})]
+    delays = [r.at - float(r.action.evidence["violation_sample_at"]) for r in aborts
+              if r.action.evidence.get("violation_sample_at") is not None]
     out: dict[str, Any] = {
         "chaos_experiments": len(done),
         "chaos_denied": sum(1 for r in injects if r.outcome == "denied"),
-        "chaos_aborted": len(_aborted(records, done)),
+        "chaos_aborted": len(aborts),
+        "chaos_abort_delay_max_s": max(delays) if delays else None,
         "chaos_faults_left": sum(1 for f in chaos if f.end is None),
     }
     rows = []
@@ -72,13 +81,6 @@ def chaos_metrics(world: World, records: list[ActionRecord], incidents: Iterable
         f"{row['experiment']} ({row['fault']} on {row['target']}): {', '.join(row['weak'])}"
         for row in rows if row["weak"])
     return out
-
-
-def _aborted(records: list[ActionRecord], done: list[ActionRecord]) -> set[str]:
-    """Experiments rolled back before their planned end (onset + the InjectFault's duration): aborts."""
-    planned = {r.action.experiment: r.at + (r.action.duration or float("inf")) for r in done}
-    return {str(name) for r in records if (name := (r.action.evidence or {}).get("chaos_rollback")) in planned
-            and r.at < planned[name]}
 
 
 def _parts(world: World, records: list[ActionRecord], r: ActionRecord, f: FaultRecord, inc: Any,

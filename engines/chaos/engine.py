@@ -9,7 +9,8 @@ returned to the runtime (so every one passes the safety gate).  One experiment a
    happens) and the blast radius its target declares in the evidence.
 3. **Watch** — every step, every scrape sample since the last step is checked against the tolerances; a
    violation, or a real incident (one naming components outside the experiment's reach) opening, aborts it
-   at once: the rollback actions are sent in the same step.
+   at once: a ``Notify`` records the abort (with the violating sample's time) and the rollback actions are
+   sent in the same step.
 4. **End** — after ``duration`` (plus ``end_grace_s``, so the world's own end goes first) whatever effect is still
    observed is rolled back.
 
@@ -27,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.base import Action, InjectFault, Observation
+from adapters.base import Action, InjectFault, Notify, Observation
 from control.runtime import ActionRecord
 from engines.chaos.catalog import DAILY, GAME_DAY, KINDS, Kind
 from engines.chaos.hypothesis import Probe, SteadyState, Violation
@@ -244,6 +245,12 @@ class ChaosEngineer:
     def _end(self, now: float, obs: Observation, run: Run, outcome: str, why: str, force: bool) -> list[Action]:
         actions = self._rollback(obs, run, force)
         run.rollbacks = [f"{a.kind} {a.target()}" for a in actions]
+        if outcome == "aborted":  # the abort itself goes on the record (the audit trail), rollback or not
+            v = run.violation
+            actions.insert(0, Notify(component=run.target, severity="warning",
+                                     message=f"chaos experiment {run.spec.name} aborted: {why}",
+                                     reason=why, evidence={"chaos_abort": run.spec.name,
+                                                           "violation_sample_at": v.at if v else None}))
         self._finish(run, outcome, why)
         self.current = None
         self.next_at = now + self.cfg.gap_s

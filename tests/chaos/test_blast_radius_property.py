@@ -56,7 +56,8 @@ def test_experiments_stay_in_radius_abort_in_time_and_leave_nothing(plan, organi
         slack = ROLLING if f.type in ("memory_leak", "bad_deploy") else IN_FLIGHT
         assert f.end is not None and f.end <= f.start + rec.action.duration + slack + 1e-6
     for rec in mine:  # every action of an experiment touches only what it may reach
-        name = rec.action.experiment if rec.kind == "inject_fault" else rec.action.evidence.get("chaos_rollback")
+        ev = rec.action.evidence
+        name = rec.action.experiment if rec.kind == "inject_fault" else ev.get("chaos_rollback", ev.get("chaos_abort"))
         assert name in log and rec.target in log[name].reach | {log[name].target}
     for x in log.values():
         if x.started_at is None:
@@ -66,6 +67,8 @@ def test_experiments_stay_in_radius_abort_in_time_and_leave_nothing(plan, organi
             assert x.aborted_at is not None and x.aborted_at - seen <= SCRAPE
         if x.violation is not None:
             assert x.aborted_at - x.violation.at <= SCRAPE
-    assert r.score.metrics["chaos_faults_left"] == 0 and r.score.metrics["chaos_beyond_radius"] == 0
+    m = r.score.metrics
+    assert m["chaos_faults_left"] == 0 and m["chaos_beyond_radius"] == 0
+    assert m["chaos_abort_delay_max_s"] is None or m["chaos_abort_delay_max_s"] <= SCRAPE  # from the audit log
     for x in log.values():
         event(f"outcome: {x.outcome}")

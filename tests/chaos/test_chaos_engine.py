@@ -21,11 +21,15 @@ def test_a_broken_steady_state_aborts_within_one_scrape_and_rolls_back() -> None
     seen = first_violation(r, x)
     assert seen is not None and x.aborted_at - seen <= SCRAPE  # within one scrape of the first bad sample
     assert x.rollbacks == ["restart_service db"]
+    note = [rec for rec in r.records if rec.kind == "notify" and rec.action.evidence.get("chaos_abort") == "slow-db"]
+    assert note and note[0].at == x.aborted_at and note[0].action.evidence["violation_sample_at"] == x.violation.at
     rb = [rec for rec in r.records if rec.engine == "chaos-engineer" and rec.kind == "restart_service"]
     assert rb and rb[0].outcome == "executed" and rb[0].at == x.aborted_at
     (f,) = [f for f in r.world.truth.faults if f.chaos]
     assert f.end is not None and f.end < x.started_at + 1800.0  # ended by the rollback, before its duration
-    assert r.score.metrics["chaos_aborted"] == 1 and r.score.metrics["chaos_faults_left"] == 0
+    m = r.score.metrics
+    assert m["chaos_aborted"] == 1 and m["chaos_faults_left"] == 0
+    assert m["chaos_abort_delay_max_s"] == x.aborted_at - x.violation.at <= SCRAPE  # the abort's audit record
 
 
 def test_a_held_steady_state_completes_and_the_world_ends_the_fault_at_its_duration() -> None:
