@@ -66,9 +66,14 @@ class ApprovalQueue:
             self.enqueue(rec.at, rec.engine, rec.action, rec.verdict, rec.audit_id)
 
     def enqueue(self, now: float, engine: str, action: Action, verdict: Verdict, audit_id: int | None = None) -> int:
-        """Queue a proposal; the same engine proposing the same action while one waits gets the waiting one's id."""
+        """Queue a proposal; the same engine proposing the same action while one waits gets the waiting one's id.
+
+        "The same action" ignores ``request_id``: an idempotency key an engine draws per attempt, not part of
+        what it wants done (a scaler re-proposing "one more server" every step filled the queue with copies).
+        """
         body = action_to_dict(action)
-        sig = dumps([engine, body["kind"], body["params"]])
+        intent = {k: v for k, v in body["params"].items() if k != "request_id"}
+        sig = dumps([engine, body["kind"], intent])
         with self.store.transaction() as db:
             row = db.execute("SELECT id FROM proposals WHERE sig=? AND status IN ('pending', 'approved')",
                              (sig,)).fetchone()

@@ -120,6 +120,19 @@ def test_the_same_proposal_waits_once() -> None:
     assert q.enqueue(60.0, "e", Notify(component="x"), v) != a  # decided: a new proposal
 
 
+def test_a_fresh_request_id_is_not_a_new_proposal() -> None:
+    """An engine re-proposing the same capacity each step under a new idempotency key waits once (live, the
+    predictive scaler filled the queue with 17 copies of "one more server" while nobody had voted yet)."""
+    from control.runtime import Verdict
+
+    q = ApprovalQueue(SafetyStore())
+    v = Verdict("approval", "require-approval-above", {}, approvers=1)
+    a = q.enqueue(0.0, "scaler", CreateServer(service="web", request_id="r-1"), v)
+    assert q.enqueue(2.0, "scaler", CreateServer(service="web", request_id="r-2"), v) == a
+    assert q.get(a).action.request_id == "r-1"  # the action waiting is the first one, key and all
+    assert q.enqueue(4.0, "scaler", CreateServer(service="web", count=2, request_id="r-3"), v) != a  # more wanted
+
+
 def test_denied_and_expired_proposals_are_audited() -> None:
     world = FakeWorld()
     log = AuditLog(":memory:", batch_size=1)
