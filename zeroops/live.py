@@ -457,6 +457,8 @@ def status_report(
         lines.append(f"  PROMETHEUS DOES NOT ANSWER at {prom.config.url}: a controller would start degraded "
                      f"(no metrics) and stop after prometheus_wait ({config.prometheus_wait:.0f} s)")
     lines.append(f"state directory {paths.state_dir}: audit {paths.audit}, journal {paths.journal}")
+    for service, verbs in (d.get("service_actions") or {}).items():  # what the service-level verbs really do here
+        lines.append(f"  {service}: " + "; ".join(f"{k}: {v}" for k, v in verbs.items()))
     for p in adapter.validate():
         lines.append(f"  CONFIG PROBLEM: {p}")
     scope = getattr(adapter, "scope", None)

@@ -73,6 +73,8 @@ def test_min_servers_from_zero_without_metrics(make_adapter: Any, conn: Any, svc
                      prometheus={"url": "http://127.0.0.1:9"})  # no metrics at all
     report = status_report(a, a.config, state_dir=tmp_path / "state")
     assert f"min-floor-keeper: create_server {name}" in report and "(no servers): create 2" in report, report
+    assert f"{name}: restart: rolling reboot, 1 at a time" in report, report  # what the verbs really do here
+    assert "deploy: zeroops_version metadata only" in report, report
     ctl = LiveController(a, a.config, "act", state_dir=tmp_path / "state", safety=SafetyConfig(min_scale_step=2),
                          prometheus_wait=600, out=io.StringIO())
     t = _start(ctl)
