@@ -362,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
                     ("zeroops.improvement_cli", "add_improvement_parser"),
                     ("zeroops.serve_cli", "add_serve_parser"),
                     ("zeroops.chaos_cli", "add_chaos_parser"),
-                    ("zeroops.request_cli", "add_request_parser")):
+                    ("zeroops.request_cli", "add_request_parser"),
+                    ("zeroops.sweep_cli", "add_sweep_parser")):
         try:
             module = __import__(mod, fromlist=[fn])
         except ImportError:
