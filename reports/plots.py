@@ -127,7 +127,13 @@ def scenario_figure(scenario: str, runs: list[RunSeries], path: Path, order: lis
 
 
 SUMMARY_PANELS = (("cost", "cost, % of the scenario's\nstatic baseline", 1.0), ("mttr_s", "MTTR (minutes)", 1 / 60.0),
-                  ("availability", "availability (%)", 100.0))
+                  ("availability", "availability, nines\n(2 = 99 %, 3 = 99.9 %)", 1.0))
+MAX_NINES = 6.0  # 100 % availability drawn at 6 nines (an infinite bar otherwise)
+
+
+def nines(a: float) -> float:
+    """Availability as nines, −log10(1 − a): 99 % → 2, 99.9 % → 3 (capped at MAX_NINES)."""
+    return MAX_NINES if a >= 1.0 else min(-math.log10(1.0 - a), MAX_NINES)
 
 
 def _value(by: dict[tuple[str, str], dict[str, Any]], scenario: str, engines: str, metric: str, scale: float,
@@ -141,6 +147,8 @@ def _value(by: dict[tuple[str, str], dict[str, Any]], scenario: str, engines: st
         if not base:
             base = max((by.get((scenario, e), {}).get("cost") or 0.0) for e in all_engines)
         return 100.0 * v / base if base else float("nan")
+    if metric == "availability":
+        return nines(float(v))
     return float(v) * scale
 
 
@@ -160,12 +168,12 @@ def summary_figure(runs: list[dict[str, Any]], path: Path) -> Path:
             lows.extend(v for v in vals if not np.isnan(v))
             bars = ax.bar(x + (k - (len(engines) - 1) / 2) * width, vals, width, label=e, color=color(e, engines))
             for b, v in zip(bars, vals, strict=True):
-                text = "n/a" if np.isnan(v) else (f"{v:.2f}" if metric == "availability" else f"{v:.0f}")
+                text = "n/a" if np.isnan(v) else (f"{100 * (1 - 10 ** -v):.3f}%" if metric == "availability"
+                                                  else f"{v:.0f}")
                 ax.annotate(text, (b.get_x() + b.get_width() / 2, 0 if np.isnan(v) else v), ha="center",
                             va="bottom", fontsize=7, color="#333333", xytext=(0, 1), textcoords="offset points")
         if metric == "availability" and lows:
-            lo = min(lows)
-            ax.set_ylim(max(0.0, lo - (100.0 - lo) * 0.2 - 0.01), 100.0 + (100.0 - lo) * 0.08 + 0.01)
+            ax.set_ylim(0.0, max(max(lows) + 0.5, 3.5))
         ax.set_ylabel(label)
         ax.set_xticks(x, scenarios, rotation=20, ha="right", fontsize=9)
         ax.grid(True, axis="y", alpha=0.3)

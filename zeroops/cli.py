@@ -294,18 +294,6 @@ def cmd_schema(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_report(a: argparse.Namespace) -> int:
-    from reports.report import ReportError, build_report
-
-    try:
-        path = build_report(Path(a.out_dir))
-    except ReportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_INPUT
-    print(f"wrote {path} and its plots in {path.parent / 'plots'}")
-    return EXIT_OK
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zeroops",
@@ -349,10 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
     sc.add_argument("-o", "--output", help="write to this file instead of stdout")
     sc.set_defaults(fn=cmd_schema)
-    rp = sub.add_parser("report", help="plots and a markdown report of a results folder",
-                        description="Render PNG plots and OUT_DIR/report.md from a folder written by run or suite.")
-    rp.add_argument("out_dir", metavar="OUT_DIR", help="results folder (with summary.json)")
-    rp.set_defaults(fn=cmd_report)
+    from zeroops.report_cli import add_report_parsers  # report (html|md) and dashboard
+
+    add_report_parsers(sub)
     for mod, fn in (("zeroops.live", "add_live_parser"), ("zeroops.safety_cli", "add_safety_parsers"),
                     ("zeroops.detect_cli", "add_detect_parser"), ("zeroops.incidents_cli", "add_incidents_parsers"),
                     ("zeroops.alerting_cli", "add_alerting_parser"),
