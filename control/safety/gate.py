@@ -409,6 +409,7 @@ class SafetyGate:
             self._step_earlier.clear()
             self._step_cost = 0.0
             self._step_active = None
+            self._chaos_in_canary.clear()  # reviewed and executed within one instant
         if self._step_active is None and obs is not None:
             self._step_active = {name: svc.active for name, svc in obs.services.items()}
         pause = self.paused(now)
