@@ -6,6 +6,7 @@ import io
 import itertools
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +199,14 @@ def test_compose_wires_gate_queue_audit_and_simulated_approvers(tmp_path: Path) 
 
     world = World(make_scenario(duration=1800))
     adapter = SimAdapter(world)
-    engine = Counter("api", per_step=1, steps=3, cadence=60.0)
+    class Distinct(Counter):
+        """Three different creates (1, 2, 3 servers): the same intent proposed again while one waits is queued
+        once (ApprovalQueue.enqueue), so the steps must differ in what they ask for to be three proposals."""
+
+        def step(self, now: float, obs: Observation) -> Iterable[Action]:
+            return [replace(a, count=self.left + 1) for a in super().step(now, obs)]
+
+    engine = Distinct("api", per_step=1, steps=3, cadence=60.0)
     plane = compose(adapter, [engine], clock=SimClock(world.env), safety="week1",
                     approvals=SimulatedApprovals(count=1, delay=120, cadence=30), audit_path=tmp_path / "audit.db")
     records: list[Any] = []

@@ -167,9 +167,10 @@ def _servers(r: Request, policy: Policy, v: View) -> Decision:
         return out("approval", "no-service", why=f"project {r.project} has no service to place servers in")
     if service is not None and service in v.services and v.services[service].project != r.project:
         return out("refuse", "invalid-request", error=f"service {service} is not in project {r.project}")
+    hard_limits, auto_limits = policy.hard.model_dump(), policy.auto.model_dump()
     for lim, val in size.items():
-        if val is not None and val > getattr(policy.hard, lim):
-            return out("refuse", f"hard-limit:{lim}", value=val, limit=getattr(policy.hard, lim))
+        if val is not None and val > hard_limits[lim]:
+            return out("refuse", f"hard-limit:{lim}", value=val, limit=hard_limits[lim])
     hard_budget = _budget(r.project, cost, v, hard_only=True)
     if hard_budget is not None:
         return out("refuse", "budget-hard", **hard_budget)
@@ -183,8 +184,8 @@ def _servers(r: Request, policy: Policy, v: View) -> Decision:
     if cost is None:
         return out("approval", "cost-unknown", why=f"no on-demand price for {flavor.name}")
     for lim, val in size.items():
-        if val is not None and val > getattr(policy.auto, lim):
-            return out("approval", f"auto-limit:{lim}", value=val, limit=getattr(policy.auto, lim))
+        if val is not None and val > auto_limits[lim]:
+            return out("approval", f"auto-limit:{lim}", value=val, limit=auto_limits[lim])
     soft = _budget(r.project, cost, v, hard_only=False, headroom=policy.budget_headroom)
     if soft is not None:
         return out("approval", "budget-headroom", **soft)

@@ -6,6 +6,7 @@ Loaded from YAML with :func:`load_policy`; every error names the file, the field
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,8 @@ class Policy(_Model):
 
     @model_validator(mode="after")
     def _auto_within_hard(self) -> Policy:
-        bad = [f for f in Limits.model_fields if getattr(self.auto, f) > getattr(self.hard, f)]
+        auto, hard = self.auto.model_dump(), self.hard.model_dump()
+        bad = [f for f in auto if auto[f] > hard[f]]
         if bad:
             raise ValueError(f"auto limits above the hard ones: {', '.join(f'auto.{f}' for f in bad)} "
                              "(allowed: at most the hard limit)")
@@ -141,7 +143,8 @@ def _allowed(loc: tuple[Any, ...]) -> str:
         f = fields[part]
         model = f.annotation
         if not isinstance(model, type) or not issubclass(model, BaseModel):
-            bounds = [f"{k} {getattr(m, k)}" for m in f.metadata for k in ("ge", "gt", "le", "lt") if hasattr(m, k)]
+            bounds = [f"{k} {v}" for m in f.metadata if dataclasses.is_dataclass(m) and not isinstance(m, type)
+                      for k, v in dataclasses.asdict(m).items() if k in ("ge", "gt", "le", "lt")]
             return ", ".join(bounds)
     return ""
 
