@@ -99,7 +99,7 @@ def summarize(flat: list[dict[str, Any]], baselines: Sequence[str] = ("static", 
     for (scn, eng), by_seed in groups.items():
         seeds = sorted(by_seed)
         for m in metrics:
-            xs = [by_seed[s][m] for s in seeds if _numeric(by_seed[s][m])]
+            xs = [by_seed[s][m] for s in seeds if _numeric(by_seed[s].get(m))]
             if not xs:
                 continue
             statuses = [by_seed[s]["_targets"].get(m, {}).get("status") for s in seeds]
@@ -111,7 +111,7 @@ def summarize(flat: list[dict[str, Any]], baselines: Sequence[str] = ("static", 
                 if b == eng or base is None:
                     continue
                 ds = [by_seed[s][m] - base[s][m] for s in seeds
-                      if s in base and _numeric(by_seed[s][m]) and _numeric(base[s][m])]
+                      if s in base and _numeric(by_seed[s].get(m)) and _numeric(base[s].get(m))]
                 if ds:
                     out.append(_row(scn, eng, m, b, ds, level) | {"target": "", "runs_met": None, "runs_missed": None})
     return out
@@ -129,7 +129,9 @@ def write(out: Path, flat: list[dict[str, Any]], summary: list[dict[str, Any]], 
     runs = [{k: v for k, v in r.items() if k != "_targets"} | {"targets": r["_targets"]} for r in flat]
     pd.DataFrame([{k: v for k, v in r.items() if k != "targets"} for r in runs]).to_csv(out / "sweep.csv",
                                                                                         index=False)
-    pd.DataFrame(summary, columns=list(SUMMARY_COLUMNS)).to_csv(out / "sweep-summary.csv", index=False)
+    table = pd.DataFrame(summary, columns=list(SUMMARY_COLUMNS))
+    table[["runs_met", "runs_missed"]] = table[["runs_met", "runs_missed"]].astype("Int64")  # empty on vs rows
+    table.to_csv(out / "sweep-summary.csv", index=False)
     doc = {"schema_version": SCHEMA_VERSION, "generated_by": "zeroops sweep",
            "sweep": meta | {"interval": {"method": "student-t", "level": LEVEL}}, "runs": runs, "summary": summary}
     (out / "sweep.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
