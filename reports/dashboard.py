@@ -79,6 +79,12 @@ class Spec:
     unit: str  # pct, s, count, money, avail
     pool: Callable[[Runs], float | None]
     target_metric: str | None = None
+    bounds: tuple[float | None, float | None] | None = None  # the figure's domain (intervals are clipped to it)
+
+    def domain(self) -> tuple[float | None, float | None]:
+        if self.bounds is not None:
+            return self.bounds
+        return (0.0, 1.0) if self.unit in ("pct", "avail") else (0.0, None)
 
 
 SECTIONS: tuple[tuple[str, tuple[Spec, ...]], ...] = (
@@ -103,7 +109,8 @@ SECTIONS: tuple[tuple[str, tuple[Spec, ...]], ...] = (
     ("Alerting", (
         Spec("alerts_raw", "raw alerts", "count", sum_of("alerts_raw")),
         Spec("suppressed", "suppressed (raw − sent to humans)", "count", suppressed),
-        Spec("suppression_rate", "suppression rate", "pct", mean_of("suppression_rate"), "suppression_rate"),
+        Spec("suppression_rate", "suppression rate", "pct", mean_of("suppression_rate"), "suppression_rate",
+             (None, 1.0)),
         Spec("incidents_auto_resolved", "auto-remediated incidents", "count", sum_of("incidents_auto_resolved")),
         Spec("notifications", "sent to humans (pages)", "count", sum_of("notifications")),
         Spec("pages_false", "false positives (pages tied to no fault)", "count", sum_of("pages_false")),
@@ -140,7 +147,8 @@ class Stat:
     n: int = 0
 
 
-def t_interval(xs: list[float]) -> Stat:
+def t_interval(xs: list[float], domain: tuple[float | None, float | None] = (None, None)) -> Stat:
+    """Mean and 95 % Student-t interval, clipped to the figure's domain (no 106 % availability)."""
     xs = [x for x in xs if x is not None and math.isfinite(x)]
     if not xs:
         return Stat(None)
@@ -149,7 +157,12 @@ def t_interval(xs: list[float]) -> Stat:
         return Stat(m, n=1)
     sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
     h = float(stats.t.ppf(0.975, len(xs) - 1)) * sd / math.sqrt(len(xs))
-    return Stat(m, m - h, m + h, len(xs))
+    lo, hi = m - h, m + h
+    if domain[0] is not None:
+        lo = max(lo, domain[0])
+    if domain[1] is not None:
+        hi = min(hi, domain[1])
+    return Stat(m, lo, hi, len(xs))
 
 
 def replicates(runs: Runs) -> list[Runs]:
@@ -166,8 +179,9 @@ def replicates(runs: Runs) -> list[Runs]:
     return out
 
 
-def pooled(runs: Runs, pool: Callable[[Runs], float | None]) -> Stat:
-    return t_interval([v for v in (pool(rep) for rep in replicates(runs)) if v is not None])
+def pooled(runs: Runs, pool: Callable[[Runs], float | None],
+           domain: tuple[float | None, float | None] = (None, None)) -> Stat:
+    return t_interval([v for v in (pool(rep) for rep in replicates(runs)) if v is not None], domain)
 
 
 @dataclass
@@ -213,7 +227,7 @@ def build_dashboard(res: Results) -> Dashboard:
     for title, specs in SECTIONS:
         lines = []
         for spec in specs:
-            vals = {e: pooled(res.of(engines=e), spec.pool) for e in res.engines}
+            vals = {e: pooled(res.of(engines=e), spec.pool, spec.domain()) for e in res.engines}
             line = Line(spec, vals)
             if spec.target_metric:
                 text, counts = _scenario_targets(res, spec.target_metric)
@@ -247,8 +261,8 @@ def _savings_lines(res: Results) -> list[Line]:
             mine, theirs = sum(_vals(runs, "cost")), sum(_vals(base, "cost"))
             return 1.0 - mine / theirs if theirs > 0 and _vals(runs, "cost") else None
 
-        spec = Spec(f"savings_vs_{b}", f"savings vs {b}", "pct", pool, f"savings_vs_{b}")
-        vals = {e: (pooled(res.of(engines=e), pool) if e != b else Stat(None)) for e in res.engines}
+        spec = Spec(f"savings_vs_{b}", f"savings vs {b}", "pct", pool, f"savings_vs_{b}", (None, 1.0))
+        vals = {e: (pooled(res.of(engines=e), pool, spec.domain()) if e != b else Stat(None)) for e in res.engines}
         line = Line(spec, vals)
         if spec.key in DESIGN_TARGETS:
             op, bound = DESIGN_TARGETS[spec.key]
@@ -305,7 +319,9 @@ def fmt_value(v: float | None, unit: str) -> str:
 
 def fmt_stat(s: Stat, unit: str) -> str:
     text = fmt_value(s.mean, unit)
-    if s.lo is not None and s.hi is not None:
+    if s.lo is not None and s.hi is not None and s.hi - s.lo <= 1e-12 * max(abs(s.hi), 1.0):
+        text += f" (all {s.n} seeds)"
+    elif s.lo is not None and s.hi is not None:
         text += f" [{fmt_value(s.lo, unit if unit != 'avail' else 'pct')}, " \
                 f"{fmt_value(s.hi, unit if unit != 'avail' else 'pct')}]"
     return text

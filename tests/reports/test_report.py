@@ -151,17 +151,18 @@ def test_dashboard_figures_match_the_results_files(results: Path, html_report: t
         return [float(r["metrics"][key]) for r in runs if r["engines"] == e and r["metrics"].get(key) is not None]
 
     for e in ENGINES:  # one scenario: the pooled figure per seed is the run's own, then mean [t interval]
-        for label, key, unit in (("raw alerts", "alerts_raw", "count"), ("availability (user-facing)",
-                                                                         "availability", "avail"),
-                                 ("spend (all scenarios)", "cost", "money"),
-                                 ("sent to humans (pages)", "notifications", "count")):
-            want = fmt_stat(t_interval(per_seed(e, key)), unit)
+        for label, key, unit, dom in (("raw alerts", "alerts_raw", "count", (0.0, None)),
+                                      ("availability (user-facing)", "availability", "avail", (0.0, 1.0)),
+                                      ("spend (all scenarios)", "cost", "money", (0.0, None)),
+                                      ("sent to humans (pages)", "notifications", "count", (0.0, None))):
+            want = fmt_stat(t_interval(per_seed(e, key), dom), unit)
             assert _row(tree, label)[col[e]] == want, (label, e)
     # savings vs static from the summed costs of the same seeds
     cost = {e: per_seed(e, "cost") for e in ENGINES}
     sv = [1 - a / b for a, b in zip(cost["ops"], cost["static"], strict=True)]
-    assert _row(tree, "savings vs static")[col["ops"]] == fmt_stat(t_interval(sv), "pct")
+    assert _row(tree, "savings vs static")[col["ops"]] == fmt_stat(t_interval(sv, (None, 1.0)), "pct")
     assert "[" in _row(tree, "raw alerts")[col["ops"]] or len(set(per_seed("ops", "alerts_raw"))) == 1
+    assert "[" in _row(tree, "availability (user-facing)")[col["static"]]  # seeds differ: an interval
     # the design target and the scenario file's own target, and its met count from the results
     avail = _row(tree, "availability (user-facing)")
     assert ">= 99.999 % (5.0 nines) (design)" in avail[col["target"]]
@@ -235,7 +236,7 @@ def test_cli_report_and_dashboard(results: Path, tmp_path: Path, capsys: pytest.
               "automation rate", "MTTD", "availability", "savings vs static", "raw alerts"):
         assert h in text, h
     runs = [r for r in _summary(results) if r["engines"] == "ops"]
-    raw = t_interval([float(r["metrics"]["alerts_raw"]) for r in runs])
+    raw = t_interval([float(r["metrics"]["alerts_raw"]) for r in runs], (0.0, None))
     assert re.search(r"raw alerts:\s+" + re.escape(fmt_stat(raw, "count")), text)
 
 
@@ -256,3 +257,10 @@ def test_bad_input_is_named(tmp_path: Path, results: Path, capsys: pytest.Captur
     (sweep / "sweep.csv").write_text("scenario,cost\nsmall,1\n")
     with pytest.raises(ReportError, match="missing columns engines, seed"):
         build_report(sweep)
+
+
+def test_intervals_stay_inside_the_domain() -> None:
+    s = t_interval([0.90, 0.999], (0.0, 1.0))
+    assert s.n == 2 and s.lo is not None and s.hi == 1.0 and s.lo < 0.9
+    assert t_interval([1.0]).lo is None  # one seed: no interval
+    assert fmt_stat(t_interval([3.0, 3.0], (0.0, None)), "count") == "3 (all 2 seeds)"
