@@ -1,10 +1,8 @@
 """Matplotlib (Agg) plots of a results folder written by ``zeroops suite`` (layout: docs/results.md).
 
-``scenario_figure`` draws one scenario's engine sets over time — offered vs
-served load, worst-service p95 latency, request-weighted error ratio, active
-servers and cumulative spend — with each engine set's incident intervals
-shaded.  ``summary_figure`` compares the engine sets on cost, MTTR and
-availability across scenarios.
+``load_run`` reads one run's series (aggregated over services) and incident intervals; the per-scenario
+figures are in ``reports/scenario_plots.py``.  ``summary_figure`` compares the engine sets on cost, MTTR and
+availability (in nines) across scenarios.
 """
 
 from __future__ import annotations
@@ -82,48 +80,6 @@ def load_run(run_dir: Path, duration_s: float | None = None) -> RunSeries:
             end = float(row["end"]) / 3600.0 if not pd.isna(row["end"]) else end_h
             incidents.append((start, max(end, start), str(row["type"])))
     return RunSeries(run_dir.name, hours, offered, served, p95, error_ratio, active, spend, incidents)
-
-
-def scenario_figure(scenario: str, runs: list[RunSeries], path: Path, order: list[str] | None = None) -> Path:
-    """Five stacked panels over time for one scenario, one line per engine set; saves a PNG at ``path``."""
-    order = order or [r.engines for r in runs]
-    fig, axes = plt.subplots(5, 1, figsize=(11, 13), sharex=True, constrained_layout=True)
-    ax_load, ax_lat, ax_err, ax_act, ax_cost = axes
-    for r in runs:
-        c = color(r.engines, order)
-        ax_load.plot(r.hours, r.offered, color=c, lw=1.0, ls="--", alpha=0.8, label=f"{r.engines}: offered")
-        ax_load.plot(r.hours, r.served, color=c, lw=1.4, label=f"{r.engines}: served (good)")
-        ax_lat.plot(r.hours, r.p95_worst, color=c, lw=1.2, label=r.engines)
-        ax_err.plot(r.hours, 100.0 * r.error_ratio, color=c, lw=1.2, label=r.engines)
-        ax_act.step(r.hours, r.active, where="post", color=c, lw=1.2, label=r.engines)
-        ax_cost.plot(r.hours, r.spend, color=c, lw=1.4, label=r.engines)
-    # incident intervals, one band per engine set (their resolution differs), stacked in the lower part
-    n = max(len(runs), 1)
-    shaded: set[str] = set()
-    for k, r in enumerate(runs):
-        c = color(r.engines, order)
-        for start, end, _ in r.incidents:
-            width = max(end - start, 1 / 60)
-            for ax in axes:
-                label = f"{r.engines}: incident" if ax is ax_load and r.engines not in shaded else None
-                ax.axvspan(start, start + width, ymin=k / n, ymax=(k + 1) / n, color=c, alpha=0.15, lw=0, label=label)
-            shaded.add(r.engines)
-    ax_load.set_ylabel("requests / s\n(all services)")
-    ax_load.set_title(f"{scenario}: offered vs served load", loc="left", fontsize=11)
-    ax_lat.set_ylabel("p95 latency, ms\n(worst service)")
-    if any(np.nanmax(r.p95_worst, initial=0) > 20 * max(np.nanmin(r.p95_worst, initial=1), 1) for r in runs):
-        ax_lat.set_yscale("log")
-    ax_err.set_ylabel("error ratio, %\n(request-weighted)")
-    ax_act.set_ylabel("active servers")
-    ax_cost.set_ylabel("cumulative spend")
-    ax_cost.set_xlabel("simulated time, hours (shaded: incidents, one band per engine set)")
-    for ax in axes:
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
 
 
 SUMMARY_PANELS = (("cost", "cost, % of the scenario's\nstatic baseline", 1.0), ("mttr_s", "MTTR (minutes)", 1 / 60.0),

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from reports.dashboard import MARK, Dashboard, Line, build_dashboard, fmt_stat, fmt_value
+from reports.dashboard import Dashboard, Line, build_dashboard, fmt_stat, fmt_value
 from reports.doc import Block, Details, Heading, Image, Para, Table, slug, to_html, to_markdown
 from reports.incident_records import read_actions_csv
 from reports.plots import load_run, summary_figure
@@ -26,6 +26,7 @@ from reports.scenario_plots import demand_figure, forecasts, funnel_figure, funn
 __all__ = ["ReportError", "build_report", "report_blocks", "summary_table"]
 
 FORMATS = ("md", "html")
+HTML_MARK = {"met": "✓", "missed": "✗", "": ""}  # text marks: a headless browser may have no emoji font
 COLUMNS = (("incidents", "incidents"), ("mttd_s", "MTTD"), ("mttr_s", "MTTR"), ("availability", "availability"),
            ("slo_violation_minutes", "SLO-violation min"), ("cost", "cost"), ("cost_savings", "savings"),
            ("human_interventions", "human interventions"), ("automation_rate", "automation"),
@@ -75,7 +76,7 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
 def _line_row(d: Dashboard, ln: Line) -> list[str]:
     others = [e for e in d.engines if e != d.primary]
     return [ln.spec.label, fmt_stat(ln.values[d.primary], ln.spec.unit), ln.target or "–",
-            (MARK[ln.status] + " " + ln.status).strip() or "–", ln.scenario_targets or "–",
+            (HTML_MARK[ln.status] + " " + ln.status).strip() or "–", ln.scenario_targets or "–",
             *(fmt_stat(ln.values[e], ln.spec.unit) for e in others)]
 
 
@@ -89,7 +90,7 @@ def dashboard_blocks(d: Dashboard) -> list[Block]:
     out: list[Block] = [Heading(2, "Automation dashboard", "dashboard"), Para(
         f"The engine set under test is `{d.primary}`; beside it, its targets and the baselines of the same run. "
         f"Counts are summed over the scenarios, rates and times averaged over them; {seeds}. Targets marked "
-        "*design* are the design document's (zero-ops-design.md §10), *scenario files* are the scenarios' own.")]
+        "(design) are the design document's (zero-ops-design.md §10), (scenario files) the scenarios' own.")]
     for title, lines in d.sections:
         rows = [_line_row(d, ln) for ln in lines]
         classes = [ln.status for ln in lines]
@@ -212,7 +213,7 @@ def report_blocks(res: Results, fmt_: str, report_path: Path, bench: Path | None
         Heading(1, "zeroops results report"),
         Para(f"Generated from `{res.folder.name}/summary.json`"
              + (f" and `{res.sweep.name}`" if res.sweep else "")
-             + f": {len(res.runs)} runs, {len(res.scenarios)} scenarios, engine sets {', '.join(res.engines)}. "
+             + f": {len(res.runs)} run(s), {len(res.scenarios)} scenario(s), engine sets {', '.join(res.engines)}. "
              "Every figure is read from the results files; metric definitions: docs/results.md."),
         Para("Contents: [dashboard](#dashboard) · [summary](#summary) · [scenarios](#scenarios)"
              + (" · [benchmarks](#benchmarks)" if bench else "")),

@@ -1,9 +1,9 @@
 """A results folder as the reports read it: runs grouped by scenario, engine set and seed.
 
-Reads ``summary.json`` (every run's metrics and target statuses, docs/results.md) and, when present, a
-merged sweep table ``sweep.csv`` (one row per scenario × engine set × seed, metric columns as in
-``summary.csv``): its rows replace the summary's runs of the same scenario and engine set, so figures get
-intervals across seeds.  Nothing here computes a figure the files do not hold.
+Reads ``summary.json`` (every run's metrics and target statuses, docs/results.md) and, when present, the
+runs of ``zeroops sweep`` (``sweep.json``, else ``sweep.csv``: one row per scenario × engine set × seed): they
+replace the summary's runs of the same scenario and engine set, so figures get intervals across seeds.  A
+sweep folder without ``summary.json`` is read from the sweep alone.  Nothing here computes a figure the files do not hold.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 BASELINES = ("static", "reactive")  # the registered baseline engine sets (engines/registry.py)
-SWEEP_FILES = ("sweep.csv", "sweep/runs.csv")
+SWEEP_FILES = ("sweep.json", "sweep.csv")  # written by ``zeroops sweep`` (scenarios/sweep_stats.py)
+NOT_METRICS = {"scenario", "engines", "seed", "wall_s", "worker", "targets", "targets_met", "targets_missed"}
 
 
 class ReportError(ValueError):
@@ -67,20 +68,28 @@ class Results:
 
 
 def _sweep_runs(path: Path) -> list[dict[str, Any]]:
+    """One run dict per row of ``sweep.json`` (its ``runs``, targets included) or ``sweep.csv``."""
     try:
-        df = pd.read_csv(path)
+        if path.suffix == ".json":
+            doc = json.loads(path.read_text())
+            rows = doc.get("runs") if isinstance(doc, dict) else None
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ReportError(f"{path}: expected an object with a 'runs' list (written by zeroops sweep)")
+        else:
+            rows = pd.read_csv(path).to_dict("records")
     except (OSError, ValueError) as e:
         raise ReportError(f"{path}: unreadable sweep table ({e})") from None
-    missing = [c for c in ("scenario", "engines", "seed") if c not in df.columns]
+    cols = set().union(*(r.keys() for r in rows)) if rows else set()
+    missing = [c for c in ("scenario", "engines", "seed") if c not in cols]
     if missing:
         raise ReportError(f"{path}: not a sweep table: missing columns {', '.join(missing)} "
                           "(expected one row per scenario, engines, seed)")
-    skip = {"scenario", "engines", "seed", "wall_s", "targets_met", "targets_missed"}
     out = []
-    for row in df.to_dict("records"):
-        metrics = {k: _num(v) for k, v in row.items() if k not in skip}
+    for row in rows:
+        metrics = {k: _num(v) for k, v in row.items() if k not in NOT_METRICS}
+        targets = row.get("targets") if isinstance(row.get("targets"), dict) else {}
         out.append({"scenario": str(row["scenario"]), "engines": str(row["engines"]), "seed": row["seed"],
-                    "metrics": metrics, "targets": {}, "from": path.name})
+                    "metrics": metrics, "targets": targets, "from": path.name})
     return out
 
 
@@ -90,10 +99,11 @@ def load_results(folder: Path) -> Results:
     path = folder / "summary.json"
     if not folder.is_dir():
         raise ReportError(f"{folder}: no such results folder (write one with `zeroops suite --out {folder}`)")
-    if not path.exists():
+    sweep = next((folder / f for f in SWEEP_FILES if (folder / f).is_file()), None)
+    if not path.exists() and sweep is None:
         raise ReportError(f"{folder}: no summary.json (write one with `zeroops suite --out {folder}`)")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text()) if path.exists() else {"runs": []}
     except json.JSONDecodeError as e:
         raise ReportError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
@@ -103,14 +113,15 @@ def load_results(folder: Path) -> Results:
         if not isinstance(r, dict) or not {"scenario", "engines", "metrics"} <= set(r):
             raise ReportError(f"{path}: runs[{i}] lacks scenario, engines or metrics")
         runs.append(r)
-    sweep = next((folder / f for f in SWEEP_FILES if (folder / f).is_file()), None)
     if sweep is not None:
         extra = _sweep_runs(sweep)
         swept = {(r["scenario"], r["engines"]) for r in extra}
         targets = {(r["scenario"], r["engines"]): r.get("targets", {}) for r in runs}
         for r in extra:
-            r["targets"] = targets.get((r["scenario"], r["engines"]), {})
+            r["targets"] = r["targets"] or targets.get((r["scenario"], r["engines"]), {})
         runs = [r for r in runs if (r["scenario"], r["engines"]) not in swept] + extra
+    if not runs:
+        raise ReportError(f"{path if path.exists() else sweep}: no runs in it")
     res = Results(folder, runs, sweep)
     res.scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
     res.engines = list(dict.fromkeys(r["engines"] for r in runs))

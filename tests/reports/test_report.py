@@ -264,3 +264,24 @@ def test_intervals_stay_inside_the_domain() -> None:
     assert s.n == 2 and s.lo is not None and s.hi == 1.0 and s.lo < 0.9
     assert t_interval([1.0]).lo is None  # one seed: no interval
     assert fmt_stat(t_interval([3.0, 3.0], (0.0, None)), "count") == "3 (all 2 seeds)"
+
+
+def test_a_sweep_folder_gives_intervals_across_its_seeds(results: Path, tmp_path: Path) -> None:
+    """Runs written by ``zeroops sweep`` (its own writer) are read with their targets: intervals over seeds."""
+    sweep_stats = pytest.importorskip("scenarios.sweep_stats")
+    from reports.dashboard import build_dashboard
+    from reports.results_model import load_results
+
+    flat = [{"scenario": r["scenario"], "engines": r["engines"], "seed": r["seed"], "wall_s": r["wall_s"],
+             "worker": "w1", **r["metrics"], "targets_met": 0, "targets_missed": 0, "_targets": r["targets"]}
+            for r in _summary(results)]
+    sweep_stats.write(tmp_path, flat, [], {})
+    res = load_results(tmp_path)  # no summary.json: the sweep alone
+    assert res.sweep == tmp_path / "sweep.json" and len(res.runs) == len(flat)
+    d = build_dashboard(res)
+    avail = [ln for _, lines in d.sections for ln in lines if ln.spec.key == "availability"][0]
+    want = t_interval([r["availability"] for r in flat if r["engines"] == "static"], (0.0, 1.0))
+    assert avail.values["static"] == want and want.n == len(SEEDS)
+    assert avail.scenario_targets  # the targets came along with the sweep's runs
+    path = build_report(tmp_path, "md")
+    assert "(no time series found in `small/`)" in path.read_text()
