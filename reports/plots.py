@@ -103,8 +103,6 @@ def _value(by: dict[tuple[str, str], dict[str, Any]], scenario: str, engines: st
         if not base:
             base = max((by.get((scenario, e), {}).get("cost") or 0.0) for e in all_engines)
         return 100.0 * v / base if base else float("nan")
-    if metric == "availability":
-        return nines(float(v))
     return float(v) * scale
 
 
@@ -112,7 +110,9 @@ def summary_figure(runs: list[dict[str, Any]], path: Path) -> Path:
     """Grouped bars per scenario and engine set for cost, MTTR and availability; saves a PNG."""
     scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
     engines = list(dict.fromkeys(r["engines"] for r in runs))
-    by = {(r["scenario"], r["engines"]): r["metrics"] for r in runs}
+    seeds = list(dict.fromkeys(str(r.get("seed")) for r in runs))
+    per_seed = {sd: {(r["scenario"], r["engines"]): r["metrics"] for r in runs if str(r.get("seed")) == sd}
+                for sd in seeds}
     fig, axes = plt.subplots(len(SUMMARY_PANELS), 1, figsize=(max(8, 1.3 * len(scenarios) + 3), 10),
                              constrained_layout=True)
     x = np.arange(len(scenarios))
@@ -120,9 +120,15 @@ def summary_figure(runs: list[dict[str, Any]], path: Path) -> Path:
     for ax, (metric, label, scale) in zip(axes, SUMMARY_PANELS, strict=True):
         lows = []
         for k, e in enumerate(engines):
-            vals = [_value(by, s, e, metric, scale, engines) for s in scenarios]
+            samples = [[v for v in (_value(by, s, e, metric, scale, engines) for by in per_seed.values())
+                        if not np.isnan(v)] for s in scenarios]
+            f = nines if metric == "availability" else float  # availability: mean over seeds, then in nines
+            vals = [f(float(np.mean(xs))) if xs else float("nan") for xs in samples]
+            err = np.array([[m - f(min(xs)), f(max(xs)) - m] if len(xs) > 1 else [0.0, 0.0]
+                            for m, xs in zip(vals, samples, strict=True)]).T
             lows.extend(v for v in vals if not np.isnan(v))
-            bars = ax.bar(x + (k - (len(engines) - 1) / 2) * width, vals, width, label=e, color=color(e, engines))
+            bars = ax.bar(x + (k - (len(engines) - 1) / 2) * width, vals, width, label=e, color=color(e, engines),
+                          yerr=err if err.any() else None, capsize=3, error_kw={"lw": 0.8})
             for b, v in zip(bars, vals, strict=True):
                 text = "n/a" if np.isnan(v) else (f"{100 * (1 - 10 ** -v):.3f}%" if metric == "availability"
                                                   else f"{v:.0f}")
@@ -134,7 +140,8 @@ def summary_figure(runs: list[dict[str, Any]], path: Path) -> Path:
         ax.set_xticks(x, scenarios, rotation=20, ha="right", fontsize=9)
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_title("Engine sets compared across scenarios (missing bar: no value, e.g. no incident)", loc="left",
+    axes[0].set_title("Engine sets compared across scenarios (missing bar: no value, e.g. no incident)"
+                      + ("\nbar: mean over seeds, whiskers: their range" if len(seeds) > 1 else ""), loc="left",
                       fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
