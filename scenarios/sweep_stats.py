@@ -150,18 +150,23 @@ def table(summary: list[dict[str, Any]], baseline: str | None = "static", metric
     heads = ["scenario", "engines", *metrics]
     rows: list[list[str]] = []
     for scn, eng in pairs:
-        rows.append([scn, eng, *(_cell(idx.get((scn, eng, m, ""))) for m in metrics)])
+        rows.append([scn, eng, *(_cell(idx.get((scn, eng, m, "")), m) for m in metrics)])
         if baseline and baseline != eng and any((scn, eng, m, baseline) in idx for m in metrics):
-            rows.append(["", f"  Δ vs {baseline}", *(_cell(idx.get((scn, eng, m, baseline)), True) for m in metrics)])
+            rows.append(["", f"  Δ vs {baseline}", *(_cell(idx.get((scn, eng, m, baseline)), m, True)
+                                                      for m in metrics)])
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(heads)]
     line = "  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True))
     return "\n".join([line, "-" * len(line), *("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
                                                 for r in rows)])
 
 
-def _cell(r: dict[str, Any] | None, signed: bool = False) -> str:
+def _cell(r: dict[str, Any] | None, metric: str = "", signed: bool = False) -> str:
+    """``mean ±half-width``; ratios in % (differences of ratios in percentage points)."""
     if r is None:
         return "-"
-    mean, hi = r["mean"], r["ci_high"]
-    f = (lambda v: f"{v:+.4g}") if signed else (lambda v: f"{v:.4g}")
-    return f(mean) if hi is None else f"{f(mean)} ±{hi - mean:.2g}"
+    pct = metric == "availability" or metric.endswith("_rate")
+    k, unit = (100.0, "%" if not signed else " pp") if pct else (1.0, "")
+    mean, hi = k * r["mean"], None if r["ci_high"] is None else k * r["ci_high"]
+    digits = ".3f" if metric == "availability" else ".1f" if pct else ".4g"
+    text = format(mean + 0.0, ("+" if signed else "") + digits)  # + 0.0: no "-0"
+    return text + unit if hi is None else f"{text}{unit} ±{hi - mean:.2g}"
