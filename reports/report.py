@@ -243,6 +243,10 @@ def build_report(out_dir: Path, fmt_: str = "md", out: Path | None = None, bench
     path = Path(out) if out is not None else out_dir / f"report.{fmt_}"
     if bench is not None and not Path(bench).is_file():
         raise ReportError(f"--bench {bench}: no such file (a pytest-benchmark JSON: pytest --benchmark-json=FILE)")
+    if bench is not None:
+        from reports.bench import read_bench
+
+        read_bench(Path(bench))  # a bad file is named before any plot is drawn
     blocks = report_blocks(res, fmt_, path, Path(bench) if bench else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = to_html(blocks, f"zeroops report — {out_dir.name}") if fmt_ == "html" else to_markdown(blocks, path)
