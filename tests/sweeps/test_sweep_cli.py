@@ -73,3 +73,30 @@ def test_unreachable_scheduler_is_one_line_and_exit_2(tmp_path: Path, capsys: py
 def test_reference_rows_are_deterministic() -> None:
     a, b = reference([2]), reference([2])
     assert [metric_text(a[k]) for k in sorted(a)] == [metric_text(b[k]) for k in sorted(b)]
+
+
+def test_a_failed_run_is_reported_with_its_key_and_the_others_kept() -> None:
+    from scenarios.sweep import SweepError, execute, run_job
+    from tests.sweeps.harness import tiny_jobs
+
+    jobs = tiny_jobs([1, 2])
+
+    def task(job):  # type: ignore[no-untyped-def]
+        if job.key == jobs[0].key:
+            raise RuntimeError("boom")
+        return run_job(job)
+
+    seen: list[object] = []
+    out = execute(jobs, task=task, progress=seen.append)
+    assert out.failed == {jobs[0].key: "RuntimeError: boom"}
+    assert sorted(out.rows) == sorted(j.key for j in jobs[1:]) and len(seen) == len(jobs)
+    with pytest.raises(SweepError, match="lists a run twice"):
+        execute([jobs[0], jobs[0]])
+
+
+def test_progress_lines_count_the_runs_when_stderr_is_not_a_terminal(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", str(SUITE), "--seeds", "1", "--workers", "0", "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "2 runs on this process" in err
+    assert [ln for ln in err.splitlines() if "runs done" in ln] == ["sweep: 1/2 runs done", "sweep: 2/2 runs done"]
