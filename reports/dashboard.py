@@ -241,6 +241,8 @@ def build_dashboard(res: Results) -> Dashboard:
             lines.append(line)
         if title == "Cost":
             lines += _savings_lines(res)
+        if title == "Continuous improvement":
+            lines += improvement_lines(res)
         need = NEEDS_NONZERO.get(title)
         if need and not any((ln.values[e].mean or 0) > 0 for ln in lines if ln.spec.key == need for e in res.engines):
             continue
@@ -270,6 +272,41 @@ def _savings_lines(res: Results) -> list[Line]:
             line.status = _status(vals[res.primary].mean, op, bound)
         out.append(line)
     return out
+
+
+def improvement_lines(res: Results) -> list[Line]:
+    """Experiments and canary decisions of each engine set, from the evidence in its run folders' actions.csv
+    (reports/improvement_report.py; the folders hold the last seed written)."""
+    from reports.improvement_report import read_decisions, summarise
+
+    figs: dict[str, dict[str, float]] = {}
+    for e in res.engines:
+        acc = {"experiments": 0.0, "winners": 0.0, "promoted": 0.0, "regressions": 0.0}
+        seen = False
+        for scn in res.scenarios:
+            run = res.run_dir(scn, e)
+            if not (run / "actions.csv").is_file():
+                continue
+            try:
+                weeks = summarise(read_decisions(run))
+            except ValueError:
+                continue
+            for w in weeks.values():
+                exps = list(w["experiments"].values())
+                acc["experiments"] += len(exps)
+                acc["winners"] += sum(1 for x in exps if x.get("decision") == "winner")
+                acc["promoted"] += len(w["promoted"])
+                acc["regressions"] += sum(1 for r in w["rolled_back"] if r["why"] == "canary_rollback")
+                seen = True
+        if seen:
+            figs[e] = acc
+    if not any(v["experiments"] or v["promoted"] or v["regressions"] for v in figs.values()):
+        return []
+    labels = (("experiments", "experiments run (run folders)"), ("winners", "winners"),
+              ("promoted", "canaries promoted to 100 %"), ("regressions", "regressions caught by canaries"))
+    return [Line(Spec(f"improvement_{k}", label, "count", lambda runs: None),
+                 {e: Stat(figs[e][k], n=1) if e in figs else Stat(None) for e in res.engines})
+            for k, label in labels]
 
 
 def budget_figures(res: Results) -> dict[str, Any]:
