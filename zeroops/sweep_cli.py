@@ -202,7 +202,7 @@ def add_sweep_parser(sub: Any) -> None:
     sw.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
     sw.add_argument("--workers", type=_non_negative, default=machine_workers(),
                     help="LocalCluster worker processes (default: one per core, here %(default)s); "
-                    "0: run in this process without Dask")
+                    "0: run in this process without Dask; ignored with --scheduler")
     sw.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S,
                     help="seconds to reach --scheduler (default %(default)g)")
     sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
