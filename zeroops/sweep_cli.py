@@ -182,7 +182,7 @@ def add_sweep_parser(sub: Any) -> None:
         "sweep", help="every scenario x engine set x seed on Dask: means and 95 %% intervals",
         description="Run every scenario of SUITE_DIR with each engine set at each seed, on a Dask LocalCluster "
         "(default) or an existing Dask cluster (--scheduler), and merge the runs into one table: per metric the "
-        "mean over seeds with its 95 %% Student-t interval, and the paired difference to each baseline set on "
+        "mean over seeds with its 95 % Student-t interval, and the paired difference to each baseline set on "
         "the same seeds.  Writes OUT/sweep.csv (one row per run), OUT/sweep-summary.csv and OUT/sweep.json.",
         epilog="examples:\n  zeroops sweep scenarios/standard --scenarios az-outage,hypervisor-failure --seeds 5\n"
         "  zeroops sweep my-suite/ --seeds 20 --scheduler tcp://10.0.0.5:8786\n\n"
