@@ -396,8 +396,9 @@ class ReleaseManager:
         return rel.rolling > 0 or self.running(rel) > 0
 
     def version_of(self, i: int) -> str:
-        self._sync()
-        return self.releases[int(self.ver[i])].version
+        if self.known < self.w.n:  # read once per server by every listing: sync only when rows were added
+            self._sync()
+        return self.releases[self.ver[i]].version
 
     def current_version(self, s: int) -> str:
         return self.releases[self.current[s]].version

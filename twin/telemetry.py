@@ -27,6 +27,9 @@ class Ring:
         self.t = np.full(length, np.nan)
         self.v = np.full((length, width), np.nan, dtype=dtype)
         self.n = 0  # snapshots pushed so far
+        self.filled = 0  # columns any push has written: beyond them every slot is still NaN
+        # per window length: (n when computed, the window's times, its slots), shared by every column's read
+        self._win: dict[float, tuple[int, np.ndarray, np.ndarray]] = {}
 
     @property
     def width(self) -> int:
@@ -41,9 +44,12 @@ class Ring:
     def push(self, t: float, row: np.ndarray) -> None:
         i = self.n % self.length
         self.t[i] = t
-        self.v[i, : len(row)] = row
-        if len(row) < self.width:
-            self.v[i, len(row) :] = np.nan
+        k = len(row)
+        self.v[i, :k] = row
+        if k < self.filled:  # columns a longer earlier row wrote; columns past ``filled`` were never written
+            self.v[i, k : self.filled] = np.nan
+        else:
+            self.filled = k
         self.n += 1
 
     def last(self) -> np.ndarray:
@@ -54,10 +60,15 @@ class Ring:
         k = min(self.n, self.length)
         if k == 0:
             return np.empty(0), np.empty(0)
-        idx = (np.arange(self.n - k, self.n)) % self.length
-        t = self.t[idx]
-        keep = t > t[-1] - seconds - 1e-9
-        return t[keep], self.v[idx[keep], col].astype(np.float64)
+        c = self._win.get(seconds)
+        if c is None or c[0] != self.n:  # the slots and times change only with a push
+            idx = (np.arange(self.n - k, self.n)) % self.length
+            t = self.t[idx]
+            keep = t > t[-1] - seconds - 1e-9
+            if len(self._win) >= 32:  # callers with ever-changing lengths: keep the cache small
+                self._win.clear()
+            c = self._win[seconds] = (self.n, t[keep], idx[keep])
+        return c[1].copy(), self.v[c[2], col].astype(np.float64)
 
 
 class History:
