@@ -33,24 +33,31 @@ class Scrape:
         disk_max = np.where(has_up, np.maximum(np.minimum(self.svc_disk, 1.0), 0.0), 0.0)
         if self._rowbuf is None or self._rowbuf.shape[1] < n:
             self._rowbuf = np.empty((len(SERVER_METRICS), self.cap))
-        buf = iter(self._rowbuf[:, :n])
-        nan = np.full(1, np.nan)
-
-        def expand(per_group: np.ndarray) -> np.ndarray:  # full-width row: each row its group's, NaN outside
-            return np.take(np.concatenate((per_group, nan)), g.full, out=next(buf))
-
+        ng = len(cnt)
+        # per group, plus a NaN column that rows outside any group (deleted servers) read; full-width rows are
+        # one gather of the table by each row's group (``g.full`` is in range, so mode="clip" clips nothing and
+        # gathers straight into the buffer)
+        table = np.empty((3, ng + 1))
+        table[:, ng] = np.nan
         tr = g.tracked
+        table[0, :ng] = np.where(g.up, np.minimum(util, 1.0), np.where(tr, 0.0, np.nan))
+        table[1, :ng] = np.where(tr, served * g.mbps, np.nan)
+        table[2, :ng] = np.where(tr, fail, np.nan)
+        rows = np.take(table, g.full, axis=1, out=self._rowbuf[:3, :n], mode="clip")
         if g.static_rows is None:  # rows that change only with the structure: expanded once per structure
-            g.static_rows = np.stack([np.concatenate((v, nan))[g.full] for v in (
-                np.where(tr, g.mem, np.nan), np.where(tr, np.minimum(g.disk, 1.0), np.nan),
-                np.where(tr, g.up.astype(float), np.nan))])
+            st = np.empty((3, ng + 1))
+            st[:, ng] = np.nan
+            st[0, :ng] = np.where(tr, g.mem, np.nan)
+            st[1, :ng] = np.where(tr, np.minimum(g.disk, 1.0), np.nan)
+            st[2, :ng] = np.where(tr, g.up.astype(float), np.nan)
+            g.static_rows = np.take(st, g.full, axis=1, mode="clip")
         srv_vals = {
-            "server_cpu_util": expand(np.where(g.up, np.minimum(util, 1.0), np.where(tr, 0.0, np.nan))),
+            "server_cpu_util": rows[0],
             "server_memory_util": g.static_rows[0],
             "server_disk_util": g.static_rows[1],
-            "server_network_mbps": expand(np.where(tr, served * g.mbps, np.nan)),
+            "server_network_mbps": rows[1],
             "server_up": g.static_rows[2],
-            "server_error_ratio": expand(np.where(tr, fail, np.nan)),
+            "server_error_ratio": rows[2],
         }
         self._scrape(t, offered, good, err, p95, cpu, mem_max, disk_max, pool_util, active,
                      served_svc * self.svc_mbps_per_rps, srv_vals)
