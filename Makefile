@@ -20,8 +20,7 @@ venv: $(STAMP)  ## create .venv and install zeroops with its test extras
 
 run: $(STAMP)  ## run the standard scenario suite and build its report, results in $(OUT)/
 	$(BIN)/zeroops suite scenarios/standard --out $(OUT)
-	$(BIN)/zeroops report $(OUT)
-	$(BIN)/zeroops report $(OUT) --format html
+	$(BIN)/zeroops report $(OUT) --format md,html
 
 lint: $(STAMP)  ## ruff and the import contracts
 	$(BIN)/ruff check .

@@ -38,9 +38,12 @@ class Image:
 
 @dataclass
 class Details:
+    """Preformatted text (a post-mortem) embedded in the HTML; Markdown links to its ``source`` file instead."""
+
     title: str
-    text: str  # preformatted (a post-mortem's Markdown)
+    text: str
     anchor: str = ""
+    source: Path | None = None
 
 
 Block = Heading | Para | Table | Image | Details
@@ -74,16 +77,24 @@ def _md_cell(text: str) -> str:
 
 def to_markdown(blocks: list[Block], md_path: Path) -> str:
     """Markdown; images linked relative to ``md_path``; Details become links to their own files when anchors."""
+    files = {f"](#{b.anchor})": f"]({os.path.relpath(b.source, md_path.parent).replace(os.sep, '/')})"
+             for b in blocks if isinstance(b, Details) and b.anchor and b.source is not None}
+
+    def link(text: str) -> str:  # an anchor of an embedded file becomes a link to the file itself
+        for a, f in files.items():
+            text = text.replace(a, f)
+        return text
+
     lines: list[str] = []
     for b in blocks:
         if isinstance(b, Heading):
             lines += ["#" * b.level + " " + b.text, ""]
         elif isinstance(b, Para):
-            lines += [b.text, ""]
+            lines += [link(b.text), ""]
         elif isinstance(b, Table):
             lines.append("| " + " | ".join(_md_cell(h) for h in b.heads) + " |")
             lines.append("|" + "---|" * len(b.heads))
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
+            lines += ["| " + " | ".join(link(_md_cell(c)) for c in row) + " |" for row in b.rows]
             lines.append("")
         elif isinstance(b, Image):
             rel = os.path.relpath(b.path, md_path.parent).replace(os.sep, "/")

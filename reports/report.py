@@ -9,7 +9,6 @@ beside it adds seeds) and, per run, ``timeseries.csv``, ``incidents.csv``, ``act
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,7 @@ def _read_incidents(run_dir: Path) -> pd.DataFrame | None:
         return None
 
 
-def incident_blocks(res: Results, scn: str, fmt_: str, report_path: Path) -> list[Block]:
+def incident_blocks(res: Results, scn: str) -> list[Block]:
     run_dir = res.run_dir(scn, res.primary)
     inc = _read_incidents(run_dir)
     if inc is None or not len(inc):
@@ -151,11 +150,8 @@ def incident_blocks(res: Results, scn: str, fmt_: str, report_path: Path) -> lis
         link = "–"
         if pm.is_file():
             anchor = f"pm-{slug(scn)}-{slug(iid)}"
-            if fmt_ == "html":
-                link = f"[post-mortem](#{anchor})"
-                details.append(Details(f"Post-mortem {iid} ({scn}/{res.primary})", pm.read_text(), anchor))
-            else:
-                link = f"[post-mortem]({os.path.relpath(pm, report_path.parent).replace(os.sep, '/')})"
+            link = f"[post-mortem](#{anchor})"  # Markdown: a link to the file itself (reports/doc.py)
+            details.append(Details(f"Post-mortem {iid} ({scn}/{res.primary})", pm.read_text(), anchor, pm))
         declared = r.get("declared_severity")
         rows.append([
             iid, str(r["type"]), f"{r.get('true_severity', '–')} / {declared if isinstance(declared, str) else '–'}",
@@ -167,7 +163,7 @@ def incident_blocks(res: Results, scn: str, fmt_: str, report_path: Path) -> lis
     return [Table(heads, rows), *details]
 
 
-def scenario_blocks(res: Results, scn: str, plots: Path, fmt_: str, report_path: Path) -> list[Block]:
+def scenario_blocks(res: Results, scn: str, plots: Path) -> list[Block]:
     runs = res.of(scenario=scn)
     out: list[Block] = [Heading(3, scn, "scn-" + slug(scn))]
     dur = next((r.get("duration_s") for r in runs if r.get("duration_s")), None)
@@ -201,12 +197,12 @@ def scenario_blocks(res: Results, scn: str, plots: Path, fmt_: str, report_path:
                                  for e, m in metrics.items()]))
     out.append(Para(f"Incident timeline of `{res.primary}` (ground truth; times are simulated clock, day and "
                     "hh:mm:ss; TTR of the baselines for the same fault beside it):"))
-    out += incident_blocks(res, scn, fmt_, report_path)
+    out += incident_blocks(res, scn)
     return out
 
 
 # ------------------------------------------------------------------ assembly
-def report_blocks(res: Results, fmt_: str, report_path: Path, bench: Path | None = None) -> list[Block]:
+def report_blocks(res: Results, bench: Path | None = None) -> list[Block]:
     plots = res.folder / "plots"
     d = build_dashboard(res)
     blocks: list[Block] = [
@@ -226,7 +222,7 @@ def report_blocks(res: Results, fmt_: str, report_path: Path, bench: Path | None
                Image(summary_figure(res.runs, plots / "summary.png"), "engine sets compared across scenarios"),
                Heading(2, "Scenarios", "scenarios")]
     for scn in res.scenarios:
-        blocks += scenario_blocks(res, scn, plots, fmt_, report_path)
+        blocks += scenario_blocks(res, scn, plots)
     if bench is not None:
         from reports.bench import bench_blocks
 
@@ -235,20 +231,41 @@ def report_blocks(res: Results, fmt_: str, report_path: Path, bench: Path | None
 
 
 def build_report(out_dir: Path, fmt_: str = "md", out: Path | None = None, bench: Path | None = None) -> Path:
-    """Render ``report.md`` (or ``report.html``) of the results in ``out_dir``; returns the report's path."""
-    if fmt_ not in FORMATS:
-        raise ReportError(f"--format {fmt_!r}: allowed values are {', '.join(FORMATS)}")
+    """Render ``report.md`` or ``report.html`` of the results in ``out_dir``; returns the report's path."""
+    return build_reports(out_dir, (fmt_,), out, bench)[0]
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``md``, ``html`` or both, comma-separated (the plots are drawn once for both)."""
+    fmts = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad or not fmts:
+        raise ReportError(f"--format {text!r}: allowed values are {', '.join(FORMATS)} (or md,html for both)")
+    return fmts
+
+
+def build_reports(out_dir: Path, fmts: tuple[str, ...] = ("md",), out: Path | None = None,
+                  bench: Path | None = None) -> list[Path]:
+    """Render the report in each format (plots drawn once); ``out`` names the file when there is one format."""
+    for f in fmts:
+        if f not in FORMATS:
+            raise ReportError(f"--format {f!r}: allowed values are {', '.join(FORMATS)}")
+    if out is not None and len(fmts) > 1:
+        raise ReportError("--out names one file: give one --format with it")
     out_dir = Path(out_dir)
     res = load_results(out_dir)
-    path = Path(out) if out is not None else out_dir / f"report.{fmt_}"
     if bench is not None and not Path(bench).is_file():
         raise ReportError(f"--bench {bench}: no such file (a pytest-benchmark JSON: pytest --benchmark-json=FILE)")
     if bench is not None:
         from reports.bench import read_bench
 
         read_bench(Path(bench))  # a bad file is named before any plot is drawn
-    blocks = report_blocks(res, fmt_, path, Path(bench) if bench else None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = to_html(blocks, f"zeroops report — {out_dir.name}") if fmt_ == "html" else to_markdown(blocks, path)
-    path.write_text(text)
-    return path
+    blocks = report_blocks(res, Path(bench) if bench else None)
+    paths = []
+    for f in fmts:
+        path = Path(out) if out is not None else out_dir / f"report.{f}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = to_html(blocks, f"zeroops report — {out_dir.name}") if f == "html" else to_markdown(blocks, path)
+        path.write_text(text)
+        paths.append(path)
+    return paths

@@ -11,16 +11,16 @@ EXIT_OK, EXIT_INPUT = 0, 2
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from reports.report import ReportError, build_report
+    from reports.report import ReportError, build_reports, parse_formats
 
     try:
-        path = build_report(Path(a.out_dir), a.format, Path(a.out) if a.out else None,
-                            Path(a.bench) if a.bench else None)
+        paths = build_reports(Path(a.out_dir), parse_formats(a.format), Path(a.out) if a.out else None,
+                              Path(a.bench) if a.bench else None)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT
-    extra = "" if a.format == "html" else f" and its plots in {Path(a.out_dir) / 'plots'}"
-    print(f"wrote {path}{extra}")
+    extra = f" and its plots in {Path(a.out_dir) / 'plots'}" if any(p.suffix == ".md" for p in paths) else ""
+    print(f"wrote {' and '.join(str(p) for p in paths)}{extra}")
     return EXIT_OK
 
 
@@ -44,7 +44,8 @@ def add_report_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
                         "writes OUT_DIR/report.md with PNGs in OUT_DIR/plots/; html writes one self-contained "
                         "file (images embedded, opens with no network). docs/reports.md")
     rp.add_argument("out_dir", metavar="RESULTS_DIR", help="results folder (with summary.json)")
-    rp.add_argument("--format", choices=("md", "html"), default="md", help="md (default) or html")
+    rp.add_argument("--format", default="md", metavar="md|html|md,html",
+                    help="md (default), html, or md,html for both (the plots are drawn once)")
     rp.add_argument("--out", metavar="FILE", help="write the report here (default: RESULTS_DIR/report.FORMAT)")
     rp.add_argument("--bench", metavar="FILE.json", help="add a benchmarks section from a pytest-benchmark JSON "
                     "(pytest --benchmark-json=FILE.json)")

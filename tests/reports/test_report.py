@@ -187,10 +187,11 @@ def test_summary_and_incident_tables_match_the_files(results: Path, html_report:
             assert row[-1] == "post-mortem"
 
 
-def test_markdown_report_links_files_that_exist(results: Path) -> None:
-    path = build_report(results, "md")
+def test_markdown_report_links_files_that_exist(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(results), "--format", "md,html"]) == 0  # both, the plots drawn once
+    path = results / "report.md"
+    assert f"wrote {path} and {results / 'report.html'}" in capsys.readouterr().out
     text = path.read_text()
-    assert path == results / "report.md"
     for h in ("## Automation dashboard", "### Automation coverage", "### Alerting", "## Scenarios", "### small"):
         assert h in text
     links = re.findall(r"\]\(([^)#]+)\)", text)
@@ -241,6 +242,8 @@ def test_bad_input_is_named(tmp_path: Path, results: Path, capsys: pytest.Captur
         build_report(tmp_path)
     with pytest.raises(ReportError, match="allowed values are md, html"):
         build_report(results, "pdf")
+    assert main(["report", str(results), "--format", "md,pdf"]) == 2
+    assert main(["report", str(results), "--format", "md,html", "--out", str(tmp_path / "x")]) == 2
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert main(["dashboard", str(tmp_path)]) == 2
     bad = tmp_path / "b.json"
@@ -281,5 +284,5 @@ def test_a_sweep_folder_gives_intervals_across_its_seeds(results: Path, tmp_path
     assert avail.scenario_targets  # the targets came along with the sweep's runs
     from reports.report import scenario_blocks
 
-    blocks = scenario_blocks(res, "small", tmp_path / "plots", "md", tmp_path / "report.md")
+    blocks = scenario_blocks(res, "small", tmp_path / "plots")
     assert "(no time series found in `small/`)" in [getattr(b, "text", "") for b in blocks]
