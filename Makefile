@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: run test test-slow test-live test-live-slow bench serve serve-load lint venv clean devcloud-up devcloud-down help
+.PHONY: run test test-slow test-live bench serve serve-load lint venv clean devcloud-up devcloud-down help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -26,7 +26,7 @@ lint: $(STAMP)  ## ruff and the import contracts
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: lint  ## ruff, import contracts and pytest (fast suites)
+test: lint  ## ruff, import contracts and pytest (fast suites; the live ones: make test-live)
 	$(BIN)/pytest -q
 
 test-slow: $(STAMP)  ## the slow suites too
@@ -35,10 +35,6 @@ test-slow: $(STAMP)  ## the slow suites too
 test-live: $(STAMP)  ## live tests against the local cloud (make devcloud-up first)
 	ZEROOPS_TEST_CLOUD=$${ZEROOPS_TEST_CLOUD:-devcloud} OS_CLIENT_CONFIG_FILE=$${OS_CLIENT_CONFIG_FILE:-$(DEVCLOUD_CLOUDS)} \
 		$(BIN)/pytest -q -m openstack
-
-test-live-slow: $(STAMP)  ## the live tests that take minutes each (.ci/run runs them after make test)
-	ZEROOPS_TEST_CLOUD=$${ZEROOPS_TEST_CLOUD:-devcloud} OS_CLIENT_CONFIG_FILE=$${OS_CLIENT_CONFIG_FILE:-$(DEVCLOUD_CLOUDS)} \
-		$(BIN)/pytest -q -m 'openstack and slow'
 
 bench: $(STAMP)  ## pytest-benchmark performance cases; figures belong in README
 	$(BIN)/pytest -q -m benchmark_suite benchmarks --benchmark-only -p no:cacheprovider -o addopts=''

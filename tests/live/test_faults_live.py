@@ -51,7 +51,7 @@ def test_retries_give_up_with_a_transient_error(make_adapter: Any, conn: Any, sv
     assert servers_of(conn, name) == []
 
 
-@pytest.mark.slow  # minutes of wall clock: .ci/run runs it after `make test` (make test-live-slow)
+@pytest.mark.slow  # minutes of wall clock: `make test-live` runs it (quick pass: -m "openstack and not slow")
 def test_engines_converge_under_30_percent_faults_without_duplicates(
     make_adapter: Any, conn: Any, svc: Any, exporter: LoadExporter, tmp_path: Path
 ) -> None:

@@ -34,7 +34,7 @@ def _controller(tmp_path: Path, name: str, config: Path) -> tuple[subprocess.Pop
     return p, out
 
 
-@pytest.mark.slow  # minutes of wall clock: .ci/run runs it after `make test` (make test-live-slow)
+@pytest.mark.slow  # minutes of wall clock: `make test-live` runs it (quick pass: -m "openstack and not slow")
 def test_kill_9_the_leader_mid_create_the_standby_finishes_without_duplicates(conn: Any, svc: Any,
                                                                              tmp_path: Path) -> None:
     name = svc("ha")

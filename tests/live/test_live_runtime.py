@@ -49,7 +49,7 @@ def test_observe_mode_proposes_without_acting(
     assert journal.all() == []  # nothing was even attempted
 
 
-@pytest.mark.slow  # minutes of wall clock: .ci/run runs it after `make test` (make test-live-slow)
+@pytest.mark.slow  # minutes of wall clock: `make test-live` runs it (quick pass: -m "openstack and not slow")
 def test_act_mode_scales_out_in_and_restores_a_crashed_server(
     make_adapter: Any, conn: Any, svc: Any, exporter: LoadExporter, tmp_path: Path
 ) -> None:

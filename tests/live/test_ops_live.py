@@ -130,7 +130,7 @@ def _fixed(path: Path, server: str) -> dict[str, Any] | None:
     return None
 
 
-@pytest.mark.slow  # minutes of wall clock: .ci/run runs it after `make test` (make test-live-slow)
+@pytest.mark.slow  # minutes of wall clock: `make test-live` runs it (quick pass: -m "openstack and not slow")
 def test_ops_declares_fixes_resolves_and_writes_up_a_crashed_server(
     make_adapter: Any, conn: Any, svc: Any, prometheus: Prometheus, tmp_path: Path
 ) -> None:

@@ -68,7 +68,7 @@ def _pending(state: str) -> list[int]:
     return [p.id for p in ApprovalQueue(SafetyStore(state)).list("pending") if p.action.kind == "create_server"]
 
 
-@pytest.mark.slow  # minutes of wall clock: .ci/run runs it after `make test` (make test-live-slow)
+@pytest.mark.slow  # minutes of wall clock: `make test-live` runs it (quick pass: -m "openstack and not slow")
 def test_the_ops_set_scales_out_with_a_human_approval_then_in_and_alerts_on_the_budget(
     make_adapter: Any, conn: Any, svc: Any, exporter: LoadExporter, tmp_path: Path
 ) -> None:
