@@ -1,10 +1,10 @@
 """The automation dashboard of a results folder: every figure read from the results files.
 
-Each figure is computed per engine set by pooling the scenarios it ran (counts summed, rates and times
-averaged over scenarios, cost savings from summed costs on the scenarios both sets ran) once per seed
-replicate (the k-th seed of every scenario), then given as the mean over replicates with a 95 % Student-t
-interval when there are several.  Beside it: the target (the scenario files' targets for that metric, else
-the design document's, marked as such) and the baselines of the same run.
+Each figure is computed per engine set by pooling the scenarios it ran among those the engine set under
+test ran (counts summed, rates and times averaged over scenarios, cost savings from summed costs on the
+scenarios both sets ran) once per seed replicate (the k-th seed of every scenario), then given as the mean
+over replicates with a 95 % Student-t interval when there are several.  Beside it: the design document's
+target and the scenario files' targets on that metric, and the baselines of the same run.
 """
 
 from __future__ import annotations
@@ -202,6 +202,12 @@ class Dashboard:
     budget: dict[str, Any] = field(default_factory=dict)  # from the budget manager's forecast reports
 
 
+def _same(res: Results, engines: str) -> Runs:
+    """The runs of ``engines`` on the scenarios the engine set under test ran: baselines compared like for like."""
+    mine = {r["scenario"] for r in res.of(engines=res.primary)}
+    return [r for r in res.of(engines=engines) if r["scenario"] in mine]
+
+
 def _scenario_targets(res: Results, metric: str) -> tuple[str, str]:
     """The scenario files' target texts on ``metric`` and how many the engine set under test met."""
     texts: list[str] = []
@@ -227,7 +233,7 @@ def build_dashboard(res: Results) -> Dashboard:
     for title, specs in SECTIONS:
         lines = []
         for spec in specs:
-            vals = {e: pooled(res.of(engines=e), spec.pool, spec.domain()) for e in res.engines}
+            vals = {e: pooled(_same(res, e), spec.pool, spec.domain()) for e in res.engines}
             line = Line(spec, vals)
             if spec.target_metric:
                 text, counts = _scenario_targets(res, spec.target_metric)
@@ -264,7 +270,7 @@ def _savings_lines(res: Results) -> list[Line]:
             return 1.0 - mine / theirs if theirs > 0 and _vals(runs, "cost") else None
 
         spec = Spec(f"savings_vs_{b}", f"savings vs {b}", "pct", pool, f"savings_vs_{b}", (None, 1.0))
-        vals = {e: (pooled(res.of(engines=e), pool, spec.domain()) if e != b else Stat(None)) for e in res.engines}
+        vals = {e: (pooled(_same(res, e), pool, spec.domain()) if e != b else Stat(None)) for e in res.engines}
         line = Line(spec, vals)
         if spec.key in DESIGN_TARGETS:
             op, bound = DESIGN_TARGETS[spec.key]

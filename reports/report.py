@@ -130,18 +130,19 @@ def _read_incidents(run_dir: Path) -> pd.DataFrame | None:
 
 
 def incident_blocks(res: Results, scn: str) -> list[Block]:
-    run_dir = res.run_dir(scn, res.primary)
+    prim_e = res.primary_in(scn)
+    run_dir = res.run_dir(scn, prim_e)
     inc = _read_incidents(run_dir)
     if inc is None or not len(inc):
-        return [Para(f"No ground-truth incident in `{scn}/{res.primary}`.")]
-    others = [e for e in res.engines if e != res.primary]
+        return [Para(f"No ground-truth incident in `{scn}/{prim_e}`.")]
+    others = [e for e in res.engines if e != prim_e and res.of(scn, e)]
     ttr = {e: {} for e in others}
     for e in others:
         o = _read_incidents(res.run_dir(scn, e))
         if o is not None:
             ttr[e] = dict(zip(o["id"].astype(str), o["ttr_s"], strict=True))
     heads = ["incident", "fault", "true / declared", "onset", "detected", "declared", "mitigated", "resolved",
-             f"TTR {res.primary}", *(f"TTR {e}" for e in others), "post-mortem"]
+             f"TTR {prim_e}", *(f"TTR {e}" for e in others), "post-mortem"]
     rows, details = [], []
     pm_dir = run_dir / "postmortems"
     for _, r in inc.iterrows():
@@ -151,7 +152,7 @@ def incident_blocks(res: Results, scn: str) -> list[Block]:
         if pm.is_file():
             anchor = f"pm-{slug(scn)}-{slug(iid)}"
             link = f"[post-mortem](#{anchor})"  # Markdown: a link to the file itself (reports/doc.py)
-            details.append(Details(f"Post-mortem {iid} ({scn}/{res.primary})", pm.read_text(), anchor, pm))
+            details.append(Details(f"Post-mortem {iid} ({scn}/{prim_e})", pm.read_text(), anchor, pm))
         declared = r.get("declared_severity")
         rows.append([
             iid, str(r["type"]), f"{r.get('true_severity', '–')} / {declared if isinstance(declared, str) else '–'}",
@@ -181,13 +182,14 @@ def scenario_blocks(res: Results, scn: str, plots: Path) -> list[Block]:
     if not series:
         return [*out, Para(f"(no time series found in `{scn}/`)")]
     end_h = (dur or 0) / 3600.0
-    prim = res.run_dir(scn, res.primary)
+    prim_e = res.primary_in(scn)
+    prim = res.run_dir(scn, prim_e)
     acts = read_actions_csv(prim / "actions.csv") if (prim / "actions.csv").is_file() else []
     per_service = pd.read_csv(prim / "timeseries.csv", index_col=0) if (prim / "timeseries.csv").is_file() else None
     out.append(Image(demand_figure(scn, series, forecasts(acts), per_service, plots / f"{scn}-demand.png",
-                                   res.engines, res.primary), f"{scn}: demand vs capacity vs forecast"))
+                                   res.engines, prim_e), f"{scn}: demand vs capacity vs forecast"))
     out.append(Image(service_figure(scn, series, _read_incidents(prim), plots / f"{scn}.png", res.engines,
-                                    res.primary, end_h), f"{scn}: latency, errors, spend"))
+                                    prim_e, end_h), f"{scn}: latency, errors, spend"))
     if metrics:
         out.append(Image(funnel_figure(scn, metrics, plots / f"{scn}-alerts.png", res.engines),
                          f"{scn}: alert funnel"))
@@ -195,7 +197,7 @@ def scenario_blocks(res: Results, scn: str, plots: Path) -> list[Block]:
                                  "auto-remediated incidents")]
         out.append(Table(heads, [[e, *("–" if v is None else f"{v:.0f}" for v in funnel_values(m).values())]
                                  for e, m in metrics.items()]))
-    out.append(Para(f"Incident timeline of `{res.primary}` (ground truth; times are simulated clock, day and "
+    out.append(Para(f"Incident timeline of `{prim_e}` (ground truth; times are simulated clock, day and "
                     "hh:mm:ss; TTR of the baselines for the same fault beside it):"))
     out += incident_blocks(res, scn)
     return out

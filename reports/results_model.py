@@ -44,8 +44,9 @@ class Results:
     @property
     def primary(self) -> str:
         """The engine set under test: the last one that is not a baseline (else the last one)."""
-        others = [e for e in self.engines if e not in BASELINES]
-        return (others or self.engines)[-1]
+        others = [e for e in self.engines if e not in BASELINES] or self.engines
+        n = {e: len(self.of(engines=e)) for e in others}
+        return max(reversed(others), key=lambda e: n[e])  # the most runs; of equals, the last listed
 
     @property
     def baselines(self) -> list[str]:
@@ -65,6 +66,13 @@ class Results:
 
     def run_dir(self, scenario: str, engines: str) -> Path:
         return self.folder / scenario / engines
+
+    def primary_in(self, scenario: str) -> str:
+        """The engine set under test in one scenario: the primary if it ran there, else its last non-baseline."""
+        here = [e for e in self.engines if self.of(scenario, e)]
+        if self.primary in here or not here:
+            return self.primary
+        return ([e for e in here if e not in BASELINES] or here)[-1]
 
 
 def _sweep_runs(path: Path) -> list[dict[str, Any]]:
