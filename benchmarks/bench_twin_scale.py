@@ -6,7 +6,8 @@ Each size runs in **its own process** (``python -m benchmarks.bench_twin_scale -
 * **Curve** (``CURVE``): a static fleet (no engines, so only the twin is timed) of N servers over N/100
   services (:func:`benchmarks.fleet.fleet_scenario`), simulated for ``CURVE_HOURS``; the world is built first,
   then ``World.run`` is timed, and the cost per tick is that time / ticks.  Linear growth means the µs per
-  tick per 1,000 servers stays flat from 1k to 100k.
+  tick per 1,000 servers stays flat from 1k to 100k.  At 1k and 10k (``NAIVE``) the naive
+  process-per-server peer (:mod:`benchmarks.naive`) runs the same fleet right after, for the ratio.
 * **Goals** (``GOALS``): ``fleet-10k-day`` (baseline ``reactive`` engines, target ≥ 26,000× real time),
   ``fleet-10k-ops-2h`` (the full ``ops`` engine set in the loop, target ≥ 10,000× for a week; sampled over
   2 h because at today's rate a week takes hours) and ``fleet-100k-day``
@@ -37,6 +38,7 @@ DAY = 86400.0
 CURVE = (1_000, 10_000, 100_000)
 CURVE_HOURS = 2.0
 SERVERS_PER_SERVICE = 100
+NAIVE = (1_000, 10_000)  # sizes where the naive process-per-server peer runs beside the twin (in minutes)
 
 
 @dataclass(frozen=True)
@@ -64,22 +66,29 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def tick_cost(servers: int, hours: float = CURVE_HOURS) -> dict[str, Any]:
-    """Build a static fleet of ``servers`` and time ``World.run`` over ``hours`` (in this process)."""
+def tick_cost(servers: int, hours: float = CURVE_HOURS, model: str = "twin") -> dict[str, Any]:
+    """Build a static fleet of ``servers`` and time its run over ``hours`` (in this process): the vectorised
+    ``World`` (``model="twin"``) or the naive process-per-server peer (``"naive"``, :mod:`benchmarks.naive`)."""
     from benchmarks.fleet import fleet_scenario
-    from twin.world import World
 
     services = max(1, servers // SERVERS_PER_SERVICE)
     scn = fleet_scenario(servers, services, hours / 24.0, name=f"scale-{servers}")
     t0 = time.perf_counter()
-    world = World(scn)
+    if model == "naive":
+        from benchmarks.naive import NaiveWorld
+
+        world: Any = NaiveWorld(scn)
+    else:
+        from twin.world import World
+
+        world = World(scn)
     build = time.perf_counter() - t0
     c0, t1 = time.process_time(), time.perf_counter()
     world.run()
     run = time.perf_counter() - t1
     cpu = time.process_time() - c0
     ticks = world.ticks
-    return {"servers": servers, "services": services, "simulated_s": scn.duration, "ticks": ticks,
+    return {"model": model, "servers": servers, "services": services, "simulated_s": scn.duration, "ticks": ticks,
             "build_s": round(build, 3), "run_s": round(run, 3), "cpu_s": round(cpu, 3),
             "us_per_tick": round(run / ticks * 1e6, 1), "cpu_us_per_tick": round(cpu / ticks * 1e6, 1),
             "us_per_tick_per_1k_servers": round(run / ticks * 1e6 / (servers / 1000), 2),
@@ -126,9 +135,14 @@ def in_subprocess(*args: str) -> dict[str, Any]:
     return res
 
 
-def curve(sizes: tuple[int, ...] = CURVE) -> list[dict[str, Any]]:
-    """The cost-per-tick curve, one subprocess per size."""
-    return [in_subprocess("tick", str(n)) for n in sizes]
+def curve(sizes: tuple[int, ...] = CURVE, naive: tuple[int, ...] = NAIVE) -> list[dict[str, Any]]:
+    """The cost-per-tick curve, one subprocess per size; the naive peer beside it where it fits."""
+    rows = []
+    for n in sizes:
+        rows.append(in_subprocess("tick", str(n)))
+        if n in naive:
+            rows.append(in_subprocess("naive", str(n)))
+    return rows
 
 
 @pytest.mark.parametrize("servers", CURVE)
@@ -136,6 +150,16 @@ def test_tick_cost(benchmark: Any, servers: int) -> None:
     res: dict[str, Any] = benchmark.pedantic(in_subprocess, args=("tick", str(servers)), rounds=1, iterations=1)
     benchmark.extra_info.update(res)
     assert res["ticks"] == int(CURVE_HOURS * 3600 / 5.0)
+
+
+@pytest.mark.parametrize("servers", NAIVE)
+def test_tick_cost_naive_peer(benchmark: Any, servers: int) -> None:
+    """The naive process-per-server model on the same static fleet, for the ratio in the same run."""
+    twin = in_subprocess("tick", str(servers))
+    res: dict[str, Any] = benchmark.pedantic(in_subprocess, args=("naive", str(servers)), rounds=1, iterations=1)
+    benchmark.extra_info.update(res)
+    benchmark.extra_info["twin_speedup_cpu"] = round(res["cpu_s"] / twin["cpu_s"], 1)
+    assert res["ticks"] == twin["ticks"]
 
 
 @pytest.mark.parametrize("name", list(GOALS))
@@ -147,18 +171,18 @@ def test_goal(benchmark: Any, name: str) -> None:
 
 
 def _print_curve(rows: list[dict[str, Any]]) -> None:
-    print("| servers / services | ticks | build (s) | µs per tick | CPU µs per tick | µs per tick per 1k servers "
+    print("| model | servers / services | ticks | build (s) | µs per tick | CPU µs per tick | µs per tick per 1k servers "
           "| peak RSS (MB) |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['servers']:,} / {r['services']:,} | {r['ticks']:,} | {r['build_s']} | {r['us_per_tick']:,} "
+        print(f"| {r['model']} | {r['servers']:,} / {r['services']:,} | {r['ticks']:,} | {r['build_s']} | {r['us_per_tick']:,} "
               f"| {r['cpu_us_per_tick']:,} | {r['us_per_tick_per_1k_servers']} | {r['peak_rss_mb']:,} |")
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
         kind, arg = argv[1], argv[2]
-        res = tick_cost(int(arg)) if kind == "tick" else goal_run(GOALS[arg])
+        res = goal_run(GOALS[arg]) if kind == "goal" else tick_cost(int(arg), model="naive" if kind == "naive" else "twin")
         print(json.dumps(res))
         return 0
     what = argv or ["curve"]
