@@ -331,6 +331,8 @@ def budget_figures(res: Results) -> dict[str, Any]:
             ev = a["evidence"].get("budget_forecast") if isinstance(a["evidence"], dict) else None
             if a["outcome"] == "executed" and isinstance(ev, dict):
                 last[str(ev.get("project"))] = ev
+        if "*" in last:  # an account budget covers every project: its projects' budgets are parts of it
+            last = {"*": last["*"]}
         for p, ev in last.items():
             budget += float(ev.get("limit") or 0.0)
             spent += float(ev.get("spent") or 0.0)

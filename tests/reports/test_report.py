@@ -286,3 +286,32 @@ def test_a_sweep_folder_gives_intervals_across_its_seeds(results: Path, tmp_path
 
     blocks = scenario_blocks(res, "small", tmp_path / "plots")
     assert "(no time series found in `small/`)" in [getattr(b, "text", "") for b in blocks]
+
+
+def test_budget_figures_come_from_the_budget_managers_last_report(results: Path, tmp_path: Path) -> None:
+    """Budget, spend against it and the 30-day forecast: the last executed budget_forecast per project; an
+    account budget (project ``*``) stands for its projects rather than being added to them."""
+    import shutil
+
+    from reports.dashboard import budget_figures
+    from reports.results_model import load_results
+
+    out = tmp_path / "r"
+    shutil.copytree(results, out)
+    acts = out / "small" / "ops" / "actions.csv"
+    df = pd.read_csv(acts, dtype=str, keep_default_na=False)
+
+    def row(seq: int, at: float, project: str, spent: float, limit: float, ahead: float, outcome: str) -> dict:
+        ev = {"budget_forecast": {"project": project, "spent": spent, "limit": limit, "next_days": {"point": ahead}}}
+        return {c: "" for c in df.columns} | {"seq": str(seq), "at": str(at), "engine": "budget_manager",
+                                             "kind": "notify", "target": project, "verdict": "allow",
+                                             "outcome": outcome, "evidence": json.dumps(ev)}
+    extra = [row(900, 10, "p", 1.0, 50.0, 9.0, "executed"), row(901, 20, "p", 2.0, 50.0, 7.0, "executed"),
+             row(902, 30, "p", 3.0, 50.0, 5.0, "denied"), row(903, 20, "q", 4.0, 20.0, 1.0, "executed")]
+    pd.concat([df, pd.DataFrame(extra)]).to_csv(acts, index=False)
+    b = budget_figures(load_results(out))
+    assert (b["budget"], b["spent"], b["forecast_30d"]) == (70.0, 6.0, 8.0)
+    extra.append(row(904, 25, "*", 6.5, 60.0, 8.5, "executed"))
+    pd.concat([df, pd.DataFrame(extra)]).to_csv(acts, index=False)
+    b = budget_figures(load_results(out))
+    assert (b["budget"], b["spent"], b["forecast_30d"]) == (60.0, 6.5, 8.5)
