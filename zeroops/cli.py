@@ -132,9 +132,9 @@ def _scenario_files(paths: list[str]) -> list[Path]:
 
 
 def _run_many(files: list[Path], engines: list[str] | None, seed: int | None, out: Path, quiet: bool,
-              strict: bool) -> int:
+              strict: bool, jobs: int = 1) -> int:
     from scenarios.loader import ScenarioError, load_scenario
-    from scenarios.results import table, write_run, write_summary
+    from scenarios.results import write_run, write_summary
     from scenarios.runner import check_targets, compare_to_static, run_scenario
 
     scns = []
@@ -161,6 +161,8 @@ def _run_many(files: list[Path], engines: list[str] | None, seed: int | None, ou
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT
+    if jobs > 1 and len(scns) > 1:
+        return _run_parallel(scns, engines, seed, out, quiet, strict, jobs)
     results = []
     show = not quiet and sys.stderr.isatty()
     for f, scn in scns:
@@ -204,6 +206,88 @@ def _run_many(files: list[Path], engines: list[str] | None, seed: int | None, ou
     except OSError as err:
         print(f"error: cannot write the results to {out}: {err}", file=sys.stderr)
         return EXIT_INPUT
+    return _finish(results, out, strict)
+
+
+def _sets_of(scn: Any, engines: list[str] | None) -> list[str]:
+    sets = engines or scn.engines
+    return ["static", *sets] if "static" not in sets and engines is None else list(sets)
+
+
+def _suite_task(f: Path, engines: list[str] | None, seed: int | None, out: Path) -> tuple[list[Any], list[str], str]:
+    """One scenario with all its engine sets, in a worker process: run, compare with static, score, write.
+
+    Returns the runs without their world and records (what the summary and table need), the run lines, and
+    an error ("" when none)."""
+    from dataclasses import replace
+
+    from scenarios.loader import load_scenario
+    from scenarios.results import write_run
+    from scenarios.runner import check_targets, compare_to_static, run_scenario
+
+    scn = load_scenario(f)
+    results, lines = [], []
+    for e in _sets_of(scn, engines):
+        try:
+            r = run_scenario(scn, e, seed=seed, base_dir=f.parent, audit_path=out / scn.name / e / "audit.db")
+        except ValueError as err:
+            return [], lines, f"error: {f}: {err}"
+        except Exception:  # noqa: BLE001 - the parent reports it; the other scenarios go on
+            return [], lines, f"error: internal error while running {f} with {e}:\n{traceback.format_exc()}"
+        results.append(r)
+        lines.append(f"  ran {scn.name} · {e}: {scn.duration / 3600:.1f} h simulated in {r.wall_s:.1f} s")
+    compare_to_static(results)
+    for r in results:
+        check_targets(r)
+        write_run(r, out)
+    return [replace(r, world=None, records=[]) for r in results], lines, ""
+
+
+def _run_parallel(scns: list[tuple[Path, Any]], engines: list[str] | None, seed: int | None, out: Path,
+                  quiet: bool, strict: bool, jobs: int) -> int:
+    """Scenarios in ``jobs`` worker processes (one scenario, all its engine sets, per task); each run is seeded
+    on its own, so the results are those of the sequential path."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    from scenarios.results import write_summary
+
+    by_file: dict[Path, list[Any]] = {}
+    failed: list[str] = []
+    bar = tqdm(total=len(scns), desc=f"suite ({jobs} processes)", unit="scenario", file=sys.stderr,
+               disable=quiet or not sys.stderr.isatty(), leave=False)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(scns)), mp_context=multiprocessing.get_context("spawn")) as ex:
+        futures = {ex.submit(_suite_task, f, engines, seed, out): f for f, _ in scns}
+        for fut in as_completed(futures):
+            runs, lines, error = fut.result()
+            bar.update(1)
+            if not quiet:
+                for line in lines:
+                    bar.write(line, file=sys.stderr)
+            if error:
+                failed.append(error)
+            else:
+                by_file[futures[fut]] = runs
+    bar.close()
+    if failed:
+        for msg in failed:
+            print(msg, file=sys.stderr)
+        print(f"results of the other scenarios are in {out}", file=sys.stderr)
+        return EXIT_INTERNAL if any("internal error" in m for m in failed) else EXIT_INPUT
+    results = [r for f, _ in scns for r in by_file[f]]  # the sequential path's order
+    try:
+        write_summary(results, out)
+    except OSError as err:
+        print(f"error: cannot write the results to {out}: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    return _finish(results, out, strict)
+
+
+def _finish(results: list[Any], out: Path, strict: bool) -> int:
+    from scenarios.results import table
+
     print(table(results))
     no_base = sorted({r.scenario.name for r in results if "cost_savings" in r.scenario.targets}
                      - {r.scenario.name for r in results if r.engines == "static"})
@@ -235,7 +319,18 @@ def cmd_suite(a: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT
-    return _run_many(_scenario_files([str(d)]), engines, a.seed, Path(a.out), a.quiet, a.strict)
+    return _run_many(_scenario_files([str(d)]), engines, a.seed, Path(a.out), a.quiet, a.strict,
+                     jobs=a.jobs if a.jobs is not None else (os.cpu_count() or 1))
+
+
+def _jobs(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--jobs: {v!r} is not a whole number (allowed: 1 or more)") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--jobs: {n} (allowed: 1 or more)")
+    return n
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
@@ -326,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every *.yaml scenario in DIR and print a results table.")
     s.add_argument("dir", nargs="?", default=str(STANDARD), help="folder of scenarios (default: the standard suite)")
     common(s)
+    s.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
+                   help="scenarios run at once, each in its own process (default: the machine's cores; 1: one "
+                        "after the other in this process). Results are the same either way")
     s.set_defaults(fn=cmd_suite)
     v = sub.add_parser("validate", help="check scenario files", description="Validate scenario files; "
                        "errors name the file, the field and what is allowed.")
