@@ -551,6 +551,24 @@ def _outliers(values: Mapping[str, float]) -> list[tuple[str, float, float]]:
     return out
 
 
+def nan_lower_quartile(grid: np.ndarray) -> np.ndarray:
+    """Per column, the 25th percentile of the finite values: ``np.nanpercentile(grid, 25, axis=0)`` to the bit
+    (linear interpolation, numpy's lerp), for columns with at least one finite value; vectorised, where numpy
+    falls back to one Python-level quantile per column once any NaN is present (that fallback was 80 % of an
+    ops run's time)."""
+    s = np.sort(grid, axis=0)  # NaN sorts last
+    n = np.sum(np.isfinite(grid), axis=0)
+    vi = (n - 1) * 0.25
+    lo = np.floor(vi)
+    gamma = vi - lo
+    lo_i = lo.astype(np.intp)
+    hi_i = np.minimum(lo_i + 1, n - 1)
+    cols = np.arange(grid.shape[1])
+    a, b = s[lo_i, cols], s[hi_i, cols]
+    diff = b - a
+    return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+
+
 def _error_outliers(series: Mapping[str, tuple[np.ndarray, np.ndarray]],
                     margin: float) -> list[tuple[str, float, float]]:
     """Servers that, at some scrape, failed at least half of what they served while the healthiest quarter of
@@ -569,7 +587,7 @@ def _error_outliers(series: Mapping[str, tuple[np.ndarray, np.ndarray]],
     if not enough.any():
         return []
     grid = grid[:, enough]
-    ref = np.nanpercentile(grid, 25, axis=0)
+    ref = nan_lower_quartile(grid)
     excess = np.where(np.isfinite(grid) & (grid >= 0.5), grid - ref, -np.inf)
     out = []
     for i, k in enumerate(keys):
