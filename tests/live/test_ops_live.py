@@ -176,7 +176,8 @@ def test_ops_declares_fixes_resolves_and_writes_up_a_crashed_server(
             powered_off = True
         except ConflictException:  # the runbook's reboot is already under way: the fix beat the power-off
             pass
-        decl = wait_until(lambda: _declared(audit, victim), 90, "a DeclareIncident naming the server in the audit")
+        decl = wait_until(lambda: _declared(audit, victim), 180,  # a step can take long on a loaded 2-core box
+                          "a DeclareIncident naming the server in the audit")
         fix = wait_until(lambda: _fixed(audit, victim), 120, "a runbook action starting the server again")
         wait_until(lambda: conn.compute.get_server(victim).status == "ACTIVE", 60, "the server to be ACTIVE again")
         incident_id = decl["target"]
