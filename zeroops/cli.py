@@ -323,14 +323,15 @@ def cmd_suite(a: argparse.Namespace) -> int:
                      jobs=a.jobs if a.jobs is not None else (os.cpu_count() or 1))
 
 
-def _jobs(v: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--jobs``, ``--seeds``)."""
     try:
-        n = int(v)
+        v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--jobs: {v!r} is not a whole number (allowed: 1 or more)") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--jobs: {n} (allowed: 1 or more)")
-    return n
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
@@ -421,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every *.yaml scenario in DIR and print a results table.")
     s.add_argument("dir", nargs="?", default=str(STANDARD), help="folder of scenarios (default: the standard suite)")
     common(s)
-    s.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
+    s.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
                    help="scenarios run at once, each in its own process (default: the machine's cores; 1: one "
                         "after the other in this process). Results are the same either way")
     s.set_defaults(fn=cmd_suite)

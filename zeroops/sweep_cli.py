@@ -20,20 +20,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from zeroops.cli import EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, STANDARD, _check_engine_sets, _engine_sets, _out_dir
+from zeroops.cli import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    STANDARD,
+    _check_engine_sets,
+    _engine_sets,
+    _out_dir,
+    positive_int,
+)
 
 CONNECT_TIMEOUT_S = 10.0
 WORKERS_TIMEOUT_S = 60.0
-
-
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
 
 
 def _non_negative(text: str) -> int:
@@ -190,7 +189,7 @@ def add_sweep_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sw.add_argument("suite_dir", metavar="SUITE_DIR", nargs="?", default=str(STANDARD),
                     help="folder of scenarios (default: the standard suite)")
-    sw.add_argument("--seeds", type=_count, default=20, help="how many seeds per scenario and set (default 20)")
+    sw.add_argument("--seeds", type=positive_int, default=20, help="how many seeds per scenario and set (default 20)")
     sw.add_argument("--first-seed", type=_non_negative, default=1, help="seeds run FIRST..FIRST+SEEDS-1 (default 1)")
     sw.add_argument("--engines", metavar="SET[,SET]", action="append",
                     help="engine sets (default: each scenario's own list, with static)")

@@ -47,6 +47,21 @@ def live_config(services: list[dict[str, Any]], **extra: Any) -> LiveConfig:
     return parse_config(data, "<test>")
 
 
+def audit_bodies(path: Any) -> list[dict[str, Any]]:
+    """Every record of an audit trail (the controller may still be writing it); [] before it exists."""
+    from pathlib import Path
+
+    from control.audit import AuditReader
+
+    if not Path(path).is_file():
+        return []
+    r = AuditReader(path)
+    try:
+        return [e.body for e in r.list()]
+    finally:
+        r.db.close()
+
+
 def servers_of(conn: Any, service: str) -> list[Any]:
     """Servers of a service as Nova shows them, deleted ones left out."""
     return [

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import EXPORTER, servers_of, wait_until
+from livekit import EXPORTER, audit_bodies, servers_of, wait_until
 from livekit import start as _start
 from livekit import stop as _stop
 from openstack.exceptions import ConflictException
@@ -106,25 +106,15 @@ class AppExporter:
         self.httpd.server_close()
 
 
-def _trail(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    r = AuditReader(path)
-    try:
-        return [e.body for e in r.list()]
-    finally:
-        r.db.close()
-
-
 def _declared(path: Path, server: str) -> dict[str, Any] | None:
-    for b in _trail(path):
+    for b in audit_bodies(path):
         if b.get("kind") == "declare_incident" and b.get("outcome") == "executed" and server in json.dumps(b):
             return b
     return None
 
 
 def _fixed(path: Path, server: str) -> dict[str, Any] | None:
-    for b in _trail(path):
+    for b in audit_bodies(path):
         if b.get("kind") in RUNBOOK_VERBS and b.get("target") == server and b.get("outcome") == "executed":
             return b
     return None

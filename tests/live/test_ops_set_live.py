@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import LoadExporter, Watch, servers_of, wait_until
+from livekit import LoadExporter, Watch, audit_bodies, servers_of, wait_until
 from livekit import start as _start
 from livekit import stop as _stop
 
@@ -44,16 +44,6 @@ OPS_FAST = {
         {"engine": "drain_prober"},
     ],
 }
-
-
-def _trail(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    r = AuditReader(path)
-    try:
-        return [e.body for e in r.list()]
-    finally:
-        r.db.close()
 
 
 def _zeroops(*args: str) -> subprocess.CompletedProcess[str]:
@@ -105,18 +95,18 @@ def test_the_ops_set_scales_out_with_a_human_approval_then_in_and_alerts_on_the_
             wait_until(approve_and_count, 120, "the approved creates to run in Nova", interval=2.0)
         except BaseException:
             print(_zeroops("approvals", "list", "--state", state).stdout)
-            for b in _trail(audit)[-15:]:
+            for b in audit_bodies(audit)[-15:]:
                 print(b.get("engine"), b.get("kind"), b.get("outcome"), b.get("rule"), b["action"]["params"],
                       b["approved_by"], (b.get("result") or {}).get("detail"), b.get("error"))
             raise
         exporter.load[name] = 0.1  # the surge is over: removing capacity needs nobody
         wait_until(lambda: len(servers_of(conn, name)) == 1, 150, "the scale-in back to min_servers")
-        wait_until(lambda: any(b.get("engine") == "budget-manager" for b in _trail(audit)), 60,
+        wait_until(lambda: any(b.get("engine") == "budget-manager" for b in audit_bodies(audit)), 60,
                    "the budget manager to alert on the tiny budget")
     finally:
         _stop(ctl, t)
         watch.stop()
-    rows = _trail(audit)
+    rows = audit_bodies(audit)
     by = Counter((b.get("engine"), b.get("kind"), b.get("outcome")) for b in rows)
     creates = [b for b in rows if b.get("kind") == "create_server" and b.get("outcome") == "executed"]
     assert creates and all(b["engine"] == "predictive-scaler" for b in creates), by
