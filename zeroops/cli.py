@@ -166,10 +166,7 @@ def _run_many(files: list[Path], engines: list[str] | None, seed: int | None, ou
     results = []
     show = not quiet and sys.stderr.isatty()
     for f, scn in scns:
-        sets = engines or scn.engines
-        if "static" not in sets and engines is None:
-            sets = ["static", *sets]
-        for e in sets:
+        for e in _sets_of(scn, engines):
             bar, update = _progress(show, f"{scn.name} · {e}")
             try:
                 r = run_scenario(scn, e, seed=seed, base_dir=f.parent, progress=update,
@@ -210,6 +207,7 @@ def _run_many(files: list[Path], engines: list[str] | None, seed: int | None, ou
 
 
 def _sets_of(scn: Any, engines: list[str] | None) -> list[str]:
+    """The engine sets to run on ``scn``: the ones asked for, else its own with ``static`` for comparison."""
     sets = engines or scn.engines
     return ["static", *sets] if "static" not in sets and engines is None else list(sets)
 
