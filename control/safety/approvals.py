@@ -231,20 +231,29 @@ class ApprovalExecutor:
             rec = self.choke.note(now, p.engine, p.action, v, "denied")
             self.queue.set_status(p.id, "expired", now, exec_audit_id=rec.audit_id)
             records.append(rec)
-        for p in self.queue.list("approved"):
-            obs = Observation(self.choke.adapter, now)
-            try:
+        obs: Observation | None = None  # one view while nothing executes: a recheck that waits changes no world
+        try:
+            for p in self.queue.list("approved"):
+                if obs is None:
+                    obs = Observation(self.choke.adapter, now)
                 check = self.gate.recheck(now, p.engine, p.action, obs, approved_by=p.approvers)
-            finally:
-                obs.close()  # like an engine's step: the view ends with the decision
-            if check.decision != "allow":
-                self.queue.set_status(p.id, "approved", now, note=f"waiting: {check.rule}")
-                continue
-            v = Verdict("approval", p.verdict.rule, {**p.verdict.detail, "approved_by": list(p.approvers),
-                                                      "proposal": p.id, "proposed_audit_id": p.audit_id},
-                        approvers=p.needed)
-            rec = self.choke.execute_approved(now, p.engine, p.action, v)
-            self.queue.set_status(p.id, "executed" if rec.outcome == "executed" else "failed", now,
-                                  exec_audit_id=rec.audit_id)
-            records.append(rec)
+                if check.decision != "allow":
+                    self.queue.set_status(p.id, "approved", now, note=f"waiting: {check.rule}")
+                    continue
+                obs.close()  # like an engine's step: the view ends with the decision, and the world changes now
+                obs = None
+                self._run(now, p, records)
+        finally:
+            if obs is not None:
+                obs.close()
         return records
+
+    def _run(self, now: float, p: Proposal, records: list[ActionRecord]) -> None:
+        """Execute one approved proposal that passed its recheck, and record its outcome on the queue."""
+        v = Verdict("approval", p.verdict.rule, {**p.verdict.detail, "approved_by": list(p.approvers),
+                                                  "proposal": p.id, "proposed_audit_id": p.audit_id},
+                    approvers=p.needed)
+        rec = self.choke.execute_approved(now, p.engine, p.action, v)
+        self.queue.set_status(p.id, "executed" if rec.outcome == "executed" else "failed", now,
+                              exec_audit_id=rec.audit_id)
+        records.append(rec)
