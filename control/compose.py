@@ -155,13 +155,14 @@ def resolve_safety(safety: SafetyConfig | str | None) -> SafetyConfig:
         raise ValueError(str(e).strip("'\"")) from None
 
 
-def resolve_engines(engines: EngineSetRef) -> tuple[Any, list[Engine]]:
-    """``(spec, fresh engines)`` from a set name, an inline composition, a spec, or ready engines (spec None)."""
+def resolve_engines(engines: EngineSetRef, min_cadence: float = 0.0) -> tuple[Any, list[Engine]]:
+    """``(spec, fresh engines)`` from a set name, an inline composition, a spec, or ready engines (spec None).
+    ``min_cadence``: see :meth:`engines.registry.EngineSetSpec.build`."""
     if isinstance(engines, str | Mapping) or hasattr(engines, "resolved"):
         from engines.registry import REGISTRY  # the registry builds engines; the control plane only runs them
 
         spec = REGISTRY.resolve(engines)
-        return spec, spec.build()
+        return spec, spec.build(min_cadence)
     if isinstance(engines, Iterable):
         return None, list(engines)
     raise TypeError(f"engines: expected a set name, an inline composition or engines, got {type(engines).__name__}")
@@ -181,6 +182,7 @@ def compose(
     observe_only: bool = False,
     runtime_factory: Callable[..., Runtime] = Runtime,
     notify_sinks: Sequence[Any] = (),
+    min_cadence: float = 0.0,
     **gate_kw: Any,
 ) -> ControlPlane:
     """Wire one control plane; with ``clock`` it is attached at once.
@@ -194,8 +196,10 @@ def compose(
       Either way no approval queue is wired.
     * ``notify_sinks`` — :mod:`control.sinks` sinks; executed ``Page``/``Notify`` records are delivered to them
       after the choke point (engines never deliver anything themselves).
+    * ``min_cadence`` — the world's step (the twin passes its tick): engines whose default cadence is shorter
+      step once per world step, since nothing they observe changes in between (explicit cadences are kept).
     """
-    spec, built = resolve_engines(engines)
+    spec, built = resolve_engines(engines, min_cadence)
     audit = None
     if audit_path is not None:
         from control.audit import AuditLog

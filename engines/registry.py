@@ -106,8 +106,17 @@ class EngineUse(BaseModel):
         REGISTRY.engine(self.engine).validate(self.params, self.engine)
         return self
 
-    def build(self) -> Engine:
-        return REGISTRY.engine(self.engine).build(self.params)
+    def build(self, min_cadence: float = 0.0) -> Engine:
+        """A fresh engine; ``min_cadence`` raises a *default* cadence below it (an explicit one is kept)."""
+        et = REGISTRY.engine(self.engine)
+        params = self.params
+        field = et.config.model_fields.get("cadence")
+        if field is not None and "cadence" not in params and float(field.default or 0.0) < min_cadence:
+            try:
+                return et.factory(et.config.model_validate({**params, "cadence": min_cadence}))
+            except ValidationError:
+                pass  # the engine's own bound is lower than the world's step: keep its default
+        return et.build(params)
 
 
 class EngineSetSpec(BaseModel):
@@ -173,9 +182,10 @@ class EngineSetSpec(BaseModel):
         """The full composition (a name is looked up in the registry)."""
         return REGISTRY.engine_set(self.name) if self.engines is None else self
 
-    def build(self) -> list[Engine]:
-        """Fresh engines for one run."""
-        return [u.build() for u in self.resolved().engines or ()]
+    def build(self, min_cadence: float = 0.0) -> list[Engine]:
+        """Fresh engines for one run.  ``min_cadence``: the world's step (the twin's tick) — an engine whose
+        default cadence is shorter steps once per step instead, as nothing it observes changes in between."""
+        return [u.build(min_cadence) for u in self.resolved().engines or ()]
 
 
 def _check_unique(uses: Iterable[EngineUse]) -> None:

@@ -82,7 +82,8 @@ def run_scenario(scn: Scenario, engines: str | EngineSetSpec, *, seed: int | Non
         audit_path.unlink(missing_ok=True)
     plane = compose(adapter, spec, clock=SimClock(world.env), safety=safety_config(scn), gate=gate,
                     approvals=SimulatedApprovals(scn.approvers.count, scn.approvers.delay, scn.approvers.cadence),
-                    audit_path=audit_path, logs=[log] if log is not None else (), notify_sinks=sinks)
+                    audit_path=audit_path, logs=[log] if log is not None else (), notify_sinks=sinks,
+                    min_cadence=scn.tick)
     records: list[Any] = []
     plane.choke.listeners.append(records.append)
     total = scn.duration

@@ -38,7 +38,8 @@ def sample_run(scn: Any, engines: str, sample_s: float, until: float | None = No
     set_operator_route(world, spec)
     adapter = SimAdapter(world)
     plane = compose(adapter, spec, clock=SimClock(world.env), safety=safety_config(scn),
-                    approvals=SimulatedApprovals(scn.approvers.count, scn.approvers.delay, scn.approvers.cadence))
+                    approvals=SimulatedApprovals(scn.approvers.count, scn.approvers.delay, scn.approvers.cadence),
+                    min_cadence=scn.tick)
     end = scn.duration if until is None else min(until, scn.duration)
     times: list[float] = []
     zones: dict[str, list[tuple[float, float]]] = {}

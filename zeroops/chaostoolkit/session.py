@@ -98,7 +98,7 @@ class TwinSession(Session):
         self.adapter = SimAdapter(self.world)
         self.plane = compose(self.adapter, spec, clock=SimClock(self.world.env), safety=safety_config(scn),
                              approvals=SimulatedApprovals(scn.approvers.count, scn.approvers.delay,
-                                                          scn.approvers.cadence))
+                                                          scn.approvers.cadence), min_cadence=scn.tick)
         self.choke = self.plane.choke
         self.records = []
         self.choke.listeners.append(self.records.append)

@@ -61,7 +61,8 @@ class TwinLoop:
                           if simulated_approvers else HumanApprovals(str(self.state_dir / "safety.db")))
         adapter = SimAdapter(self.world)
         self.plane = compose(adapter, spec, clock=SimClock(self.world.env), safety=safety_config(scn),
-                             approvals=approvals, audit_path=self.state_dir / "audit.db", audit_batch_size=64)
+                             approvals=approvals, audit_path=self.state_dir / "audit.db", audit_batch_size=64,
+                             min_cadence=scn.tick)
         self.state = AppState("twin", self.plane, self.world.now, self.state_dir)
         self.state.loop = self
         self.run_id = uuid.uuid4().hex[:12]
