@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 
+from common.nanstats import nanmedian
 from engines.detection.api import Detector, fclip
 from engines.detection.seasonal import ROWS_PER_STEP
 
@@ -87,8 +88,8 @@ class TrendToLimit(Detector):
             ok = np.isfinite(slopes)
             npairs = ok.sum(axis=1)
             agree = (np.where(ok, np.sign(slopes), 0.0).sum(axis=1)) / np.maximum(npairs, 1)
-            slope = np.nanmedian(np.where(ok, slopes, np.nan), axis=1)
-            icpt = np.nanmedian(ry - slope[:, None] * (rt - t_now[:, None]), axis=1)  # level at t_now
+            slope = nanmedian(np.where(ok, slopes, np.nan), axis=1)
+            icpt = nanmedian(ry - slope[:, None] * (rt - t_now[:, None]), axis=1)  # level at t_now
             gap = (self.limit - icpt) * self.sign  # > 0: below an upper limit / above a lower one
             heading = (slope * self.sign > 0) & (agree * self.sign >= self.min_agreement)
             ttl = np.where(heading, gap / np.abs(slope), np.inf)

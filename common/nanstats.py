@@ -1,0 +1,20 @@
+"""NaN-aware order statistics, vectorised: numpy's ``nanmedian`` on small rows falls back to masked arrays
+(a sort, a mask and a Python-level reduction per call), which cost the ops center's trend detector a third of
+its step.  These give numpy's answer to the bit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def nanmedian(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``np.nanmedian(x, axis=axis)`` for a float array: the median of each lane's non-NaN values (the mean of
+    the two middle ones for an even count), NaN for a lane with none (and no warning)."""
+    a = np.moveaxis(np.asarray(x), axis, -1)
+    s = np.sort(a, axis=-1)  # NaN sorts last
+    n = np.sum(~np.isnan(a), axis=-1, keepdims=True)
+    h = n // 2
+    lo = np.where(n % 2 == 1, h, h - 1)  # n = 0: index -1, a NaN
+    low = np.take_along_axis(s, lo, axis=-1)[..., 0]
+    high = np.take_along_axis(s, np.minimum(h, a.shape[-1] - 1), axis=-1)[..., 0]
+    return (low + high) / 2.0
