@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: run test test-slow test-live bench serve serve-load lint venv clean devcloud-up devcloud-down help
+.PHONY: run run-full test test-slow test-live bench serve serve-load lint venv clean devcloud-up devcloud-down help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -20,6 +20,10 @@ venv: $(STAMP)  ## create .venv and install zeroops with its test extras
 
 run: $(STAMP)  ## run the standard scenario suite and build its report, results in $(OUT)/
 	$(BIN)/zeroops suite scenarios/standard --out $(OUT)
+	$(BIN)/zeroops report $(OUT) --format md,html
+
+run-full: $(STAMP)  ## the standard and the extended (weeks, months) suites and their report, in $(OUT)/
+	$(BIN)/zeroops suite scenarios/standard scenarios/extended --out $(OUT)
 	$(BIN)/zeroops report $(OUT) --format md,html
 
 lint: $(STAMP)  ## ruff and the import contracts

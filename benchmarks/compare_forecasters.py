@@ -3,7 +3,7 @@ statsforecast's AutoETS.  Accuracy (engines/forecasting/accuracy.py: the 5-minut
 time per series.
 
 Series: the synthetic families of benchmarks/forecast_data.py (known seasonality, trend, shifts, bursts, gaps),
-the twin's standard traffic (the ``api`` service of scenarios/standard/diurnal-month.yaml, its offered rate from
+the twin's standard traffic (the ``api`` service of scenarios/extended/diurnal-month.yaml, its offered rate from
 twin/traffic.py at a 60 s scrape, 15 days) and the replayed trace scenarios/traces/week-10min.csv.
 
 Every method is scored on the same rows: the rows at the end of each 5-minute bucket (the peers' cadence), after
@@ -135,7 +135,7 @@ def twin_traffic(days: float = 15.0) -> tuple[np.ndarray, np.ndarray]:
     from scenarios.loader import load_scenario
     from twin.traffic import rate_series
 
-    path = Path(__file__).resolve().parent.parent / "scenarios" / "standard" / "diurnal-month.yaml"
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "extended" / "diurnal-month.yaml"
     scn = load_scenario(path)
     svc = next(s for s in scn.services if s.name == "api")
     times = np.arange(0, days * DAY, 60.0)

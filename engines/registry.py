@@ -107,11 +107,14 @@ class EngineUse(BaseModel):
         return self
 
     def build(self, min_cadence: float = 0.0) -> Engine:
-        """A fresh engine; ``min_cadence`` raises a *default* cadence below it (an explicit one is kept)."""
+        """A fresh engine; ``min_cadence`` raises a *default* cadence below it (an explicit one is kept, and so is
+        the cadence of an engine whose config sets ``steps_between_ticks``: it answers events that arrive between
+        ticks, such as self-service requests)."""
         et = REGISTRY.engine(self.engine)
         params = self.params
         field = et.config.model_fields.get("cadence")
-        if field is not None and "cadence" not in params and float(field.default or 0.0) < min_cadence:
+        if (field is not None and "cadence" not in params and float(field.default or 0.0) < min_cadence
+                and not getattr(et.config, "steps_between_ticks", False)):
             try:
                 return et.factory(et.config.model_validate({**params, "cadence": min_cadence}))
             except ValidationError:

@@ -41,7 +41,7 @@ def find_runs(path: Path) -> list[Path]:
     runs = [path] if (path / "actions.csv").is_file() else sorted(p.parent for p in path.glob("*/*/actions.csv"))
     if not runs:
         raise ReportInputError(f"{path}: no run folder (<scenario>/<engines>/actions.csv); write one with: "
-                               f"zeroops run scenarios/standard/releases-week.yaml --out {path}")
+                               f"zeroops run scenarios/extended/releases-week.yaml --out {path}")
     return runs
 
 

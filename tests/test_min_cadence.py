@@ -28,3 +28,8 @@ def test_a_bound_below_the_tick_keeps_the_default() -> None:
     ref = {"name": "y", "engines": [{"engine": "provisioner"}]}  # its cadence is at most 60 s
     assert list(_cadences(ref, 120.0).values()) == [30.0]
     assert list(_cadences(ref, 45.0).values()) == [45.0]
+
+
+def test_an_engine_that_answers_events_between_ticks_keeps_its_cadence() -> None:
+    ref = {"name": "z", "engines": [{"engine": "self_service"}]}  # a decision within 10 s is its promise
+    assert list(_cadences(ref, 60.0).values()) == [5.0]

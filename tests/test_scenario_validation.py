@@ -12,6 +12,7 @@ from scenarios.schema import json_schema
 from tests.builders import scenario_dict
 
 STANDARD = Path(__file__).resolve().parent.parent / "scenarios" / "standard"
+EXTENDED = STANDARD.parent / "extended"
 
 
 def write(tmp_path: Path, data: object, name: str = "s.yaml") -> Path:
@@ -26,8 +27,8 @@ def error_of(path: Path) -> str:
     return str(e.value)
 
 
-def test_standard_suite_is_valid() -> None:
-    files = sorted(STANDARD.glob("*.yaml"))
+def test_standard_and_extended_suites_are_valid() -> None:
+    files = sorted(STANDARD.glob("*.yaml")) + sorted(EXTENDED.glob("*.yaml"))
     names = {load_scenario(f).name for f in files}
     required = {"product-launch", "db-pool-exhaustion", "memory-leak-oom", "idle-workload", "diurnal-month",
                 "hypervisor-failure", "az-outage"}

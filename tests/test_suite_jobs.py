@@ -46,3 +46,19 @@ def test_jobs_must_be_a_positive_whole_number(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "zeroops.cli", "suite", str(TINY.parent), "--jobs", "0"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "--jobs: must be at least 1, got 0" in p.stderr, p.stderr
+
+
+def test_several_folders_and_files_make_one_suite(tmp_path: Path) -> None:
+    for folder, seed, name in (("a", 1, "tiny-a"), ("b", 2, "tiny-b")):
+        (tmp_path / folder).mkdir()
+        text = TINY.read_text().replace("name: tiny-crash", f"name: {name}").replace("seed: 1", f"seed: {seed}")
+        (tmp_path / folder / f"{name}.yaml").write_text(text)
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "zeroops.cli", "suite", str(tmp_path / "a"), str(tmp_path / "b" / "tiny-b.yaml"),
+                        "--out", str(out), "-q", "--jobs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    runs = [(r["scenario"], r["engines"]) for r in json.loads((out / "summary.json").read_text())["runs"]]
+    assert runs == [("tiny-a", "static"), ("tiny-a", "reactive"), ("tiny-b", "static"), ("tiny-b", "reactive")]
+    bad = subprocess.run([sys.executable, "-m", "zeroops.cli", "suite", str(tmp_path / "a"), str(tmp_path / "nope")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "nope: neither a folder of scenario files nor a scenario file" in bad.stderr

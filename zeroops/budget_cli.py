@@ -41,7 +41,7 @@ def find_runs(path: Path, scenario: str | None = None, engines: str | None = Non
     if not runs:
         what = "".join(f" {k} {v!r}" for k, v in (("scenario", scenario), ("engines", engines)) if v)
         raise BudgetInputError(f"{path}: no run folder (<scenario>/<engines>/actions.csv){' for' + what if what else ''}"
-                               f"; write one with: zeroops run scenarios/standard/budget-month.yaml --out {path}")
+                               f"; write one with: zeroops run scenarios/extended/budget-month.yaml --out {path}")
     return runs
 
 

@@ -256,8 +256,10 @@ def _run_parallel(scns: list[tuple[Path, Any]], engines: list[str] | None, seed:
     failed: list[str] = []
     bar = tqdm(total=len(scns), desc=f"suite ({jobs} processes)", unit="scenario", file=sys.stderr,
                disable=quiet or not sys.stderr.isatty(), leave=False)
+    # the longest first (simulated steps × engine sets), so a long scenario does not start last on one core
+    longest_first = sorted(scns, key=lambda fs: -fs[1].duration / fs[1].tick * len(_sets_of(fs[1], engines)))
     with ProcessPoolExecutor(max_workers=min(jobs, len(scns)), mp_context=multiprocessing.get_context("spawn")) as ex:
-        futures = {ex.submit(_suite_task, f, engines, seed, out): f for f, _ in scns}
+        futures = {ex.submit(_suite_task, f, engines, seed, out): f for f, _ in longest_first}
         for fut in as_completed(futures):
             runs, lines, error = fut.result()
             bar.update(1)
@@ -308,16 +310,16 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_suite(a: argparse.Namespace) -> int:
-    d = Path(a.dir)
-    if not d.is_dir():
-        print(f"error: {d}: not a directory of scenario files", file=sys.stderr)
-        return EXIT_INPUT
+    for d in map(Path, a.dirs):
+        if not d.is_dir() and not (d.is_file() and d.suffix in (".yaml", ".yml")):
+            print(f"error: {d}: neither a folder of scenario files nor a scenario file (*.yaml)", file=sys.stderr)
+            return EXIT_INPUT
     try:
         engines = _engine_sets(a.engines)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT
-    return _run_many(_scenario_files([str(d)]), engines, a.seed, Path(a.out), a.quiet, a.strict,
+    return _run_many(_scenario_files(a.dirs), engines, a.seed, Path(a.out), a.quiet, a.strict,
                      jobs=a.jobs if a.jobs is not None else (os.cpu_count() or 1))
 
 
@@ -416,9 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("scenario", help="scenario YAML file")
     common(r)
     r.set_defaults(fn=cmd_run)
-    s = sub.add_parser("suite", help="run every scenario in a folder",
-                       description="Run every *.yaml scenario in DIR and print a results table.")
-    s.add_argument("dir", nargs="?", default=str(STANDARD), help="folder of scenarios (default: the standard suite)")
+    s = sub.add_parser("suite", help="run every scenario in one or more folders",
+                       description="Run every *.yaml scenario in each DIR (or each scenario FILE given) and print "
+                                   "one results table.",
+                       epilog="suites:\n  scenarios/standard   the standard suite, hours to two days (make run)\n"
+                              "  scenarios/extended   weeks and months: forecasting, budgets, self-service, release "
+                              "trains\n                       (make run-full runs both)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("dirs", nargs="*", default=[str(STANDARD)], metavar="DIR",
+                   help="folders of scenarios, or scenario files (default: the standard suite)")
     common(s)
     s.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
                    help="scenarios run at once, each in its own process (default: the machine's cores; 1: one "

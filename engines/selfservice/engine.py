@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -40,6 +40,8 @@ REQUEST_META = "zeroops_request_id"
 class SelfServiceConfig(Policy):
     """The policy plus how often the engine looks (``cadence``) and how long it waits on a plan."""
 
+    # requests arrive between the twin's ticks, and the cadence is the promised time to a decision: kept as set
+    steps_between_ticks: ClassVar[bool] = True
     cadence: float = Field(5.0, gt=0, le=60, description="seconds between steps (decisions within 10 s need <= 10)")
     retry_after: float = Field(60.0, gt=0, description="seconds before an unfinished plan's actions are re-sent")
     max_attempts: int = Field(3, ge=1, le=10, description="sends of a plan before it is handed to a person")

@@ -1,6 +1,6 @@
 """The noisy week: blips, flapping rules and planned maintenance, no fault — smart alerting pages nobody.
 
-The default run is a 30-hour copy of ``scenarios/standard/noisy-week.yaml`` (its maintenance moved to hour 26);
+The default run is a 30-hour copy of ``scenarios/extended/noisy-week.yaml`` (its maintenance moved to hour 26);
 the whole week runs under ``-m slow``.
 """
 
@@ -16,7 +16,7 @@ import yaml
 from scenarios.schema import Scenario
 from tests.gaming import run_engines
 
-WEEK = Path(__file__).resolve().parents[2] / "scenarios" / "standard" / "noisy-week.yaml"
+WEEK = Path(__file__).resolve().parents[2] / "scenarios" / "extended" / "noisy-week.yaml"
 
 
 def scenario(hours: int) -> Scenario:

@@ -159,7 +159,7 @@ def test_fuzz_cli_limits_check_never_tracebacks(tmp_path_factory: pytest.TempPat
 
 # ---------------------------------------------------------------- scenario files
 loader = pytest.importorskip("scenarios.loader")
-STANDARD = sorted((ROOT / "scenarios" / "standard").glob("*.yaml"))
+STANDARD = sorted((ROOT / "scenarios" / "standard").glob("*.yaml")) + sorted((ROOT / "scenarios" / "extended").glob("*.yaml"))
 
 
 def _mutations(doc: dict) -> st.SearchStrategy[dict]:

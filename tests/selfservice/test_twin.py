@@ -90,7 +90,7 @@ def test_usage_based_quota_adjustment_raises_busy_and_lowers_idle_projects() -> 
 
 def _short_week() -> Scenario:
     """The self-service scenario squeezed into 8 hours: the same mix, the three hard cases within it."""
-    scn = load_scenario("scenarios/standard/self-service.yaml")
+    scn = load_scenario("scenarios/extended/self-service.yaml")
     d = scn.model_dump(mode="json", exclude={"engines"})
     d["engines"] = ["static"]
     d["duration"] = 8 * 3600
