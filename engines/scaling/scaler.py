@@ -709,7 +709,7 @@ def _healthy_zone(f: fl.ServiceFleet) -> str | None:
     if not bad:
         return None
     zones = [s.zone for s in f.serving if s.zone not in bad]
-    return max(set(zones), key=zones.count) if zones else None
+    return max(sorted(set(zones)), key=zones.count) if zones else None  # a tie: the first by name (not by hash)
 
 
 def is_batch(svc: ServiceState) -> bool:
