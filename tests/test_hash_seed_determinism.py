@@ -34,3 +34,15 @@ def test_the_ops_set_decides_the_same_under_any_hash_seed(tmp_path: Path, scenar
 
     ra, rb = (json.loads((d / "result.json").read_text()) for d in (a, b))
     assert _without_wall(ra) == _without_wall(rb)
+
+
+def test_a_second_run_in_the_same_process_decides_the_same() -> None:
+    """No engine keeps state between runs at module level (a suite's worker runs scenario after scenario;
+    smart alerting's group ids once counted on from the previous run)."""
+    from scenarios.loader import load_scenario
+    from scenarios.runner import run_scenario
+
+    scn = load_scenario(ROOT / "scenarios" / "standard" / "memory-leak-oom.yaml")
+    first, second = (run_scenario(scn, "ops") for _ in range(2))
+    assert [(r.at, r.engine, r.action, r.outcome) for r in first.records] == \
+        [(r.at, r.engine, r.action, r.outcome) for r in second.records]

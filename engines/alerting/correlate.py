@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from engines.alerting.topology import Topology
 from engines.alerting.tracks import Track
 
-_ids = itertools.count(1)
-
 
 @dataclass
 class Group:
@@ -70,6 +68,7 @@ class Correlator:
         self.window = window
         self.groups: list[Group] = []
         self.of: dict[str, Group] = {}  # fingerprint -> its group, for the current episode
+        self._ids = itertools.count(1)  # per engine, so a run's group ids do not depend on what ran before it
 
     def assign(self, tracks: list[Track], topo: Topology, now: float) -> list[Group]:
         """Place each track (not yet in an open group) and return the open groups."""
@@ -79,7 +78,7 @@ class Correlator:
                 continue
             g = self._find(tr, topo, now)
             if g is None:
-                g = Group(f"grp-{next(_ids)}", now, tr.since, now)
+                g = Group(f"grp-{next(self._ids)}", now, tr.since, now)
                 self.groups.append(g)
             g.add(tr, now)
             self.of[tr.fingerprint] = g
