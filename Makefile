@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 OUT ?= out
 
 .PHONY: run run-full test test-slow test-live bench serve serve-load lint venv clean devcloud-up devcloud-down help
@@ -10,19 +11,25 @@ OUT ?= out
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-$(STAMP): pyproject.toml
+# make run needs zeroops alone; the test tools (openstacksdk, playwright, schemathesis, chaostoolkit ...) come
+# with the first target that tests
+$(RUN_STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create .venv and install zeroops with its test extras
 
-run: $(STAMP)  ## run the standard scenario suite and build its report, results in $(OUT)/
+run: $(RUN_STAMP)  ## run the standard scenario suite and build its report, results in $(OUT)/
 	$(BIN)/zeroops suite scenarios/standard --out $(OUT)
 	$(BIN)/zeroops report $(OUT) --format md,html
 
-run-full: $(STAMP)  ## the standard and the extended (weeks, months) suites and their report, in $(OUT)/
+run-full: $(RUN_STAMP)  ## the standard and the extended (weeks, months) suites and their report, in $(OUT)/
 	$(BIN)/zeroops suite scenarios/standard scenarios/extended --out $(OUT)
 	$(BIN)/zeroops report $(OUT) --format md,html
 
