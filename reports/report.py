@@ -19,7 +19,7 @@ from reports.dashboard import Dashboard, Line, build_dashboard, fmt_stat, fmt_va
 from reports.doc import Block, Details, Heading, Image, Para, Table, slug, to_html, to_markdown
 from reports.incident_records import read_actions_csv
 from reports.plots import load_run, summary_figure
-from reports.results_model import ReportError, Results, load_results
+from reports.results_model import BASELINES, ReportError, Results, load_results
 from reports.scenario_plots import demand_figure, forecasts, funnel_figure, funnel_values, service_figure
 
 __all__ = ["ReportError", "build_report", "report_blocks", "summary_table"]
@@ -82,12 +82,13 @@ def _line_row(d: Dashboard, ln: Line) -> list[str]:
 def dashboard_blocks(d: Dashboard) -> list[Block]:
     others = [e for e in d.engines if e != d.primary]
     heads = ["figure", f"{d.primary} (under test)", "target", "status vs design", "scenario targets met",
-             *(f"{e} (baseline)" for e in others)]
+             *(f"{e} (baseline)" if e in BASELINES else e for e in others)]
     seeds = (f"{d.seeds} seeds per scenario: each figure is the mean over seeds with its 95 % Student-t interval "
              "in brackets" if d.seeds > 1 else "one seed per scenario (no interval: run more seeds, e.g. with "
              "`zeroops sweep`, for one)")
     out: list[Block] = [Heading(2, "Automation dashboard", "dashboard"), Para(
-        f"The engine set under test is `{d.primary}`; beside it, its targets and the baselines of the same run. "
+        f"The engine set under test is `{d.primary}`; beside it, its targets, the baselines (`static`, `reactive`) "
+        "and the other engine sets of the same run. "
         f"Counts are summed over the scenarios, rates and times averaged over them; {seeds}. Targets marked "
         "(design) are the design document's (zero-ops-design.md §10), (scenario files) the scenarios' own.")]
     for title, lines in d.sections:
