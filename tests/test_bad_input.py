@@ -318,12 +318,12 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
             parent = parent[part]
         key = path[-1]
         how = draw(st.sampled_from(["replace", "delete", "unknown_key", "scale"]))
-        if how == "replace":
-            parent[key] = draw(WEIRD)
+        if how == "replace":  # a copy: st.just() gives the same object each time, and a later step may mutate it
+            parent[key] = copy.deepcopy(draw(WEIRD))
         elif how == "delete":
             del parent[key]
         elif how == "unknown_key" and isinstance(parent[key], dict):
-            parent[key][draw(st.sampled_from(["zz", "typo", "Type", "1"]))] = draw(WEIRD)
+            parent[key][draw(st.sampled_from(["zz", "typo", "Type", "1"]))] = copy.deepcopy(draw(WEIRD))
         elif how == "scale" and isinstance(parent[key], int | float) and not isinstance(parent[key], bool):
             parent[key] = parent[key] * draw(st.sampled_from([-1, 0, 1e6, 1e12, 1e300, math.inf]))
     return doc
