@@ -65,6 +65,19 @@ def success_rate(runs: Runs) -> float | None:
     return ok / (ok + bad) if ok + bad else None
 
 
+def suppression_rate(runs: Runs) -> float | None:
+    """1 − pages / raw alerts, both summed over the runs: a scenario with one alert weighs as one alert, not as
+    a whole scenario (its own rate can be −100 % with two pages, or 100 % with none)."""
+    raw, sent = sum(_vals(runs, "alerts_raw")), sum(_vals(runs, "notifications"))
+    return 1.0 - sent / raw if raw else None
+
+
+def false_alert_rate(runs: Runs) -> float | None:
+    """Pages tied to no fault / pages, both summed over the runs."""
+    sent, false = sum(_vals(runs, "notifications")), sum(_vals(runs, "pages_false"))
+    return false / sent if sent else None
+
+
 def suppressed(runs: Runs) -> float | None:
     raw, sent = _vals(runs, "alerts_raw"), _vals(runs, "notifications")
     return max(sum(raw) - sum(sent), 0.0) if raw else None
@@ -109,12 +122,13 @@ SECTIONS: tuple[tuple[str, tuple[Spec, ...]], ...] = (
     ("Alerting", (
         Spec("alerts_raw", "raw alerts", "count", sum_of("alerts_raw")),
         Spec("suppressed", "suppressed (raw − sent to humans)", "count", suppressed),
-        Spec("suppression_rate", "suppression rate", "pct", mean_of("suppression_rate"), "suppression_rate",
-             (None, 1.0)),
+        Spec("suppression_rate", "suppression rate (1 − pages / raw alerts, summed)", "pct", suppression_rate,
+             "suppression_rate", (None, 1.0)),
         Spec("incidents_auto_resolved", "auto-remediated incidents", "count", sum_of("incidents_auto_resolved")),
         Spec("notifications", "sent to humans (pages)", "count", sum_of("notifications")),
         Spec("pages_false", "false positives (pages tied to no fault)", "count", sum_of("pages_false")),
-        Spec("false_alert_rate", "false alert rate", "pct", mean_of("false_alert_rate"), "false_alert_rate"),
+        Spec("false_alert_rate", "false alert rate (false pages / pages, summed)", "pct", false_alert_rate,
+             "false_alert_rate"),
     )),
     ("Continuous improvement", (
         Spec("releases_shipped", "releases shipped", "count", sum_of("releases_shipped")),

@@ -315,3 +315,16 @@ def test_budget_figures_come_from_the_budget_managers_last_report(results: Path,
     pd.concat([df, pd.DataFrame(extra)]).to_csv(acts, index=False)
     b = budget_figures(load_results(out))
     assert (b["budget"], b["spent"], b["forecast_30d"]) == (60.0, 6.5, 8.5)
+
+
+def test_alert_rates_pool_the_counts_not_the_scenarios() -> None:
+    """A scenario with one raw alert and two pages has a suppression rate of −100 %; averaging it with a
+    181-alert scenario that paged nobody would print 0 %.  The dashboard pools the counts."""
+    from reports.dashboard import false_alert_rate, suppression_rate
+
+    runs = [{"metrics": {"alerts_raw": 1, "notifications": 2, "pages_false": 1}},
+            {"metrics": {"alerts_raw": 181, "notifications": 0, "pages_false": 0}},
+            {"metrics": {"alerts_raw": 0, "notifications": 1, "pages_false": 1}}]  # pages with no raw alert count
+    assert suppression_rate(runs) == pytest.approx(1 - 3 / 182)
+    assert false_alert_rate(runs) == pytest.approx(2 / 3)
+    assert suppression_rate([{"metrics": {"alerts_raw": 0, "notifications": 0}}]) is None
