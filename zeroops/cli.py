@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +62,27 @@ def _show_notices() -> None:
     warnings.simplefilter("always", TraceNotice)
 
 
-def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if not 0 <= v <= 2**53:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2**53, got {v}")
-    return v
+def int_arg(low: int, high: int | None = None, high_text: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` (to ``high``, written ``high_text``), with a clear error."""
+    kind = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer of at least {low}")
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if high is not None and not low <= v <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high_text or high}, got {v}")
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {v}")
+        return v
+
+    return parse
+
+
+_seed = int_arg(0, 2**53, "2**53")
+positive_int = int_arg(1)  # --jobs, --seeds
+non_negative_int = int_arg(0)  # --first-seed, --workers
 
 
 def _known_sets() -> list[str]:
@@ -321,17 +335,6 @@ def cmd_suite(a: argparse.Namespace) -> int:
         return EXIT_INPUT
     return _run_many(_scenario_files(a.dirs), engines, a.seed, Path(a.out), a.quiet, a.strict,
                      jobs=a.jobs if a.jobs is not None else (os.cpu_count() or 1))
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (``--jobs``, ``--seeds``)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
 
 
 def cmd_validate(a: argparse.Namespace) -> int:

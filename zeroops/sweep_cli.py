@@ -28,21 +28,12 @@ from zeroops.cli import (
     _check_engine_sets,
     _engine_sets,
     _out_dir,
+    non_negative_int,
     positive_int,
 )
 
 CONNECT_TIMEOUT_S = 10.0
 WORKERS_TIMEOUT_S = 60.0
-
-
-def _non_negative(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
-    return v
 
 
 def machine_workers() -> int:
@@ -190,7 +181,7 @@ def add_sweep_parser(sub: Any) -> None:
     sw.add_argument("suite_dir", metavar="SUITE_DIR", nargs="?", default=str(STANDARD),
                     help="folder of scenarios (default: the standard suite)")
     sw.add_argument("--seeds", type=positive_int, default=20, help="how many seeds per scenario and set (default 20)")
-    sw.add_argument("--first-seed", type=_non_negative, default=1, help="seeds run FIRST..FIRST+SEEDS-1 (default 1)")
+    sw.add_argument("--first-seed", type=non_negative_int, default=1, help="seeds run FIRST..FIRST+SEEDS-1 (default 1)")
     sw.add_argument("--engines", metavar="SET[,SET]", action="append",
                     help="engine sets (default: each scenario's own list, with static)")
     sw.add_argument("--scenarios", metavar="NAME[,NAME]", action="append",
@@ -199,7 +190,7 @@ def add_sweep_parser(sub: Any) -> None:
                     help="sets every other set is compared with, seed by seed (default: static,reactive)")
     sw.add_argument("--out", default="out/sweep", help="output folder (default: out/sweep/)")
     sw.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
-    sw.add_argument("--workers", type=_non_negative, default=machine_workers(),
+    sw.add_argument("--workers", type=non_negative_int, default=machine_workers(),
                     help="LocalCluster worker processes (default: one per core, here %(default)s); "
                     "0: run in this process without Dask; ignored with --scheduler")
     sw.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S,
