@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adapters.base import SERVER_METRICS, Hypervisor, Observation, Server
+from common.nanstats import nan_lower_quartile
 from engines.ops.types import Anomaly, Candidate
 
 UTILISATION = ("pool_util", "cpu_util", "memory_util", "disk_util")
@@ -549,24 +550,6 @@ def _outliers(values: Mapping[str, float]) -> list[tuple[str, float, float]]:
     med_all = _median(np.array([v for v, _ in fin]))
     out += [(k, v, med_all) for v, k in fin[1:] if v - med_all >= 0.2]  # several outliers (one host's servers)
     return out
-
-
-def nan_lower_quartile(grid: np.ndarray) -> np.ndarray:
-    """Per column, the 25th percentile of the finite values: ``np.nanpercentile(grid, 25, axis=0)`` to the bit
-    (linear interpolation, numpy's lerp), for columns with at least one finite value; vectorised, where numpy
-    falls back to one Python-level quantile per column once any NaN is present (that fallback was 80 % of an
-    ops run's time)."""
-    s = np.sort(grid, axis=0)  # NaN sorts last
-    n = np.sum(np.isfinite(grid), axis=0)
-    vi = (n - 1) * 0.25
-    lo = np.floor(vi)
-    gamma = vi - lo
-    lo_i = lo.astype(np.intp)
-    hi_i = np.minimum(lo_i + 1, n - 1)
-    cols = np.arange(grid.shape[1])
-    a, b = s[lo_i, cols], s[hi_i, cols]
-    diff = b - a
-    return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
 
 
 def _error_outliers(series: Mapping[str, tuple[np.ndarray, np.ndarray]],

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from engines.ops.rca import nan_lower_quartile
+from common.nanstats import nan_lower_quartile
 
 values = st.one_of(st.floats(0, 1, allow_nan=False), st.just(np.nan), st.floats(-1e6, 1e6, allow_nan=False))
 
