@@ -116,8 +116,8 @@ class EngineUse(BaseModel):
         if (field is not None and "cadence" not in params and float(field.default or 0.0) < min_cadence
                 and not getattr(et.config, "steps_between_ticks", False)):
             try:
-                return et.factory(et.config.model_validate({**params, "cadence": min_cadence}))
-            except ValidationError:
+                return et.build({**params, "cadence": min_cadence})
+            except RegistryError:
                 pass  # the engine's own bound is lower than the world's step: keep its default
         return et.build(params)
 
