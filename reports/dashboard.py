@@ -1,10 +1,11 @@
 """The automation dashboard of a results folder: every figure read from the results files.
 
 Each figure is computed per engine set by pooling the scenarios it ran among those the engine set under
-test ran (counts summed, rates and times averaged over scenarios, cost savings from summed costs on the
-scenarios both sets ran) once per seed replicate (the k-th seed of every scenario), then given as the mean
-over replicates with a 95 % Student-t interval when there are several.  Beside it: the design document's
-target and the scenario files' targets on that metric, and the baselines of the same run.
+test ran (counts summed, rates and times averaged over scenarios except the alert rates and cost savings,
+which come from counts and costs summed over the scenarios both sets ran) once per seed replicate (the k-th
+seed of every scenario), then given as the mean over replicates with a 95 % Student-t interval when there
+are several.  Beside it: the design document's target and the scenario files' targets on that metric, and
+the baselines of the same run.
 """
 
 from __future__ import annotations

@@ -89,7 +89,8 @@ def dashboard_blocks(d: Dashboard) -> list[Block]:
     out: list[Block] = [Heading(2, "Automation dashboard", "dashboard"), Para(
         f"The engine set under test is `{d.primary}`; beside it, its targets, the baselines (`static`, `reactive`) "
         "and the other engine sets of the same run. "
-        f"Counts are summed over the scenarios, rates and times averaged over them; {seeds}. Targets marked "
+        f"Counts are summed over the scenarios, rates and times averaged over them (the alert rates and savings "
+        f"from the summed counts and costs); {seeds}. Targets marked "
         "(design) are the design document's (zero-ops-design.md §10), (scenario files) the scenarios' own.")]
     for title, lines in d.sections:
         rows = [_line_row(d, ln) for ln in lines]
